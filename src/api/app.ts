@@ -1,0 +1,73 @@
+/**
+ * Builds the HTTP app without listening: tests call `app.inject()` or listen on port 0, and only
+ * the `run` command binds the configured port.
+ */
+import swagger from '@fastify/swagger';
+import Ajv from 'ajv';
+import { PACKAGE_VERSION } from '../core/version.js';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { TaskQueue } from '../queue/queue.js';
+import type { WorkerPool } from '../worker/worker-pool.js';
+import { installErrorHandlers } from './error-handler.js';
+import { healthRoutes } from './routes/health.js';
+import { taskRoutes } from './routes/tasks.js';
+import { ErrorSchema, TaskSchema } from './schemas.js';
+
+export interface AppDeps {
+  queue: TaskQueue;
+  logger: Logger;
+  /** The workers of this process, for /healthz; absent on an API-only node. */
+  pool?: WorkerPool;
+  /** 'api' serves the task routes; 'worker' only /healthz. */
+  role: 'all' | 'api' | 'worker';
+  bodyLimit?: number;
+}
+
+/**
+ * Two validators: bodies are checked strictly (no type coercion: "5" is not a number, unknown
+ * fields are refused), while query strings and params, which are always text, are coerced.
+ */
+function validatorCompiler() {
+  const common = { allErrors: false, useDefaults: true, removeAdditional: false, strict: false } as const;
+  const strict = new Ajv.default({ ...common, coerceTypes: false });
+  const coercing = new Ajv.default({ ...common, coerceTypes: true });
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? strict : coercing).compile(schema);
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.setValidatorCompiler(validatorCompiler());
+  app.addSchema(ErrorSchema);
+  app.addSchema(TaskSchema);
+  installErrorHandlers(app);
+  // Request logs are at debug level: at info they would cost more than the queue itself under load.
+  if (deps.logger.isLevelEnabled('debug')) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.debug(
+        { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
+    });
+  }
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'taskq', version: PACKAGE_VERSION, description: 'A durable task queue over HTTP' },
+      tags: [{ name: 'tasks' }, { name: 'operations' }],
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  healthRoutes(app, { driver: deps.queue.driver, pool: deps.pool, role: deps.role });
+  if (deps.role !== 'worker') taskRoutes(app, deps.queue);
+  await app.ready();
+  return app;
+}

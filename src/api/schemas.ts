@@ -1,0 +1,109 @@
+/**
+ * The HTTP API's schemas: one definition serves request validation, the TypeScript types of the
+ * handlers, response serialization and the OpenAPI document.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TASK_STATUSES } from '../core/task.js';
+
+export const ACTION_MAX_LENGTH = 128;
+export const LIST_LIMIT_DEFAULT = 100;
+export const LIST_LIMIT_MAX = 1000;
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+/** Any JSON value (data, result). */
+const JsonAny = Type.Unknown();
+
+export const TaskStatusSchema = Type.Unsafe<(typeof TASK_STATUSES)[number]>({
+  type: 'string',
+  enum: [...TASK_STATUSES],
+});
+
+export const ErrorSchema = Type.Object(
+  { error: Type.String({ description: 'what is wrong, for a person' }), code: Type.Optional(Type.String()) },
+  { $id: 'Error', description: 'Every error response has this shape' },
+);
+
+export const CreateTaskBody = Type.Object(
+  {
+    action: Type.String({ minLength: 1, maxLength: ACTION_MAX_LENGTH, description: 'the handler to run' }),
+    data: Type.Optional(
+      Type.Record(Type.String(), JsonAny, { description: 'a JSON object given to the handler; default {}' }),
+    ),
+    max_attempts: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 100, description: 'runs before the task fails; default 3' }),
+    ),
+    priority: Type.Optional(
+      Type.Integer({ minimum: -100, maximum: 100, description: 'higher runs first; default 0' }),
+    ),
+    run_at: Type.Optional(
+      Type.String({ maxLength: 64, description: 'ISO 8601 time before which the task is not run' }),
+    ),
+    delay_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 31_536_000_000,
+        description: 'run no sooner than this many ms from now',
+      }),
+    ),
+    unique_key: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 255,
+        description: 'idempotency key; the Idempotency-Key header does the same',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateTaskBody = Static<typeof CreateTaskBody>;
+
+export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), status: TaskStatusSchema });
+
+export const TaskSchema = Type.Object(
+  {
+    id: Type.String(),
+    action: Type.String(),
+    data: Type.Record(Type.String(), JsonAny),
+    status: TaskStatusSchema,
+    result: JsonAny,
+    error: Nullable(Type.String()),
+    attempts: Type.Integer(),
+    max_attempts: Type.Integer(),
+    priority: Type.Integer(),
+    progress: Nullable(Type.Integer()),
+    progress_message: Nullable(Type.String()),
+    run_at: Type.String({ description: 'ISO 8601' }),
+    created_at: Type.String({ description: 'ISO 8601' }),
+    started_at: Nullable(Type.String()),
+    processed_at: Nullable(Type.String()),
+  },
+  { $id: 'Task' },
+);
+
+export const ListTasksQuery = Type.Object(
+  {
+    status: Type.Optional(TaskStatusSchema),
+    action: Type.Optional(Type.String({ minLength: 1, maxLength: ACTION_MAX_LENGTH })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_LIMIT_MAX, default: LIST_LIMIT_DEFAULT })),
+    cursor: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListTasksQuery = Static<typeof ListTasksQuery>;
+
+export const TaskList = Type.Object({
+  tasks: Type.Array(Type.Ref('Task')),
+  count: Type.Integer({ description: 'tasks on this page' }),
+  next_cursor: Nullable(Type.String({ description: 'pass as ?cursor= for the next page; null on the last' })),
+});
+
+export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export type TaskIdParams = Static<typeof TaskIdParams>;
+
+export const HealthSchema = Type.Object({
+  status: Type.String(),
+  role: Type.String(),
+  checks: Type.Record(Type.String(), Type.String()),
+});

@@ -1,0 +1,62 @@
+/** `taskq run`: migrate, then serve the API and run the workers, until SIGTERM or SIGINT. */
+import type { Command } from 'commander';
+import { createLogger } from '../../logger.js';
+import { Service } from '../../service.js';
+import { addSettings, configFrom } from '../options.js';
+
+export function registerRun(program: Command): void {
+  const command = program
+    .command('run', { isDefault: true })
+    .description('apply pending migrations, then serve the HTTP API and run the workers in this process');
+  addSettings(command, [
+    'db',
+    'port',
+    'host',
+    'role',
+    'concurrency',
+    'prefetch',
+    'handlers',
+    'strictActions',
+    'logLevel',
+    'bodyLimit',
+    'maxAttempts',
+    'taskTimeoutMs',
+    'leaseMs',
+    'pollMs',
+    'backoffMs',
+    'backoffMaxMs',
+    'shutdownGraceMs',
+    'sync',
+    'pgPoolSize',
+    'apiToken',
+  ]).action(async (options: Record<string, unknown>) => {
+    const config = configFrom(options);
+    const logger = createLogger(config.logLevel);
+    // A handler's stray promise or timer callback must not take the service down.
+    process.on('unhandledRejection', (reason) =>
+      logger.error({ err: reason }, 'unhandled rejection (ignored)'),
+    );
+    process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (ignored)'));
+
+    const service = await Service.create({ config, logger });
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting at once');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'signal received');
+      service.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    await service.start();
+  });
+}

@@ -1,0 +1,109 @@
+/**
+ * Terminology (docs/glossary.md uses the same words):
+ *
+ * - task: one unit of work, `{action, data}`, stored as a row the moment it is accepted.
+ * - action: the name of the handler that runs a task (`uppercase`, `sum`, ...).
+ * - status: where a task is in its life; see `TaskStatus` and docs/state-machine.md.
+ * - claim: a worker takes queued tasks and marks them `running` under a lease.
+ * - lease: owner + expiry on a running task; renewed by heartbeats while the worker lives.
+ *   A lease that expires (the worker died or stalled) returns the task to `queued`.
+ * - prefetch: tasks claimed ahead of time and waiting in a worker's memory.
+ * - ack: a handler's result, written with status `completed` in one transaction.
+ * - nack: a handler's error; the task is retried after a backoff or ends `failed`.
+ * - attempt: one claim of a task; `attempts` counts them, `max_attempts` bounds them.
+ */
+
+export const TASK_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** Statuses from which a task never moves on its own. */
+export const FINISHED_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
+
+export function isFinished(status: TaskStatus): boolean {
+  return FINISHED_STATUSES.includes(status);
+}
+
+/** A JSON value as stored in `data` and `result`. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** A task as the storage drivers return it. Times are epoch milliseconds. */
+export interface TaskRecord {
+  /** Insertion order; newest first means highest `seq` first. Internal, never shown to clients. */
+  seq: number;
+  id: string;
+  action: string;
+  data: JsonObject;
+  status: TaskStatus;
+  priority: number;
+  /** Not claimed before this time: set by delays and by retry backoff. */
+  runAt: number;
+  attempts: number;
+  maxAttempts: number;
+  result: JsonValue | null;
+  error: string | null;
+  progress: number | null;
+  progressMessage: string | null;
+  uniqueKey: string | null;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  cancelRequested: boolean;
+  createdAt: number;
+  startedAt: number | null;
+  processedAt: number | null;
+}
+
+/** What a producer supplies; the queue fills in the rest. */
+export interface NewTask {
+  id: string;
+  action: string;
+  data: JsonObject;
+  priority: number;
+  runAt: number;
+  maxAttempts: number;
+  uniqueKey: string | null;
+  /** Until when `uniqueKey` deduplicates (epoch ms); null when there is no key. */
+  uniqueUntil: number | null;
+  createdAt: number;
+}
+
+/** The task as the HTTP API shows it: JSON values, ISO 8601 times. */
+export interface TaskView {
+  id: string;
+  action: string;
+  data: JsonObject;
+  status: TaskStatus;
+  result: JsonValue | null;
+  error: string | null;
+  attempts: number;
+  max_attempts: number;
+  priority: number;
+  progress: number | null;
+  progress_message: string | null;
+  run_at: string;
+  created_at: string;
+  started_at: string | null;
+  processed_at: string | null;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function toTaskView(task: TaskRecord): TaskView {
+  return {
+    id: task.id,
+    action: task.action,
+    data: task.data,
+    status: task.status,
+    result: task.result,
+    error: task.error,
+    attempts: task.attempts,
+    max_attempts: task.maxAttempts,
+    priority: task.priority,
+    progress: task.progress,
+    progress_message: task.progressMessage,
+    run_at: new Date(task.runAt).toISOString(),
+    created_at: new Date(task.createdAt).toISOString(),
+    started_at: iso(task.startedAt),
+    processed_at: iso(task.processedAt),
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * The storage seam. Everything the queue needs from a database, in queue words: no connection,
+ * statement or transaction type crosses this file, so the queue core, the worker pool and the API
+ * run unchanged on SQLite and PostgreSQL. Every method that changes state runs in one transaction.
+ * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
+ */
+import type { JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+
+export interface DriverCapabilities {
+  /** Other processes learn about new tasks at once (PostgreSQL LISTEN/NOTIFY); otherwise they poll. */
+  crossProcessNotify: boolean;
+  /** Many processes may claim concurrently without blocking each other (SKIP LOCKED). */
+  skipLocked: boolean;
+}
+
+/** Events a driver announces after the change is committed. */
+export interface DriverEvents {
+  /** New or re-queued tasks may be claimable. */
+  tasksQueued: { count: number };
+  /** Tasks reached a finished status, or changed in a way a waiting client should see. */
+  tasksChanged: { ids: string[] };
+  /** A client asked to cancel running tasks; their workers should abort them. */
+  cancelRequested: { ids: string[] };
+}
+export type DriverEventName = keyof DriverEvents;
+export type Unsubscribe = () => void;
+
+export interface InsertTasksParams {
+  tasks: NewTask[];
+  now: number;
+}
+/** One entry per input task, in order. `inserted` is false when an idempotency key matched. */
+export interface InsertedTask {
+  task: TaskRecord;
+  inserted: boolean;
+}
+
+export interface ListTasksParams {
+  status?: TaskStatus;
+  action?: string;
+  limit: number;
+  /** Only tasks older (lower `seq`) than this one: keyset pagination, newest first. */
+  beforeSeq?: number;
+}
+
+export interface ClaimTasksParams {
+  owner: string;
+  limit: number;
+  now: number;
+  leaseMs: number;
+  /** When set, only these actions are claimed (used by per-action concurrency limits). */
+  actions?: string[];
+}
+
+/** The worker's proof that it still holds the task: owner plus the attempt it claimed. */
+export interface LeaseRef {
+  id: string;
+  owner: string;
+  attempt: number;
+}
+
+export interface Completion extends LeaseRef {
+  result: JsonValue;
+}
+
+export interface Failure extends LeaseRef {
+  error: string;
+  /** retry: back to `queued` at `retryAt`; failed/cancelled: finished. */
+  outcome: 'retry' | 'failed' | 'cancelled';
+  retryAt?: number;
+}
+
+export interface CompleteTasksParams {
+  completions: Completion[];
+  now: number;
+}
+export interface FailTasksParams {
+  failures: Failure[];
+  now: number;
+}
+
+export interface ExtendLeasesParams {
+  owner: string;
+  now: number;
+  leaseMs: number;
+}
+/** Tasks the owner still holds after the renewal; a held task missing here has lost its lease. */
+export interface HeldTask {
+  id: string;
+  cancelRequested: boolean;
+}
+
+export interface ReleaseTasksParams {
+  tasks: LeaseRef[];
+}
+
+export interface RescueResult {
+  requeued: string[];
+  failed: string[];
+}
+
+export type CancelOutcome = 'cancelled' | 'cancel_requested' | 'already_finished' | 'not_found';
+export type RetryOutcome = 'requeued' | 'not_retryable' | 'not_found';
+
+export interface TaskCounts {
+  byStatus: Record<TaskStatus, number>;
+  byAction: { action: string; status: TaskStatus; count: number }[];
+  oldestQueuedAt: number | null;
+}
+
+export interface ThroughputPoint {
+  /** Start of the minute, epoch ms. */
+  minute: number;
+  completed: number;
+  failed: number;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  current: number;
+}
+
+export interface QueueDriver {
+  readonly capabilities: DriverCapabilities;
+  /** A short description for logs, e.g. `sqlite ./data/tasks.db`; never branch on it. */
+  readonly description: string;
+
+  cancelTask(params: {
+    id: string;
+    now: number;
+  }): Promise<{ outcome: CancelOutcome; task: TaskRecord | null }>;
+  claimTasks(params: ClaimTasksParams): Promise<TaskRecord[]>;
+  completeTasks(params: CompleteTasksParams): Promise<void>;
+  countTasks(): Promise<TaskCounts>;
+  extendLeases(params: ExtendLeasesParams): Promise<HeldTask[]>;
+  failTasks(params: FailTasksParams): Promise<void>;
+  getTask(params: { id: string }): Promise<TaskRecord | null>;
+  insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
+  listTasks(params: ListTasksParams): Promise<TaskRecord[]>;
+  migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>;
+  pruneTasks(params: {
+    finishedBefore: Record<'completed' | 'failed' | 'cancelled', number>;
+    limit: number;
+  }): Promise<number>;
+  releaseTasks(params: ReleaseTasksParams): Promise<void>;
+  rescueExpiredLeases(params: { now: number }): Promise<RescueResult>;
+  retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;
+  setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void>;
+  throughput(params: { since: number }): Promise<ThroughputPoint[]>;
+
+  on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe;
+  close(): Promise<void>;
+}

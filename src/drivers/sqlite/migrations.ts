@@ -1,0 +1,54 @@
+/**
+ * SQLite schema, forward-only. Each migration runs in its own IMMEDIATE transaction that first
+ * records its version, so two processes starting at once apply it exactly once (the second waits
+ * for the write lock, then sees the version and skips). Times are epoch milliseconds.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: '0001_init',
+    sql: `
+      CREATE TABLE tasks (
+        seq              INTEGER PRIMARY KEY,        -- insertion order: newest first is seq DESC
+        id               TEXT    NOT NULL UNIQUE,    -- uuid v4, the public id
+        action           TEXT    NOT NULL,
+        data             TEXT    NOT NULL,           -- JSON object
+        status           TEXT    NOT NULL
+                         CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+        priority         INTEGER NOT NULL DEFAULT 0, -- higher runs first
+        run_at           INTEGER NOT NULL,           -- not claimed before (delays, retry backoff)
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL,
+        result           TEXT,                       -- JSON value
+        error            TEXT,
+        progress         INTEGER,
+        progress_message TEXT,
+        unique_key       TEXT,                       -- idempotency key, deduplicates until unique_until
+        unique_until     INTEGER,
+        lease_owner      TEXT,
+        lease_expires_at INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        processed_at     INTEGER
+      );
+      -- the claim query walks this index in claim order
+      CREATE INDEX tasks_claimable ON tasks (priority DESC, run_at, seq) WHERE status = 'queued';
+      -- heartbeats (by owner) and the rescuer (by expiry) look only at running tasks
+      CREATE INDEX tasks_lease_owner ON tasks (lease_owner) WHERE status = 'running';
+      CREATE INDEX tasks_lease_expiry ON tasks (lease_expires_at) WHERE status = 'running';
+      -- listing newest first, filtered by status or action
+      CREATE INDEX tasks_status_seq ON tasks (status, seq);
+      CREATE INDEX tasks_action_seq ON tasks (action, seq);
+      -- throughput per minute and retention pruning
+      CREATE INDEX tasks_finished ON tasks (status, processed_at) WHERE processed_at IS NOT NULL;
+      CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+    `,
+  },
+];

@@ -1,0 +1,116 @@
+/**
+ * Every SQLite statement of the driver, named after the driver method that runs it.
+ * Parameters are named (@name). Statements are prepared once, on first use.
+ */
+export const SQL = {
+  insertTask: `
+    INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+    VALUES (@id, @action, @data, 'queued', @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil, @createdAt)`,
+  findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ?`,
+  expireUniqueKey: `UPDATE tasks SET unique_key = NULL, unique_until = NULL WHERE seq = ?`,
+
+  getTask: `SELECT * FROM tasks WHERE id = ?`,
+
+  claimTasks: `
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
+           lease_expires_at = @leaseUntil, started_at = @now, progress = NULL, progress_message = NULL
+     WHERE seq IN (SELECT seq FROM tasks
+                    WHERE status = 'queued' AND run_at <= @now
+                    ORDER BY priority DESC, run_at, seq
+                    LIMIT @limit)
+    RETURNING *`,
+  /** The same, limited to some actions (per-action concurrency limits); @actions is a JSON array. */
+  claimTasksOfActions: `
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
+           lease_expires_at = @leaseUntil, started_at = @now, progress = NULL, progress_message = NULL
+     WHERE seq IN (SELECT seq FROM tasks
+                    WHERE status = 'queued' AND run_at <= @now
+                      AND action IN (SELECT value FROM json_each(@actions))
+                    ORDER BY priority DESC, run_at, seq
+                    LIMIT @limit)
+    RETURNING *`,
+
+  completeTask: `
+    UPDATE tasks
+       SET status = 'completed', result = @result, error = NULL, processed_at = @now,
+           lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+
+  failTask: `
+    UPDATE tasks
+       SET status = @status, error = @error, run_at = coalesce(@retryAt, run_at),
+           processed_at = CASE WHEN @status = 'queued' THEN NULL ELSE @now END,
+           lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+
+  extendLeases: `
+    UPDATE tasks SET lease_expires_at = @leaseUntil
+     WHERE lease_owner = @owner AND status = 'running'
+    RETURNING id, cancel_requested`,
+
+  releaseTask: `
+    UPDATE tasks
+       SET status = 'queued', attempts = attempts - 1, started_at = NULL,
+           lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+
+  rescueExpiredLeases: `
+    UPDATE tasks
+       SET status = CASE WHEN attempts >= max_attempts OR cancel_requested THEN
+                      CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END
+                    ELSE 'queued' END,
+           error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
+           processed_at = CASE WHEN attempts >= max_attempts OR cancel_requested THEN @now ELSE NULL END,
+           run_at = @now, lease_owner = NULL, lease_expires_at = NULL
+     WHERE status = 'running' AND lease_expires_at < @now
+    RETURNING id, status`,
+
+  cancelQueued: `
+    UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
+     WHERE id = @id AND status = 'queued'`,
+  requestCancel: `UPDATE tasks SET cancel_requested = 1 WHERE id = @id AND status = 'running'`,
+
+  retryTask: `
+    UPDATE tasks
+       SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
+           started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+     WHERE id = @id AND status IN ('failed', 'cancelled')`,
+
+  setProgress: `
+    UPDATE tasks SET progress = @progress, progress_message = @message
+     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+
+  countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
+  countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action`,
+  oldestQueued: `SELECT min(created_at) AS t FROM tasks WHERE status = 'queued'`,
+
+  throughput: `
+    SELECT (processed_at / 60000) * 60000 AS minute,
+           sum(status = 'completed') AS completed, sum(status = 'failed') AS failed
+      FROM tasks
+     WHERE status IN ('completed', 'failed') AND processed_at >= @since
+     GROUP BY minute ORDER BY minute`,
+
+  pruneTasks: `
+    DELETE FROM tasks WHERE seq IN (
+      SELECT seq FROM tasks WHERE status = 'completed' AND processed_at < @completed
+      UNION ALL SELECT seq FROM tasks WHERE status = 'failed' AND processed_at < @failed
+      UNION ALL SELECT seq FROM tasks WHERE status = 'cancelled' AND processed_at < @cancelled
+      LIMIT @limit)`,
+
+  ping: `SELECT 1`,
+} as const;
+
+export type QueryName = keyof typeof SQL;
+
+/** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
+export function listTasksSql(filters: { status: boolean; action: boolean; beforeSeq: boolean }): string {
+  const where = [
+    filters.status ? 'status = @status' : null,
+    filters.action ? 'action = @action' : null,
+    filters.beforeSeq ? 'seq < @beforeSeq' : null,
+  ].filter(Boolean);
+  return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`;
+}

@@ -1,0 +1,421 @@
+/**
+ * SQLite driver (better-sqlite3, WAL). better-sqlite3 is synchronous: each method runs its
+ * statements and commits before it returns, so no transaction ever spans an `await` and several
+ * connections (or processes) can share the file; writers take the lock with BEGIN IMMEDIATE and
+ * wait up to `busy_timeout` for each other.
+ *
+ * Durability: with `sync: 'full'` (the default) every commit that records something a client was
+ * promised (accept, result, failure, cancel, retry) is fsync'd. Claims, lease renewals, releases
+ * and rescues are committed with synchronous=NORMAL: if one of those is lost on power loss the
+ * task is simply back in its previous state, which at-least-once delivery already allows, and the
+ * next fsync'd commit makes them durable anyway (the WAL is written in order).
+ */
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { QueueError } from '../../core/errors.js';
+import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import { TASK_STATUSES } from '../../core/task.js';
+import type {
+  CancelOutcome,
+  ClaimTasksParams,
+  CompleteTasksParams,
+  DriverCapabilities,
+  DriverEventName,
+  DriverEvents,
+  ExtendLeasesParams,
+  FailTasksParams,
+  HeldTask,
+  InsertedTask,
+  InsertTasksParams,
+  LeaseRef,
+  ListTasksParams,
+  MigrateResult,
+  QueueDriver,
+  ReleaseTasksParams,
+  RescueResult,
+  RetryOutcome,
+  TaskCounts,
+  ThroughputPoint,
+  Unsubscribe,
+} from '../driver.js';
+import { MIGRATIONS } from './migrations.js';
+import { listTasksSql, SQL, type QueryName } from './queries.js';
+
+export interface SqliteDriverOptions {
+  /** File path, or ':memory:' for tests. */
+  path: string;
+  sync?: 'full' | 'normal';
+  busyTimeoutMs?: number;
+}
+
+interface TaskRow {
+  seq: number;
+  id: string;
+  action: string;
+  data: string;
+  status: TaskStatus;
+  priority: number;
+  run_at: number;
+  attempts: number;
+  max_attempts: number;
+  result: string | null;
+  error: string | null;
+  progress: number | null;
+  progress_message: string | null;
+  unique_key: string | null;
+  unique_until: number | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  created_at: number;
+  started_at: number | null;
+  processed_at: number | null;
+}
+
+function toRecord(row: TaskRow): TaskRecord {
+  return {
+    seq: row.seq,
+    id: row.id,
+    action: row.action,
+    data: JSON.parse(row.data) as JsonObject,
+    status: row.status,
+    priority: row.priority,
+    runAt: row.run_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    result: row.result === null ? null : (JSON.parse(row.result) as JsonValue),
+    error: row.error,
+    progress: row.progress,
+    progressMessage: row.progress_message,
+    uniqueKey: row.unique_key,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    cancelRequested: row.cancel_requested === 1,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    processedAt: row.processed_at,
+  };
+}
+
+/** Claim order, for RETURNING rows (which SQLite returns in no particular order). */
+const byClaimOrder = (a: TaskRecord, b: TaskRecord) =>
+  b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
+
+export class SqliteDriver implements QueueDriver {
+  readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
+  readonly description: string;
+  private readonly db: Database.Database;
+  private readonly events = new EventEmitter();
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly durable: boolean;
+
+  constructor(options: SqliteDriverOptions) {
+    this.description = `sqlite ${options.path}`;
+    if (options.path !== ':memory:') {
+      try {
+        mkdirSync(dirname(options.path), { recursive: true });
+      } catch (err) {
+        throw new QueueError(
+          'TQ_ERR_UNAVAILABLE',
+          `cannot create the folder of ${options.path}: ${(err as Error).message}`,
+        );
+      }
+    }
+    try {
+      this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+      this.db.pragma('journal_mode = WAL');
+    } catch (err) {
+      throw new QueueError(
+        'TQ_ERR_UNAVAILABLE',
+        `cannot open SQLite database ${options.path}: ${(err as Error).message}`,
+      );
+    }
+    this.durable = (options.sync ?? 'full') === 'full';
+    this.db.pragma(`synchronous = ${this.durable ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.events.setMaxListeners(0);
+  }
+
+  private stmt(name: QueryName | string, sql?: string): Database.Statement {
+    let statement = this.statements.get(name);
+    if (!statement) {
+      statement = this.db.prepare(sql ?? SQL[name as QueryName]);
+      this.statements.set(name, statement);
+    }
+    return statement;
+  }
+
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction; `durable: false` skips the fsync of this commit. */
+  private write<T>(fn: () => T, { durable = true } = {}): T {
+    const relax = this.durable && !durable;
+    if (relax) this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(fn).immediate();
+    } finally {
+      if (relax) this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  private emit<E extends DriverEventName>(event: E, payload: DriverEvents[E]): void {
+    this.events.emit(event, payload);
+  }
+
+  on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe {
+    this.events.on(event, listener);
+    return () => this.events.off(event, listener);
+  }
+
+  async migrate(params: { onApplied?: (name: string) => void } = {}): Promise<MigrateResult> {
+    this.db.exec(`CREATE TABLE IF NOT EXISTS taskq_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    const applied: string[] = [];
+    for (const migration of MIGRATIONS) {
+      const didApply = this.write(() => {
+        const done = this.db
+          .prepare('SELECT 1 FROM taskq_migrations WHERE version = ?')
+          .get(migration.version);
+        if (done) return false;
+        this.db
+          .prepare('INSERT INTO taskq_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+          .run(migration.version, migration.name, Date.now());
+        this.db.exec(migration.sql);
+        return true;
+      });
+      if (didApply) {
+        applied.push(migration.name);
+        params.onApplied?.(migration.name);
+      }
+    }
+    const row = this.db.prepare('SELECT max(version) AS v FROM taskq_migrations').get() as {
+      v: number | null;
+    };
+    return { applied, current: row.v ?? 0 };
+  }
+
+  async ping(): Promise<void> {
+    this.stmt('ping').get();
+  }
+
+  async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
+    const out = this.write(() =>
+      tasks.map((task): InsertedTask => {
+        if (task.uniqueKey !== null) {
+          const existing = this.stmt('findByUniqueKey').get(task.uniqueKey) as TaskRow | undefined;
+          if (existing && (existing.unique_until ?? 0) > now)
+            return { task: toRecord(existing), inserted: false };
+          if (existing) this.stmt('expireUniqueKey').run(existing.seq);
+        }
+        const info = this.stmt('insertTask').run({ ...task, data: JSON.stringify(task.data) });
+        return {
+          inserted: true,
+          task: {
+            ...task,
+            seq: Number(info.lastInsertRowid),
+            status: 'queued',
+            attempts: 0,
+            result: null,
+            error: null,
+            progress: null,
+            progressMessage: null,
+            leaseOwner: null,
+            leaseExpiresAt: null,
+            cancelRequested: false,
+            startedAt: null,
+            processedAt: null,
+          },
+        };
+      }),
+    );
+    const count = out.filter((r) => r.inserted).length;
+    if (count > 0) this.emit('tasksQueued', { count });
+    return out;
+  }
+
+  async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
+    const row = this.stmt('getTask').get(id) as TaskRow | undefined;
+    return row ? toRecord(row) : null;
+  }
+
+  async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
+    const filters = {
+      status: !!params.status,
+      action: !!params.action,
+      beforeSeq: params.beforeSeq !== undefined,
+    };
+    const key = `list:${+filters.status}${+filters.action}${+filters.beforeSeq}`;
+    const rows = this.stmt(key, listTasksSql(filters)).all({
+      status: params.status,
+      action: params.action,
+      beforeSeq: params.beforeSeq,
+      limit: params.limit,
+    }) as TaskRow[];
+    return rows.map(toRecord);
+  }
+
+  async claimTasks({ owner, limit, now, leaseMs, actions }: ClaimTasksParams): Promise<TaskRecord[]> {
+    if (limit <= 0) return [];
+    const rows = this.write(
+      () => {
+        const leaseUntil = now + leaseMs;
+        if (!actions) return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as TaskRow[];
+        const params = { owner, now, leaseUntil, limit, actions: JSON.stringify(actions) };
+        return this.stmt('claimTasksOfActions').all(params) as TaskRow[];
+      },
+      { durable: false },
+    );
+    return rows.map(toRecord).sort(byClaimOrder);
+  }
+
+  async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
+    if (completions.length === 0) return;
+    this.write(() => {
+      const stmt = this.stmt('completeTask');
+      for (const c of completions) {
+        stmt.run({
+          id: c.id,
+          owner: c.owner,
+          attempt: c.attempt,
+          now,
+          result: JSON.stringify(c.result ?? null),
+        });
+      }
+    });
+    this.emit('tasksChanged', { ids: completions.map((c) => c.id) });
+  }
+
+  async failTasks({ failures, now }: FailTasksParams): Promise<void> {
+    if (failures.length === 0) return;
+    this.write(() => {
+      const stmt = this.stmt('failTask');
+      for (const f of failures) {
+        const status: TaskStatus = f.outcome === 'retry' ? 'queued' : f.outcome;
+        stmt.run({
+          id: f.id,
+          owner: f.owner,
+          attempt: f.attempt,
+          now,
+          status,
+          error: f.error,
+          retryAt: f.retryAt ?? null,
+        });
+      }
+    });
+    if (failures.some((f) => f.outcome === 'retry')) this.emit('tasksQueued', { count: failures.length });
+    this.emit('tasksChanged', { ids: failures.map((f) => f.id) });
+  }
+
+  async extendLeases({ owner, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+    const rows = this.write(
+      () =>
+        this.stmt('extendLeases').all({ owner, leaseUntil: now + leaseMs }) as {
+          id: string;
+          cancel_requested: number;
+        }[],
+      { durable: false },
+    );
+    return rows.map((r) => ({ id: r.id, cancelRequested: r.cancel_requested === 1 }));
+  }
+
+  async releaseTasks({ tasks }: ReleaseTasksParams): Promise<void> {
+    if (tasks.length === 0) return;
+    this.write(
+      () => {
+        for (const t of tasks) this.stmt('releaseTask').run({ id: t.id, owner: t.owner, attempt: t.attempt });
+      },
+      { durable: false },
+    );
+    this.emit('tasksQueued', { count: tasks.length });
+  }
+
+  async rescueExpiredLeases({ now }: { now: number }): Promise<RescueResult> {
+    const rows = this.write(
+      () => this.stmt('rescueExpiredLeases').all({ now }) as { id: string; status: TaskStatus }[],
+      {
+        durable: false,
+      },
+    );
+    const requeued = rows.filter((r) => r.status === 'queued').map((r) => r.id);
+    const failed = rows.filter((r) => r.status !== 'queued').map((r) => r.id);
+    if (requeued.length > 0) this.emit('tasksQueued', { count: requeued.length });
+    if (rows.length > 0) this.emit('tasksChanged', { ids: rows.map((r) => r.id) });
+    return { requeued, failed };
+  }
+
+  async cancelTask({
+    id,
+    now,
+  }: {
+    id: string;
+    now: number;
+  }): Promise<{ outcome: CancelOutcome; task: TaskRecord | null }> {
+    const outcome = this.write((): CancelOutcome => {
+      if (this.stmt('cancelQueued').run({ id, now }).changes === 1) return 'cancelled';
+      if (this.stmt('requestCancel').run({ id }).changes === 1) return 'cancel_requested';
+      return this.stmt('getTask').get(id) ? 'already_finished' : 'not_found';
+    });
+    if (outcome === 'cancelled') this.emit('tasksChanged', { ids: [id] });
+    if (outcome === 'cancel_requested') this.emit('cancelRequested', { ids: [id] });
+    return { outcome, task: await this.getTask({ id }) };
+  }
+
+  async retryTask({
+    id,
+    now,
+  }: {
+    id: string;
+    now: number;
+  }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }> {
+    const outcome = this.write((): RetryOutcome => {
+      if (this.stmt('retryTask').run({ id, now }).changes === 1) return 'requeued';
+      return this.stmt('getTask').get(id) ? 'not_retryable' : 'not_found';
+    });
+    if (outcome === 'requeued') {
+      this.emit('tasksQueued', { count: 1 });
+      this.emit('tasksChanged', { ids: [id] });
+    }
+    return { outcome, task: await this.getTask({ id }) };
+  }
+
+  async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
+    this.write(() => this.stmt('setProgress').run(params), { durable: false });
+    this.emit('tasksChanged', { ids: [params.id] });
+  }
+
+  async countTasks(): Promise<TaskCounts> {
+    const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+    for (const row of this.stmt('countByStatus').all() as { status: TaskStatus; n: number }[])
+      byStatus[row.status] = row.n;
+    const byAction = (
+      this.stmt('countByAction').all() as { action: string; status: TaskStatus; n: number }[]
+    ).map((r) => ({
+      action: r.action,
+      status: r.status,
+      count: r.n,
+    }));
+    const oldest = this.stmt('oldestQueued').get() as { t: number | null };
+    return { byStatus, byAction, oldestQueuedAt: oldest.t };
+  }
+
+  async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
+    return this.stmt('throughput').all({ since }) as ThroughputPoint[];
+  }
+
+  async pruneTasks({
+    finishedBefore,
+    limit,
+  }: {
+    finishedBefore: Record<'completed' | 'failed' | 'cancelled', number>;
+    limit: number;
+  }): Promise<number> {
+    return this.write(() => this.stmt('pruneTasks').run({ ...finishedBefore, limit }).changes, {
+      durable: false,
+    });
+  }
+
+  async close(): Promise<void> {
+    this.events.removeAllListeners();
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The producer side of the queue: accepts tasks, reads them back, and applies operator actions.
+ * Enqueues from concurrent requests are group-committed (see batcher.ts): a caller's promise
+ * resolves only after the transaction holding its task is committed, so a 202 is never sent for
+ * a task that is not on disk.
+ */
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { QueueError } from '../core/errors.js';
+import type { JsonObject, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import type { InsertedTask, QueueDriver, TaskCounts, ThroughputPoint } from '../drivers/driver.js';
+import type { HandlerRegistry } from '../handlers/registry.js';
+import { Batcher } from './batcher.js';
+
+export interface EnqueueInput {
+  action: string;
+  data?: JsonObject;
+  maxAttempts?: number;
+  priority?: number;
+  /** Not before this time (epoch ms). */
+  runAt?: number;
+  uniqueKey?: string;
+}
+
+export interface EnqueueResult {
+  task: TaskRecord;
+  /** False when an idempotency key matched an existing task. */
+  inserted: boolean;
+}
+
+export interface ListInput {
+  status?: TaskStatus;
+  action?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export interface TaskPage {
+  tasks: TaskRecord[];
+  nextCursor: string | null;
+}
+
+export interface QueueOptions {
+  driver: QueueDriver;
+  registry: HandlerRegistry;
+  defaultMaxAttempts: number;
+  /** How long an idempotency key deduplicates. */
+  uniqueWindowMs?: number;
+  /** Most tasks in one group commit. */
+  maxInsertBatch?: number;
+}
+
+export const UNIQUE_WINDOW_MS_DEFAULT = 24 * 60 * 60 * 1000;
+
+/** A repeated idempotency key must come with the same request; otherwise it is a conflict. */
+function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
+  if (result.inserted) return result;
+  const existing = result.task;
+  const same =
+    existing.action === requested.action &&
+    existing.priority === requested.priority &&
+    existing.maxAttempts === requested.maxAttempts &&
+    isDeepStrictEqual(existing.data, requested.data);
+  if (!same) {
+    throw new QueueError(
+      'TQ_ERR_CONFLICT',
+      `idempotency key "${requested.uniqueKey}" was used for a different request (task ${existing.id})`,
+    );
+  }
+  return result;
+}
+
+export function encodeCursor(seq: number): string {
+  return Buffer.from(`s${seq}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const match = /^s(\d{1,16})$/.exec(text);
+  if (!match)
+    throw new QueueError('TQ_ERR_VALIDATION', 'querystring/cursor is not a cursor this service returned');
+  return Number(match[1]);
+}
+
+export class TaskQueue {
+  readonly driver: QueueDriver;
+  private readonly registry: HandlerRegistry;
+  private readonly inserts: Batcher<NewTask, InsertedTask>;
+
+  constructor(private readonly options: QueueOptions) {
+    this.driver = options.driver;
+    this.registry = options.registry;
+    this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: Date.now() }), {
+      maxBatch: options.maxInsertBatch ?? 500,
+      delayMs: 0,
+      maxInFlight: this.driver.capabilities.skipLocked ? 4 : 1,
+    });
+  }
+
+  /** Checks an input and turns it into a row; throws QueueError for what the schema cannot see. */
+  prepare(input: EnqueueInput, now = Date.now()): NewTask {
+    const handler = this.registry.resolve(input.action);
+    if (!handler) {
+      throw new QueueError(
+        'TQ_ERR_UNKNOWN_ACTION',
+        `unknown action "${input.action}"; known actions: ${this.registry.actions().join(', ')}`,
+      );
+    }
+    const uniqueKey = input.uniqueKey ?? null;
+    return {
+      id: randomUUID(),
+      action: input.action,
+      data: input.data ?? {},
+      priority: input.priority ?? 0,
+      runAt: Math.max(now, input.runAt ?? now),
+      maxAttempts: input.maxAttempts ?? handler.maxAttempts ?? this.options.defaultMaxAttempts,
+      uniqueKey,
+      uniqueUntil:
+        uniqueKey === null ? null : now + (this.options.uniqueWindowMs ?? UNIQUE_WINDOW_MS_DEFAULT),
+      createdAt: now,
+    };
+  }
+
+  /** Resolves once the task is committed. */
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    const task = this.prepare(input);
+    return checkReplay(task, await this.inserts.add(task));
+  }
+
+  /** All tasks in one transaction: all are stored or none. */
+  async enqueueMany(inputs: EnqueueInput[]): Promise<EnqueueResult[]> {
+    const now = Date.now();
+    const tasks = inputs.map((input) => this.prepare(input, now));
+    const results = await this.driver.insertTasks({ tasks, now });
+    return results.map((result, i) => checkReplay(tasks[i] as NewTask, result));
+  }
+
+  async get(id: string): Promise<TaskRecord | null> {
+    return this.driver.getTask({ id });
+  }
+
+  async list(input: ListInput): Promise<TaskPage> {
+    const beforeSeq = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
+    // One extra row tells whether another page exists without a count query.
+    const rows = await this.driver.listTasks({ ...input, beforeSeq, limit: input.limit + 1 });
+    const tasks = rows.slice(0, input.limit);
+    const last = tasks[tasks.length - 1];
+    return { tasks, nextCursor: rows.length > input.limit && last ? encodeCursor(last.seq) : null };
+  }
+
+  async cancel(id: string): Promise<TaskRecord> {
+    const { outcome, task } = await this.driver.cancelTask({ id, now: Date.now() });
+    if (outcome === 'not_found' || !task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
+    if (outcome === 'already_finished') {
+      throw new QueueError('TQ_ERR_CONFLICT', `task ${id} is ${task.status} and cannot be cancelled`);
+    }
+    return task;
+  }
+
+  async retry(id: string): Promise<TaskRecord> {
+    const { outcome, task } = await this.driver.retryTask({ id, now: Date.now() });
+    if (outcome === 'not_found' || !task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
+    if (outcome === 'not_retryable') {
+      throw new QueueError(
+        'TQ_ERR_CONFLICT',
+        `task ${id} is ${task.status}; only failed or cancelled tasks can be retried`,
+      );
+    }
+    return task;
+  }
+
+  async counts(): Promise<TaskCounts> {
+    return this.driver.countTasks();
+  }
+
+  async throughput(sinceMs: number): Promise<ThroughputPoint[]> {
+    return this.driver.throughput({ since: sinceMs });
+  }
+
+  /** Waits for group commits still in flight (shutdown). */
+  async flush(): Promise<void> {
+    await this.inserts.drain();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * A taskq process: the storage driver, the queue, the HTTP app and, unless it is an API-only
+ * node, the worker pool, with one start and one stop. The CLI's `run` command is a thin wrapper.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './api/app.js';
+import type { Config } from './core/config.js';
+import type { QueueDriver } from './drivers/driver.js';
+import { openDriver } from './drivers/open-driver.js';
+import type { HandlerDefinition } from './handlers/handler.js';
+import { HandlerRegistry, loadHandlersFolder } from './handlers/registry.js';
+import { BUILTIN_HANDLERS } from './handlers/builtin.js';
+import { TaskQueue } from './queue/queue.js';
+import { WorkerPool } from './worker/worker-pool.js';
+
+export interface ServiceOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  /** Extra handlers given in code (tests, embedding); the handlers folder is loaded too. */
+  handlers?: HandlerDefinition[];
+  /** Use this driver instead of opening `config.db` (tests). */
+  driver?: QueueDriver;
+}
+
+export class Service {
+  readonly app: FastifyInstance;
+  readonly queue: TaskQueue;
+  readonly pool: WorkerPool | undefined;
+  readonly driver: QueueDriver;
+  private stopped = false;
+
+  private constructor(
+    private readonly options: ServiceOptions,
+    parts: { app: FastifyInstance; queue: TaskQueue; pool: WorkerPool | undefined; driver: QueueDriver },
+  ) {
+    this.app = parts.app;
+    this.queue = parts.queue;
+    this.pool = parts.pool;
+    this.driver = parts.driver;
+  }
+
+  /** Opens the database, applies pending migrations, loads handlers and builds the app. */
+  static async create(options: ServiceOptions): Promise<Service> {
+    const { config, logger } = options;
+    const registry = new HandlerRegistry(
+      [...BUILTIN_HANDLERS, ...(options.handlers ?? [])],
+      config.strictActions,
+    );
+    if (config.handlers) {
+      const loaded = await loadHandlersFolder(registry, config.handlers);
+      logger.info({ folder: config.handlers, actions: loaded }, 'loaded handlers');
+    }
+    const driver = options.driver ?? (await openDriver(config));
+    try {
+      const { applied, current } = await driver.migrate();
+      if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');
+      const queue = new TaskQueue({ driver, registry, defaultMaxAttempts: config.maxAttempts });
+      const pool =
+        config.role === 'api'
+          ? undefined
+          : new WorkerPool({
+              driver,
+              registry,
+              logger: logger.child({ component: 'worker' }),
+              concurrency: config.concurrency,
+              prefetch: config.prefetch,
+              leaseMs: config.leaseMs,
+              pollMs: config.pollMs,
+              taskTimeoutMs: config.taskTimeoutMs,
+              backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },
+            });
+      const app = await buildApp({ queue, logger, pool, role: config.role, bodyLimit: config.bodyLimit });
+      return new Service(options, { app, queue, pool, driver });
+    } catch (err) {
+      await driver.close();
+      throw err;
+    }
+  }
+
+  /** Listens and starts the workers; resolves with the address it listens on. */
+  async start(): Promise<string> {
+    const { config, logger } = this.options;
+    const address = await this.app.listen({ port: config.port, host: config.host });
+    this.pool?.start();
+    logger.info(
+      {
+        address,
+        role: config.role,
+        db: this.driver.description,
+        concurrency: config.concurrency,
+        prefetch: config.prefetch,
+      },
+      'taskq is running',
+    );
+    return address;
+  }
+
+  /**
+   * Graceful stop: refuse new requests, stop claiming, let running handlers finish within the
+   * grace period, give unstarted tasks back, write every outcome, close the database.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const { config, logger } = this.options;
+    logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
+    await Promise.all([this.app.close(), this.pool?.stop({ graceMs: config.shutdownGraceMs })]);
+    await this.queue.flush();
+    await this.driver.close();
+    logger.info('stopped');
+  }
+}
