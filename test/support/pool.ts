@@ -1,0 +1,64 @@
+/** A real SQLite driver and worker pool, wired by hand, for queue-semantics tests. */
+import { randomUUID } from 'node:crypto';
+import { pino } from 'pino';
+import type { JsonObject, NewTask } from '../../src/core/task.js';
+import { SqliteDriver } from '../../src/drivers/sqlite/sqlite-driver.js';
+import type { HandlerDefinition } from '../../src/handlers/handler.js';
+import { HandlerRegistry } from '../../src/handlers/registry.js';
+import { WorkerPool, type WorkerPoolOptions } from '../../src/worker/worker-pool.js';
+import { tempDbPath } from './temp.js';
+
+export async function openTestDriver(): Promise<{ driver: SqliteDriver; path: string; cleanup: () => Promise<void> }> {
+  const db = tempDbPath();
+  const driver = new SqliteDriver({ path: db.path });
+  await driver.migrate();
+  return {
+    driver,
+    path: db.path,
+    cleanup: async () => {
+      await driver.close();
+      db.cleanup();
+    },
+  };
+}
+
+export function newTask(overrides: Partial<NewTask> & { action: string; data?: JsonObject }): NewTask {
+  const now = Date.now();
+  return {
+    id: randomUUID(),
+    data: {},
+    priority: 0,
+    runAt: now,
+    maxAttempts: 3,
+    uniqueKey: null,
+    uniqueUntil: null,
+    createdAt: now,
+    ...overrides,
+  };
+}
+
+export function makePool(
+  driver: SqliteDriver,
+  handlers: HandlerDefinition[],
+  options: Partial<Omit<WorkerPoolOptions, 'driver' | 'registry' | 'logger'>> = {},
+): WorkerPool {
+  return new WorkerPool({
+    driver,
+    registry: new HandlerRegistry(handlers, true),
+    logger: pino({ level: 'silent' }),
+    concurrency: 2,
+    prefetch: 5,
+    leaseMs: 10_000,
+    pollMs: 50,
+    taskTimeoutMs: 10_000,
+    backoff: { baseMs: 20, maxMs: 1000 },
+    ...options,
+  });
+}
+
+/** A promise with its resolve exposed: lets a test hold handlers until it says go. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
