@@ -83,7 +83,11 @@ describe('POST /tasks', () => {
   });
 
   it('refuses an empty JSON body with 400', async () => {
-    const res = await http(`${svc.url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '' });
+    const res = await http(`${svc.url}/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '',
+    });
     expect(res.status).toBe(400);
     expect(res.body.error).toEqual(expect.any(String));
   });
@@ -156,8 +160,19 @@ describe('GET /tasks', () => {
       return r.body.status === 'completed' ? r.body : null;
     });
     expect(Object.keys(task)).toEqual(
-      expect.arrayContaining(['id', 'action', 'data', 'status', 'result', 'error', 'attempts', 'max_attempts',
-        'created_at', 'started_at', 'processed_at']),
+      expect.arrayContaining([
+        'id',
+        'action',
+        'data',
+        'status',
+        'result',
+        'error',
+        'attempts',
+        'max_attempts',
+        'created_at',
+        'started_at',
+        'processed_at',
+      ]),
     );
     expect(task.data).toEqual({ text: 'shape' });
     expect(task.result).toEqual({ output: 'SHAPE' });
@@ -167,7 +182,11 @@ describe('GET /tasks', () => {
   });
 
   it.each([
-    ['an unknown status', 'status=done', /status must be one of: queued, running, completed, failed, cancelled/],
+    [
+      'an unknown status',
+      'status=done',
+      /status must be one of: queued, running, completed, failed, cancelled/,
+    ],
     ['limit 0', 'limit=0', /limit must be >= 1/],
     ['limit 1001', 'limit=1001', /limit must be <= 1000/],
     ['a non-numeric limit', 'limit=ten', /limit must be integer/],
@@ -207,7 +226,10 @@ describe('strict actions', () => {
       const res = await http(`${strict.url}/tasks`, { method: 'POST', json: { action: 'resize' } });
       expect(res.status).toBe(400);
       expect(res.body.error).toBe('unknown action "resize"; known actions: sum, uppercase');
-      const ok = await http(`${strict.url}/tasks`, { method: 'POST', json: { action: 'sum', data: { numbers: [1] } } });
+      const ok = await http(`${strict.url}/tasks`, {
+        method: 'POST',
+        json: { action: 'sum', data: { numbers: [1] } },
+      });
       expect(ok.status).toBe(202);
     } finally {
       await strict.stop();

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SqliteDriver } from '../src/drivers/sqlite/sqlite-driver.js';
 import type { WorkerPool } from '../src/worker/worker-pool.js';
 import { eventually } from './support/service.js';
-import { gate, makePool, newTask, openTestDriver } from './support/pool.js';
+import { gate, insert, insertOne, makePool, newTask, openTestDriver } from './support/pool.js';
 
 let cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -20,12 +20,16 @@ function track(pool: WorkerPool, graceMs = 1000) {
   cleanups.push(() => pool.stop({ graceMs }));
   return pool;
 }
-const countStatus = async (driver: SqliteDriver, status: string) => (await driver.countTasks()).byStatus[status as 'queued'];
+const countStatus = async (driver: SqliteDriver, status: string) =>
+  (await driver.countTasks()).byStatus[status as 'queued'];
 
 describe('concurrency and prefetch', () => {
   it('runs at most `concurrency` handlers and holds at most `prefetch` more claimed', async () => {
     const driver = await setup();
-    await driver.insertTasks({ tasks: Array.from({ length: 30 }, () => newTask({ action: 'slow' })), now: Date.now() });
+    await driver.insertTasks({
+      tasks: Array.from({ length: 30 }, () => newTask({ action: 'slow' })),
+      now: Date.now(),
+    });
     let running = 0;
     let maxRunning = 0;
     const gates: (() => void)[] = [];
@@ -76,23 +80,27 @@ describe('concurrency and prefetch', () => {
 describe('retries', () => {
   it('retries a failing handler with growing backoff until it succeeds', async () => {
     const driver = await setup();
-    const [{ task }] = await driver.insertTasks({ tasks: [newTask({ action: 'flaky', maxAttempts: 3 })], now: Date.now() });
+    const task = await insertOne(driver, newTask({ action: 'flaky', maxAttempts: 3 }));
     const startTimes: number[] = [];
     const pool = track(
-      makePool(driver, [
-        {
-          action: 'flaky',
-          handle: (_t, ctx) => {
-            startTimes.push(Date.now());
-            if (ctx.attempt < 3) throw new Error(`attempt ${ctx.attempt} failed`);
-            return { ok: true };
+      makePool(
+        driver,
+        [
+          {
+            action: 'flaky',
+            handle: (_t, ctx) => {
+              startTimes.push(Date.now());
+              if (ctx.attempt < 3) throw new Error(`attempt ${ctx.attempt} failed`);
+              return { ok: true };
+            },
           },
-        },
-      ], { backoff: { baseMs: 100, maxMs: 1000 }, pollMs: 10 }),
+        ],
+        { backoff: { baseMs: 100, maxMs: 1000 }, pollMs: 10 },
+      ),
     );
     pool.start();
     const done = await eventually(async () => {
-      const t = await driver.getTask({ id: task!.id });
+      const t = await driver.getTask({ id: task.id });
       return t?.status === 'completed' ? t : null;
     });
     expect(done.attempts).toBe(3);
@@ -105,22 +113,26 @@ describe('retries', () => {
 
   it('fails the task after max_attempts and keeps the last error', async () => {
     const driver = await setup();
-    const [{ task }] = await driver.insertTasks({ tasks: [newTask({ action: 'bad', maxAttempts: 2 })], now: Date.now() });
+    const task = await insertOne(driver, newTask({ action: 'bad', maxAttempts: 2 }));
     let calls = 0;
     const pool = track(
-      makePool(driver, [
-        {
-          action: 'bad',
-          handle: () => {
-            calls++;
-            return Promise.reject(new Error(`broken #${calls}`));
+      makePool(
+        driver,
+        [
+          {
+            action: 'bad',
+            handle: () => {
+              calls++;
+              return Promise.reject(new Error(`broken #${calls}`));
+            },
           },
-        },
-      ], { pollMs: 10 }),
+        ],
+        { pollMs: 10 },
+      ),
     );
     pool.start();
     const failed = await eventually(async () => {
-      const t = await driver.getTask({ id: task!.id });
+      const t = await driver.getTask({ id: task.id });
       return t?.status === 'failed' ? t : null;
     });
     expect(calls).toBe(2);
@@ -131,10 +143,11 @@ describe('retries', () => {
 
   it('aborts a handler that hangs past its timeout and frees its slot', async () => {
     const driver = await setup();
-    const [{ task: hung }, { task: next }] = await driver.insertTasks({
-      tasks: [newTask({ action: 'hang', maxAttempts: 1 }), newTask({ action: 'quick' })],
-      now: Date.now(),
-    });
+    const [hung, next] = await insert(
+      driver,
+      newTask({ action: 'hang', maxAttempts: 1 }),
+      newTask({ action: 'quick' }),
+    );
     let sawAbort = '';
     const pool = track(
       makePool(
@@ -144,7 +157,10 @@ describe('retries', () => {
             action: 'hang',
             timeoutMs: 100,
             handle: (_t, ctx) => {
-              ctx.signal.addEventListener('abort', () => (sawAbort = String((ctx.signal.reason as Error).message)));
+              ctx.signal.addEventListener(
+                'abort',
+                () => (sawAbort = String((ctx.signal.reason as Error).message)),
+              );
               return new Promise(() => {}); // never settles, ignores the signal
             },
           },
@@ -167,15 +183,20 @@ describe('retries', () => {
 describe('leases', () => {
   it('requeues a task whose worker died, and another worker completes it within the lease', async () => {
     const driver = await setup();
-    const [{ task }] = await driver.insertTasks({ tasks: [newTask({ action: 'job' })], now: Date.now() });
+    const task = await insertOne(driver, newTask({ action: 'job' }));
     // A worker that claims and then dies: its lease is never renewed.
-    const claimed = await driver.claimTasks({ owner: 'dead-worker', limit: 1, now: Date.now(), leaseMs: 300 });
-    expect(claimed.map((t) => t.id)).toEqual([task!.id]);
+    const claimed = await driver.claimTasks({
+      owner: 'dead-worker',
+      limit: 1,
+      now: Date.now(),
+      leaseMs: 300,
+    });
+    expect(claimed.map((t) => t.id)).toEqual([task.id]);
     const pool = track(makePool(driver, [{ action: 'job', handle: () => 'done' }], { leaseMs: 300 }));
     const started = Date.now();
     pool.start();
     const done = await eventually(async () => {
-      const t = await driver.getTask({ id: task!.id });
+      const t = await driver.getTask({ id: task.id });
       return t?.status === 'completed' ? t : null;
     });
     expect(done.attempts).toBe(2);
@@ -185,15 +206,19 @@ describe('leases', () => {
 
   it('renews leases while a handler runs longer than the lease', async () => {
     const driver = await setup();
-    const [{ task }] = await driver.insertTasks({ tasks: [newTask({ action: 'long' })], now: Date.now() });
+    const task = await insertOne(driver, newTask({ action: 'long' }));
     const pool = track(
-      makePool(driver, [{ action: 'long', handle: () => new Promise((r) => setTimeout(() => r('finished'), 900)) }], {
-        leaseMs: 300,
-      }),
+      makePool(
+        driver,
+        [{ action: 'long', handle: () => new Promise((r) => setTimeout(() => r('finished'), 900)) }],
+        {
+          leaseMs: 300,
+        },
+      ),
     );
     pool.start();
     const done = await eventually(async () => {
-      const t = await driver.getTask({ id: task!.id });
+      const t = await driver.getTask({ id: task.id });
       return t?.status === 'completed' ? t : null;
     });
     expect(done.attempts).toBe(1); // never rescued
@@ -202,23 +227,27 @@ describe('leases', () => {
 
   it('aborts the handler when its lease is lost to the rescuer', async () => {
     const driver = await setup();
-    const [{ task }] = await driver.insertTasks({ tasks: [newTask({ action: 'victim', maxAttempts: 1 })], now: Date.now() });
+    const task = await insertOne(driver, newTask({ action: 'victim', maxAttempts: 1 }));
     let reason = '';
     const started = new Promise<void>((resolve) => {
       const pool = track(
-        makePool(driver, [
-          {
-            action: 'victim',
-            handle: (_t, ctx) =>
-              new Promise((_, reject) => {
-                resolve();
-                ctx.signal.addEventListener('abort', () => {
-                  reason = (ctx.signal.reason as { kind: string }).kind;
-                  reject(ctx.signal.reason);
-                });
-              }),
-          },
-        ], { leaseMs: 300 }),
+        makePool(
+          driver,
+          [
+            {
+              action: 'victim',
+              handle: (_t, ctx) =>
+                new Promise((_, reject) => {
+                  resolve();
+                  ctx.signal.addEventListener('abort', () => {
+                    reason = (ctx.signal.reason as { kind: string }).kind;
+                    reject(ctx.signal.reason);
+                  });
+                }),
+            },
+          ],
+          { leaseMs: 300 },
+        ),
       );
       pool.start();
     });
@@ -226,7 +255,7 @@ describe('leases', () => {
     // Another process's rescuer sees the lease as expired (as if this worker had stalled).
     await driver.rescueExpiredLeases({ now: Date.now() + 60_000 });
     await eventually(() => reason === 'lease_lost');
-    const t = await driver.getTask({ id: task!.id });
+    const t = await driver.getTask({ id: task.id });
     expect(t?.status).toBe('failed'); // out of attempts, failed by the rescuer, untouched by the old worker
     expect(t?.error).toMatch(/lease expired/);
   });
@@ -259,13 +288,15 @@ describe('graceful shutdown', () => {
 
   it('aborts handlers still running after the grace period and requeues them', async () => {
     const driver = await setup();
-    const [{ task }] = await driver.insertTasks({ tasks: [newTask({ action: 'stuck' })], now: Date.now() });
+    const task = await insertOne(driver, newTask({ action: 'stuck' }));
     let aborted = false;
     const pool = makePool(driver, [
       {
         action: 'stuck',
         handle: (_t, ctx) =>
-          new Promise((_, reject) => ctx.signal.addEventListener('abort', () => ((aborted = true), reject(ctx.signal.reason)))),
+          new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => ((aborted = true), reject(ctx.signal.reason))),
+          ),
       },
     ]);
     pool.start();
@@ -274,7 +305,7 @@ describe('graceful shutdown', () => {
     await pool.stop({ graceMs: 200 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
     expect(aborted).toBe(true);
-    const t = await driver.getTask({ id: task!.id });
+    const t = await driver.getTask({ id: task.id });
     expect(t?.status).toBe('queued');
     expect(t?.attempts).toBe(0);
   });

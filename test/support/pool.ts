@@ -1,14 +1,18 @@
 /** A real SQLite driver and worker pool, wired by hand, for queue-semantics tests. */
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import type { JsonObject, NewTask } from '../../src/core/task.js';
+import type { JsonObject, NewTask, TaskRecord } from '../../src/core/task.js';
 import { SqliteDriver } from '../../src/drivers/sqlite/sqlite-driver.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
 import { HandlerRegistry } from '../../src/handlers/registry.js';
 import { WorkerPool, type WorkerPoolOptions } from '../../src/worker/worker-pool.js';
 import { tempDbPath } from './temp.js';
 
-export async function openTestDriver(): Promise<{ driver: SqliteDriver; path: string; cleanup: () => Promise<void> }> {
+export async function openTestDriver(): Promise<{
+  driver: SqliteDriver;
+  path: string;
+  cleanup: () => Promise<void>;
+}> {
   const db = tempDbPath();
   const driver = new SqliteDriver({ path: db.path });
   await driver.migrate();
@@ -61,4 +65,15 @@ export function gate(): { promise: Promise<void>; open: () => void } {
   let open = () => {};
   const promise = new Promise<void>((resolve) => (open = resolve));
   return { promise, open };
+}
+
+/** Inserts tasks through the driver and returns their records, in order. */
+export async function insert(driver: SqliteDriver, ...tasks: NewTask[]): Promise<TaskRecord[]> {
+  return (await driver.insertTasks({ tasks, now: Date.now() })).map((r) => r.task);
+}
+
+export async function insertOne(driver: SqliteDriver, task: NewTask): Promise<TaskRecord> {
+  const [record] = await insert(driver, task);
+  if (!record) throw new Error('insert returned nothing');
+  return record;
 }

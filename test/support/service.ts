@@ -16,7 +16,10 @@ export async function startTestService(
   handlers: HandlerDefinition[] = [],
 ): Promise<TestService> {
   const db = overrides.db === undefined ? tempDbPath() : { path: String(overrides.db), cleanup: () => {} };
-  const config = resolveConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path }, {});
+  const config = resolveConfig(
+    { port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path },
+    {},
+  );
   const service = await Service.create({ config, logger: pino({ level: config.logLevel }), handlers });
   const url = await service.start();
   return {
@@ -33,11 +36,16 @@ export async function startTestService(
 export async function http(
   url: string,
   init: RequestInit & { json?: unknown } = {},
+  // Tests read whatever JSON the server sent and assert on it field by field.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const { json, ...rest } = init;
   const response = await fetch(url, {
     ...rest,
-    headers: { ...(json === undefined ? {} : { 'content-type': 'application/json' }), ...(rest.headers ?? {}) },
+    headers: {
+      ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(rest.headers ?? {}),
+    },
     body: json === undefined ? rest.body : JSON.stringify(json),
   });
   const text = await response.text();
@@ -50,12 +58,18 @@ export async function http(
   return { status: response.status, headers: response.headers, body };
 }
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
+type Falsy = null | undefined | false | 0 | '';
+
+/** Polls `check` until it returns a truthy value (which it resolves with) or `timeoutMs` passes. */
+export async function eventually<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  intervalMs = 20,
+): Promise<Exclude<Awaited<T>, Falsy>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as Exclude<Awaited<T>, Falsy>;
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }

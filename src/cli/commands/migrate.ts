@@ -1,6 +1,5 @@
 /** `taskq migrate`: apply pending migrations, say what was done, exit. */
 import type { Command } from 'commander';
-import { openDriver } from '../../drivers/open-driver.js';
 import { addSettings, configFrom } from '../options.js';
 
 export function registerMigrate(program: Command): void {
@@ -9,6 +8,7 @@ export function registerMigrate(program: Command): void {
     .description('apply pending database migrations and exit (0 when up to date, non-zero on failure)');
   addSettings(command, ['db', 'sync', 'pgPoolSize']).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
+    const { openDriver } = await import('../../drivers/open-driver.js');
     const driver = await openDriver(config);
     try {
       const { applied, current } = await driver.migrate({

@@ -1,7 +1,5 @@
 /** `taskq run`: migrate, then serve the API and run the workers, until SIGTERM or SIGINT. */
 import type { Command } from 'commander';
-import { createLogger } from '../../logger.js';
-import { Service } from '../../service.js';
 import { addSettings, configFrom } from '../options.js';
 
 export function registerRun(program: Command): void {
@@ -31,6 +29,9 @@ export function registerRun(program: Command): void {
     'apiToken',
   ]).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
+    // Loaded here, not at the top, so `--help` and bad settings answer without loading the server.
+    const { createLogger } = await import('../../logger.js');
+    const { Service } = await import('../../service.js');
     const logger = createLogger(config.logLevel);
     // A handler's stray promise or timer callback must not take the service down.
     process.on('unhandledRejection', (reason) =>
