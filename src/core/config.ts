@@ -196,7 +196,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: 'full',
     kind: { type: 'enum', values: SYNC_MODES },
     description:
-      'SQLite durability: full fsyncs every commit; normal may lose the last commits on power loss',
+      'SQLite durability: full fsyncs every commit a client relies on (accept, result); normal may lose the last commits on power loss, never on a crash',
   },
   {
     key: 'pgPoolSize',
