@@ -55,7 +55,13 @@ export class Service {
     try {
       const { applied, current } = await driver.migrate();
       if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');
-      const queue = new TaskQueue({ driver, registry, defaultMaxAttempts: config.maxAttempts });
+      const queue = new TaskQueue({
+        driver,
+        registry,
+        defaultMaxAttempts: config.maxAttempts,
+        pollMs: config.pollMs,
+        uniqueWindowMs: config.idempotencyWindowMs,
+      });
       const pool =
         config.role === 'api'
           ? undefined
@@ -105,8 +111,9 @@ export class Service {
     this.stopped = true;
     const { config, logger } = this.options;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
+    this.queue.watcher.close(); // ends long-polls and event streams, so the server can close
     await Promise.all([this.app.close(), this.pool?.stop({ graceMs: config.shutdownGraceMs })]);
-    await this.queue.flush();
+    await this.queue.close();
     await this.driver.close();
     logger.info('stopped');
   }

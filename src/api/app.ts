@@ -3,7 +3,6 @@
  * the `run` command binds the configured port.
  */
 import swagger from '@fastify/swagger';
-import Ajv from 'ajv';
 import { PACKAGE_VERSION } from '../core/version.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -13,6 +12,7 @@ import { installErrorHandlers } from './error-handler.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
+import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
   queue: TaskQueue;
@@ -22,18 +22,6 @@ export interface AppDeps {
   /** 'api' serves the task routes; 'worker' only /healthz. */
   role: 'all' | 'api' | 'worker';
   bodyLimit?: number;
-}
-
-/**
- * Two validators: bodies are checked strictly (no type coercion: "5" is not a number, unknown
- * fields are refused), while query strings and params, which are always text, are coerced.
- */
-function validatorCompiler() {
-  const common = { allErrors: false, useDefaults: true, removeAdditional: false, strict: false } as const;
-  const strict = new Ajv.default({ ...common, coerceTypes: false });
-  const coercing = new Ajv.default({ ...common, coerceTypes: true });
-  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
-    (httpPart === 'body' ? strict : coercing).compile(schema);
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -46,7 +34,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // The API speaks JSON only; without this, text/plain bodies would reach the schema as strings.
   app.removeContentTypeParser('text/plain');
-  app.setValidatorCompiler(validatorCompiler());
+  app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
   installErrorHandlers(app);

@@ -2,29 +2,10 @@
  * The one place where errors become HTTP responses: always `{error, code}` JSON. Client mistakes
  * get a 4xx naming what is wrong; only our own faults are 5xx, and those are logged.
  */
+import type { ErrorObject } from 'ajv';
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { describeValidation } from './validation.js';
 import { ERROR_CODES, QueueError, type ErrorCode } from '../core/errors.js';
-
-interface ValidationIssue {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-function describeValidation(context: string | undefined, issue: ValidationIssue): string {
-  const where = `${context ?? 'request'}${issue.instancePath}`;
-  switch (issue.keyword) {
-    case 'additionalProperties':
-      return `${where} has an unknown field "${String(issue.params.additionalProperty)}"`;
-    case 'enum':
-      return `${where} must be one of: ${(issue.params.allowedValues as string[]).join(', ')}`;
-    case 'required':
-      return `${where} is missing "${String(issue.params.missingProperty)}"`;
-    default:
-      return `${where} ${issue.message ?? 'is invalid'}`;
-  }
-}
 
 const FASTIFY_CODES: Record<string, [ErrorCode, string?]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: ['TQ_ERR_VALIDATION', 'invalid JSON body'],
@@ -43,12 +24,10 @@ export function toHttpError(err: FastifyError | QueueError | Error): {
   message: string;
 } {
   if (err instanceof QueueError) return { status: err.httpStatus, code: err.code, message: err.message };
-  const fastifyError = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
-  if (fastifyError.validation && fastifyError.validation.length > 0) {
-    const message = describeValidation(
-      fastifyError.validationContext,
-      fastifyError.validation[0] as ValidationIssue,
-    );
+  const fastifyError = err as FastifyError & { validation?: ErrorObject[]; validationContext?: string };
+  const issue = fastifyError.validation?.[0];
+  if (issue) {
+    const message = describeValidation(fastifyError.validationContext ?? 'request', issue);
     return { status: 400, code: 'TQ_ERR_VALIDATION', message };
   }
   const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;

@@ -107,3 +107,46 @@ export const HealthSchema = Type.Object({
   role: Type.String(),
   checks: Type.Record(Type.String(), Type.String()),
 });
+
+export const BATCH_MAX = 1000;
+export const WAIT_MAX_SECONDS = 60;
+
+export const BatchBody = Type.Object(
+  {
+    tasks: Type.Array(Type.Unknown({ description: 'a POST /tasks body' }), {
+      minItems: 1,
+      maxItems: BATCH_MAX,
+      description: 'each item has the shape of a POST /tasks body; all are stored in one transaction or none',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type BatchBody = Static<typeof BatchBody>;
+
+export const BatchCreated = Type.Object({
+  ids: Type.Array(Type.String(), { description: 'the task ids, in the order of the request' }),
+});
+
+export const BatchError = Type.Object({
+  error: Type.String(),
+  code: Type.Optional(Type.String()),
+  errors: Type.Optional(
+    Type.Array(Type.Object({ index: Type.Integer(), error: Type.String() }), {
+      description: 'every bad item',
+    }),
+  ),
+});
+
+export const GetTaskQuery = Type.Object(
+  {
+    wait: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: WAIT_MAX_SECONDS,
+        description: 'long-poll: answer when the task finishes or after this many seconds',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GetTaskQuery = Static<typeof GetTaskQuery>;

@@ -49,6 +49,7 @@ export interface Config {
   sync: SyncMode;
   pgPoolSize: number;
   apiToken: string | undefined;
+  idempotencyWindowMs: number;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -205,6 +206,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: 10,
     kind: { type: 'int', min: 2, max: 1000 },
     description: 'PostgreSQL connections per process',
+  },
+  {
+    key: 'idempotencyWindowMs',
+    flag: '--idempotency-window-ms',
+    env: ['TASKQ_IDEMPOTENCY_WINDOW_MS'],
+    default: 86400000,
+    kind: { type: 'int', min: 1000, max: 31536000000 },
+    description: 'how long an Idempotency-Key (or unique_key) answers with the original task',
   },
   {
     key: 'apiToken',

@@ -7,10 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { QueueError } from '../core/errors.js';
-import type { JsonObject, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
 import type { InsertedTask, QueueDriver, TaskCounts, ThroughputPoint } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
+import { TaskWatcher } from './watcher.js';
 
 export interface EnqueueInput {
   action: string;
@@ -42,6 +43,8 @@ export interface TaskPage {
 
 export interface QueueOptions {
   driver: QueueDriver;
+  /** How often a waiting request re-reads its task when change events may not reach this process. */
+  pollMs?: number;
   registry: HandlerRegistry;
   defaultMaxAttempts: number;
   /** How long an idempotency key deduplicates. */
@@ -86,10 +89,14 @@ export class TaskQueue {
   readonly driver: QueueDriver;
   private readonly registry: HandlerRegistry;
   private readonly inserts: Batcher<NewTask, InsertedTask>;
+  readonly watcher: TaskWatcher;
 
   constructor(private readonly options: QueueOptions) {
     this.driver = options.driver;
     this.registry = options.registry;
+    // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
+    const fallbackMs = this.driver.capabilities.crossProcessNotify ? 5000 : (options.pollMs ?? 1000);
+    this.watcher = new TaskWatcher(this.driver, fallbackMs);
     this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: Date.now() }), {
       maxBatch: options.maxInsertBatch ?? 500,
       delayMs: 0,
@@ -139,6 +146,21 @@ export class TaskQueue {
     return this.driver.getTask({ id });
   }
 
+  /**
+   * The task once it is finished, or as it is when `timeoutMs` runs out (or `signal` aborts).
+   * Woken by the task's own change, not by polling.
+   */
+  async waitForFinish(id: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskRecord | null> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const task = await this.driver.getTask({ id });
+      const left = deadline - Date.now();
+      if (!task || isFinished(task.status) || left <= 0 || signal?.aborted || this.watcher.closed)
+        return task;
+      await this.watcher.nextChange(id, left, signal);
+    }
+  }
+
   async list(input: ListInput): Promise<TaskPage> {
     const beforeSeq = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
     // One extra row tells whether another page exists without a count query.
@@ -177,8 +199,9 @@ export class TaskQueue {
     return this.driver.throughput({ since: sinceMs });
   }
 
-  /** Waits for group commits still in flight (shutdown). */
-  async flush(): Promise<void> {
+  /** Waits for group commits still in flight and wakes every waiter (shutdown). */
+  async close(): Promise<void> {
     await this.inserts.drain();
+    this.watcher.close();
   }
 }

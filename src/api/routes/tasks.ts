@@ -1,9 +1,16 @@
 /** /tasks: create, list and read tasks. */
 import type { FastifyInstance } from 'fastify';
 import { QueueError } from '../../core/errors.js';
-import { toTaskView } from '../../core/task.js';
+import { isFinished, toTaskView } from '../../core/task.js';
+import type { ErrorObject } from 'ajv';
+import type { ServerResponse } from 'node:http';
+import { describeValidation, strictAjv } from '../validation.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
 import {
+  BatchBody,
+  BatchCreated,
+  BatchError,
+  GetTaskQuery,
   CreatedTask,
   CreateTaskBody,
   ErrorSchema,
@@ -36,6 +43,15 @@ export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, wh
     runAt,
     uniqueKey: idempotencyKey ?? body.unique_key,
   };
+}
+
+const validateCreateTask = strictAjv.compile<CreateTaskBody>(CreateTaskBody);
+
+/** An AbortSignal that fires when the response closes, e.g. the client went away (ends long-polls and streams). */
+function abortOnClose(response: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  response.once('close', () => controller.abort());
+  return controller.signal;
 }
 
 function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
@@ -99,20 +115,110 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
     },
   );
 
-  app.get<{ Params: TaskIdParams }>(
+  app.post<{ Body: BatchBody }>(
+    '/tasks/batch',
+    {
+      schema: {
+        summary: 'Queue many tasks in one transaction',
+        description:
+          'All items are stored or none. A bad item is reported with its index; nothing is stored then.',
+        tags: ['tasks'],
+        body: BatchBody,
+        response: { 202: BatchCreated, 400: BatchError, 409: ErrorSchema, 413: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const inputs: EnqueueInput[] = [];
+      const errors: { index: number; error: string }[] = [];
+      request.body.tasks.forEach((item, index) => {
+        const where = `body/tasks/${index}`;
+        try {
+          if (!validateCreateTask(item)) {
+            throw new QueueError(
+              'TQ_ERR_VALIDATION',
+              describeValidation(where, validateCreateTask.errors?.[0] as ErrorObject),
+            );
+          }
+          const input = toEnqueueInput(item, undefined, where);
+          queue.prepare(input); // refuses unknown actions in strict mode
+          inputs.push(input);
+        } catch (err) {
+          if (!(err instanceof QueueError)) throw err;
+          errors.push({ index, error: err.message });
+        }
+      });
+      if (errors.length > 0) {
+        const summary = errors
+          .slice(0, 5)
+          .map((e) => e.error)
+          .join('; ');
+        const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
+        return reply.code(400).send({
+          error: `${errors.length} bad task(s), none queued: ${summary}${more}`,
+          code: 'TQ_ERR_VALIDATION',
+          errors,
+        });
+      }
+      const results = await queue.enqueueMany(inputs);
+      return reply.code(202).send({ ids: results.map((r) => r.task.id) });
+    },
+  );
+
+  app.get<{ Params: TaskIdParams; Querystring: GetTaskQuery }>(
     '/tasks/:id',
     {
       schema: {
-        summary: 'Read one task',
+        summary: 'Read one task; with ?wait=<seconds>, wait until it finishes',
         tags: ['tasks'],
         params: TaskIdParams,
+        querystring: GetTaskQuery,
         response: { 200: TaskSchema, 404: ErrorSchema },
       },
     },
-    async (request) => {
-      const task = await queue.get(request.params.id);
-      if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${request.params.id} not found`);
+    async (request, reply) => {
+      const { id } = request.params;
+      const wait = request.query.wait ?? 0;
+      const closed = abortOnClose(reply.raw);
+      const task = wait > 0 ? await queue.waitForFinish(id, wait * 1000, closed) : await queue.get(id);
+      if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
       return toTaskView(task);
+    },
+  );
+
+  app.get<{ Params: TaskIdParams }>(
+    '/tasks/:id/events',
+    {
+      schema: {
+        summary: "Stream the task's state changes as server-sent events (event: task), until it finishes",
+        tags: ['tasks'],
+        params: TaskIdParams,
+        produces: ['text/event-stream'],
+        response: { 404: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      let task = await queue.get(id);
+      if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
+      const closed = abortOnClose(reply.raw);
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      let last = '';
+      while (task && !closed.aborted) {
+        const json = JSON.stringify(toTaskView(task));
+        if (json !== last) out.write(`event: task\ndata: ${json}\n\n`);
+        else out.write(': keep-alive\n\n');
+        last = json;
+        if (isFinished(task.status) || queue.watcher.closed) break;
+        await queue.watcher.nextChange(id, 15_000, closed);
+        task = await queue.get(id);
+      }
+      out.end();
     },
   );
 }

@@ -27,6 +27,7 @@ export function registerRun(program: Command): void {
     'sync',
     'pgPoolSize',
     'apiToken',
+    'idempotencyWindowMs',
   ]).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
     // Loaded here, not at the top, so `--help` and bad settings answer without loading the server.

@@ -1,0 +1,34 @@
+/**
+ * Request validation. Bodies are checked strictly (no type coercion: "5" is not a number,
+ * unknown fields are refused), while query strings and params, which are always text, are coerced.
+ */
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+
+const common = { allErrors: false, useDefaults: true, removeAdditional: false, strict: false } as const;
+export const strictAjv = new Ajv.default({ ...common, coerceTypes: false });
+const coercingAjv = new Ajv.default({ ...common, coerceTypes: true });
+
+export function validatorCompiler({
+  schema,
+  httpPart,
+}: {
+  schema: object;
+  httpPart?: string;
+}): ValidateFunction {
+  return (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
+}
+
+/** One validation error in words, e.g. `body/action must NOT have fewer than 1 characters`. */
+export function describeValidation(where: string, issue: ErrorObject): string {
+  const at = `${where}${issue.instancePath}`;
+  switch (issue.keyword) {
+    case 'additionalProperties':
+      return `${at} has an unknown field "${String(issue.params.additionalProperty)}"`;
+    case 'enum':
+      return `${at} must be one of: ${(issue.params.allowedValues as string[]).join(', ')}`;
+    case 'required':
+      return `${at} is missing "${String(issue.params.missingProperty)}"`;
+    default:
+      return `${at} ${issue.message ?? 'is invalid'}`;
+  }
+}
