@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerProducerCommands } from './commands/producer.js';
 import { registerRun } from './commands/run.js';
 
 export function buildProgram(): Command {
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRun(program);
   registerMigrate(program);
+  registerProducerCommands(program);
   return program;
 }
 

@@ -50,6 +50,7 @@ export interface Config {
   pgPoolSize: number;
   apiToken: string | undefined;
   idempotencyWindowMs: number;
+  url: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -222,6 +223,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: undefined,
     kind: { type: 'string' },
     description: 'when set, every route but /healthz needs Authorization: Bearer <token>',
+  },
+  {
+    key: 'url',
+    flag: '--url',
+    env: ['TASKQ_URL'],
+    default: 'http://localhost:8080',
+    kind: { type: 'string' },
+    description: 'where the producer commands (enqueue, tasks, stats) find a running service',
   },
 ];
 

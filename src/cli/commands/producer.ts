@@ -1,0 +1,143 @@
+/**
+ * Commands that talk to a running service over HTTP, through the typed client:
+ * `taskq enqueue`, `taskq tasks`, `taskq stats`.
+ */
+import type { Command } from 'commander';
+import { TaskqClient, type Task } from '../../client/index.js';
+import { ConfigError } from '../../core/errors.js';
+import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
+import { addSettings, configFrom } from '../options.js';
+
+function clientFrom(options: Record<string, unknown>): TaskqClient {
+  const config = configFrom({ url: options.url });
+  const token = (options.token as string | undefined) ?? process.env.TASKQ_API_TOKEN;
+  // A refused connection is the usual mistake here: say where we looked and how to change it.
+  const reachable: typeof fetch = async (input, init) => {
+    try {
+      return await fetch(input, init);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(
+        `cannot reach ${config.url}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is taskq running? see --url / TASKQ_URL)`,
+        { cause: err },
+      );
+    }
+  };
+  return new TaskqClient({ baseUrl: config.url, token, fetch: reachable });
+}
+
+function withClientOptions(command: Command): Command {
+  addSettings(command, ['url']);
+  return command.option('--token <token>', 'API token, when the service requires one [env TASKQ_API_TOKEN]');
+}
+
+function parseJsonObject(text: string, flag: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${flag}: not valid JSON (${(err as Error).message})`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(`${flag}: must be a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function intOption(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(String(value)))
+    throw new ConfigError(`${flag}: expected a whole number, got "${String(value)}"`);
+  return Number(value);
+}
+
+/** A plain text table sized to its content. */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+export function registerProducerCommands(program: Command): void {
+  withClientOptions(
+    program
+      .command('enqueue <action>')
+      .description('queue a task on a running service and print its id (with --wait, its result)')
+      .option('--data <json>', 'the task data, a JSON object', '{}')
+      .option('--wait', 'wait until the task finishes and print its result')
+      .option('--timeout-ms <n>', 'with --wait: give up after this long', '60000')
+      .option('--priority <n>', 'higher runs first (-100..100)')
+      .option('--delay-ms <n>', 'run no sooner than this many ms from now')
+      .option('--max-attempts <n>', 'runs before the task fails (1..100)')
+      .option('--idempotency-key <key>', 'a repeated key answers the original task'),
+  ).action(async (action: string, options: Record<string, unknown>) => {
+    const client = clientFrom(options);
+    const data = parseJsonObject(String(options.data), '--data');
+    const { id } = await client.enqueue(action, data, {
+      priority: intOption(options.priority, '--priority'),
+      delayMs: intOption(options.delayMs, '--delay-ms'),
+      maxAttempts: intOption(options.maxAttempts, '--max-attempts'),
+      idempotencyKey: options.idempotencyKey as string | undefined,
+    });
+    if (!options.wait) {
+      console.log(id);
+      return;
+    }
+    const task = await client.wait(id, { timeoutMs: intOption(options.timeoutMs, '--timeout-ms') });
+    if (task.status === 'completed') console.log(JSON.stringify(task.result));
+    else {
+      console.error(`taskq: task ${id} ${task.status}: ${task.error ?? ''}`);
+      process.exitCode = 1;
+    }
+  });
+
+  withClientOptions(
+    program
+      .command('tasks')
+      .description('list tasks of a running service, newest first, as a table')
+      .option('--status <status>', `one of ${TASK_STATUSES.join(', ')}`)
+      .option('--action <action>', 'only this action')
+      .option('--limit <n>', 'how many (1..1000)', '20')
+      .option('--json', 'print JSON instead of a table'),
+  ).action(async (options: Record<string, unknown>) => {
+    const status = options.status as TaskStatus | undefined;
+    if (status !== undefined && !TASK_STATUSES.includes(status)) {
+      throw new ConfigError(`--status: "${status}" is not one of ${TASK_STATUSES.join(', ')}`);
+    }
+    const page = await clientFrom(options).listPage({
+      status,
+      action: options.action as string | undefined,
+      limit: intOption(options.limit, '--limit'),
+    });
+    if (options.json) {
+      console.log(JSON.stringify(page, null, 2));
+      return;
+    }
+    const outcome = (t: Task) => clip(t.error ?? (t.result === null ? '' : JSON.stringify(t.result)), 40);
+    const rows = page.tasks.map((t) => [
+      t.id,
+      clip(t.action, 24),
+      t.status,
+      String(t.attempts),
+      t.created_at,
+      outcome(t),
+    ]);
+    console.log(formatTable([['ID', 'ACTION', 'STATUS', 'ATTEMPTS', 'CREATED', 'RESULT / ERROR'], ...rows]));
+    if (page.next_cursor)
+      console.log(`(more: raise --limit, or page with GET /tasks?cursor=${page.next_cursor})`);
+  });
+
+  withClientOptions(
+    program.command('stats').description('show counts by status and action of a running service (JSON)'),
+  ).action(async (options: Record<string, unknown>) => {
+    const stats = await clientFrom(options).stats();
+    console.log(JSON.stringify(stats, null, 2));
+  });
+}

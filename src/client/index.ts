@@ -1,0 +1,212 @@
+/**
+ * Typed client for producers, in Node and in the browser: only `fetch`, no Node imports.
+ *
+ * @example
+ * const client = new TaskqClient({ baseUrl: 'http://localhost:8080' });
+ * const { id } = await client.enqueue('uppercase', { text: 'hi' });
+ * const task = await client.wait(id, { timeoutMs: 30_000 });
+ */
+import type { TaskStatus, TaskView } from '../core/task.js';
+
+export type Task = TaskView;
+export type { TaskStatus };
+
+export interface TaskqClientOptions {
+  /** e.g. `http://localhost:8080` */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <token>` when the service requires one. */
+  token?: string;
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface EnqueueOptions {
+  maxAttempts?: number;
+  priority?: number;
+  /** Not run before this time. */
+  runAt?: Date | string;
+  /** Not run before now + this many ms. */
+  delayMs?: number;
+  /** A repeated key answers the original task instead of queuing another. */
+  idempotencyKey?: string;
+}
+
+export interface BatchItem extends EnqueueOptions {
+  action: string;
+  data?: Record<string, unknown>;
+}
+
+export interface ListOptions {
+  status?: TaskStatus;
+  action?: string;
+  /** Page size, 1..1000. */
+  limit?: number;
+}
+
+export interface TaskPage {
+  tasks: Task[];
+  count: number;
+  next_cursor: string | null;
+}
+
+/** Any answer the service refused; `code` is the stable TQ_ERR_* code. */
+export class TaskqError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+    readonly body: unknown,
+  ) {
+    super(message);
+    this.name = 'TaskqError';
+  }
+}
+export class TaskqValidationError extends TaskqError {
+  override name = 'TaskqValidationError';
+}
+export class TaskqUnauthorizedError extends TaskqError {
+  override name = 'TaskqUnauthorizedError';
+}
+export class TaskqNotFoundError extends TaskqError {
+  override name = 'TaskqNotFoundError';
+}
+export class TaskqConflictError extends TaskqError {
+  override name = 'TaskqConflictError';
+}
+export class TaskqUnavailableError extends TaskqError {
+  override name = 'TaskqUnavailableError';
+}
+/** `wait()` ran out of time before the task finished; `task` is its last state. */
+export class TaskqTimeoutError extends Error {
+  override name = 'TaskqTimeoutError';
+  constructor(readonly task: Task) {
+    super(`task ${task.id} is still ${task.status}`);
+  }
+}
+
+const ERRORS_BY_STATUS: Record<number, typeof TaskqError> = {
+  400: TaskqValidationError,
+  401: TaskqUnauthorizedError,
+  404: TaskqNotFoundError,
+  409: TaskqConflictError,
+  503: TaskqUnavailableError,
+};
+const FINISHED: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
+const WAIT_MAX_SECONDS = 60;
+
+function toBody(action: string, data: Record<string, unknown> | undefined, options: EnqueueOptions) {
+  const runAt = options.runAt instanceof Date ? options.runAt.toISOString() : options.runAt;
+  return {
+    action,
+    ...(data === undefined ? {} : { data }),
+    ...(options.maxAttempts === undefined ? {} : { max_attempts: options.maxAttempts }),
+    ...(options.priority === undefined ? {} : { priority: options.priority }),
+    ...(runAt === undefined ? {} : { run_at: runAt }),
+    ...(options.delayMs === undefined ? {} : { delay_ms: options.delayMs }),
+    ...(options.idempotencyKey === undefined ? {} : { unique_key: options.idempotencyKey }),
+  };
+}
+
+export class TaskqClient {
+  private readonly baseUrl: string;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(private readonly options: TaskqClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Queues a task; resolves once the service has committed it. */
+  enqueue(
+    action: string,
+    data?: Record<string, unknown>,
+    options: EnqueueOptions = {},
+  ): Promise<{ id: string; status: TaskStatus }> {
+    return this.request('POST', '/tasks', toBody(action, data, options));
+  }
+
+  /** Queues up to 1,000 tasks in one transaction: all or none. */
+  enqueueBatch(tasks: BatchItem[]): Promise<{ ids: string[] }> {
+    return this.request('POST', '/tasks/batch', { tasks: tasks.map((t) => toBody(t.action, t.data, t)) });
+  }
+
+  get(id: string): Promise<Task> {
+    return this.request('GET', `/tasks/${encodeURIComponent(id)}`);
+  }
+
+  /** One page of tasks, newest first. */
+  listPage(options: ListOptions & { cursor?: string } = {}): Promise<TaskPage> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(options))
+      if (value !== undefined) query.set(key, String(value));
+    const qs = query.toString();
+    return this.request('GET', `/tasks${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Every task matching the filters, newest first, fetched page by page. */
+  async *list(options: ListOptions = {}): AsyncGenerator<Task> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listPage({ ...options, cursor });
+      yield* page.tasks;
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** Resolves with the task once it is finished; throws TaskqTimeoutError after `timeoutMs`. */
+  async wait(id: string, { timeoutMs = 60_000 }: { timeoutMs?: number } = {}): Promise<Task> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      const seconds = Math.max(0, Math.min(WAIT_MAX_SECONDS, left / 1000));
+      const task: Task = await this.request(
+        'GET',
+        `/tasks/${encodeURIComponent(id)}?wait=${seconds.toFixed(3)}`,
+      );
+      if (FINISHED.includes(task.status)) return task;
+      if (Date.now() >= deadline) throw new TaskqTimeoutError(task);
+    }
+  }
+
+  cancel(id: string): Promise<Task> {
+    return this.request('POST', `/tasks/${encodeURIComponent(id)}/cancel`);
+  }
+
+  retry(id: string): Promise<Task> {
+    return this.request('POST', `/tasks/${encodeURIComponent(id)}/retry`);
+  }
+
+  /** Counts by status and action, oldest queued age, throughput. */
+  stats(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/stats');
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const response = await this.fetchFn(`${this.baseUrl}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    if (!response.ok) {
+      const payload = (parsed ?? {}) as { error?: string; code?: string };
+      const ErrorClass = ERRORS_BY_STATUS[response.status] ?? TaskqError;
+      throw new ErrorClass(
+        payload.error ?? `${method} ${path} answered ${response.status}`,
+        response.status,
+        payload.code ?? 'TQ_ERR_HTTP',
+        parsed,
+      );
+    }
+    return parsed as T;
+  }
+}
