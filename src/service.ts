@@ -12,6 +12,7 @@ import type { HandlerDefinition } from './handlers/handler.js';
 import { HandlerRegistry, loadHandlersFolder } from './handlers/registry.js';
 import { BUILTIN_HANDLERS } from './handlers/builtin.js';
 import { TaskQueue } from './queue/queue.js';
+import { Pruner } from './worker/pruner.js';
 import { WorkerPool } from './worker/worker-pool.js';
 
 export interface ServiceOptions {
@@ -28,16 +29,24 @@ export class Service {
   readonly queue: TaskQueue;
   readonly pool: WorkerPool | undefined;
   readonly driver: QueueDriver;
+  readonly pruner: Pruner | undefined;
   private stopped = false;
 
   private constructor(
     private readonly options: ServiceOptions,
-    parts: { app: FastifyInstance; queue: TaskQueue; pool: WorkerPool | undefined; driver: QueueDriver },
+    parts: {
+      app: FastifyInstance;
+      queue: TaskQueue;
+      pool: WorkerPool | undefined;
+      pruner: Pruner | undefined;
+      driver: QueueDriver;
+    },
   ) {
     this.app = parts.app;
     this.queue = parts.queue;
     this.pool = parts.pool;
     this.driver = parts.driver;
+    this.pruner = parts.pruner;
   }
 
   /** Opens the database, applies pending migrations, loads handlers and builds the app. */
@@ -77,7 +86,15 @@ export class Service {
               backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },
             });
       const app = await buildApp({ queue, logger, pool, role: config.role, bodyLimit: config.bodyLimit });
-      return new Service(options, { app, queue, pool, driver });
+      // Retention runs where the workers run, so API-only nodes stay light.
+      const pruner = pool
+        ? new Pruner(
+            driver,
+            { completedMs: config.retentionCompletedMs, failedMs: config.retentionFailedMs },
+            logger.child({ component: 'pruner' }),
+          )
+        : undefined;
+      return new Service(options, { app, queue, pool, pruner, driver });
     } catch (err) {
       await driver.close();
       throw err;
@@ -89,6 +106,7 @@ export class Service {
     const { config, logger } = this.options;
     const address = await this.app.listen({ port: config.port, host: config.host });
     this.pool?.start();
+    this.pruner?.start();
     logger.info(
       {
         address,
@@ -112,7 +130,11 @@ export class Service {
     const { config, logger } = this.options;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
     this.queue.watcher.close(); // ends long-polls and event streams, so the server can close
-    await Promise.all([this.app.close(), this.pool?.stop({ graceMs: config.shutdownGraceMs })]);
+    await Promise.all([
+      this.app.close(),
+      this.pool?.stop({ graceMs: config.shutdownGraceMs }),
+      this.pruner?.stop(),
+    ]);
     await this.queue.close();
     await this.driver.close();
     logger.info('stopped');

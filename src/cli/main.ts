@@ -7,6 +7,7 @@ import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
+import { registerPrune } from './commands/prune.js';
 import { registerRun } from './commands/run.js';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerMigrate(program);
   registerProducerCommands(program);
+  registerPrune(program);
   return program;
 }
 

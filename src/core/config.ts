@@ -10,7 +10,8 @@ type Kind =
   | { type: 'int'; min: number; max: number }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'string'; allowEmpty?: boolean }
-  | { type: 'bool' };
+  | { type: 'bool' }
+  | { type: 'duration' };
 
 export interface SettingSpec {
   key: keyof Config;
@@ -51,6 +52,9 @@ export interface Config {
   apiToken: string | undefined;
   idempotencyWindowMs: number;
   url: string;
+  retentionCompletedMs: number;
+  retentionFailedMs: number;
+  schedules: string | undefined;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -232,6 +236,30 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: 'string' },
     description: 'where the producer commands (enqueue, tasks, stats) find a running service',
   },
+  {
+    key: 'retentionCompletedMs',
+    flag: '--retention-completed',
+    env: ['TASKQ_RETENTION_COMPLETED'],
+    default: '7d',
+    kind: { type: 'duration' },
+    description: 'completed tasks older than this are pruned in the background (e.g. 7d, 12h; 0 keeps them)',
+  },
+  {
+    key: 'retentionFailedMs',
+    flag: '--retention-failed',
+    env: ['TASKQ_RETENTION_FAILED'],
+    default: '30d',
+    kind: { type: 'duration' },
+    description: 'failed and cancelled tasks older than this are pruned in the background (0 keeps them)',
+  },
+  {
+    key: 'schedules',
+    flag: '--schedules',
+    env: ['TASKQ_SCHEDULES'],
+    default: undefined,
+    kind: { type: 'string' },
+    description: 'JSON file of recurring tasks: [{name, cron, timezone?, action, data?}]',
+  },
 ];
 
 export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | undefined>>;
@@ -267,12 +295,27 @@ function parseValue(
       if (['0', 'false', 'no', 'off', ''].includes(text)) return false;
       throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
     }
+    case 'duration': {
+      const ms = parseDuration(String(raw));
+      if (ms === null)
+        throw new ConfigError(`${name}: expected a duration like 500ms, 30s, 15m, 12h or 7d, got "${raw}"`);
+      return ms;
+    }
     case 'string': {
       const text = String(raw);
       if (text.trim() === '' && !kind.allowEmpty) throw new ConfigError(`${name}: must not be empty`);
       return text;
     }
   }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `7d`, `12h`, `30m`, `45s`, `500ms` or a bare number of milliseconds; null when not a duration. */
+export function parseDuration(text: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!match) return null;
+  return Math.round(Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] as number));
 }
 
 /**
@@ -296,7 +339,7 @@ export function resolveConfig(
     const envName = spec.env.find((name) => env[name] !== undefined);
     if (given !== undefined) out[spec.key] = parseValue(spec, given, 'flag');
     else if (envName !== undefined) out[spec.key] = parseValue(spec, env[envName] as string, envName);
-    else out[spec.key] = spec.default;
+    else out[spec.key] = spec.default === undefined ? undefined : parseValue(spec, spec.default, 'default');
   }
   return Object.freeze(out as unknown as Config);
 }

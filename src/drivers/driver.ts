@@ -115,6 +115,9 @@ export interface ThroughputPoint {
   failed: number;
 }
 
+/** Per finished status, an epoch-ms cut-off: tasks that finished earlier may be pruned. */
+export type FinishedBefore = Record<'completed' | 'failed' | 'cancelled', number>;
+
 export interface MigrateResult {
   applied: string[];
   current: number;
@@ -140,10 +143,10 @@ export interface QueueDriver {
   migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
-  pruneTasks(params: {
-    finishedBefore: Record<'completed' | 'failed' | 'cancelled', number>;
-    limit: number;
-  }): Promise<number>;
+  /** How many finished tasks `pruneTasks` would delete (for progress reporting). */
+  countPrunableTasks(params: { finishedBefore: FinishedBefore }): Promise<number>;
+  /** Deletes up to `limit` finished tasks that finished before their status's cut-off; returns how many. */
+  pruneTasks(params: { finishedBefore: FinishedBefore; limit: number }): Promise<number>;
   releaseTasks(params: ReleaseTasksParams): Promise<void>;
   rescueExpiredLeases(params: { now: number }): Promise<RescueResult>;
   retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;

@@ -28,6 +28,9 @@ export function registerRun(program: Command): void {
     'pgPoolSize',
     'apiToken',
     'idempotencyWindowMs',
+    'retentionCompletedMs',
+    'retentionFailedMs',
+    'schedules',
   ]).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
     // Loaded here, not at the top, so `--help` and bad settings answer without loading the server.

@@ -100,6 +100,11 @@ export const SQL = {
       UNION ALL SELECT seq FROM tasks WHERE status = 'cancelled' AND processed_at < @cancelled
       LIMIT @limit)`,
 
+  countPrunableTasks: `
+    SELECT (SELECT count(*) FROM tasks WHERE status = 'completed' AND processed_at < @completed)
+         + (SELECT count(*) FROM tasks WHERE status = 'failed' AND processed_at < @failed)
+         + (SELECT count(*) FROM tasks WHERE status = 'cancelled' AND processed_at < @cancelled) AS n`,
+
   ping: `SELECT 1`,
 } as const;
 

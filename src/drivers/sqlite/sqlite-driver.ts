@@ -26,6 +26,7 @@ import type {
   DriverEvents,
   ExtendLeasesParams,
   FailTasksParams,
+  FinishedBefore,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
@@ -402,11 +403,15 @@ export class SqliteDriver implements QueueDriver {
     return this.stmt('throughput').all({ since }) as ThroughputPoint[];
   }
 
+  async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {
+    return (this.stmt('countPrunableTasks').get(finishedBefore) as { n: number }).n;
+  }
+
   async pruneTasks({
     finishedBefore,
     limit,
   }: {
-    finishedBefore: Record<'completed' | 'failed' | 'cancelled', number>;
+    finishedBefore: FinishedBefore;
     limit: number;
   }): Promise<number> {
     return this.write(() => this.stmt('pruneTasks').run({ ...finishedBefore, limit }).changes, {

@@ -1,0 +1,84 @@
+/**
+ * Retention: deletes finished tasks older than their status's retention, in small batches with a
+ * turn of the event loop between them, so a large backlog never holds the database (or the
+ * workers sharing this process) for long. Runs every `intervalMs` in every worker process;
+ * concurrent pruners are harmless (each batch is one short transaction).
+ */
+import type { Logger } from 'pino';
+import type { FinishedBefore, QueueDriver } from '../drivers/driver.js';
+
+export interface Retention {
+  /** 0 keeps completed tasks forever. */
+  completedMs: number;
+  /** 0 keeps failed and cancelled tasks forever. */
+  failedMs: number;
+}
+
+export const PRUNE_BATCH_DEFAULT = 500;
+
+/** The cut-offs for `now`; a retention of 0 becomes a cut-off no task can be older than. */
+export function cutoffs(retention: Retention, now = Date.now()): FinishedBefore {
+  const before = (ms: number) => (ms > 0 ? now - ms : 0);
+  return {
+    completed: before(retention.completedMs),
+    failed: before(retention.failedMs),
+    cancelled: before(retention.failedMs),
+  };
+}
+
+/** Deletes every prunable task in batches; `onBatch` reports progress. Returns the total. */
+export async function pruneAll(
+  driver: QueueDriver,
+  finishedBefore: FinishedBefore,
+  { batch = PRUNE_BATCH_DEFAULT, onBatch }: { batch?: number; onBatch?: (deleted: number) => void } = {},
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const deleted = await driver.pruneTasks({ finishedBefore, limit: batch });
+    total += deleted;
+    if (deleted > 0) onBatch?.(total);
+    if (deleted < batch) return total;
+    await new Promise((resolve) => setImmediate(resolve)); // let workers and requests in between batches
+  }
+}
+
+export class Pruner {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly driver: QueueDriver,
+    private readonly retention: Retention,
+    private readonly logger: Logger,
+    private readonly intervalMs = 60_000,
+  ) {}
+
+  start(): void {
+    if (this.timer || (this.retention.completedMs === 0 && this.retention.failedMs === 0)) return;
+    this.timer = setInterval(() => void this.runOnce(), this.intervalMs);
+    this.timer.unref();
+    setTimeout(() => void this.runOnce(), Math.min(this.intervalMs, 5000)).unref();
+  }
+
+  async runOnce(): Promise<number> {
+    if (this.running) return 0;
+    let deleted = 0;
+    this.running = (async () => {
+      try {
+        deleted = await pruneAll(this.driver, cutoffs(this.retention));
+        if (deleted > 0) this.logger.info({ deleted }, 'pruned finished tasks past their retention');
+      } catch (err) {
+        this.logger.error({ err }, 'pruning failed; will try again');
+      }
+    })();
+    await this.running;
+    this.running = null;
+    return deleted;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+}
