@@ -70,7 +70,14 @@ export class Service {
               taskTimeoutMs: config.taskTimeoutMs,
               backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },
             });
-      const app = await buildApp({ queue, logger, pool, role: config.role, bodyLimit: config.bodyLimit });
+      const app = await buildApp({
+        queue,
+        logger,
+        pool,
+        role: config.role,
+        bodyLimit: config.bodyLimit,
+        apiToken: config.apiToken,
+      });
       return new Service(options, { app, queue, pool, driver });
     } catch (err) {
       await driver.close();
@@ -82,6 +89,12 @@ export class Service {
   async start(): Promise<string> {
     const { config, logger } = this.options;
     const address = await this.app.listen({ port: config.port, host: config.host });
+    if (!config.apiToken && !isLoopback(config.host)) {
+      logger.warn(
+        { host: config.host },
+        'no API token is set and the API listens beyond this machine: anyone who can reach it can read and change tasks; set TASKQ_API_TOKEN',
+      );
+    }
     this.pool?.start();
     logger.info(
       {
@@ -110,4 +123,9 @@ export class Service {
     await this.driver.close();
     logger.info('stopped');
   }
+}
+
+/** Hosts only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }

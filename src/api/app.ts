@@ -9,7 +9,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
+import { installAuth } from './auth.js';
 import { installErrorHandlers } from './error-handler.js';
+import { installMetrics } from './metrics.js';
+import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
@@ -22,6 +26,8 @@ export interface AppDeps {
   /** 'api' serves the task routes; 'worker' only /healthz. */
   role: 'all' | 'api' | 'worker';
   bodyLimit?: number;
+  /** When set, every route but /healthz and the dashboard shell needs `Authorization: Bearer <token>`. */
+  apiToken?: string;
 }
 
 /**
@@ -48,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
   installErrorHandlers(app);
+  installAuth(app, deps.apiToken);
   // Request logs are at debug level: at info they would cost more than the queue itself under load.
   if (deps.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
@@ -61,13 +68,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'taskq', version: PACKAGE_VERSION, description: 'A durable task queue over HTTP' },
-      tags: [{ name: 'tasks' }, { name: 'operations' }],
+      tags: [{ name: 'tasks' }, { name: 'operations' }, { name: 'dashboard' }],
     },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   healthRoutes(app, { driver: deps.queue.driver, pool: deps.pool, role: deps.role });
-  if (deps.role !== 'worker') taskRoutes(app, deps.queue);
+  installMetrics(app, { queue: deps.queue, pool: deps.pool });
+  if (deps.role !== 'worker') {
+    taskRoutes(app, deps.queue);
+    operationRoutes(app, deps.queue);
+    dashboardRoutes(app);
+  }
   await app.ready();
   return app;
 }

@@ -73,11 +73,9 @@ export function installErrorHandlers(app: FastifyInstance): void {
     void reply.code(status).type('application/json').send({ error: message, code });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply
-      .code(404)
-      .send({
-        error: `no route for ${request.method} ${request.url.split('?')[0]}`,
-        code: 'TQ_ERR_NOT_FOUND',
-      });
+    void reply.code(404).send({
+      error: `no route for ${request.method} ${request.url.split('?')[0]}`,
+      code: 'TQ_ERR_NOT_FOUND',
+    });
   });
 }
