@@ -5,7 +5,12 @@
 import swagger from '@fastify/swagger';
 import Ajv from 'ajv';
 import { PACKAGE_VERSION } from '../core/version.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RouteOptions,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
@@ -28,6 +33,8 @@ export interface AppDeps {
   bodyLimit?: number;
   /** When set, every route but /healthz and the dashboard shell needs `Authorization: Bearer <token>`. */
   apiToken?: string;
+  /** Called for every route as it is registered (tests check each one is documented). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 /**
@@ -50,6 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler());
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
