@@ -9,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { TASK_STATUSES } from '../core/task.js';
+import type { TaskCounts } from '../drivers/driver.js';
 import type { TaskQueue } from '../queue/queue.js';
 import type { Outcome } from '../worker/executor.js';
 import { willRetry, type WorkerPool, type WorkerPoolEvents } from '../worker/worker-pool.js';
@@ -30,6 +31,10 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
   collectDefaultMetrics({ register: registry });
   const byAction = (name: string, help: string, labelNames: string[] = ['action']) =>
     new Counter({ name, help, labelNames, registers: [registry] });
+
+  // Both queue gauges are collected in the same scrape: share one count query between them.
+  let counting: Promise<TaskCounts> | null = null;
+  const readCounts = () => (counting ??= queue.counts().finally(() => (counting = null)));
 
   const enqueued = byAction('taskq_tasks_enqueued_total', 'Tasks stored by this process');
   const completed = byAction('taskq_tasks_completed_total', 'Tasks completed by this process');
@@ -53,7 +58,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     labelNames: ['status'],
     registers: [registry],
     async collect() {
-      const { byStatus } = await queue.counts();
+      const { byStatus } = await readCounts();
       for (const status of TASK_STATUSES) this.set({ status }, byStatus[status]);
     },
   });
@@ -62,7 +67,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     help: 'Age of the oldest queued task; 0 when none is queued (read at scrape time)',
     registers: [registry],
     async collect() {
-      const { oldestQueuedAt } = await queue.counts();
+      const { oldestQueuedAt } = await readCounts();
       this.set(oldestQueuedAt === null ? 0 : Math.max(0, Date.now() - oldestQueuedAt) / 1000);
     },
   });
