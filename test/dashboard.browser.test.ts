@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { eventually, http, startTestService, type TestService } from './support/service.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+/** TASKQ_CHROMIUM overrides the path (and lets the skip path be tried). */
+const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
 const SCREENSHOT = 'docs/screenshots/dashboard.png';
 const available = existsSync(CHROMIUM);
