@@ -28,7 +28,7 @@ export interface AppDeps {
   logger: Logger;
   /** The workers of this process, for /healthz; absent on an API-only node. */
   pool?: WorkerPool;
-  /** 'api' serves the task routes; 'worker' only /healthz. */
+  /** 'api' serves the task routes and the dashboard; 'worker' only /healthz and /metrics. */
   role: 'all' | 'api' | 'worker';
   bodyLimit?: number;
   /** When set, every route but /healthz and the dashboard shell needs `Authorization: Bearer <token>`. */
