@@ -85,7 +85,14 @@ export class Service {
               taskTimeoutMs: config.taskTimeoutMs,
               backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },
             });
-      const app = await buildApp({ queue, logger, pool, role: config.role, bodyLimit: config.bodyLimit });
+      const app = await buildApp({
+        queue,
+        logger,
+        pool,
+        role: config.role,
+        bodyLimit: config.bodyLimit,
+        apiToken: config.apiToken,
+      });
       // Retention runs where the workers run, so API-only nodes stay light.
       const pruner = pool
         ? new Pruner(
@@ -105,6 +112,12 @@ export class Service {
   async start(): Promise<string> {
     const { config, logger } = this.options;
     const address = await this.app.listen({ port: config.port, host: config.host });
+    if (!config.apiToken && !isLoopback(config.host)) {
+      logger.warn(
+        { host: config.host },
+        'no API token is set and the API listens beyond this machine: anyone who can reach it can read and change tasks; set TASKQ_API_TOKEN',
+      );
+    }
     this.pool?.start();
     this.pruner?.start();
     logger.info(
@@ -139,4 +152,9 @@ export class Service {
     await this.driver.close();
     logger.info('stopped');
   }
+}
+
+/** Hosts only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }

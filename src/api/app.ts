@@ -4,11 +4,20 @@
  */
 import swagger from '@fastify/swagger';
 import { PACKAGE_VERSION } from '../core/version.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RouteOptions,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
+import { installAuth } from './auth.js';
 import { installErrorHandlers } from './error-handler.js';
+import { installMetrics } from './metrics.js';
+import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
@@ -19,9 +28,13 @@ export interface AppDeps {
   logger: Logger;
   /** The workers of this process, for /healthz; absent on an API-only node. */
   pool?: WorkerPool;
-  /** 'api' serves the task routes; 'worker' only /healthz. */
+  /** 'api' serves the task routes and the dashboard; 'worker' only /healthz and /metrics. */
   role: 'all' | 'api' | 'worker';
   bodyLimit?: number;
+  /** When set, every route but /healthz and the dashboard shell needs `Authorization: Bearer <token>`. */
+  apiToken?: string;
+  /** Called for every route as it is registered (tests check each one is documented). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -34,10 +47,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // The API speaks JSON only; without this, text/plain bodies would reach the schema as strings.
   app.removeContentTypeParser('text/plain');
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
   installErrorHandlers(app);
+  installAuth(app, deps.apiToken);
   // Request logs are at debug level: at info they would cost more than the queue itself under load.
   if (deps.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
@@ -51,13 +66,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'taskq', version: PACKAGE_VERSION, description: 'A durable task queue over HTTP' },
-      tags: [{ name: 'tasks' }, { name: 'operations' }],
+      tags: [{ name: 'tasks' }, { name: 'operations' }, { name: 'dashboard' }],
     },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   healthRoutes(app, { driver: deps.queue.driver, pool: deps.pool, role: deps.role });
-  if (deps.role !== 'worker') taskRoutes(app, deps.queue);
+  installMetrics(app, { queue: deps.queue, pool: deps.pool });
+  if (deps.role !== 'worker') {
+    taskRoutes(app, deps.queue);
+    operationRoutes(app, deps.queue);
+    dashboardRoutes(app);
+  }
   await app.ready();
   return app;
 }

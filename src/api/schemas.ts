@@ -150,3 +150,37 @@ export const GetTaskQuery = Type.Object(
   { additionalProperties: false },
 );
 export type GetTaskQuery = Static<typeof GetTaskQuery>;
+
+/** How far back GET /stats reports throughput, one point per minute. */
+export const STATS_WINDOW_MS = 60 * 60 * 1000;
+
+const StatusCounts = Type.Object(
+  Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])) as Record<
+    (typeof TASK_STATUSES)[number],
+    ReturnType<typeof Type.Integer>
+  >,
+);
+
+export const StatsSchema = Type.Object(
+  {
+    counts: StatusCounts,
+    total: Type.Integer({ minimum: 0 }),
+    by_action: Type.Array(
+      Type.Object({ action: Type.String(), counts: StatusCounts, total: Type.Integer() }),
+    ),
+    oldest_queued_age_ms: Nullable(
+      Type.Integer({ description: 'age of the oldest queued task; null if none' }),
+    ),
+    throughput: Type.Array(
+      Type.Object({
+        minute: Type.String({ description: 'start of the minute, ISO 8601' }),
+        completed: Type.Integer(),
+        failed: Type.Integer(),
+      }),
+      { description: 'tasks finished per minute over the last hour, oldest first, one point per minute' },
+    ),
+    generated_at: Type.String({ description: 'ISO 8601' }),
+  },
+  { $id: 'Stats' },
+);
+export type Stats = Static<typeof StatsSchema>;

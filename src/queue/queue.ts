@@ -5,6 +5,7 @@
  * a task that is not on disk.
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { QueueError } from '../core/errors.js';
 import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
@@ -85,13 +86,22 @@ export function decodeCursor(cursor: string): number {
   return Number(match[1]);
 }
 
-export class TaskQueue {
+/** Emitted after the change is committed; metrics count them. */
+export interface TaskQueueEvents {
+  /** Newly stored tasks (idempotent replays are not included). */
+  enqueued: [tasks: TaskRecord[]];
+  /** A failed or cancelled task was put back by an operator. */
+  retried: [task: TaskRecord];
+}
+
+export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   readonly driver: QueueDriver;
   private readonly registry: HandlerRegistry;
   private readonly inserts: Batcher<NewTask, InsertedTask>;
   readonly watcher: TaskWatcher;
 
   constructor(private readonly options: QueueOptions) {
+    super();
     this.driver = options.driver;
     this.registry = options.registry;
     // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
@@ -131,7 +141,9 @@ export class TaskQueue {
   /** Resolves once the task is committed. */
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
     const task = this.prepare(input);
-    return checkReplay(task, await this.inserts.add(task));
+    const result = checkReplay(task, await this.inserts.add(task));
+    if (result.inserted) this.emit('enqueued', [result.task]);
+    return result;
   }
 
   /** All tasks in one transaction: all are stored or none. */
@@ -139,7 +151,10 @@ export class TaskQueue {
     const now = Date.now();
     const tasks = inputs.map((input) => this.prepare(input, now));
     const results = await this.driver.insertTasks({ tasks, now });
-    return results.map((result, i) => checkReplay(tasks[i] as NewTask, result));
+    const checked = results.map((result, i) => checkReplay(tasks[i] as NewTask, result));
+    const inserted = checked.filter((r) => r.inserted).map((r) => r.task);
+    if (inserted.length > 0) this.emit('enqueued', inserted);
+    return checked;
   }
 
   async get(id: string): Promise<TaskRecord | null> {
@@ -188,6 +203,7 @@ export class TaskQueue {
         `task ${id} is ${task.status}; only failed or cancelled tasks can be retried`,
       );
     }
+    this.emit('retried', task);
     return task;
   }
 

@@ -55,6 +55,14 @@ export interface WorkerPoolEvents {
   resultsWritten: [count: number];
 }
 
+/** Whether an outcome sends the task back to the queue for another attempt (metrics ask too). */
+export function willRetry(task: TaskRecord, outcome: Outcome): boolean {
+  const retryable =
+    (outcome.kind === 'failed' && !outcome.permanent) ||
+    (outcome.kind === 'aborted' && outcome.abort.kind === 'timeout');
+  return retryable && task.attempts < task.maxAttempts;
+}
+
 interface RunningTask {
   task: TaskRecord;
   controller: AbortController;
@@ -240,7 +248,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         this.completer.complete({ ...lease, result: outcome.result });
         return;
       case 'failed': {
-        const retry = !outcome.permanent && task.attempts < task.maxAttempts;
+        const retry = willRetry(task, outcome);
         logger.warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
         this.completer.fail({
           ...lease,
@@ -255,7 +263,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         if (abort.kind === 'cancel')
           this.completer.fail({ ...lease, error: abort.message, outcome: 'cancelled' });
         else if (abort.kind === 'timeout') {
-          const retry = task.attempts < task.maxAttempts;
+          const retry = willRetry(task, outcome);
           logger.warn({ retry }, `task ${abort.message}`);
           this.completer.fail({
             ...lease,

@@ -14,6 +14,7 @@ export function healthRoutes(app: FastifyInstance, { driver, pool, role }: Healt
   app.get(
     '/healthz',
     {
+      config: { public: true },
       schema: {
         summary: 'Health: 200 when the database answers (and the workers can claim), 503 otherwise',
         tags: ['operations'],

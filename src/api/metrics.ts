@@ -1,0 +1,131 @@
+/**
+ * Prometheus metrics at /metrics (docs/metrics.md lists every one).
+ *
+ * Each app has its own Registry, never prom-client's global one, so tests can build many apps in
+ * one process. Counters follow events (the queue's `enqueued`/`retried`, the worker pool's
+ * `taskFinished`), so they count what this process did; queue depth is read from the database at
+ * scrape time, so every node, worker-only ones included, reports the whole queue.
+ */
+import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { TASK_STATUSES } from '../core/task.js';
+import type { TaskCounts } from '../drivers/driver.js';
+import type { TaskQueue } from '../queue/queue.js';
+import type { Outcome } from '../worker/executor.js';
+import { willRetry, type WorkerPool, type WorkerPoolEvents } from '../worker/worker-pool.js';
+
+export interface MetricsDeps {
+  queue: TaskQueue;
+  pool?: WorkerPool;
+}
+
+/** What happened to a task after one run, as the `outcome` label shows it. */
+function outcomeLabel(outcome: Outcome, retried: boolean): string {
+  if (retried) return 'retried';
+  if (outcome.kind !== 'aborted') return outcome.kind;
+  return outcome.abort.kind === 'cancel' ? 'cancelled' : outcome.abort.kind;
+}
+
+export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDeps): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const byAction = (name: string, help: string, labelNames: string[] = ['action']) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
+
+  // Both queue gauges are collected in the same scrape: share one count query between them.
+  let counting: Promise<TaskCounts> | null = null;
+  const readCounts = () => (counting ??= queue.counts().finally(() => (counting = null)));
+
+  const enqueued = byAction('taskq_tasks_enqueued_total', 'Tasks stored by this process');
+  const completed = byAction('taskq_tasks_completed_total', 'Tasks completed by this process');
+  const failed = byAction('taskq_tasks_failed_total', 'Tasks that ended failed in this process');
+  const cancelled = byAction('taskq_tasks_cancelled_total', 'Running tasks aborted by a cancel request');
+  const retried = byAction(
+    'taskq_tasks_retried_total',
+    'Tasks sent back to the queue: trigger="backoff" after a failed attempt, "manual" by POST /tasks/:id/retry',
+    ['action', 'trigger'],
+  );
+  const duration = new Histogram({
+    name: 'taskq_task_duration_seconds',
+    help: 'Time a handler ran, by action and outcome',
+    labelNames: ['action', 'outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'taskq_tasks',
+    help: 'Tasks in the queue by status (read at scrape time)',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const { byStatus } = await readCounts();
+      for (const status of TASK_STATUSES) this.set({ status }, byStatus[status]);
+    },
+  });
+  new Gauge({
+    name: 'taskq_oldest_queued_age_seconds',
+    help: 'Age of the oldest queued task; 0 when none is queued (read at scrape time)',
+    registers: [registry],
+    async collect() {
+      const { oldestQueuedAt } = await readCounts();
+      this.set(oldestQueuedAt === null ? 0 : Math.max(0, Date.now() - oldestQueuedAt) / 1000);
+    },
+  });
+  const httpDuration = new Histogram({
+    name: 'taskq_http_request_duration_seconds',
+    help: 'HTTP request duration by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+
+  const onEnqueued = (tasks: { action: string }[]) => {
+    for (const t of tasks) enqueued.inc({ action: t.action });
+  };
+  const onRetried = (task: { action: string }) => retried.inc({ action: task.action, trigger: 'manual' });
+  queue.on('enqueued', onEnqueued);
+  queue.on('retried', onRetried);
+  const onFinished = (...[task, outcome, durationMs]: WorkerPoolEvents['taskFinished']) => {
+    const retry = willRetry(task, outcome);
+    const action = task.action;
+    duration.observe({ action, outcome: outcomeLabel(outcome, retry) }, durationMs / 1000);
+    if (retry) retried.inc({ action, trigger: 'backoff' });
+    else if (outcome.kind === 'completed') completed.inc({ action });
+    else if (outcome.kind === 'failed' || outcome.abort.kind === 'timeout') failed.inc({ action });
+    else if (outcome.abort.kind === 'cancel') cancelled.inc({ action });
+  };
+  pool?.on('taskFinished', onFinished);
+  app.addHook('onClose', async () => {
+    queue.off('enqueued', onEnqueued);
+    queue.off('retried', onRetried);
+    pool?.off('taskFinished', onFinished);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The pattern (/tasks/:id), never the raw URL, or every task id would make a new series.
+    const route = request.routeOptions.url ?? 'unmatched';
+    httpDuration.observe(
+      { method: request.method, route, status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics (text exposition format)',
+        tags: ['operations'],
+        produces: ['text/plain'],
+        response: {
+          200: {
+            description: 'metrics in the Prometheus text format',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+        },
+      },
+    },
+    async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+  );
+  return registry;
+}

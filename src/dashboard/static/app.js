@@ -1,0 +1,436 @@
+// The taskq dashboard: vanilla JS over the HTTP API. Task fields are user data, so they are only
+// ever written with textContent, never as HTML. Only one page of tasks is fetched at a time.
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'taskq.token';
+  const PAGE_SIZE = 25;
+  const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+  const $ = (id) => document.getElementById(id);
+
+  class AuthError extends Error {}
+
+  const state = {
+    status: '',
+    action: '',
+    cursors: [undefined], // cursor of each page visited; the last is the current page
+    nextCursor: null,
+    detailId: null,
+    actions: new Set(),
+    stream: null, // AbortController of the live stream
+    refreshTimer: null,
+  };
+
+  // ---- API ----
+
+  function authHeaders() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
+
+  async function api(path, options = {}) {
+    const res = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+    if (res.status === 401) {
+      showLogin(sessionStorage.getItem(TOKEN_KEY) ? 'That token was not accepted.' : '');
+      throw new AuthError('unauthorized');
+    }
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = new Error((body && body.error) || `${res.status} ${res.statusText}`);
+      err.status = res.status;
+      throw err;
+    }
+    return body;
+  }
+
+  // ---- Sign in ----
+
+  function showLogin(message) {
+    stopStream();
+    $('login').hidden = false;
+    $('login-error').textContent = message;
+    $('login-error').hidden = !message;
+    $('login-token').focus();
+  }
+
+  $('login-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $('login-token').value.trim());
+    $('login-token').value = '';
+    $('login').hidden = true;
+    void start();
+  });
+
+  $('sign-out').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    $('sign-out').hidden = true;
+    showLogin('');
+  });
+
+  // ---- Formatting ----
+
+  function duration(ms) {
+    if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    const s = ms / 1000;
+    if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+    return `${Math.floor(s / 86400)} d ${Math.round((s % 86400) / 3600)} h`;
+  }
+
+  function ago(iso) {
+    if (!iso) return '–';
+    const ms = Date.now() - Date.parse(iso);
+    if (ms < 0) return `in ${duration(-ms)}`;
+    return ms < 1000 ? 'just now' : `${duration(ms).split(' ').slice(0, 2).join(' ')} ago`;
+  }
+
+  const number = (n) => new Intl.NumberFormat().format(n);
+  const json = (value) => (value === null || value === undefined ? '—' : JSON.stringify(value, null, 2));
+
+  function el(tag, props = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (key === 'text') node.textContent = value;
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  const badge = (status) => el('span', { class: `badge badge-${status}`, text: status });
+
+  // ---- Counts and chart ----
+
+  function renderStats(stats) {
+    for (const status of STATUSES) {
+      document.querySelector(`[data-count="${status}"]`).textContent = number(stats.counts[status]);
+    }
+    $('oldest').textContent =
+      stats.oldest_queued_age_ms === null ? '–' : duration(stats.oldest_queued_age_ms);
+    const known = new Set(stats.by_action.map((a) => a.action));
+    if ([...known].some((a) => !state.actions.has(a))) {
+      state.actions = known;
+      const select = $('filter-action');
+      select.replaceChildren(el('option', { value: '', text: 'All' }));
+      for (const action of [...known].sort()) select.append(el('option', { value: action, text: action }));
+      select.value = state.action;
+    }
+    renderChart(stats.throughput);
+  }
+
+  let lastThroughput = [];
+  function renderChart(points) {
+    lastThroughput = points;
+    const box = $('chart');
+    const width = Math.max(280, box.clientWidth);
+    const height = 170;
+    const pad = { left: 36, right: 8, top: 10, bottom: 22 };
+    const plotW = width - pad.left - pad.right;
+    const plotH = height - pad.top - pad.bottom;
+    const max = Math.max(1, ...points.map((p) => p.completed + p.failed));
+    const top = niceCeil(max);
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    svg.setAttribute('width', String(width));
+    svg.setAttribute('height', String(height));
+    const add = (tag, attrs, text) => {
+      const node = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+      if (text !== undefined) node.textContent = text;
+      svg.append(node);
+      return node;
+    };
+    for (let i = 0; i <= 4; i++) {
+      const y = pad.top + plotH - (plotH * i) / 4;
+      add('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: i === 0 ? 'axis' : 'grid' });
+      add('text', { x: pad.left - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, number((top * i) / 4));
+    }
+    const slot = plotW / Math.max(1, points.length);
+    const barW = Math.max(1, slot - Math.min(3, slot * 0.25));
+    const scale = (n) => (n / top) * plotH;
+    points.forEach((p, i) => {
+      const x = pad.left + i * slot + (slot - barW) / 2;
+      const hc = scale(p.completed);
+      const hf = scale(p.failed);
+      const base = pad.top + plotH;
+      const g = document.createElementNS(ns, 'g');
+      const title = document.createElementNS(ns, 'title');
+      const time = new Date(p.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      title.textContent = `${time}: ${p.completed} completed, ${p.failed} failed`;
+      g.append(title);
+      svg.append(g);
+      const bar = (y, h, cls) => {
+        const r = document.createElementNS(ns, 'rect');
+        for (const [k, v] of Object.entries({ x, y, width: barW, height: h, class: cls }))
+          r.setAttribute(k, String(v));
+        g.append(r);
+      };
+      bar(pad.top, plotH, 'hit');
+      if (hc > 0) bar(base - hc, hc, 'bar-completed');
+      if (hf > 0) bar(base - hc - hf, hf, 'bar-failed');
+    });
+    for (const [i, label] of [
+      [0, '60 min ago'],
+      [30, '30 min'],
+      [points.length - 1, 'now'],
+    ]) {
+      const anchor = i === 0 ? 'start' : i === points.length - 1 ? 'end' : 'middle';
+      const x = i === 0 ? pad.left : i === points.length - 1 ? width - pad.right : pad.left + i * slot;
+      add('text', { x, y: height - 6, class: 'tick', 'text-anchor': anchor }, label);
+    }
+    box.replaceChildren(svg);
+    $('sum-completed').textContent = number(points.reduce((n, p) => n + p.completed, 0));
+    $('sum-failed').textContent = number(points.reduce((n, p) => n + p.failed, 0));
+  }
+
+  function niceCeil(n) {
+    const step = 10 ** Math.floor(Math.log10(n));
+    for (const m of [1, 2, 4, 5, 10]) if (m * step >= n) return Math.max(4, m * step);
+    return n;
+  }
+
+  window.addEventListener('resize', () => renderChart(lastThroughput));
+
+  // ---- Live stream (fetch, not EventSource, so the token can go in a header) ----
+
+  function setLive(on) {
+    $('live').dataset.state = on ? 'on' : 'off';
+    $('live').textContent = on ? 'live' : 'reconnecting';
+  }
+
+  function stopStream() {
+    if (state.stream) state.stream.abort();
+    state.stream = null;
+  }
+
+  async function follow() {
+    stopStream();
+    const controller = new AbortController();
+    state.stream = controller;
+    while (!controller.signal.aborted) {
+      try {
+        const res = await fetch('/events/stats', { headers: authHeaders(), signal: controller.signal });
+        if (res.status === 401) return showLogin('That token was not accepted.');
+        if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+        setLive(true);
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            onEvent(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+          }
+        }
+      } catch {
+        // network error or abort: retry below unless aborted
+      }
+      setLive(false);
+      if (!controller.signal.aborted) await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+
+  function onEvent(block) {
+    let event = 'message';
+    let data = '';
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data += line.slice(5).trim();
+    }
+    if (event !== 'stats' || !data) return;
+    renderStats(JSON.parse(data));
+    scheduleRefresh();
+  }
+
+  // Counts changed: refresh what is on screen, at most every 2 s (only the first page follows live).
+  function scheduleRefresh() {
+    if (state.refreshTimer) return;
+    state.refreshTimer = setTimeout(() => {
+      state.refreshTimer = null;
+      if (state.cursors.length === 1) void loadTasks();
+      if (state.detailId && !$('detail').hidden) void openTask(state.detailId, { quiet: true });
+    }, 2000);
+  }
+
+  // ---- Task table ----
+
+  async function loadTasks() {
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (state.status) params.set('status', state.status);
+    if (state.action) params.set('action', state.action);
+    const cursor = state.cursors[state.cursors.length - 1];
+    if (cursor) params.set('cursor', cursor);
+    let page;
+    try {
+      page = await api(`/tasks?${params}`);
+    } catch (err) {
+      if (!(err instanceof AuthError)) $('table-note').textContent = err.message;
+      return;
+    }
+    $('table-note').textContent = '';
+    state.nextCursor = page.next_cursor;
+    const rows = page.tasks.map((task) =>
+      el('tr', { tabindex: '0', dataset: { id: task.id, status: task.status } }, [
+        el('td', { class: 'mono', title: task.id, text: task.id.slice(0, 8) }),
+        el('td', { text: task.action }),
+        el('td', {}, [badge(task.status)]),
+        el('td', { class: 'col-attempts', text: `${task.attempts} / ${task.max_attempts}` }),
+        el('td', { class: 'col-created', title: task.created_at, text: ago(task.created_at) }),
+        el('td', { class: 'col-finished', title: task.processed_at || '', text: ago(task.processed_at) }),
+      ]),
+    );
+    $('rows').replaceChildren(...rows);
+    $('empty').hidden = rows.length > 0;
+    $('newer').disabled = state.cursors.length === 1;
+    $('older').disabled = !state.nextCursor;
+    $('page-label').textContent = `Page ${state.cursors.length}`;
+  }
+
+  function resetPaging() {
+    state.cursors = [undefined];
+    void loadTasks();
+  }
+
+  $('filter-status').addEventListener('change', (e) => {
+    state.status = e.target.value;
+    resetPaging();
+  });
+  $('filter-action').addEventListener('change', (e) => {
+    state.action = e.target.value;
+    resetPaging();
+  });
+  document.querySelectorAll('.count[data-status]').forEach((card) =>
+    card.addEventListener('click', () => {
+      const status = card.dataset.status === state.status ? '' : card.dataset.status;
+      $('filter-status').value = status;
+      state.status = status;
+      resetPaging();
+    }),
+  );
+  $('older').addEventListener('click', () => {
+    if (!state.nextCursor) return;
+    state.cursors.push(state.nextCursor);
+    void loadTasks();
+  });
+  $('newer').addEventListener('click', () => {
+    if (state.cursors.length > 1) state.cursors.pop();
+    void loadTasks();
+  });
+  $('rows').addEventListener('click', (e) => {
+    const row = e.target.closest('tr[data-id]');
+    if (row) void openTask(row.dataset.id);
+  });
+  $('rows').addEventListener('keydown', (e) => {
+    const row = e.target.closest('tr[data-id]');
+    if (row && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      void openTask(row.dataset.id);
+    }
+  });
+  $('search').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const id = $('search-id').value.trim();
+    if (id) void openTask(id);
+  });
+
+  // ---- Task panel ----
+
+  function fact(name, value) {
+    return [el('dt', { text: name }), el('dd', { text: value })];
+  }
+
+  function showMessage(text, kind = 'info') {
+    const box = $('detail-message');
+    box.textContent = text;
+    box.dataset.kind = kind;
+    box.hidden = !text;
+  }
+
+  async function openTask(id, { quiet = false } = {}) {
+    let task;
+    try {
+      task = await api(`/tasks/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err instanceof AuthError || quiet) return;
+      $('table-note').textContent = err.status === 404 ? `No task with id "${id}".` : err.message;
+      return;
+    }
+    state.detailId = task.id;
+    if (!quiet) showMessage('');
+    $('detail').hidden = false;
+    $('detail').dataset.status = task.status;
+    $('detail-title').textContent = task.action;
+    $('detail-id').textContent = task.id;
+    $('detail-status').replaceWith(Object.assign(badge(task.status), { id: 'detail-status' }));
+    const ms = (a, b) => (a && b ? Date.parse(b) - Date.parse(a) : null);
+    $('detail-facts').replaceChildren(
+      ...fact('Attempts', `${task.attempts} of ${task.max_attempts}`),
+      ...fact('Priority', String(task.priority)),
+      ...(task.progress === null
+        ? []
+        : fact('Progress', `${task.progress}%${task.progress_message ? ` · ${task.progress_message}` : ''}`)),
+      ...fact('Created', new Date(task.created_at).toLocaleString()),
+      ...fact('Run at', new Date(task.run_at).toLocaleString()),
+      ...fact('Started', task.started_at ? new Date(task.started_at).toLocaleString() : '–'),
+      ...fact('Finished', task.processed_at ? new Date(task.processed_at).toLocaleString() : '–'),
+      ...fact('Waited', duration(ms(task.created_at, task.started_at))),
+      ...fact('Ran', duration(ms(task.started_at, task.processed_at))),
+    );
+    $('detail-error-wrap').hidden = !task.error;
+    $('detail-error').textContent = task.error || '';
+    $('detail-data').textContent = json(task.data);
+    $('detail-result').textContent = json(task.result);
+    $('detail-retry').disabled = !['failed', 'cancelled'].includes(task.status);
+    $('detail-cancel').disabled = !['queued', 'running'].includes(task.status);
+  }
+
+  async function act(verb) {
+    const id = state.detailId;
+    try {
+      const task = await api(`/tasks/${encodeURIComponent(id)}/${verb}`, { method: 'POST' });
+      showMessage(
+        verb === 'retry'
+          ? 'Queued again.'
+          : task.status === 'cancelled'
+            ? 'Cancelled.'
+            : 'Cancel requested; the handler is being stopped.',
+      );
+    } catch (err) {
+      if (!(err instanceof AuthError)) showMessage(err.message, 'error');
+    }
+    await Promise.all([openTask(id, { quiet: true }), loadTasks()]);
+  }
+
+  $('detail-retry').addEventListener('click', () => void act('retry'));
+  $('detail-cancel').addEventListener('click', () => void act('cancel'));
+  $('detail-close').addEventListener('click', () => {
+    $('detail').hidden = true;
+    state.detailId = null;
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !$('detail').hidden) $('detail-close').click();
+  });
+
+  // ---- Start ----
+
+  async function start() {
+    try {
+      renderStats(await api('/stats'));
+    } catch (err) {
+      if (!(err instanceof AuthError)) $('table-note').textContent = err.message;
+      return;
+    }
+    $('sign-out').hidden = !sessionStorage.getItem(TOKEN_KEY);
+    await loadTasks();
+    void follow();
+  }
+
+  void start();
+})();

@@ -1,0 +1,146 @@
+/**
+ * The dashboard in a real headless Chromium against a real service. Skipped, with one line on the
+ * console, when /usr/bin/chromium is missing, except under CI=true, where it must run.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HandlerDefinition } from '../src/handlers/handler.js';
+import { eventually, http, startTestService, type TestService } from './support/service.js';
+
+/** TASKQ_CHROMIUM overrides the path (and lets the skip path be tried). */
+const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
+const TOKEN = 'dashboard-test-token';
+// Screenshots land in test-results/ (ignored by git); UPDATE_SCREENSHOTS=1 refreshes the README's copies.
+const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots';
+const SCREENSHOT = `${SHOTS}/dashboard.png`;
+const available = existsSync(CHROMIUM);
+const required = process.env.CI === 'true';
+if (!available && !required) console.log(`dashboard browser tests skipped: ${CHROMIUM} not found`);
+
+/** Fails while `flaky.failing` is true, so a test can retry it into success. */
+const flaky = {
+  failing: true,
+  definition: {
+    action: 'flaky',
+    handle: () => {
+      if (flaky.failing) throw new Error('the upstream service answered 503');
+      return { ok: true };
+    },
+  } satisfies HandlerDefinition,
+};
+
+describe.skipIf(!available && !required)('dashboard in Chromium', () => {
+  let service: TestService;
+  let browser: Browser;
+  let page: Page;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const post = async (body: object) => {
+    const res = await http(`${service.url}/tasks`, { method: 'POST', json: body, headers: auth });
+    expect(res.status).toBe(202);
+    return res.body.id as string;
+  };
+  const statusOf = async (id: string) =>
+    (await http(`${service.url}/tasks/${id}`, { headers: auth })).body.status as string;
+
+  beforeAll(async () => {
+    if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
+    service = await startTestService({ apiToken: TOKEN }, [flaky.definition]);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await service?.stop();
+  });
+
+  it('asks for the token, then shows live counts, filters, task details, retry, cancel', async () => {
+    await page.goto(`${service.url}/dashboard`);
+    // The shell loads without a token; the data calls get 401, so it asks for one.
+    await page.locator('#login').waitFor({ state: 'visible' });
+    await page.fill('#login-token', TOKEN);
+    await page.click('#login-form button[type=submit]');
+    await expect.poll(() => page.textContent('#live')).toBe('live');
+    const count = (status: string) => page.textContent(`[data-count="${status}"]`);
+    expect(await count('completed')).toBe('0');
+
+    // Counts change in the page without a reload (server-sent events).
+    const done: string[] = [];
+    for (let i = 0; i < 12; i++) done.push(await post({ action: 'uppercase', data: { text: `hello ${i}` } }));
+    for (let i = 0; i < 5; i++) done.push(await post({ action: 'sum', data: { numbers: [i, 2, 3] } }));
+    const failing = await post({ action: 'flaky', data: { order: 42 }, max_attempts: 1 });
+    const waiting = await post({ action: 'sum', data: { numbers: [1] }, delay_ms: 3_600_000 });
+    await eventually(async () => (await statusOf(failing)) === 'failed');
+    await expect.poll(() => count('completed'), { timeout: 10_000 }).toBe('17');
+    await expect.poll(() => count('failed')).toBe('1');
+    await expect.poll(() => count('queued')).toBe('1');
+
+    // Filter by action, then by status.
+    await page.selectOption('#filter-action', 'flaky');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(1);
+    await page.selectOption('#filter-action', '');
+    await page.selectOption('#filter-status', 'completed');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(17);
+    expect(await page.locator('#rows tr[data-status="completed"]').count()).toBe(17);
+    await page.selectOption('#filter-status', '');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(19);
+
+    // Open the failed task from the table: its error and data are shown; Retry makes it run again.
+    await page.click(`#rows tr[data-id="${failing}"]`);
+    await expect.poll(() => page.textContent('#detail-id')).toBe(failing);
+    expect(await page.textContent('#detail-error')).toContain('503');
+    expect(await page.textContent('#detail-data')).toContain('"order": 42');
+    expect(await page.isDisabled('#detail-cancel')).toBe(true);
+    flaky.failing = false;
+    await page.click('#detail-retry');
+    await eventually(async () => (await statusOf(failing)) === 'completed');
+    await expect.poll(() => page.textContent('#detail-status'), { timeout: 10_000 }).toBe('completed');
+    expect(await page.textContent('#detail-result')).toContain('"ok": true');
+
+    // Find the delayed task by id and cancel it.
+    await page.fill('#search-id', waiting);
+    await page.press('#search-id', 'Enter');
+    await expect.poll(() => page.textContent('#detail-id')).toBe(waiting);
+    await page.click('#detail-cancel');
+    await expect.poll(() => page.textContent('#detail-status')).toBe('cancelled');
+    expect(await statusOf(waiting)).toBe('cancelled');
+    await expect.poll(() => count('cancelled')).toBe('1');
+
+    // A task that failed and stays failed makes the screenshot show every state.
+    flaky.failing = true;
+    const failedAgain = await post({ action: 'flaky', data: { order: 7 }, max_attempts: 1 });
+    await eventually(async () => (await statusOf(failedAgain)) === 'failed');
+    await post({ action: 'uppercase', data: { text: 'later' }, delay_ms: 600_000 });
+    await page.click(`#detail-close`);
+    await page.reload();
+    await expect.poll(() => page.textContent('#live')).toBe('live'); // the token survived the reload
+    await expect.poll(() => count('failed')).toBe('1');
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    await page.click(`#rows tr[data-id="${failedAgain}"]`);
+    await expect.poll(() => page.textContent('#detail-status')).toBe('failed');
+    await page.screenshot({ path: `${SHOTS}/dashboard-task.png` });
+  });
+
+  it('stays readable in a narrow window', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click('#detail-close');
+    // A string, because this project's TypeScript has no DOM types.
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    expect(overflow).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: `${SHOTS}/dashboard-narrow.png`, fullPage: true });
+  });
+});

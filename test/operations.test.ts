@@ -1,0 +1,234 @@
+/** Operator routes over real HTTP: cancel, retry, stats, the stats stream, metrics, tokens. */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/core/config.js';
+import type { HandlerDefinition } from '../src/handlers/handler.js';
+import { Service } from '../src/service.js';
+import { eventually, http, startTestService, type TestService } from './support/service.js';
+import { tempDbPath } from './support/temp.js';
+
+/** Runs until its signal aborts, so a test can cancel it while it runs. */
+const blocking: HandlerDefinition = {
+  action: 'block',
+  handle: (_task, ctx) =>
+    new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
+};
+
+let running: TestService[] = [];
+async function start(...args: Parameters<typeof startTestService>): Promise<TestService> {
+  const service = await startTestService(...args);
+  running.push(service);
+  return service;
+}
+afterEach(async () => {
+  await Promise.all(running.map((s) => s.stop()));
+  running = [];
+});
+
+async function enqueue(url: string, body: object, headers: Record<string, string> = {}): Promise<string> {
+  const res = await http(`${url}/tasks`, { method: 'POST', json: body, headers });
+  expect(res.status).toBe(202);
+  return res.body.id as string;
+}
+
+const statusOf = async (url: string, id: string) => (await http(`${url}/tasks/${id}`)).body.status as string;
+
+describe('POST /tasks/:id/cancel', () => {
+  it('cancels a queued task at once and answers 409 once it is finished', async () => {
+    const { url } = await start();
+    const id = await enqueue(url, { action: 'sum', delay_ms: 3_600_000 });
+    const res = await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id, status: 'cancelled' });
+    const again = await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({
+      code: 'TQ_ERR_CONFLICT',
+      error: expect.stringContaining('cancelled'),
+    });
+  });
+
+  it('aborts a running task, which ends cancelled (202)', async () => {
+    const { url, service } = await start({}, [blocking]);
+    const started = new Promise((resolve) => service.pool?.once('taskStarted', resolve));
+    const id = await enqueue(url, { action: 'block' });
+    await started;
+    const res = await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ id, status: 'running' });
+    await eventually(async () => (await statusOf(url, id)) === 'cancelled');
+  });
+
+  it('answers 404 for an unknown task', async () => {
+    const { url } = await start();
+    const res = await http(`${url}/tasks/nope/cancel`, { method: 'POST' });
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('TQ_ERR_NOT_FOUND');
+  });
+});
+
+describe('POST /tasks/:id/retry', () => {
+  it('puts a failed task back with its attempts reset, and refuses a queued one', async () => {
+    const { url, service } = await start({ role: 'api' });
+    const id = await enqueue(url, { action: 'sum', max_attempts: 1 });
+    const notYet = await http(`${url}/tasks/${id}/retry`, { method: 'POST' });
+    expect(notYet.status).toBe(409);
+    await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    const res = await http(`${url}/tasks/${id}/retry`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id, status: 'queued', attempts: 0 });
+    expect((await service.queue.get(id))?.status).toBe('queued');
+  });
+
+  it('retries a task that failed in a handler, which then runs again', async () => {
+    const { url } = await start();
+    const id = await enqueue(url, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
+    await eventually(async () => (await statusOf(url, id)) === 'failed');
+    const res = await http(`${url}/tasks/${id}/retry`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    await eventually(async () => {
+      const task = (await http(`${url}/tasks/${id}`)).body;
+      return task.status === 'failed' && task.attempts === 1 && task.processed_at !== null;
+    });
+    expect((await http(`${url}/tasks/nope/retry`, { method: 'POST' })).status).toBe(404);
+  });
+});
+
+describe('GET /stats', () => {
+  it('counts by status and action, ages the queue and reports 60 minutes of throughput', async () => {
+    const { url } = await start();
+    const done = await enqueue(url, { action: 'uppercase', data: { text: 'a' } });
+    const bad = await enqueue(url, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
+    await enqueue(url, { action: 'sum', delay_ms: 3_600_000 });
+    await eventually(async () => (await statusOf(url, done)) === 'completed');
+    await eventually(async () => (await statusOf(url, bad)) === 'failed');
+    const { status, body } = await http(`${url}/stats`);
+    expect(status).toBe(200);
+    expect(body.counts).toEqual({ queued: 1, running: 0, completed: 1, failed: 1, cancelled: 0 });
+    expect(body.total).toBe(3);
+    expect(body.by_action).toEqual([
+      {
+        action: 'sum',
+        counts: { queued: 1, running: 0, completed: 0, failed: 1, cancelled: 0 },
+        total: 2,
+      },
+      {
+        action: 'uppercase',
+        counts: { queued: 0, running: 0, completed: 1, failed: 0, cancelled: 0 },
+        total: 1,
+      },
+    ]);
+    expect(body.oldest_queued_age_ms).toBeGreaterThanOrEqual(0);
+    expect(body.throughput).toHaveLength(60);
+    const last = body.throughput[59];
+    expect(Date.parse(last.minute)).toBe(Math.floor(Date.now() / 60_000) * 60_000);
+    const sum = (k: 'completed' | 'failed') =>
+      body.throughput.reduce((n: number, p: Record<string, number>) => n + (p[k] ?? 0), 0);
+    expect([sum('completed'), sum('failed')]).toEqual([1, 1]);
+  });
+
+  it('streams the stats as server-sent events and ends the stream on shutdown', async () => {
+    const service = await startTestService({ role: 'api' });
+    const response = await fetch(`${service.url}/events/stats`);
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${pattern}`);
+        text += value;
+      }
+    };
+    await readUntil(/"queued":0/);
+    await enqueue(service.url, { action: 'sum' });
+    await readUntil(/"queued":1/);
+    const stopping = service.stop();
+    // The stream ends and the service stops promptly instead of waiting on the open response.
+    for (let r = await reader.read(); !r.done; r = await reader.read());
+    await stopping;
+  });
+});
+
+describe('GET /metrics', () => {
+  it('counts tasks by action, gauges the queue and times requests by route pattern', async () => {
+    const { url } = await start();
+    const ok = await enqueue(url, { action: 'uppercase', data: { text: 'a' } });
+    const bad = await enqueue(url, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
+    await eventually(async () => (await statusOf(url, ok)) === 'completed');
+    await eventually(async () => (await statusOf(url, bad)) === 'failed');
+    await http(`${url}/tasks/${bad}/retry`, { method: 'POST' });
+    await eventually(async () => (await statusOf(url, bad)) === 'failed');
+    const { status, headers, body } = await http(`${url}/metrics`);
+    expect(status).toBe(200);
+    expect(headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = body as string;
+    expect(text).toContain('taskq_tasks_enqueued_total{action="uppercase"} 1');
+    expect(text).toContain('taskq_tasks_completed_total{action="uppercase"} 1');
+    expect(text).toContain('taskq_tasks_failed_total{action="sum"} 2');
+    expect(text).toContain('taskq_tasks_retried_total{action="sum",trigger="manual"} 1');
+    expect(text).toContain('taskq_tasks{status="failed"} 1');
+    expect(text).toMatch(/taskq_task_duration_seconds_count\{action="uppercase",outcome="completed"\} 1/);
+    expect(text).toContain('route="/tasks/:id",status_code="200"');
+    expect(text).not.toContain(`route="/tasks/${ok}"`);
+    expect(text).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('is served by worker-only nodes too', async () => {
+    const { url } = await start({ role: 'worker' });
+    const res = await http(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('taskq_tasks{status="queued"} 0');
+    expect((await http(`${url}/stats`)).status).toBe(404);
+  });
+});
+
+describe('API tokens', () => {
+  it('requires the bearer token on every route but /healthz and the dashboard shell', async () => {
+    const { url } = await start({ apiToken: 's3cret-token' });
+    for (const path of ['/tasks', '/stats', '/metrics', '/openapi.json', '/events/stats']) {
+      const res = await http(`${url}${path}`);
+      expect(res.status, path).toBe(401);
+      expect(res.body).toEqual({ error: expect.any(String), code: 'TQ_ERR_UNAUTHORIZED' });
+    }
+    for (const header of [
+      'Bearer wrong',
+      'Bearer s3cret-token-longer',
+      's3cret-token',
+      'Basic s3cret-token',
+    ]) {
+      expect((await http(`${url}/stats`, { headers: { authorization: header } })).status, header).toBe(401);
+    }
+    expect((await http(`${url}/stats`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(
+      200,
+    );
+    expect((await http(`${url}/healthz`)).status).toBe(200);
+    for (const path of ['/', '/dashboard', '/dashboard/app.js', '/dashboard/style.css', '/docs']) {
+      expect((await http(`${url}${path}`)).status, path).toBe(200);
+    }
+  });
+
+  it('warns once at start when listening beyond loopback without a token', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const warnings = async (host: string, apiToken?: string) => {
+      lines.length = 0;
+      const db = tempDbPath();
+      const config = resolveConfig({ db: db.path, port: 0, host, role: 'api', apiToken }, {});
+      const service = await Service.create({ config, logger: pino({ level: 'warn' }, sink) });
+      await service.start();
+      await service.stop();
+      db.cleanup();
+      return lines.filter((l) => l.includes('no API token')).length;
+    };
+    expect(await warnings('0.0.0.0')).toBe(1);
+    expect(await warnings('127.0.0.1')).toBe(0);
+    expect(await warnings('0.0.0.0', 'token')).toBe(0);
+  });
+});
