@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { TASK_STATUSES } from '../../core/task.js';
+import { compareClaimOrder, TASK_STATUSES } from '../../core/task.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -98,10 +98,6 @@ function toRecord(row: TaskRow): TaskRecord {
     processedAt: row.processed_at,
   };
 }
-
-/** Claim order, for RETURNING rows (which SQLite returns in no particular order). */
-const byClaimOrder = (a: TaskRecord, b: TaskRecord) =>
-  b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
 
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
@@ -207,7 +203,7 @@ export class SqliteDriver implements QueueDriver {
             return { task: toRecord(existing), inserted: false };
           if (existing) this.stmt('expireUniqueKey').run(existing.seq);
         }
-        const info = this.stmt('insertTask').run({ ...task, data: JSON.stringify(task.data) });
+        const info = this.stmt('insertTasks').run({ ...task, data: JSON.stringify(task.data) });
         return {
           inserted: true,
           task: {
@@ -265,13 +261,14 @@ export class SqliteDriver implements QueueDriver {
       },
       { durable: false },
     );
-    return rows.map(toRecord).sort(byClaimOrder);
+    // RETURNING rows come in no particular order.
+    return rows.map(toRecord).sort(compareClaimOrder);
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
     if (completions.length === 0) return;
     this.write(() => {
-      const stmt = this.stmt('completeTask');
+      const stmt = this.stmt('completeTasks');
       for (const c of completions) {
         stmt.run({
           id: c.id,
@@ -288,7 +285,7 @@ export class SqliteDriver implements QueueDriver {
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
     this.write(() => {
-      const stmt = this.stmt('failTask');
+      const stmt = this.stmt('failTasks');
       for (const f of failures) {
         const status: TaskStatus = f.outcome === 'retry' ? 'queued' : f.outcome;
         stmt.run({
@@ -322,7 +319,8 @@ export class SqliteDriver implements QueueDriver {
     if (tasks.length === 0) return;
     this.write(
       () => {
-        for (const t of tasks) this.stmt('releaseTask').run({ id: t.id, owner: t.owner, attempt: t.attempt });
+        for (const t of tasks)
+          this.stmt('releaseTasks').run({ id: t.id, owner: t.owner, attempt: t.attempt });
       },
       { durable: false },
     );
