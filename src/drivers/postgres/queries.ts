@@ -150,11 +150,11 @@ export type QueryName = keyof typeof SQL;
 
 /** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
 export function listTasksSql(filters: { status: boolean; action: boolean; beforeSeq: boolean }): string {
+  // Parameters are numbered in this order: status, action, beforeSeq (each when set), then limit.
   const where: string[] = [];
-  // Parameters are numbered in this order: status, action, beforeSeq, then limit.
-  let n = 0;
-  if (filters.status) where.push(`status = $${++n}`);
-  if (filters.action) where.push(`action = $${++n}`);
-  if (filters.beforeSeq) where.push(`seq < $${++n}`);
-  return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT $${++n}`;
+  if (filters.status) where.push(`status = $${where.length + 1}`);
+  if (filters.action) where.push(`action = $${where.length + 1}`);
+  if (filters.beforeSeq) where.push(`seq < $${where.length + 1}`);
+  const limit = `$${where.length + 1}`;
+  return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}`;
 }
