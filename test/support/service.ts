@@ -16,7 +16,10 @@ export async function startTestService(
   handlers: HandlerDefinition[] = [],
 ): Promise<TestService> {
   const db = overrides.db === undefined ? tempDbPath() : { path: String(overrides.db), cleanup: () => {} };
-  const config = resolveConfig({ port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path }, {});
+  const config = resolveConfig(
+    { port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path },
+    {},
+  );
   const service = await Service.create({ config, logger: pino({ level: config.logLevel }), handlers });
   const url = await service.start();
   return {
@@ -33,11 +36,16 @@ export async function startTestService(
 export async function http(
   url: string,
   init: RequestInit & { json?: unknown } = {},
+  // any: tests read whatever fields the response under test has; a wrong guess fails the assertion.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const { json, ...rest } = init;
   const response = await fetch(url, {
     ...rest,
-    headers: { ...(json === undefined ? {} : { 'content-type': 'application/json' }), ...(rest.headers ?? {}) },
+    headers: {
+      ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(rest.headers ?? {}),
+    },
     body: json === undefined ? rest.body : JSON.stringify(json),
   });
   const text = await response.text();
@@ -51,7 +59,11 @@ export async function http(
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  intervalMs = 20,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
