@@ -203,25 +203,9 @@ export class SqliteDriver implements QueueDriver {
             return { task: toRecord(existing), inserted: false };
           if (existing) this.stmt('expireUniqueKey').run(existing.seq);
         }
-        const info = this.stmt('insertTasks').run({ ...task, data: JSON.stringify(task.data) });
-        return {
-          inserted: true,
-          task: {
-            ...task,
-            seq: Number(info.lastInsertRowid),
-            status: 'queued',
-            attempts: 0,
-            result: null,
-            error: null,
-            progress: null,
-            progressMessage: null,
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            cancelRequested: false,
-            startedAt: null,
-            processedAt: null,
-          },
-        };
+        // The stored row, so the caller gets exactly what getTask would return.
+        const row = this.stmt('insertTasks').get({ ...task, data: JSON.stringify(task.data) }) as TaskRow;
+        return { inserted: true, task: toRecord(row) };
       }),
     );
     const count = out.filter((r) => r.inserted).length;
