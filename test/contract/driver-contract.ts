@@ -480,9 +480,11 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(queued.seen).toEqual([]);
         });
 
-        it('writes nothing for a stale owner or attempt', async () => {
+        it('writes nothing for a stale owner or attempt, and emits nothing for it', async () => {
           await insert();
           const claimed = await claimOne();
+          const queued = recorder(driver, 'tasksQueued');
+          const changed = recorder(driver, 'tasksChanged');
           await driver.failTasks({
             failures: [
               { ...leaseOf(claimed, 'other'), error: 'x', outcome: 'failed' },
@@ -491,6 +493,8 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             now: T0,
           });
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({ status: 'running', error: null });
+          await settle();
+          expect([...queued.seen, ...changed.seen]).toEqual([]);
         });
       });
 
@@ -537,11 +541,14 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(await claim(1)).toHaveLength(1);
         });
 
-        it('ignores a task the caller no longer holds', async () => {
+        it('ignores a task the caller no longer holds, and emits nothing for it', async () => {
           await insert();
           const claimed = await claimOne();
+          const queued = recorder(driver, 'tasksQueued');
           await driver.releaseTasks({ tasks: [leaseOf(claimed, 'other')] });
           expect(await statusOf(claimed.id)).toBe('running');
+          await settle();
+          expect(queued.seen).toEqual([]);
         });
       });
 
@@ -671,11 +678,14 @@ export function describeDriverContract(name: string, options: ContractOptions): 
       });
 
       describe('setProgress', () => {
-        it('records progress for the lease holder only', async () => {
+        it('records progress for the lease holder only, announcing it with tasksChanged', async () => {
           await insert();
           const claimed = await claimOne();
+          const changed = recorder(driver, 'tasksChanged');
           await driver.setProgress({ ...leaseOf(claimed), progress: 40, message: 'reading' });
           await driver.setProgress({ ...leaseOf(claimed, 'other'), progress: 90, message: 'stale' });
+          await settle();
+          expect(changed.seen).toEqual([{ ids: [claimed.id] }]);
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({
             progress: 40,
             progressMessage: 'reading',

@@ -251,40 +251,38 @@ export class SqliteDriver implements QueueDriver {
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
     if (completions.length === 0) return;
-    this.write(() => {
+    // Only what the guards let through is announced: a stale lease writes nothing.
+    const ids = this.write(() => {
       const stmt = this.stmt('completeTasks');
-      for (const c of completions) {
-        stmt.run({
-          id: c.id,
-          owner: c.owner,
-          attempt: c.attempt,
-          now,
-          result: JSON.stringify(c.result ?? null),
-        });
-      }
+      return completions
+        .filter(
+          (c) =>
+            stmt.run({
+              id: c.id,
+              owner: c.owner,
+              attempt: c.attempt,
+              now,
+              result: JSON.stringify(c.result ?? null),
+            }).changes === 1,
+        )
+        .map((c) => c.id);
     });
-    this.emit('tasksChanged', { ids: completions.map((c) => c.id) });
+    if (ids.length > 0) this.emit('tasksChanged', { ids });
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
-    this.write(() => {
+    const written = this.write(() => {
       const stmt = this.stmt('failTasks');
-      for (const f of failures) {
+      return failures.filter((f) => {
         const status: TaskStatus = f.outcome === 'retry' ? 'queued' : f.outcome;
-        stmt.run({
-          id: f.id,
-          owner: f.owner,
-          attempt: f.attempt,
-          now,
-          status,
-          error: f.error,
-          retryAt: f.retryAt ?? null,
-        });
-      }
+        const params = { id: f.id, owner: f.owner, attempt: f.attempt, now, status, error: f.error };
+        return stmt.run({ ...params, retryAt: f.retryAt ?? null }).changes === 1;
+      });
     });
-    if (failures.some((f) => f.outcome === 'retry')) this.emit('tasksQueued', { count: failures.length });
-    this.emit('tasksChanged', { ids: failures.map((f) => f.id) });
+    const retried = written.filter((f) => f.outcome === 'retry').length;
+    if (retried > 0) this.emit('tasksQueued', { count: retried });
+    if (written.length > 0) this.emit('tasksChanged', { ids: written.map((f) => f.id) });
   }
 
   async extendLeases({ owner, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
@@ -301,14 +299,15 @@ export class SqliteDriver implements QueueDriver {
 
   async releaseTasks({ tasks }: ReleaseTasksParams): Promise<void> {
     if (tasks.length === 0) return;
-    this.write(
-      () => {
-        for (const t of tasks)
-          this.stmt('releaseTasks').run({ id: t.id, owner: t.owner, attempt: t.attempt });
-      },
+    const count = this.write(
+      () =>
+        tasks.filter(
+          (t) =>
+            this.stmt('releaseTasks').run({ id: t.id, owner: t.owner, attempt: t.attempt }).changes === 1,
+        ).length,
       { durable: false },
     );
-    this.emit('tasksQueued', { count: tasks.length });
+    if (count > 0) this.emit('tasksQueued', { count });
   }
 
   async rescueExpiredLeases({ now }: { now: number }): Promise<RescueResult> {
@@ -361,8 +360,8 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
-    this.write(() => this.stmt('setProgress').run(params), { durable: false });
-    this.emit('tasksChanged', { ids: [params.id] });
+    const { changes } = this.write(() => this.stmt('setProgress').run(params), { durable: false });
+    if (changes === 1) this.emit('tasksChanged', { ids: [params.id] });
   }
 
   async countTasks(): Promise<TaskCounts> {
