@@ -1,25 +1,27 @@
 /**
  * PostgreSQL for tests. The URL comes from TASKQ_TEST_POSTGRES_URL. Without it, PostgreSQL suites
- * are skipped with one console line, except under CI, where they are required and missing it fails.
- * Each test gets its own schema with a random name, dropped afterwards.
+ * are skipped, except under CI, where they are required and missing it fails. The one console
+ * line that says they were skipped comes from `setup` below (a vitest globalSetup), so a run
+ * prints it once rather than once per file. Each test gets its own schema, dropped afterwards.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
 
 const SKIP_MESSAGE = 'PostgreSQL tests skipped: set TASKQ_TEST_POSTGRES_URL=postgres://... to run them';
-let warned = false;
-
-/** The test database URL, or undefined (after one console line) when PostgreSQL tests should skip. */
+/** The test database URL, or undefined when PostgreSQL tests should skip; throws under CI. */
 export function postgresTestUrl(): string | undefined {
   const url = process.env.TASKQ_TEST_POSTGRES_URL;
   if (url) return url;
   if (process.env.CI === 'true') {
     throw new Error('TASKQ_TEST_POSTGRES_URL is required under CI: PostgreSQL tests must run there');
   }
-  if (!warned) console.warn(SKIP_MESSAGE);
-  warned = true;
   return undefined;
+}
+
+/** vitest globalSetup: runs once per test run. */
+export function setup(): void {
+  if (postgresTestUrl() === undefined) console.warn(SKIP_MESSAGE);
 }
 
 /** `{ reason }` to pass as a suite's skip when there is no test database. */
