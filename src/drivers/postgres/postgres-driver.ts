@@ -17,8 +17,9 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
-import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, TASK_STATUSES } from '../../core/task.js';
+import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -69,54 +70,10 @@ const PING_TIMEOUT_MS = 2000;
 /** Ids per NOTIFY payload: keeps each payload well under PostgreSQL's 8000-byte limit. */
 const IDS_PER_NOTIFICATION = 100;
 
-interface TaskRow {
-  seq: number;
-  id: string;
-  action: string;
-  data: JsonObject;
-  status: TaskStatus;
-  priority: number;
-  run_at: number;
-  attempts: number;
-  max_attempts: number;
-  result: JsonValue | null;
-  error: string | null;
-  progress: number | null;
-  progress_message: string | null;
-  unique_key: string | null;
-  unique_until: number | null;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  cancel_requested: boolean;
-  created_at: number;
-  started_at: number | null;
-  processed_at: number | null;
-}
-
-function toRecord(row: TaskRow): TaskRecord {
-  return {
-    seq: row.seq,
-    id: row.id,
-    action: row.action,
-    data: row.data,
-    status: row.status,
-    priority: row.priority,
-    runAt: row.run_at,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    result: row.result,
-    error: row.error,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    uniqueKey: row.unique_key,
-    leaseOwner: row.lease_owner,
-    leaseExpiresAt: row.lease_expires_at,
-    cancelRequested: row.cancel_requested,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    processedAt: row.processed_at,
-  };
-}
+type TaskRow = GenericTaskRow<JsonValue, boolean>;
+/** node-postgres parses jsonb itself, and booleans are booleans. */
+const DECODE: RowDecoders<JsonValue, boolean> = { json: (value) => value, flag: (b) => b };
+const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 
 /** int8 (counts, ms times, seq) as numbers; every other type as node-postgres parses it. */
 const TYPES: pg.CustomTypesConfig = {

@@ -15,8 +15,9 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
-import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, TASK_STATUSES } from '../../core/task.js';
+import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -50,54 +51,13 @@ export interface SqliteDriverOptions {
   busyTimeoutMs?: number;
 }
 
-interface TaskRow {
-  seq: number;
-  id: string;
-  action: string;
-  data: string;
-  status: TaskStatus;
-  priority: number;
-  run_at: number;
-  attempts: number;
-  max_attempts: number;
-  result: string | null;
-  error: string | null;
-  progress: number | null;
-  progress_message: string | null;
-  unique_key: string | null;
-  unique_until: number | null;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  cancel_requested: number;
-  created_at: number;
-  started_at: number | null;
-  processed_at: number | null;
-}
-
-function toRecord(row: TaskRow): TaskRecord {
-  return {
-    seq: row.seq,
-    id: row.id,
-    action: row.action,
-    data: JSON.parse(row.data) as JsonObject,
-    status: row.status,
-    priority: row.priority,
-    runAt: row.run_at,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    result: row.result === null ? null : (JSON.parse(row.result) as JsonValue),
-    error: row.error,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    uniqueKey: row.unique_key,
-    leaseOwner: row.lease_owner,
-    leaseExpiresAt: row.lease_expires_at,
-    cancelRequested: row.cancel_requested === 1,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    processedAt: row.processed_at,
-  };
-}
+type TaskRow = GenericTaskRow<string, number>;
+/** SQLite returns JSON as text and flags as 0/1. */
+const DECODE: RowDecoders<string, number> = {
+  json: (text) => JSON.parse(text) as JsonValue,
+  flag: (n) => n === 1,
+};
+const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
