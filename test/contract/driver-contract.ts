@@ -197,6 +197,18 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(third!.task.id).toBe(later!.task.id);
         });
 
+        it('stores one task when two drivers insert the same unique key at once', async () => {
+          const peer = await openPeer();
+          const attempt = (d: QueueDriver) =>
+            d.insertTasks({ tasks: [newTask({ uniqueKey: 'race', uniqueUntil: T0 + 1000 })], now: T0 });
+          const results = (
+            await Promise.all([attempt(driver), attempt(peer), attempt(driver), attempt(peer)])
+          ).flat();
+          expect(results.filter((r) => r.inserted)).toHaveLength(1);
+          expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+          expect(await driver.listTasks({ limit: 10 })).toHaveLength(1);
+        });
+
         it('stores all tasks of a batch or none', async () => {
           const existing = await insert();
           const batch = [newTask(), newTask({ id: existing.id })];
@@ -381,6 +393,22 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           });
         });
 
+        it('stores any JSON result, NUL characters included, without failing the batch', async () => {
+          await insert();
+          await insert();
+          const [a, b] = await claim(2);
+          const odd = { text: 'nul:\u0000 end', z: 1, a: [{}, []], emoji: '😀' };
+          await driver.completeTasks({
+            completions: [
+              { ...leaseOf(a!), result: odd },
+              { ...leaseOf(b!), result: 'plain' },
+            ],
+            now: T0,
+          });
+          expect((await driver.getTask({ id: a!.id }))!.result).toEqual(odd);
+          expect(await statusOf(b!.id)).toBe('completed');
+        });
+
         it('writes a batch of completions at once, including a null result', async () => {
           await insert();
           await insert();
@@ -478,6 +506,18 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           });
           await settle();
           expect(queued.seen).toEqual([]);
+        });
+
+        it('stores an error message holding a NUL character', async () => {
+          await insert();
+          const claimed = await claimOne();
+          await driver.failTasks({
+            failures: [{ ...leaseOf(claimed), error: 'before\u0000after', outcome: 'failed' }],
+            now: T0,
+          });
+          const { status, error } = (await driver.getTask({ id: claimed.id }))!;
+          expect(status).toBe('failed');
+          expect(error).toMatch(/^before.after$/);
         });
 
         it('writes nothing for a stale owner or attempt, and emits nothing for it', async () => {

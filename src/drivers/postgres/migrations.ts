@@ -4,6 +4,10 @@
  * once apply each migration exactly once (the others wait, then find the versions recorded).
  * Times are epoch milliseconds in bigint columns, like SQLite's integers, so both drivers agree.
  * No statement names a schema: the pool's search_path selects it.
+ *
+ * JSON columns are `json`, not `jsonb`: nothing queries inside them, and `json` stores the text as
+ * given, like SQLite. jsonb would refuse a "\u0000" escape, and one handler result holding it
+ * would fail the Completer's whole batch on every retry.
  */
 export interface Migration {
   version: number;
@@ -36,14 +40,14 @@ export const MIGRATIONS: readonly Migration[] = [
         seq              bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- insertion order
         id               text    NOT NULL UNIQUE,    -- uuid v4, the public id
         action           text    NOT NULL,
-        data             jsonb   NOT NULL,           -- JSON object
+        data             json    NOT NULL,           -- JSON object, kept as given (see below)
         status           text    NOT NULL
                          CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
         priority         integer NOT NULL DEFAULT 0, -- higher runs first
         run_at           bigint  NOT NULL,           -- not claimed before (delays, retry backoff)
         attempts         integer NOT NULL DEFAULT 0,
         max_attempts     integer NOT NULL,
-        result           jsonb,                      -- JSON value
+        result           json,                       -- JSON value
         error            text,
         progress         integer,
         progress_message text,

@@ -67,11 +67,12 @@ export interface PostgresDriverOptions {
 export const SCHEMA_DEFAULT = 'taskq';
 export const CONNECTION_TIMEOUT_MS_DEFAULT = 3000;
 const PING_TIMEOUT_MS = 2000;
+const DRIVER_EVENTS: readonly DriverEventName[] = ['tasksQueued', 'tasksChanged', 'cancelRequested'];
 /** Ids per NOTIFY payload: keeps each payload well under PostgreSQL's 8000-byte limit. */
 const IDS_PER_NOTIFICATION = 100;
 
 type TaskRow = GenericTaskRow<JsonValue, boolean>;
-/** node-postgres parses jsonb itself, and booleans are booleans. */
+/** node-postgres parses json itself, and booleans are booleans. */
 const DECODE: RowDecoders<JsonValue, boolean> = { json: (value) => value, flag: (b) => b };
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 
@@ -143,10 +144,11 @@ export class PostgresDriver implements QueueDriver {
 
   constructor(options: PostgresDriverOptions) {
     const schema = options.schema ?? SCHEMA_DEFAULT;
-    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    // 57 characters at most: the NOTIFY channel `taskq:<schema>` must stay within 63.
+    if (!/^[a-z_][a-z0-9_]{0,56}$/.test(schema)) {
       throw new QueueError(
         'TQ_ERR_VALIDATION',
-        `PostgreSQL schema "${schema}" must be a lower-case identifier (a-z, 0-9, _)`,
+        `PostgreSQL schema "${schema}" must be a lower-case identifier (a-z, 0-9, _; at most 57)`,
       );
     }
     this.schema = schema;
@@ -189,8 +191,9 @@ export class PostgresDriver implements QueueDriver {
     } catch {
       return; // not ours
     }
-    if (message.sender === this.sender || !message.event) return;
-    this.events.emit(message.event, message.payload);
+    const { sender, event, payload } = message;
+    if (sender === this.sender || event === undefined || !DRIVER_EVENTS.includes(event)) return;
+    this.events.emit(event, payload);
   }
 
   /** Runs one named statement on any pooled connection. */
@@ -383,7 +386,7 @@ export class PostgresDriver implements QueueDriver {
         failures.map((f) => f.owner),
         failures.map((f) => f.attempt),
         failures.map((f): TaskStatus => (f.outcome === 'retry' ? 'queued' : f.outcome)),
-        failures.map((f) => f.error),
+        failures.map((f) => textValue(f.error)),
         failures.map((f) => f.retryAt ?? null),
       ]);
       return { value: undefined, events: changeEvents(rows) };
@@ -480,7 +483,7 @@ export class PostgresDriver implements QueueDriver {
         params.owner,
         params.attempt,
         params.progress,
-        params.message,
+        params.message === null ? null : textValue(params.message),
       ]);
       return {
         value: undefined,
@@ -532,6 +535,14 @@ function changeEvents(rows: { id: string; status: TaskStatus }[]): PendingEvent[
   if (count > 0) events.push({ event: 'tasksQueued', payload: { count } });
   if (rows.length > 0) events.push({ event: 'tasksChanged', payload: { ids: rows.map((r) => r.id) } });
   return events;
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000 (SQLite can). Error and progress messages come from handler
+ * code, so a NUL there becomes U+FFFD rather than failing the whole batch on every retry.
+ */
+function textValue(text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD');
 }
 
 /** host/database without credentials, for logs. */

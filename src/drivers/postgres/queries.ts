@@ -9,7 +9,7 @@ export const SQL = {
   /** $1..$9: arrays of id, action, data (JSON text), priority, run_at, max_attempts, unique_key, unique_until, created_at. */
   insertTasks: `
     INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
-    SELECT t.id, t.action, t.data::jsonb, 'queued', t.priority, t.run_at, t.max_attempts,
+    SELECT t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
            t.unique_key, t.unique_until, t.created_at
       FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int8[], $6::int[],
                   $7::text[], $8::int8[], $9::int8[])
@@ -54,7 +54,7 @@ export const SQL = {
   /** $1: now; $2..$5: arrays of id, owner, attempt, result (JSON text). */
   completeTasks: `
     UPDATE tasks t
-       SET status = 'completed', result = c.result::jsonb, error = NULL, processed_at = $1,
+       SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS c(id, owner, attempt, result)
      WHERE t.id = c.id AND t.status = 'running' AND t.lease_owner = c.owner AND t.attempts = c.attempt
