@@ -127,9 +127,9 @@ export function describeDriverContract(name: string, options: ContractOptions): 
       it('applies once when two drivers migrate the same database at once', async () => {
         const peer = await openPeer();
         const [a, b] = await Promise.all([driver.migrate(), peer.migrate()]);
-        expect([...a.applied, ...b.applied].sort()).toEqual(
-          (a.applied.length > 0 ? a.applied : b.applied).slice().sort(),
-        );
+        // One of them applied everything; the other found it done.
+        expect([a.applied, b.applied].filter((applied) => applied.length > 0)).toHaveLength(1);
+        expect(a.applied.length + b.applied.length).toBeGreaterThan(0);
         expect(a.current).toBe(b.current);
         await insert();
         expect(await peer.listTasks({ limit: 10 })).toHaveLength(1);
@@ -830,8 +830,8 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(queued.seen).toEqual([]);
         });
 
-        it('reaches other processes when the driver can notify across processes', async () => {
-          if (!driver.capabilities.crossProcessNotify) return;
+        it('reaches other processes when the driver can notify across processes', async (ctx) => {
+          if (!driver.capabilities.crossProcessNotify) ctx.skip('the driver cannot notify across processes');
           const peer = await openPeer();
           const queued = recorder(peer, 'tasksQueued');
           const requested = recorder(peer, 'cancelRequested');
