@@ -38,6 +38,26 @@ suite('PostgresDriver', () => {
     expect(driver.description).not.toMatch(/postgres@/);
   });
 
+  it('takes its schema from ?schema= in the URL', async () => {
+    const schema = randomSchema();
+    schemas.push(schema);
+    const driver = await openDriver({ db: `${url}?schema=${schema}`, sync: 'full', pgPoolSize: 2 });
+    toClose.push(driver);
+    expect(driver.description).toContain(`(schema ${schema})`);
+    await driver.migrate();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query(
+        `SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'tasks'`,
+        [schema],
+      );
+      expect(rows).toHaveLength(1);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('rejects a schema name that is not a plain identifier', () => {
     expect(() => new PostgresDriver({ connectionString: url, poolSize: 2, schema: 'a"; DROP' })).toThrow(
       /lower-case identifier/,

@@ -58,7 +58,7 @@ import { listTasksSql, SQL, type QueryName } from './queries.js';
 export interface PostgresDriverOptions {
   connectionString: string;
   poolSize: number;
-  /** Where the tables live; a plain lower-case identifier. @defaultValue 'taskq' */
+  /** Where the tables live; a plain lower-case identifier. Also `?schema=` in the URL. @defaultValue 'taskq' */
   schema?: string;
   /** Give up acquiring a connection after this long. @defaultValue 3000 */
   connectionTimeoutMs?: number;
@@ -143,7 +143,8 @@ export class PostgresDriver implements QueueDriver {
   private closed = false;
 
   constructor(options: PostgresDriverOptions) {
-    const schema = options.schema ?? SCHEMA_DEFAULT;
+    const { connectionString, schemaInUrl } = takeSchemaParam(options.connectionString);
+    const schema = options.schema ?? schemaInUrl ?? SCHEMA_DEFAULT;
     // 57 characters at most: the NOTIFY channel `taskq:<schema>` must stay within 63.
     if (!/^[a-z_][a-z0-9_]{0,56}$/.test(schema)) {
       throw new QueueError(
@@ -153,9 +154,9 @@ export class PostgresDriver implements QueueDriver {
     }
     this.schema = schema;
     this.channel = `taskq:${schema}`;
-    this.description = `postgres ${describeUrl(options.connectionString)} (schema ${schema})`;
+    this.description = `postgres ${describeUrl(connectionString)} (schema ${schema})`;
     const clientConfig: pg.ClientConfig = {
-      connectionString: options.connectionString,
+      connectionString,
       connectionTimeoutMillis: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS_DEFAULT,
       keepAlive: true,
       options: `-c search_path=${schema}`,
@@ -543,6 +544,20 @@ function changeEvents(rows: { id: string; status: TaskStatus }[]): PendingEvent[
  */
 function textValue(text: string): string {
   return text.replaceAll('\u0000', '\uFFFD');
+}
+
+/** `?schema=name` in the URL chooses the schema (TASKQ_DB has no separate setting); pg must not see it. */
+function takeSchemaParam(url: string): { connectionString: string; schemaInUrl: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { connectionString: url, schemaInUrl: undefined };
+  }
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  if (schema === undefined) return { connectionString: url, schemaInUrl: undefined };
+  parsed.searchParams.delete('schema');
+  return { connectionString: parsed.toString(), schemaInUrl: schema };
 }
 
 /** host/database without credentials, for logs. */
