@@ -248,28 +248,24 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async migrate(params: { onApplied?: (name: string) => void } = {}): Promise<MigrateResult> {
-    const applied = await this.transaction(async (_run, client) => {
+    const result = await this.transaction(async (_run, client) => {
       await client.query(MIGRATION_LOCK, [this.schema]);
       await client.query(createSchemaSql(this.schema));
       await client.query(MIGRATIONS_TABLE);
-      const names: string[] = [];
+      const applied: string[] = [];
       for (const migration of MIGRATIONS) {
         const done = await client.query(IS_APPLIED, [migration.version]);
         if (done.rowCount) continue;
         await client.query(RECORD_APPLIED, [migration.version, migration.name, Date.now()]);
         await client.query(migration.sql);
-        names.push(migration.name);
+        applied.push(migration.name);
       }
-      return { value: names, events: [] };
+      const current = (await client.query<{ v: number | null }>(CURRENT_VERSION)).rows[0]?.v ?? 0;
+      return { value: { applied, current }, events: [] };
     });
-    for (const name of applied) params.onApplied?.(name);
-    let current: number | null;
-    try {
-      current = (await this.pool.query<{ v: number | null }>(CURRENT_VERSION)).rows[0]?.v ?? null;
-    } catch (err) {
-      throw unavailable(err);
-    }
-    return { applied, current: current ?? 0 };
+    // Reported once committed, so a name printed is a migration that is really in place.
+    for (const name of result.applied) params.onApplied?.(name);
+    return result;
   }
 
   async ping(): Promise<void> {
