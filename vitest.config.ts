@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // Says once per run when PostgreSQL tests are skipped (and fails under CI without a URL).
+    globalSetup: ['test/support/postgres.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Two cores: more workers only add contention to the timing-sensitive tests.

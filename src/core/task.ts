@@ -107,3 +107,7 @@ export function toTaskView(task: TaskRecord): TaskView {
     processed_at: iso(task.processedAt),
   };
 }
+
+/** Claim order: higher priority first, then earlier `runAt`, then insertion order. */
+export const compareClaimOrder = (a: TaskRecord, b: TaskRecord): number =>
+  b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;

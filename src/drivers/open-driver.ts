@@ -10,10 +10,7 @@ import { SqliteDriver } from './sqlite/sqlite-driver.js';
 export async function openDriver(config: Pick<Config, 'db' | 'sync' | 'pgPoolSize'>): Promise<QueueDriver> {
   if (isPostgresUrl(config.db)) {
     const { PostgresDriver } = await import('./postgres/postgres-driver.js');
-    return new PostgresDriver({
-      connectionString: config.db,
-      poolSize: config.pgPoolSize,
-    }) as unknown as QueueDriver;
+    return new PostgresDriver({ connectionString: config.db, poolSize: config.pgPoolSize });
   }
   try {
     return new SqliteDriver({ path: config.db, sync: config.sync });

@@ -58,7 +58,9 @@ export class Completer {
     }
     if (this.pending === 0) return;
     this.flushing = this.write(this.completions.splice(0), this.failures.splice(0));
-    const ok = await this.flushing.finally(() => (this.flushing = null));
+    const ok = await this.flushing.finally(() => {
+      this.flushing = null;
+    });
     this.retryDelayMs = ok ? 50 : Math.min(this.retryDelayMs * 2, 5000);
     if (this.pending > 0) this.schedule(ok ? this.options.delayMs : this.retryDelayMs);
   }

@@ -3,9 +3,10 @@
  * Parameters are named (@name). Statements are prepared once, on first use.
  */
 export const SQL = {
-  insertTask: `
+  insertTasks: `
     INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
-    VALUES (@id, @action, @data, 'queued', @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil, @createdAt)`,
+    VALUES (@id, @action, @data, 'queued', @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil, @createdAt)
+    RETURNING *`,
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ?`,
   expireUniqueKey: `UPDATE tasks SET unique_key = NULL, unique_until = NULL WHERE seq = ?`,
 
@@ -32,13 +33,13 @@ export const SQL = {
                     LIMIT @limit)
     RETURNING *`,
 
-  completeTask: `
+  completeTasks: `
     UPDATE tasks
        SET status = 'completed', result = @result, error = NULL, processed_at = @now,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
-  failTask: `
+  failTasks: `
     UPDATE tasks
        SET status = @status, error = @error, run_at = coalesce(@retryAt, run_at),
            processed_at = CASE WHEN @status = 'queued' THEN NULL ELSE @now END,
@@ -50,7 +51,7 @@ export const SQL = {
      WHERE lease_owner = @owner AND status = 'running'
     RETURNING id, cancel_requested`,
 
-  releaseTask: `
+  releaseTasks: `
     UPDATE tasks
        SET status = 'queued', attempts = attempts - 1, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
@@ -83,7 +84,7 @@ export const SQL = {
      WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
-  countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action`,
+  countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action, status`,
   oldestQueued: `SELECT min(created_at) AS t FROM tasks WHERE status = 'queued'`,
 
   throughput: `

@@ -15,8 +15,9 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
-import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { TASK_STATUSES } from '../../core/task.js';
+import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import { compareClaimOrder, TASK_STATUSES } from '../../core/task.js';
+import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -51,58 +52,13 @@ export interface SqliteDriverOptions {
   busyTimeoutMs?: number;
 }
 
-interface TaskRow {
-  seq: number;
-  id: string;
-  action: string;
-  data: string;
-  status: TaskStatus;
-  priority: number;
-  run_at: number;
-  attempts: number;
-  max_attempts: number;
-  result: string | null;
-  error: string | null;
-  progress: number | null;
-  progress_message: string | null;
-  unique_key: string | null;
-  unique_until: number | null;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  cancel_requested: number;
-  created_at: number;
-  started_at: number | null;
-  processed_at: number | null;
-}
-
-function toRecord(row: TaskRow): TaskRecord {
-  return {
-    seq: row.seq,
-    id: row.id,
-    action: row.action,
-    data: JSON.parse(row.data) as JsonObject,
-    status: row.status,
-    priority: row.priority,
-    runAt: row.run_at,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    result: row.result === null ? null : (JSON.parse(row.result) as JsonValue),
-    error: row.error,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    uniqueKey: row.unique_key,
-    leaseOwner: row.lease_owner,
-    leaseExpiresAt: row.lease_expires_at,
-    cancelRequested: row.cancel_requested === 1,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    processedAt: row.processed_at,
-  };
-}
-
-/** Claim order, for RETURNING rows (which SQLite returns in no particular order). */
-const byClaimOrder = (a: TaskRecord, b: TaskRecord) =>
-  b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
+type TaskRow = GenericTaskRow<string, number>;
+/** SQLite returns JSON as text and flags as 0/1. */
+const DECODE: RowDecoders<string, number> = {
+  json: (text) => JSON.parse(text) as JsonValue,
+  flag: (n) => n === 1,
+};
+const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
@@ -208,25 +164,9 @@ export class SqliteDriver implements QueueDriver {
             return { task: toRecord(existing), inserted: false };
           if (existing) this.stmt('expireUniqueKey').run(existing.seq);
         }
-        const info = this.stmt('insertTask').run({ ...task, data: JSON.stringify(task.data) });
-        return {
-          inserted: true,
-          task: {
-            ...task,
-            seq: Number(info.lastInsertRowid),
-            status: 'queued',
-            attempts: 0,
-            result: null,
-            error: null,
-            progress: null,
-            progressMessage: null,
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            cancelRequested: false,
-            startedAt: null,
-            processedAt: null,
-          },
-        };
+        // The stored row, so the caller gets exactly what getTask would return.
+        const row = this.stmt('insertTasks').get({ ...task, data: JSON.stringify(task.data) }) as TaskRow;
+        return { inserted: true, task: toRecord(row) };
       }),
     );
     const count = out.filter((r) => r.inserted).length;
@@ -266,45 +206,44 @@ export class SqliteDriver implements QueueDriver {
       },
       { durable: false },
     );
-    return rows.map(toRecord).sort(byClaimOrder);
+    // RETURNING rows come in no particular order.
+    return rows.map(toRecord).sort(compareClaimOrder);
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
     if (completions.length === 0) return;
-    this.write(() => {
-      const stmt = this.stmt('completeTask');
-      for (const c of completions) {
-        stmt.run({
-          id: c.id,
-          owner: c.owner,
-          attempt: c.attempt,
-          now,
-          result: JSON.stringify(c.result ?? null),
-        });
-      }
+    // Only what the guards let through is announced: a stale lease writes nothing.
+    const ids = this.write(() => {
+      const stmt = this.stmt('completeTasks');
+      return completions
+        .filter(
+          (c) =>
+            stmt.run({
+              id: c.id,
+              owner: c.owner,
+              attempt: c.attempt,
+              now,
+              result: JSON.stringify(c.result ?? null),
+            }).changes === 1,
+        )
+        .map((c) => c.id);
     });
-    this.emit('tasksChanged', { ids: completions.map((c) => c.id) });
+    if (ids.length > 0) this.emit('tasksChanged', { ids });
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
-    this.write(() => {
-      const stmt = this.stmt('failTask');
-      for (const f of failures) {
+    const written = this.write(() => {
+      const stmt = this.stmt('failTasks');
+      return failures.filter((f) => {
         const status: TaskStatus = f.outcome === 'retry' ? 'queued' : f.outcome;
-        stmt.run({
-          id: f.id,
-          owner: f.owner,
-          attempt: f.attempt,
-          now,
-          status,
-          error: f.error,
-          retryAt: f.retryAt ?? null,
-        });
-      }
+        const params = { id: f.id, owner: f.owner, attempt: f.attempt, now, status, error: f.error };
+        return stmt.run({ ...params, retryAt: f.retryAt ?? null }).changes === 1;
+      });
     });
-    if (failures.some((f) => f.outcome === 'retry')) this.emit('tasksQueued', { count: failures.length });
-    this.emit('tasksChanged', { ids: failures.map((f) => f.id) });
+    const retried = written.filter((f) => f.outcome === 'retry').length;
+    if (retried > 0) this.emit('tasksQueued', { count: retried });
+    if (written.length > 0) this.emit('tasksChanged', { ids: written.map((f) => f.id) });
   }
 
   async extendLeases({ owner, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
@@ -321,13 +260,15 @@ export class SqliteDriver implements QueueDriver {
 
   async releaseTasks({ tasks }: ReleaseTasksParams): Promise<void> {
     if (tasks.length === 0) return;
-    this.write(
-      () => {
-        for (const t of tasks) this.stmt('releaseTask').run({ id: t.id, owner: t.owner, attempt: t.attempt });
-      },
+    const count = this.write(
+      () =>
+        tasks.filter(
+          (t) =>
+            this.stmt('releaseTasks').run({ id: t.id, owner: t.owner, attempt: t.attempt }).changes === 1,
+        ).length,
       { durable: false },
     );
-    this.emit('tasksQueued', { count: tasks.length });
+    if (count > 0) this.emit('tasksQueued', { count });
   }
 
   async rescueExpiredLeases({ now }: { now: number }): Promise<RescueResult> {
@@ -380,8 +321,8 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
-    this.write(() => this.stmt('setProgress').run(params), { durable: false });
-    this.emit('tasksChanged', { ids: [params.id] });
+    const { changes } = this.write(() => this.stmt('setProgress').run(params), { durable: false });
+    if (changes === 1) this.emit('tasksChanged', { ids: [params.id] });
   }
 
   async countTasks(): Promise<TaskCounts> {

@@ -1,0 +1,76 @@
+/**
+ * PostgreSQL schema, forward-only, numbered like the SQLite migrations. `migrate()` runs them all
+ * in one transaction that first takes an advisory lock on the schema, so ten nodes starting at
+ * once apply each migration exactly once (the others wait, then find the versions recorded).
+ * Times are epoch milliseconds in bigint columns, like SQLite's integers, so both drivers agree.
+ * No statement names a schema: the pool's search_path selects it.
+ *
+ * JSON columns are `json`, not `jsonb`: nothing queries inside them, and `json` stores the text as
+ * given, like SQLite. jsonb would refuse a "\u0000" escape, and one handler result holding it
+ * would fail the Completer's whole batch on every retry.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Taken before anything else; $1 is the schema name, so each schema migrates independently. */
+export const MIGRATION_LOCK = `SELECT pg_advisory_xact_lock(hashtext('taskq:migrate:' || $1))`;
+
+/** The schema itself; `schema` is checked to be a plain lower-case identifier before it gets here. */
+export const createSchemaSql = (schema: string) => `CREATE SCHEMA IF NOT EXISTS "${schema}"`;
+
+export const MIGRATIONS_TABLE = `
+  CREATE TABLE IF NOT EXISTS taskq_migrations (
+    version    integer PRIMARY KEY,
+    name       text    NOT NULL,
+    applied_at bigint  NOT NULL
+  )`;
+export const IS_APPLIED = `SELECT 1 FROM taskq_migrations WHERE version = $1`;
+export const RECORD_APPLIED = `INSERT INTO taskq_migrations (version, name, applied_at) VALUES ($1, $2, $3)`;
+export const CURRENT_VERSION = `SELECT max(version) AS v FROM taskq_migrations`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: '0001_init',
+    sql: `
+      CREATE TABLE tasks (
+        seq              bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- insertion order
+        id               text    NOT NULL UNIQUE,    -- uuid v4, the public id
+        action           text    NOT NULL,
+        data             json    NOT NULL,           -- JSON object, kept as given (see below)
+        status           text    NOT NULL
+                         CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+        priority         integer NOT NULL DEFAULT 0, -- higher runs first
+        run_at           bigint  NOT NULL,           -- not claimed before (delays, retry backoff)
+        attempts         integer NOT NULL DEFAULT 0,
+        max_attempts     integer NOT NULL,
+        result           json,                       -- JSON value
+        error            text,
+        progress         integer,
+        progress_message text,
+        unique_key       text,                       -- idempotency key, deduplicates until unique_until
+        unique_until     bigint,
+        lease_owner      text,
+        lease_expires_at bigint,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        created_at       bigint  NOT NULL,
+        started_at       bigint,
+        processed_at     bigint
+      );
+      -- the claim query walks this index in claim order
+      CREATE INDEX tasks_claimable ON tasks (priority DESC, run_at, seq) WHERE status = 'queued';
+      -- heartbeats (by owner) and the rescuer (by expiry) look only at running tasks
+      CREATE INDEX tasks_lease_owner ON tasks (lease_owner) WHERE status = 'running';
+      CREATE INDEX tasks_lease_expiry ON tasks (lease_expires_at) WHERE status = 'running';
+      -- listing newest first, filtered by status or action
+      CREATE INDEX tasks_status_seq ON tasks (status, seq);
+      CREATE INDEX tasks_action_seq ON tasks (action, seq);
+      -- throughput per minute and retention pruning
+      CREATE INDEX tasks_finished ON tasks (status, processed_at) WHERE processed_at IS NOT NULL;
+      CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+    `,
+  },
+];

@@ -1,0 +1,165 @@
+/**
+ * Every PostgreSQL statement of the driver, under the same names as the SQLite driver's
+ * (src/drivers/sqlite/queries.ts). Where SQLite loops over a batch, these take arrays and write
+ * the whole batch in one statement (`unnest`), since the Completer and the insert Batcher already
+ * coalesce calls. Parameters are positional; the comment above each lists them. No statement
+ * names a schema: the pool's search_path selects it.
+ */
+export const SQL = {
+  /** $1..$9: arrays of id, action, data (JSON text), priority, run_at, max_attempts, unique_key, unique_until, created_at. */
+  insertTasks: `
+    INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+    SELECT t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
+           t.unique_key, t.unique_until, t.created_at
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int8[], $6::int[],
+                  $7::text[], $8::int8[], $9::int8[])
+           WITH ORDINALITY AS t(id, action, data, priority, run_at, max_attempts,
+                                unique_key, unique_until, created_at, n)
+     ORDER BY t.n
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+    RETURNING *`,
+  /** $1: unique keys. */
+  findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ANY($1::text[])`,
+  /** $1: unique keys, $2: now. Frees keys whose window has passed, so a new task can take them. */
+  expireUniqueKey: `
+    UPDATE tasks SET unique_key = NULL, unique_until = NULL
+     WHERE unique_key = ANY($1::text[]) AND coalesce(unique_until, 0) <= $2`,
+
+  /** $1: id. */
+  getTask: `SELECT * FROM tasks WHERE id = $1`,
+
+  /** $1: owner, $2: lease until, $3: now, $4: limit. */
+  claimTasks: `
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
+           lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
+     WHERE seq IN (SELECT seq FROM tasks
+                    WHERE status = 'queued' AND run_at <= $3
+                    ORDER BY priority DESC, run_at, seq
+                    LIMIT $4
+                      FOR UPDATE SKIP LOCKED)
+    RETURNING *`,
+  /** The same, limited to some actions; $5: actions. */
+  claimTasksOfActions: `
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
+           lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
+     WHERE seq IN (SELECT seq FROM tasks
+                    WHERE status = 'queued' AND run_at <= $3 AND action = ANY($5::text[])
+                    ORDER BY priority DESC, run_at, seq
+                    LIMIT $4
+                      FOR UPDATE SKIP LOCKED)
+    RETURNING *`,
+
+  /** $1: now; $2..$5: arrays of id, owner, attempt, result (JSON text). */
+  completeTasks: `
+    UPDATE tasks t
+       SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
+           lease_owner = NULL, lease_expires_at = NULL
+      FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS c(id, owner, attempt, result)
+     WHERE t.id = c.id AND t.status = 'running' AND t.lease_owner = c.owner AND t.attempts = c.attempt
+    RETURNING t.id`,
+
+  /** $1: now; $2..$7: arrays of id, owner, attempt, new status, error, retry_at. */
+  failTasks: `
+    UPDATE tasks t
+       SET status = f.status, error = f.error, run_at = coalesce(f.retry_at, t.run_at),
+           processed_at = CASE WHEN f.status = 'queued' THEN NULL ELSE $1::int8 END,
+           lease_owner = NULL, lease_expires_at = NULL
+      FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
+           AS f(id, owner, attempt, status, error, retry_at)
+     WHERE t.id = f.id AND t.status = 'running' AND t.lease_owner = f.owner AND t.attempts = f.attempt
+    RETURNING t.id, t.status`,
+
+  /** $1: owner, $2: lease until. */
+  extendLeases: `
+    UPDATE tasks SET lease_expires_at = $2
+     WHERE lease_owner = $1 AND status = 'running'
+    RETURNING id, cancel_requested`,
+
+  /** $1..$3: arrays of id, owner, attempt. */
+  releaseTasks: `
+    UPDATE tasks t
+       SET status = 'queued', attempts = t.attempts - 1, started_at = NULL,
+           lease_owner = NULL, lease_expires_at = NULL
+      FROM unnest($1::text[], $2::text[], $3::int[]) AS r(id, owner, attempt)
+     WHERE t.id = r.id AND t.status = 'running' AND t.lease_owner = r.owner AND t.attempts = r.attempt
+    RETURNING t.id`,
+
+  /** $1: now. */
+  rescueExpiredLeases: `
+    UPDATE tasks
+       SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                         WHEN attempts >= max_attempts THEN 'failed'
+                         ELSE 'queued' END,
+           error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
+           processed_at = CASE WHEN attempts >= max_attempts OR cancel_requested THEN $1::int8 END,
+           run_at = $1, lease_owner = NULL, lease_expires_at = NULL
+     WHERE status = 'running' AND lease_expires_at < $1
+    RETURNING id, status`,
+
+  /** $1: id, $2: now. */
+  cancelQueued: `
+    UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
+     WHERE id = $1 AND status = 'queued'
+    RETURNING *`,
+  /** $1: id. */
+  requestCancel: `UPDATE tasks SET cancel_requested = true WHERE id = $1 AND status = 'running' RETURNING *`,
+
+  /** $1: id, $2: now. */
+  retryTask: `
+    UPDATE tasks
+       SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
+           started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+     WHERE id = $1 AND status IN ('failed', 'cancelled')
+    RETURNING *`,
+
+  /** $1: id, $2: owner, $3: attempt, $4: progress, $5: message. */
+  setProgress: `
+    UPDATE tasks SET progress = $4, progress_message = $5
+     WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3`,
+
+  countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
+  countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action, status`,
+  oldestQueued: `SELECT min(created_at) AS t FROM tasks WHERE status = 'queued'`,
+
+  /** $1: since. */
+  throughput: `
+    SELECT (processed_at / 60000) * 60000 AS minute,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM tasks
+     WHERE status IN ('completed', 'failed') AND processed_at >= $1
+     GROUP BY minute ORDER BY minute`,
+
+  /** $1..$3: cutoffs for completed, failed, cancelled; $4: limit. */
+  pruneTasks: `
+    DELETE FROM tasks WHERE seq IN (
+      SELECT seq FROM tasks WHERE status = 'completed' AND processed_at < $1
+      UNION ALL SELECT seq FROM tasks WHERE status = 'failed' AND processed_at < $2
+      UNION ALL SELECT seq FROM tasks WHERE status = 'cancelled' AND processed_at < $3
+      LIMIT $4)`,
+
+  countPrunableTasks: `
+    SELECT (SELECT count(*) FROM tasks WHERE status = 'completed' AND processed_at < $1)
+         + (SELECT count(*) FROM tasks WHERE status = 'failed' AND processed_at < $2)
+         + (SELECT count(*) FROM tasks WHERE status = 'cancelled' AND processed_at < $3) AS n`,
+
+  /** $1: channel, $2: payloads; one NOTIFY each, sent when the transaction commits. */
+  notify: `SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload`,
+
+  ping: `SELECT 1`,
+} as const;
+
+export type QueryName = keyof typeof SQL;
+
+/** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
+export function listTasksSql(filters: { status: boolean; action: boolean; beforeSeq: boolean }): string {
+  // Parameters are numbered in this order: status, action, beforeSeq (each when set), then limit.
+  const where: string[] = [];
+  if (filters.status) where.push(`status = $${where.length + 1}`);
+  if (filters.action) where.push(`action = $${where.length + 1}`);
+  if (filters.beforeSeq) where.push(`seq < $${where.length + 1}`);
+  const limit = `$${where.length + 1}`;
+  return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}`;
+}

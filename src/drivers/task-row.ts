@@ -1,0 +1,63 @@
+/**
+ * The tasks table as both drivers read it: the same columns under the same names. Only JSON
+ * (text in SQLite, jsonb in PostgreSQL) and the cancel flag (0/1 or boolean) come back in each
+ * driver's own types, so each passes its decoders and the column-to-field mapping lives here once.
+ */
+import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../core/task.js';
+
+export interface TaskRow<Json, Flag> {
+  seq: number;
+  id: string;
+  action: string;
+  data: Json;
+  status: TaskStatus;
+  priority: number;
+  run_at: number;
+  attempts: number;
+  max_attempts: number;
+  result: Json | null;
+  error: string | null;
+  progress: number | null;
+  progress_message: string | null;
+  unique_key: string | null;
+  unique_until: number | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: Flag;
+  created_at: number;
+  started_at: number | null;
+  processed_at: number | null;
+}
+
+export interface RowDecoders<Json, Flag> {
+  json: (value: Json) => JsonValue;
+  flag: (value: Flag) => boolean;
+}
+
+export function toTaskRecord<Json, Flag>(
+  row: TaskRow<Json, Flag>,
+  decode: RowDecoders<Json, Flag>,
+): TaskRecord {
+  return {
+    seq: row.seq,
+    id: row.id,
+    action: row.action,
+    data: decode.json(row.data) as JsonObject,
+    status: row.status,
+    priority: row.priority,
+    runAt: row.run_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    result: row.result === null ? null : decode.json(row.result),
+    error: row.error,
+    progress: row.progress,
+    progressMessage: row.progress_message,
+    uniqueKey: row.unique_key,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    cancelRequested: decode.flag(row.cancel_requested),
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    processedAt: row.processed_at,
+  };
+}

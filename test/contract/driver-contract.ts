@@ -1,0 +1,854 @@
+/**
+ * The behaviour every QueueDriver owes, run against real databases only. Each driver's test file
+ * is one call of `describeDriverContract`. Cases are grouped by driver method; times are explicit
+ * (`T0` plus offsets), so no case depends on the wall clock.
+ *
+ * `makeDriver` returns a driver on a fresh, empty database (not migrated) and `openPeer` opens a
+ * second driver on that same database: another process, as far as the driver can tell. The suite
+ * closes every driver it was given, then calls `cleanup` to remove the database.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { NewTask, TaskRecord } from '../../src/core/task.js';
+import type { DriverEventName, DriverEvents, LeaseRef, QueueDriver } from '../../src/drivers/driver.js';
+
+export interface ContractDriver {
+  driver: QueueDriver;
+  /** Opens another driver on the same database. */
+  openPeer: () => Promise<QueueDriver>;
+  /** Removes the database; called after the suite has closed its drivers. */
+  cleanup: () => Promise<void>;
+}
+
+export interface ContractOptions {
+  makeDriver: () => Promise<ContractDriver>;
+  skip?: { reason: string };
+}
+
+const T0 = 1_700_000_000_000;
+const LEASE = 10_000;
+
+export function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    id: randomUUID(),
+    action: 'echo',
+    data: { text: 'hello', nested: { n: 1 } },
+    priority: 0,
+    runAt: T0,
+    maxAttempts: 3,
+    uniqueKey: null,
+    uniqueUntil: null,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+/** Records one event of a driver; `next` waits for the next one (events may arrive after the call). */
+function recorder<E extends DriverEventName>(driver: QueueDriver, event: E) {
+  const seen: DriverEvents[E][] = [];
+  const waiters: ((payload: DriverEvents[E]) => void)[] = [];
+  const off = driver.on(event, (payload) => {
+    seen.push(payload);
+    for (const w of waiters.splice(0)) w(payload);
+  });
+  return {
+    seen,
+    off,
+    next(timeoutMs = 3000): Promise<DriverEvents[E]> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push((payload) => {
+          clearTimeout(timer);
+          resolve(payload);
+        });
+      });
+    },
+  };
+}
+
+/** Lets notifications that are in flight arrive before a test asserts that none came. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 150));
+
+export function describeDriverContract(name: string, options: ContractOptions): void {
+  const suite = options.skip ? describe.skip : describe;
+  suite(`driver contract: ${name}`, () => {
+    let made: ContractDriver;
+    let driver: QueueDriver;
+    const peers: QueueDriver[] = [];
+
+    const openPeer = async (): Promise<QueueDriver> => {
+      const peer = await made.openPeer();
+      peers.push(peer);
+      return peer;
+    };
+    const insert = async (overrides: Partial<NewTask> = {}): Promise<TaskRecord> => {
+      const [result] = await driver.insertTasks({ tasks: [newTask(overrides)], now: T0 });
+      return result!.task;
+    };
+    const claim = (limit = 10, now = T0, owner = 'w1', actions?: string[]) =>
+      driver.claimTasks({ owner, limit, now, leaseMs: LEASE, actions });
+    const claimOne = async (now = T0, owner = 'w1'): Promise<TaskRecord> => {
+      const [task] = await claim(1, now, owner);
+      if (!task) throw new Error('nothing was claimed');
+      return task;
+    };
+    const leaseOf = (task: TaskRecord, owner = 'w1'): LeaseRef => ({
+      id: task.id,
+      owner,
+      attempt: task.attempts,
+    });
+    const statusOf = async (id: string) => (await driver.getTask({ id }))?.status;
+
+    beforeEach(async () => {
+      made = await options.makeDriver();
+      driver = made.driver;
+    });
+    afterEach(async () => {
+      for (const peer of peers.splice(0)) await peer.close();
+      await driver.close();
+      await made.cleanup();
+    });
+
+    describe('migrate', () => {
+      it('applies every migration once; a second run applies nothing', async () => {
+        const first = await driver.migrate();
+        expect(first.applied.length).toBeGreaterThan(0);
+        expect(first.current).toBeGreaterThan(0);
+        const second = await driver.migrate();
+        expect(second).toEqual({ applied: [], current: first.current });
+      });
+
+      it('reports each applied migration through onApplied', async () => {
+        const names: string[] = [];
+        const result = await driver.migrate({ onApplied: (n) => names.push(n) });
+        expect(names).toEqual(result.applied);
+      });
+
+      it('applies once when two drivers migrate the same database at once', async () => {
+        const peer = await openPeer();
+        const [a, b] = await Promise.all([driver.migrate(), peer.migrate()]);
+        // One of them applied everything; the other found it done.
+        expect([a.applied, b.applied].filter((applied) => applied.length > 0)).toHaveLength(1);
+        expect(a.applied.length + b.applied.length).toBeGreaterThan(0);
+        expect(a.current).toBe(b.current);
+        await insert();
+        expect(await peer.listTasks({ limit: 10 })).toHaveLength(1);
+      });
+    });
+
+    describe('with a migrated database', () => {
+      beforeEach(async () => {
+        await driver.migrate();
+      });
+
+      describe('ping', () => {
+        it('resolves while the database answers', async () => {
+          await expect(driver.ping()).resolves.toBeUndefined();
+        });
+      });
+
+      describe('insertTasks', () => {
+        it('stores tasks queued and returns them as getTask does, in input order', async () => {
+          const tasks = [newTask({ priority: 5 }), newTask({ action: 'sum', data: { a: [1, 2] } })];
+          const results = await driver.insertTasks({ tasks, now: T0 });
+          expect(results.map((r) => r.inserted)).toEqual([true, true]);
+          expect(results.map((r) => r.task.id)).toEqual(tasks.map((t) => t.id));
+          for (const { task } of results) {
+            expect(await driver.getTask({ id: task.id })).toEqual(task);
+            expect(task).toMatchObject({ status: 'queued', attempts: 0, result: null, leaseOwner: null });
+          }
+          expect(results[1]!.task.seq).toBeGreaterThan(results[0]!.task.seq);
+        });
+
+        it('returns the existing task for a unique key used within its window', async () => {
+          const first = await insert({ uniqueKey: 'k1', uniqueUntil: T0 + 1000 });
+          const [again] = await driver.insertTasks({
+            tasks: [newTask({ uniqueKey: 'k1', uniqueUntil: T0 + 2000 })],
+            now: T0 + 500,
+          });
+          expect(again!.inserted).toBe(false);
+          expect(again!.task.id).toBe(first.id);
+          expect(await driver.listTasks({ limit: 10 })).toHaveLength(1);
+        });
+
+        it('deduplicates a unique key repeated within one batch', async () => {
+          const tasks = [
+            newTask({ uniqueKey: 'k2', uniqueUntil: T0 + 1000 }),
+            newTask({ uniqueKey: 'k2', uniqueUntil: T0 + 1000 }),
+          ];
+          const results = await driver.insertTasks({ tasks, now: T0 });
+          expect(results.map((r) => r.inserted)).toEqual([true, false]);
+          expect(results[1]!.task.id).toBe(tasks[0]!.id);
+        });
+
+        it('inserts a new task for a unique key whose window has passed', async () => {
+          const first = await insert({ uniqueKey: 'k3', uniqueUntil: T0 + 1000 });
+          const [later] = await driver.insertTasks({
+            tasks: [newTask({ uniqueKey: 'k3', uniqueUntil: T0 + 5000, createdAt: T0 + 1000 })],
+            now: T0 + 1000,
+          });
+          expect(later!.inserted).toBe(true);
+          expect(later!.task.id).not.toBe(first.id);
+          // and the new task now owns the key
+          const [third] = await driver.insertTasks({
+            tasks: [newTask({ uniqueKey: 'k3', uniqueUntil: T0 + 9000 })],
+            now: T0 + 2000,
+          });
+          expect(third!.task.id).toBe(later!.task.id);
+        });
+
+        it('stores one task when two drivers insert the same unique key at once', async () => {
+          const peer = await openPeer();
+          const attempt = (d: QueueDriver) =>
+            d.insertTasks({ tasks: [newTask({ uniqueKey: 'race', uniqueUntil: T0 + 1000 })], now: T0 });
+          const results = (
+            await Promise.all([attempt(driver), attempt(peer), attempt(driver), attempt(peer)])
+          ).flat();
+          expect(results.filter((r) => r.inserted)).toHaveLength(1);
+          expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+          expect(await driver.listTasks({ limit: 10 })).toHaveLength(1);
+        });
+
+        it('stores all tasks of a batch or none', async () => {
+          const existing = await insert();
+          const batch = [newTask(), newTask({ id: existing.id })];
+          await expect(driver.insertTasks({ tasks: batch, now: T0 })).rejects.toThrow();
+          expect(await driver.getTask({ id: batch[0]!.id })).toBeNull();
+          expect(await driver.listTasks({ limit: 10 })).toHaveLength(1);
+        });
+
+        it('emits tasksQueued with the inserted count, after commit', async () => {
+          const peer = await openPeer();
+          const visible: (TaskRecord | null)[] = [];
+          const firstId = newTask().id;
+          driver.on('tasksQueued', () => void peer.getTask({ id: firstId }).then((t) => visible.push(t)));
+          const queued = recorder(driver, 'tasksQueued');
+          const next = queued.next();
+          await driver.insertTasks({ tasks: [newTask({ id: firstId }), newTask()], now: T0 });
+          expect(await next).toEqual({ count: 2 });
+          await settle();
+          expect(visible[0]?.id).toBe(firstId);
+        });
+
+        it('emits nothing when every task was deduplicated', async () => {
+          await insert({ uniqueKey: 'k4', uniqueUntil: T0 + 1000 });
+          const queued = recorder(driver, 'tasksQueued');
+          await driver.insertTasks({
+            tasks: [newTask({ uniqueKey: 'k4', uniqueUntil: T0 + 1000 })],
+            now: T0,
+          });
+          await settle();
+          expect(queued.seen).toEqual([]);
+        });
+      });
+
+      describe('getTask', () => {
+        it('returns null for an unknown id', async () => {
+          expect(await driver.getTask({ id: randomUUID() })).toBeNull();
+        });
+
+        it('round-trips data, times and flags exactly', async () => {
+          const task = newTask({
+            data: { s: 'ü → 😀', n: 1.5, b: false, z: null, list: [1, 'two', { three: 3 }] },
+            priority: -3,
+            runAt: T0 + 123,
+            maxAttempts: 7,
+            uniqueKey: 'exact',
+            uniqueUntil: T0 + 99,
+            createdAt: T0 + 1,
+          });
+          await driver.insertTasks({ tasks: [task], now: T0 });
+          const stored = await driver.getTask({ id: task.id });
+          expect(stored).toMatchObject({
+            id: task.id,
+            data: task.data,
+            priority: -3,
+            runAt: T0 + 123,
+            maxAttempts: 7,
+            uniqueKey: 'exact',
+            createdAt: T0 + 1,
+            cancelRequested: false,
+            startedAt: null,
+            processedAt: null,
+          });
+          expect(typeof stored!.seq).toBe('number');
+        });
+      });
+
+      describe('listTasks', () => {
+        it('lists newest first, up to the limit', async () => {
+          const a = await insert();
+          const b = await insert();
+          const c = await insert();
+          expect((await driver.listTasks({ limit: 10 })).map((t) => t.id)).toEqual([c.id, b.id, a.id]);
+          expect((await driver.listTasks({ limit: 2 })).map((t) => t.id)).toEqual([c.id, b.id]);
+        });
+
+        it('filters by status and by action', async () => {
+          const a = await insert({ action: 'x' });
+          const b = await insert({ action: 'y' });
+          await insert({ action: 'x' });
+          await driver.cancelTask({ id: a.id, now: T0 });
+          expect((await driver.listTasks({ limit: 10, status: 'cancelled' })).map((t) => t.id)).toEqual([
+            a.id,
+          ]);
+          expect((await driver.listTasks({ limit: 10, action: 'y' })).map((t) => t.id)).toEqual([b.id]);
+          const both = await driver.listTasks({ limit: 10, action: 'x', status: 'queued' });
+          expect(both).toHaveLength(1);
+          expect(both[0]!.id).not.toBe(a.id);
+        });
+
+        it('pages with beforeSeq', async () => {
+          const ids: string[] = [];
+          for (let i = 0; i < 5; i++) ids.push((await insert()).id);
+          const first = await driver.listTasks({ limit: 2 });
+          const second = await driver.listTasks({ limit: 2, beforeSeq: first[1]!.seq });
+          const third = await driver.listTasks({ limit: 2, beforeSeq: second[1]!.seq });
+          expect([...first, ...second, ...third].map((t) => t.id)).toEqual(ids.reverse());
+        });
+      });
+
+      describe('claimTasks', () => {
+        it('claims by priority, then run_at, then insertion order', async () => {
+          const low = await insert({ priority: 0 });
+          const lateHigh = await insert({ priority: 5, runAt: T0 - 10 });
+          const earlyHigh = await insert({ priority: 5, runAt: T0 - 20 });
+          const sameAsEarly = await insert({ priority: 5, runAt: T0 - 20 });
+          const claimed = await claim(10);
+          expect(claimed.map((t) => t.id)).toEqual([earlyHigh.id, sameAsEarly.id, lateHigh.id, low.id]);
+        });
+
+        it('takes at most limit tasks, and nothing for limit 0', async () => {
+          for (let i = 0; i < 3; i++) await insert();
+          expect(await claim(0)).toEqual([]);
+          expect(await claim(2)).toHaveLength(2);
+          expect(await claim(2)).toHaveLength(1);
+          expect(await claim(2)).toHaveLength(0);
+        });
+
+        it('does not claim a task whose run_at is in the future', async () => {
+          const later = await insert({ runAt: T0 + 1000 });
+          expect(await claim(10, T0)).toEqual([]);
+          expect((await claim(10, T0 + 1000)).map((t) => t.id)).toEqual([later.id]);
+        });
+
+        it('marks claimed tasks running under a lease and counts the attempt', async () => {
+          const task = await insert();
+          const [claimed] = await claim(1, T0 + 5, 'owner-a');
+          const expected = {
+            id: task.id,
+            status: 'running',
+            attempts: 1,
+            leaseOwner: 'owner-a',
+            leaseExpiresAt: T0 + 5 + LEASE,
+            startedAt: T0 + 5,
+          };
+          expect(claimed).toMatchObject(expected);
+          expect(await driver.getTask({ id: task.id })).toMatchObject(expected);
+        });
+
+        it('claims only the given actions when actions is set', async () => {
+          await insert({ action: 'a' });
+          const b = await insert({ action: 'b' });
+          const c = await insert({ action: 'c' });
+          const claimed = await claim(10, T0, 'w1', ['b', 'c']);
+          expect(claimed.map((t) => t.id).sort()).toEqual([b.id, c.id].sort());
+          expect(await claim(10, T0, 'w1', [])).toEqual([]);
+        });
+
+        it('never returns a task twice to concurrent claimers', async () => {
+          const peer = await openPeer();
+          await driver.insertTasks({ tasks: Array.from({ length: 60 }, () => newTask()), now: T0 });
+          const claimers = Array.from({ length: 6 }, (_, i) => {
+            const d = i % 2 === 0 ? driver : peer;
+            return (async () => {
+              const got: string[] = [];
+              for (;;) {
+                const batch = await d.claimTasks({ owner: `c${i}`, limit: 4, now: T0, leaseMs: LEASE });
+                if (batch.length === 0) return got;
+                got.push(...batch.map((t) => t.id));
+              }
+            })();
+          });
+          const all = (await Promise.all(claimers)).flat();
+          expect(all).toHaveLength(60);
+          expect(new Set(all).size).toBe(60);
+        });
+      });
+
+      describe('completeTasks', () => {
+        it('stores the result and finishes the task', async () => {
+          const task = await insert();
+          const claimed = await claimOne();
+          await driver.completeTasks({
+            completions: [{ ...leaseOf(claimed), result: { ok: [1, 2] } }],
+            now: T0 + 50,
+          });
+          expect(await driver.getTask({ id: task.id })).toMatchObject({
+            status: 'completed',
+            result: { ok: [1, 2] },
+            processedAt: T0 + 50,
+            leaseOwner: null,
+            leaseExpiresAt: null,
+          });
+        });
+
+        it('stores any JSON result, NUL characters included, without failing the batch', async () => {
+          await insert();
+          await insert();
+          const [a, b] = await claim(2);
+          const odd = { text: 'nul:\u0000 end', z: 1, a: [{}, []], emoji: '😀' };
+          await driver.completeTasks({
+            completions: [
+              { ...leaseOf(a!), result: odd },
+              { ...leaseOf(b!), result: 'plain' },
+            ],
+            now: T0,
+          });
+          expect((await driver.getTask({ id: a!.id }))!.result).toEqual(odd);
+          expect(await statusOf(b!.id)).toBe('completed');
+        });
+
+        it('writes a batch of completions at once, including a null result', async () => {
+          await insert();
+          await insert();
+          const [a, b] = await claim(2);
+          await driver.completeTasks({
+            completions: [
+              { ...leaseOf(a!), result: 'done' },
+              { ...leaseOf(b!), result: null },
+            ],
+            now: T0 + 1,
+          });
+          expect(await driver.getTask({ id: a!.id })).toMatchObject({ status: 'completed', result: 'done' });
+          expect(await driver.getTask({ id: b!.id })).toMatchObject({ status: 'completed', result: null });
+        });
+
+        it('writes nothing for a stale owner or attempt, and emits nothing for it', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const changed = recorder(driver, 'tasksChanged');
+          await driver.completeTasks({
+            completions: [
+              { ...leaseOf(claimed, 'someone-else'), result: 1 },
+              { ...leaseOf(claimed), attempt: claimed.attempts + 1, result: 2 },
+            ],
+            now: T0 + 1,
+          });
+          expect(await driver.getTask({ id: claimed.id })).toMatchObject({ status: 'running', result: null });
+          await settle();
+          expect(changed.seen).toEqual([]);
+        });
+
+        it('emits tasksChanged with the ids, after commit', async () => {
+          const peer = await openPeer();
+          await insert();
+          const claimed = await claimOne();
+          const statuses: (string | undefined)[] = [];
+          driver.on('tasksChanged', () => {
+            void peer.getTask({ id: claimed.id }).then((t) => statuses.push(t?.status));
+          });
+          const changed = recorder(driver, 'tasksChanged');
+          const next = changed.next();
+          await driver.completeTasks({ completions: [{ ...leaseOf(claimed), result: 1 }], now: T0 + 1 });
+          expect(await next).toEqual({ ids: [claimed.id] });
+          await settle();
+          expect(statuses).toEqual(['completed']);
+        });
+      });
+
+      describe('failTasks', () => {
+        it('retry: queued again at retryAt, with the error kept', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const queued = recorder(driver, 'tasksQueued');
+          const next = queued.next();
+          await driver.failTasks({
+            failures: [{ ...leaseOf(claimed), error: 'boom', outcome: 'retry', retryAt: T0 + 5000 }],
+            now: T0 + 10,
+          });
+          expect(await next).toEqual({ count: 1 });
+          expect(await driver.getTask({ id: claimed.id })).toMatchObject({
+            status: 'queued',
+            error: 'boom',
+            runAt: T0 + 5000,
+            attempts: 1,
+            processedAt: null,
+            leaseOwner: null,
+          });
+          expect(await claim(10, T0 + 4999)).toEqual([]);
+          expect((await claim(10, T0 + 5000)).map((t) => t.attempts)).toEqual([2]);
+        });
+
+        it('failed and cancelled: finished with the error', async () => {
+          await insert();
+          await insert();
+          const [a, b] = await claim(2);
+          const queued = recorder(driver, 'tasksQueued');
+          const changed = recorder(driver, 'tasksChanged');
+          const next = changed.next();
+          await driver.failTasks({
+            failures: [
+              { ...leaseOf(a!), error: 'bad input', outcome: 'failed' },
+              { ...leaseOf(b!), error: 'cancelled by request', outcome: 'cancelled' },
+            ],
+            now: T0 + 20,
+          });
+          expect((await next).ids.sort()).toEqual([a!.id, b!.id].sort());
+          expect(await driver.getTask({ id: a!.id })).toMatchObject({
+            status: 'failed',
+            error: 'bad input',
+            processedAt: T0 + 20,
+          });
+          expect(await driver.getTask({ id: b!.id })).toMatchObject({
+            status: 'cancelled',
+            processedAt: T0 + 20,
+          });
+          await settle();
+          expect(queued.seen).toEqual([]);
+        });
+
+        it('stores an error message holding a NUL character', async () => {
+          await insert();
+          const claimed = await claimOne();
+          await driver.failTasks({
+            failures: [{ ...leaseOf(claimed), error: 'before\u0000after', outcome: 'failed' }],
+            now: T0,
+          });
+          const { status, error } = (await driver.getTask({ id: claimed.id }))!;
+          expect(status).toBe('failed');
+          expect(error).toMatch(/^before.after$/);
+        });
+
+        it('writes nothing for a stale owner or attempt, and emits nothing for it', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const queued = recorder(driver, 'tasksQueued');
+          const changed = recorder(driver, 'tasksChanged');
+          await driver.failTasks({
+            failures: [
+              { ...leaseOf(claimed, 'other'), error: 'x', outcome: 'failed' },
+              { ...leaseOf(claimed), attempt: 0, error: 'y', outcome: 'retry', retryAt: T0 },
+            ],
+            now: T0,
+          });
+          expect(await driver.getTask({ id: claimed.id })).toMatchObject({ status: 'running', error: null });
+          await settle();
+          expect([...queued.seen, ...changed.seen]).toEqual([]);
+        });
+      });
+
+      describe('extendLeases', () => {
+        it('renews every running task of the owner and returns them', async () => {
+          await insert();
+          await insert();
+          await insert();
+          const mine = await claim(2, T0, 'me');
+          await claim(1, T0, 'other');
+          const held = await driver.extendLeases({ owner: 'me', now: T0 + 3000, leaseMs: LEASE });
+          expect(held.map((h) => h.id).sort()).toEqual(mine.map((t) => t.id).sort());
+          expect(held.every((h) => h.cancelRequested === false)).toBe(true);
+          for (const t of mine) {
+            expect((await driver.getTask({ id: t.id }))!.leaseExpiresAt).toBe(T0 + 3000 + LEASE);
+          }
+        });
+
+        it('reports a cancel request and leaves out tasks the owner lost', async () => {
+          await insert();
+          await insert();
+          const [a, b] = await claim(2, T0, 'me');
+          await driver.cancelTask({ id: a!.id, now: T0 });
+          await driver.completeTasks({ completions: [{ ...leaseOf(b!, 'me'), result: 1 }], now: T0 });
+          const held = await driver.extendLeases({ owner: 'me', now: T0 + 1, leaseMs: LEASE });
+          expect(held).toEqual([{ id: a!.id, cancelRequested: true }]);
+        });
+      });
+
+      describe('releaseTasks', () => {
+        it('puts tasks back in the queue without counting the attempt', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const queued = recorder(driver, 'tasksQueued');
+          const next = queued.next();
+          await driver.releaseTasks({ tasks: [leaseOf(claimed)] });
+          expect(await next).toEqual({ count: 1 });
+          expect(await driver.getTask({ id: claimed.id })).toMatchObject({
+            status: 'queued',
+            attempts: 0,
+            leaseOwner: null,
+            startedAt: null,
+          });
+          expect(await claim(1)).toHaveLength(1);
+        });
+
+        it('ignores a task the caller no longer holds, and emits nothing for it', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const queued = recorder(driver, 'tasksQueued');
+          await driver.releaseTasks({ tasks: [leaseOf(claimed, 'other')] });
+          expect(await statusOf(claimed.id)).toBe('running');
+          await settle();
+          expect(queued.seen).toEqual([]);
+        });
+      });
+
+      describe('rescueExpiredLeases', () => {
+        it('requeues tasks whose lease expired and leaves live leases alone', async () => {
+          await insert();
+          const expired = await claimOne(T0);
+          await insert();
+          const live = await claimOne(T0 + LEASE);
+          const queued = recorder(driver, 'tasksQueued');
+          const next = queued.next();
+          const result = await driver.rescueExpiredLeases({ now: T0 + LEASE + 1 });
+          expect(result).toEqual({ requeued: [expired.id], failed: [] });
+          expect(await next).toEqual({ count: 1 });
+          expect(await driver.getTask({ id: expired.id })).toMatchObject({
+            status: 'queued',
+            attempts: 1,
+            leaseOwner: null,
+            runAt: T0 + LEASE + 1,
+          });
+          expect((await driver.getTask({ id: expired.id }))!.error).toMatch(/lease expired/);
+          expect(await statusOf(live.id)).toBe('running');
+        });
+
+        it('fails a task that is out of attempts, and cancels one with a cancel request', async () => {
+          await insert({ maxAttempts: 1 });
+          const spent = await claimOne();
+          await insert();
+          const cancelling = await claimOne();
+          await driver.cancelTask({ id: cancelling.id, now: T0 });
+          const changed = recorder(driver, 'tasksChanged');
+          const next = changed.next();
+          const result = await driver.rescueExpiredLeases({ now: T0 + LEASE + 1 });
+          expect(result.requeued).toEqual([]);
+          expect(result.failed.sort()).toEqual([spent.id, cancelling.id].sort());
+          expect((await next).ids.sort()).toEqual([spent.id, cancelling.id].sort());
+          expect(await driver.getTask({ id: spent.id })).toMatchObject({
+            status: 'failed',
+            processedAt: T0 + LEASE + 1,
+          });
+          expect(await statusOf(cancelling.id)).toBe('cancelled');
+        });
+
+        it('returns nothing when no lease expired', async () => {
+          await insert();
+          await claimOne();
+          expect(await driver.rescueExpiredLeases({ now: T0 + LEASE })).toEqual({ requeued: [], failed: [] });
+        });
+      });
+
+      describe('cancelTask', () => {
+        it('cancels a queued task at once', async () => {
+          const task = await insert();
+          const changed = recorder(driver, 'tasksChanged');
+          const next = changed.next();
+          const { outcome, task: after } = await driver.cancelTask({ id: task.id, now: T0 + 7 });
+          expect(outcome).toBe('cancelled');
+          expect(after).toMatchObject({ status: 'cancelled', processedAt: T0 + 7 });
+          expect(await next).toEqual({ ids: [task.id] });
+          expect(await claim(10)).toEqual([]);
+        });
+
+        it('asks the worker of a running task to stop, and says so with cancelRequested', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const requested = recorder(driver, 'cancelRequested');
+          const next = requested.next();
+          const { outcome, task } = await driver.cancelTask({ id: claimed.id, now: T0 });
+          expect(outcome).toBe('cancel_requested');
+          expect(task).toMatchObject({ status: 'running', cancelRequested: true });
+          expect(await next).toEqual({ ids: [claimed.id] });
+        });
+
+        it('reports already_finished and not_found', async () => {
+          await insert();
+          const claimed = await claimOne();
+          await driver.completeTasks({ completions: [{ ...leaseOf(claimed), result: 1 }], now: T0 });
+          const finished = await driver.cancelTask({ id: claimed.id, now: T0 });
+          expect(finished.outcome).toBe('already_finished');
+          expect(finished.task?.status).toBe('completed');
+          expect(await driver.cancelTask({ id: randomUUID(), now: T0 })).toEqual({
+            outcome: 'not_found',
+            task: null,
+          });
+        });
+      });
+
+      describe('retryTask', () => {
+        it('requeues a failed task from scratch', async () => {
+          await insert({ maxAttempts: 1 });
+          const claimed = await claimOne();
+          await driver.failTasks({
+            failures: [{ ...leaseOf(claimed), error: 'boom', outcome: 'failed' }],
+            now: T0 + 1,
+          });
+          const queued = recorder(driver, 'tasksQueued');
+          const next = queued.next();
+          const { outcome, task } = await driver.retryTask({ id: claimed.id, now: T0 + 100 });
+          expect(outcome).toBe('requeued');
+          expect(task).toMatchObject({
+            status: 'queued',
+            attempts: 0,
+            error: null,
+            runAt: T0 + 100,
+            processedAt: null,
+          });
+          expect(await next).toEqual({ count: 1 });
+          expect(await claim(1, T0 + 100)).toHaveLength(1);
+        });
+
+        it('requeues a cancelled task; refuses queued, running and completed ones', async () => {
+          const cancelled = await insert();
+          await driver.cancelTask({ id: cancelled.id, now: T0 });
+          expect((await driver.retryTask({ id: cancelled.id, now: T0 })).outcome).toBe('requeued');
+          const running = await claimOne();
+          expect(await driver.retryTask({ id: running.id, now: T0 })).toMatchObject({
+            outcome: 'not_retryable',
+            task: { status: 'running' },
+          });
+          const queued = await insert();
+          expect((await driver.retryTask({ id: queued.id, now: T0 })).outcome).toBe('not_retryable');
+          expect(await driver.retryTask({ id: randomUUID(), now: T0 })).toEqual({
+            outcome: 'not_found',
+            task: null,
+          });
+        });
+      });
+
+      describe('setProgress', () => {
+        it('records progress for the lease holder only, announcing it with tasksChanged', async () => {
+          await insert();
+          const claimed = await claimOne();
+          const changed = recorder(driver, 'tasksChanged');
+          await driver.setProgress({ ...leaseOf(claimed), progress: 40, message: 'reading' });
+          await driver.setProgress({ ...leaseOf(claimed, 'other'), progress: 90, message: 'stale' });
+          await settle();
+          expect(changed.seen).toEqual([{ ids: [claimed.id] }]);
+          expect(await driver.getTask({ id: claimed.id })).toMatchObject({
+            progress: 40,
+            progressMessage: 'reading',
+          });
+        });
+
+        it('is cleared when the task is claimed again', async () => {
+          await insert();
+          const claimed = await claimOne();
+          await driver.setProgress({ ...leaseOf(claimed), progress: 40, message: null });
+          await driver.failTasks({
+            failures: [{ ...leaseOf(claimed), error: 'x', outcome: 'retry', retryAt: T0 }],
+            now: T0,
+          });
+          const again = await claimOne();
+          expect(again).toMatchObject({ progress: null, progressMessage: null, attempts: 2 });
+        });
+      });
+
+      describe('countTasks', () => {
+        it('counts by status and by action, with the oldest queued time', async () => {
+          expect(await driver.countTasks()).toEqual({
+            byStatus: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
+            byAction: [],
+            oldestQueuedAt: null,
+          });
+          await insert({ action: 'a', createdAt: T0 + 5 });
+          await insert({ action: 'a', createdAt: T0 + 9 });
+          await insert({ action: 'b', createdAt: T0 + 1, priority: 9 });
+          await claimOne();
+          const counts = await driver.countTasks();
+          expect(counts.byStatus).toEqual({ queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 });
+          expect(counts.byAction).toEqual([
+            { action: 'a', status: 'queued', count: 2 },
+            { action: 'b', status: 'running', count: 1 },
+          ]);
+          expect(counts.oldestQueuedAt).toBe(T0 + 5);
+        });
+      });
+
+      describe('throughput', () => {
+        it('counts completed and failed tasks per minute since a time', async () => {
+          const minute = 60_000;
+          const base = Math.floor(T0 / minute) * minute;
+          for (let i = 0; i < 4; i++) await insert({ maxAttempts: 1 });
+          const [a, b, c, d] = await claim(4);
+          await driver.completeTasks({ completions: [{ ...leaseOf(a!), result: 1 }], now: base + 10 });
+          await driver.completeTasks({
+            completions: [{ ...leaseOf(b!), result: 1 }],
+            now: base + minute + 5,
+          });
+          await driver.failTasks({
+            failures: [{ ...leaseOf(c!), error: 'x', outcome: 'failed' }],
+            now: base + 20,
+          });
+          await driver.failTasks({
+            failures: [{ ...leaseOf(d!), error: 'x', outcome: 'cancelled' }],
+            now: base + 30,
+          });
+          expect(await driver.throughput({ since: base })).toEqual([
+            { minute: base, completed: 1, failed: 1 },
+            { minute: base + minute, completed: 1, failed: 0 },
+          ]);
+          expect(await driver.throughput({ since: base + 15 })).toEqual([
+            { minute: base, completed: 0, failed: 1 },
+            { minute: base + minute, completed: 1, failed: 0 },
+          ]);
+        });
+      });
+
+      describe('pruneTasks', () => {
+        it('deletes finished tasks older than their cutoff, up to the limit', async () => {
+          for (let i = 0; i < 4; i++) await insert({ maxAttempts: 1 });
+          const queued = await insert();
+          const [a, b, c, d] = await claim(4);
+          await driver.completeTasks({ completions: [{ ...leaseOf(a!), result: 1 }], now: T0 + 10 });
+          await driver.completeTasks({ completions: [{ ...leaseOf(b!), result: 1 }], now: T0 + 30 });
+          await driver.failTasks({
+            failures: [{ ...leaseOf(c!), error: 'x', outcome: 'failed' }],
+            now: T0 + 10,
+          });
+          const cutoff = { completed: T0 + 20, failed: T0 + 5, cancelled: T0 + 20 };
+          expect(await driver.countPrunableTasks({ finishedBefore: cutoff })).toBe(1);
+          expect(await driver.pruneTasks({ finishedBefore: cutoff, limit: 100 })).toBe(1);
+          expect(await driver.getTask({ id: a!.id })).toBeNull();
+          expect(await statusOf(b!.id)).toBe('completed');
+          expect(await statusOf(c!.id)).toBe('failed');
+          expect(await statusOf(d!.id)).toBe('running');
+          expect(await statusOf(queued.id)).toBe('queued');
+          const all = { completed: T0 + 100, failed: T0 + 100, cancelled: T0 + 100 };
+          expect(await driver.countPrunableTasks({ finishedBefore: all })).toBe(2);
+          expect(await driver.pruneTasks({ finishedBefore: all, limit: 1 })).toBe(1);
+          expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(1);
+          expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(0);
+        });
+      });
+
+      describe('events', () => {
+        it('stops calling a listener after it unsubscribes', async () => {
+          const queued = recorder(driver, 'tasksQueued');
+          queued.off();
+          await insert();
+          await settle();
+          expect(queued.seen).toEqual([]);
+        });
+
+        it('reaches other processes when the driver can notify across processes', async (ctx) => {
+          if (!driver.capabilities.crossProcessNotify) ctx.skip('the driver cannot notify across processes');
+          const peer = await openPeer();
+          const queued = recorder(peer, 'tasksQueued');
+          const requested = recorder(peer, 'cancelRequested');
+          // The peer's listener connects in the background: insert until it hears one.
+          for (let i = 0; i < 50 && queued.seen.length === 0; i++) {
+            await insert();
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          expect(queued.seen.length).toBeGreaterThan(0);
+          const claimed = await claimOne();
+          const next = requested.next();
+          await driver.cancelTask({ id: claimed.id, now: T0 });
+          expect(await next).toEqual({ ids: [claimed.id] });
+        });
+      });
+    });
+  });
+}

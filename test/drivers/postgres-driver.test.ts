@@ -1,0 +1,168 @@
+/**
+ * PostgreSQL-only behaviour the contract suite cannot state for every driver: failing fast when
+ * the database is gone, the listener reconnecting, and many nodes migrating at once.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { QueueError } from '../../src/core/errors.js';
+import type { QueueDriver } from '../../src/drivers/driver.js';
+import { openDriver } from '../../src/drivers/open-driver.js';
+import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
+import { newTask } from '../contract/driver-contract.js';
+import {
+  dropSchema,
+  isolatedPostgres,
+  postgresSkip,
+  postgresTestUrl,
+  randomSchema,
+} from '../support/postgres.js';
+
+const skip = postgresSkip();
+const suite = skip ? describe.skip : describe;
+
+suite('PostgresDriver', () => {
+  const url = postgresTestUrl() as string;
+  const toClose: QueueDriver[] = [];
+  const schemas: string[] = [];
+  afterEach(async () => {
+    for (const d of toClose.splice(0)) await d.close();
+    for (const s of schemas.splice(0)) await dropSchema(url, s);
+  });
+
+  it('is what openDriver returns for a postgres:// URL', async () => {
+    const driver = await openDriver({ db: url, sync: 'full', pgPoolSize: 2 });
+    toClose.push(driver);
+    expect(driver).toBeInstanceOf(PostgresDriver);
+    expect(driver.capabilities).toEqual({ crossProcessNotify: true, skipLocked: true });
+    expect(driver.description).not.toMatch(/postgres@/);
+  });
+
+  it('takes its schema from ?schema= in the URL', async () => {
+    const schema = randomSchema();
+    schemas.push(schema);
+    const driver = await openDriver({ db: `${url}?schema=${schema}`, sync: 'full', pgPoolSize: 2 });
+    toClose.push(driver);
+    expect(driver.description).toContain(`(schema ${schema})`);
+    await driver.migrate();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query(
+        `SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'tasks'`,
+        [schema],
+      );
+      expect(rows).toHaveLength(1);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('rejects a schema name that is not a plain identifier', () => {
+    expect(() => new PostgresDriver({ connectionString: url, poolSize: 2, schema: 'a"; DROP' })).toThrow(
+      /lower-case identifier/,
+    );
+  });
+
+  it('migrates once when ten drivers start at once', async () => {
+    const schema = randomSchema();
+    schemas.push(schema);
+    const drivers = Array.from(
+      { length: 10 },
+      () => new PostgresDriver({ connectionString: url, poolSize: 2, schema }),
+    );
+    toClose.push(...drivers);
+    const results = await Promise.all(drivers.map((d) => d.migrate()));
+    expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.current)).size).toBe(1);
+  });
+
+  describe('when the database is gone', () => {
+    let server: Server | undefined;
+    const sockets: Socket[] = [];
+    afterEach(async () => {
+      for (const s of sockets.splice(0)) s.destroy();
+      await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+      server = undefined;
+    });
+
+    it('fails with TQ_ERR_UNAVAILABLE when nothing listens', async () => {
+      const driver = new PostgresDriver({
+        connectionString: 'postgres://postgres@127.0.0.1:1/none',
+        poolSize: 2,
+      });
+      toClose.push(driver);
+      await expect(driver.ping()).rejects.toMatchObject({ code: 'TQ_ERR_UNAVAILABLE' });
+      await expect(driver.getTask({ id: 'x' })).rejects.toBeInstanceOf(QueueError);
+      await expect(driver.insertTasks({ tasks: [newTask()], now: 0 })).rejects.toMatchObject({
+        code: 'TQ_ERR_UNAVAILABLE',
+        httpStatus: 503,
+      });
+    });
+
+    it('fails fast instead of hanging when the server never answers', async () => {
+      // Accepts TCP connections and says nothing, like a host behind a dead network path.
+      server = createServer((socket) => void sockets.push(socket));
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as { port: number };
+      const driver = new PostgresDriver({
+        connectionString: `postgres://postgres@127.0.0.1:${port}/none`,
+        poolSize: 2,
+      });
+      toClose.push(driver);
+      const started = Date.now();
+      await expect(driver.ping()).rejects.toMatchObject({ code: 'TQ_ERR_UNAVAILABLE' });
+      expect(Date.now() - started).toBeLessThan(2600);
+      const before = Date.now();
+      await expect(driver.claimTasks({ owner: 'w', limit: 1, now: 0, leaseMs: 1000 })).rejects.toMatchObject({
+        code: 'TQ_ERR_UNAVAILABLE',
+      });
+      expect(Date.now() - before).toBeLessThan(5000);
+    });
+  });
+
+  it('reconnects its listener after the connection drops, and says so with tasksQueued', async () => {
+    const made = isolatedPostgres(url);
+    schemas.push(made.schema);
+    const { driver } = made;
+    const peer = await made.openPeer();
+    toClose.push(driver, peer);
+    await driver.migrate();
+    const heard: number[] = [];
+    driver.on('tasksQueued', ({ count }) => heard.push(count));
+
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const listenerPids = async () =>
+        (
+          await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query = $1`, [
+            `LISTEN "taskq:${made.schema}"`,
+          ])
+        ).rows.map((r) => r.pid);
+      const waitFor = async <T>(check: () => Promise<T | undefined>): Promise<T> => {
+        for (let i = 0; i < 100; i++) {
+          const value = await check();
+          if (value !== undefined) return value;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error('condition not met within 5 s');
+      };
+      const [pid] = await waitFor(async () => {
+        const pids = await listenerPids();
+        return pids.length > 0 ? pids : undefined;
+      });
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      await waitFor(async () => (heard.includes(0) ? true : undefined));
+      const [newPid] = await listenerPids();
+      expect(newPid).toBeDefined();
+      expect(newPid).not.toBe(pid);
+      // and it hears other processes again
+      heard.length = 0;
+      await peer.insertTasks({ tasks: [newTask()], now: 0 });
+      await waitFor(async () => (heard.includes(1) ? true : undefined));
+    } finally {
+      await admin.end();
+    }
+  });
+});
