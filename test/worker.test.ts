@@ -77,6 +77,46 @@ describe('concurrency and prefetch', () => {
   });
 });
 
+describe('per-action concurrency', () => {
+  it('runs at most `concurrency` tasks of a limited action while other actions use the free slots', async () => {
+    const driver = await setup();
+    await insert(driver, ...Array.from({ length: 6 }, () => newTask({ action: 'limited' })));
+    await insert(driver, ...Array.from({ length: 6 }, () => newTask({ action: 'free' })));
+    const running = { limited: 0, free: 0 };
+    const max = { limited: 0, free: 0 };
+    const gates: (() => void)[] = [];
+    const handler = (action: 'limited' | 'free') => async () => {
+      running[action]++;
+      max[action] = Math.max(max[action], running[action]);
+      const g = gate();
+      gates.push(g.open);
+      await g.promise;
+      running[action]--;
+    };
+    const pool = track(
+      makePool(
+        driver,
+        [
+          { action: 'limited', concurrency: 1, handle: handler('limited') },
+          { action: 'free', handle: handler('free') },
+        ],
+        { concurrency: 4, prefetch: 2 },
+      ),
+    );
+    pool.start();
+    await eventually(() => gates.length === 4);
+    expect(running).toEqual({ limited: 1, free: 3 });
+    let released = 0;
+    while ((await countStatus(driver, 'completed')) < 12) {
+      gates[released]?.();
+      if (gates[released]) released++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(max.limited).toBe(1);
+    expect(max.free).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describe('retries', () => {
   it('retries a failing handler with growing backoff until it succeeds', async () => {
     const driver = await setup();

@@ -48,8 +48,8 @@ export interface ClaimTasksParams {
   limit: number;
   now: number;
   leaseMs: number;
-  /** When set, only these actions are claimed (used by per-action concurrency limits). */
-  actions?: string[];
+  /** Actions not to claim now (they are at their per-action concurrency limit). */
+  excludeActions?: string[];
 }
 
 /** The worker's proof that it still holds the task: owner plus the attempt it claimed. */

@@ -14,6 +14,9 @@
  * - The pool claims when woken (a task was queued in this process, or by NOTIFY on PostgreSQL),
  *   when its last claim came back full, and every `pollMs` otherwise, so delayed tasks, retries
  *   and tasks queued by other processes are found within `pollMs`.
+ * - A handler may set its own `concurrency`: at most that many tasks of its action are held
+ *   (running or buffered) by this pool; claims skip actions at their limit, and a claim that
+ *   returns more of one such action than it has room for gives the extra tasks straight back.
  * - Outcomes go through the Completer, which batches acks and nacks into few transactions.
  * - On stop: claim nothing more, give unstarted prefetched tasks back, let running handlers
  *   finish within the grace period, then abort the rest and give them back too.
@@ -74,6 +77,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private readonly driver: QueueDriver;
   private readonly completer: Completer;
   private readonly buffer: TaskRecord[] = [];
+  /** Per-action concurrency limits from the handlers (`concurrency` in a handler module). */
+  private readonly actionLimits: Map<string, number>;
+  /** Running + buffered tasks of each limited action. */
+  private readonly heldByAction = new Map<string, number>();
   private readonly running = new Map<string, RunningTask>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribes: Unsubscribe[] = [];
@@ -89,6 +96,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   constructor(private readonly options: WorkerPoolOptions) {
     super();
     this.driver = options.driver;
+    this.actionLimits = new Map(
+      options.registry
+        .all()
+        .filter((h) => h.concurrency !== undefined)
+        .map((h) => [h.action, h.concurrency as number]),
+    );
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.completer = new Completer({
       driver: this.driver,
@@ -170,6 +183,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         limit,
         now: Date.now(),
         leaseMs: this.options.leaseMs,
+        excludeActions: this.actionsAtLimit(),
       });
       this.markDbSuccess();
     } catch (err) {
@@ -184,10 +198,43 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         await this.giveBack(claimed);
         return;
       }
-      this.buffer.push(...claimed);
+      const overflow = this.accept(claimed);
+      if (overflow.length > 0) await this.giveBack(overflow);
       this.dispatch();
     }
     if (this.moreLikely) void this.fetch();
+  }
+
+  /** Actions whose per-action concurrency limit is reached by the tasks this pool holds. */
+  private actionsAtLimit(): string[] | undefined {
+    if (this.actionLimits.size === 0) return undefined;
+    return [...this.actionLimits]
+      .filter(([action, limit]) => (this.heldByAction.get(action) ?? 0) >= limit)
+      .map(([a]) => a);
+  }
+
+  /**
+   * Buffers claimed tasks; returns those over their action's limit (a claim can return several of
+   * one limited action), which go straight back to the queue.
+   */
+  private accept(claimed: TaskRecord[]): TaskRecord[] {
+    const overflow: TaskRecord[] = [];
+    for (const task of claimed) {
+      const limit = this.actionLimits.get(task.action);
+      const held = this.heldByAction.get(task.action) ?? 0;
+      if (limit !== undefined && held >= limit) {
+        overflow.push(task);
+        continue;
+      }
+      if (limit !== undefined) this.heldByAction.set(task.action, held + 1);
+      this.buffer.push(task);
+    }
+    return overflow;
+  }
+
+  private unhold(task: TaskRecord): void {
+    const held = this.heldByAction.get(task.action);
+    if (held !== undefined) this.heldByAction.set(task.action, Math.max(0, held - 1));
   }
 
   private dispatch(): void {
@@ -203,6 +250,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.emit('taskStarted', task);
     entry.done = this.run(task, controller).finally(() => {
       this.running.delete(task.id);
+      this.unhold(task);
       this.dispatch();
       void this.fetch();
     });
@@ -311,7 +359,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       else if (h.cancelRequested) this.abortTask(id, new TaskAbort('cancel', 'cancelled by request'));
     }
     for (let i = this.buffer.length - 1; i >= 0; i--) {
-      if (!stillHeld.has((this.buffer[i] as TaskRecord).id)) this.buffer.splice(i, 1);
+      const task = this.buffer[i] as TaskRecord;
+      if (!stillHeld.has(task.id)) {
+        this.buffer.splice(i, 1);
+        this.unhold(task);
+      }
     }
   }
 
@@ -357,7 +409,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.stopping = true;
     for (const timer of this.timers.splice(0)) clearInterval(timer);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
-    await this.giveBack(this.buffer.splice(0));
+    const unstarted = this.buffer.splice(0);
+    unstarted.forEach((task) => this.unhold(task));
+    await this.giveBack(unstarted);
     const allDone = () => Promise.all([...this.running.values()].map((r) => r.done));
     if (this.running.size > 0) {
       this.options.logger.info(

@@ -85,8 +85,8 @@ export function describeDriverContract(name: string, options: ContractOptions): 
       const [result] = await driver.insertTasks({ tasks: [newTask(overrides)], now: T0 });
       return result!.task;
     };
-    const claim = (limit = 10, now = T0, owner = 'w1', actions?: string[]) =>
-      driver.claimTasks({ owner, limit, now, leaseMs: LEASE, actions });
+    const claim = (limit = 10, now = T0, owner = 'w1', excludeActions?: string[]) =>
+      driver.claimTasks({ owner, limit, now, leaseMs: LEASE, excludeActions });
     const claimOne = async (now = T0, owner = 'w1'): Promise<TaskRecord> => {
       const [task] = await claim(1, now, owner);
       if (!task) throw new Error('nothing was claimed');
@@ -347,13 +347,14 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(await driver.getTask({ id: task.id })).toMatchObject(expected);
         });
 
-        it('claims only the given actions when actions is set', async () => {
-          await insert({ action: 'a' });
-          const b = await insert({ action: 'b' });
+        it('skips the actions given in excludeActions', async () => {
+          const a = await insert({ action: 'a' });
+          await insert({ action: 'b' });
           const c = await insert({ action: 'c' });
-          const claimed = await claim(10, T0, 'w1', ['b', 'c']);
-          expect(claimed.map((t) => t.id).sort()).toEqual([b.id, c.id].sort());
-          expect(await claim(10, T0, 'w1', [])).toEqual([]);
+          const claimed = await claim(10, T0, 'w1', ['b']);
+          expect(claimed.map((t) => t.id).sort()).toEqual([a.id, c.id].sort());
+          expect(await claim(10, T0, 'w1', ['b'])).toEqual([]);
+          expect((await claim(10, T0, 'w1', [])).map((t) => t.action)).toEqual(['b']);
         });
 
         it('never returns a task twice to concurrent claimers', async () => {

@@ -348,11 +348,11 @@ export class PostgresDriver implements QueueDriver {
     }
   }
 
-  async claimTasks({ owner, limit, now, leaseMs, actions }: ClaimTasksParams): Promise<TaskRecord[]> {
+  async claimTasks({ owner, limit, now, leaseMs, excludeActions }: ClaimTasksParams): Promise<TaskRecord[]> {
     if (limit <= 0) return [];
     const params = [owner, now + leaseMs, now, limit];
-    const { rows } = actions
-      ? await this.run<TaskRow>('claimTasksOfActions', [...params, actions])
+    const { rows } = excludeActions?.length
+      ? await this.run<TaskRow>('claimTasksExceptActions', [...params, excludeActions])
       : await this.run<TaskRow>('claimTasks', params);
     return rows.map(toRecord).sort(compareClaimOrder);
   }

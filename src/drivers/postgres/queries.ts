@@ -39,13 +39,13 @@ export const SQL = {
                     LIMIT $4
                       FOR UPDATE SKIP LOCKED)
     RETURNING *`,
-  /** The same, limited to some actions; $5: actions. */
-  claimTasksOfActions: `
+  /** The same, skipping actions at their per-action limit; $5: actions to skip. */
+  claimTasksExceptActions: `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
            lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
      WHERE seq IN (SELECT seq FROM tasks
-                    WHERE status = 'queued' AND run_at <= $3 AND action = ANY($5::text[])
+                    WHERE status = 'queued' AND run_at <= $3 AND action <> ALL($5::text[])
                     ORDER BY priority DESC, run_at, seq
                     LIMIT $4
                       FOR UPDATE SKIP LOCKED)

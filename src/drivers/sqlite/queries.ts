@@ -21,14 +21,14 @@ export const SQL = {
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)
     RETURNING *`,
-  /** The same, limited to some actions (per-action concurrency limits); @actions is a JSON array. */
-  claimTasksOfActions: `
+  /** The same, skipping actions at their per-action limit; @excludeActions is a JSON array. */
+  claimTasksExceptActions: `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
            lease_expires_at = @leaseUntil, started_at = @now, progress = NULL, progress_message = NULL
      WHERE seq IN (SELECT seq FROM tasks
                     WHERE status = 'queued' AND run_at <= @now
-                      AND action IN (SELECT value FROM json_each(@actions))
+                      AND action NOT IN (SELECT value FROM json_each(@excludeActions))
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)
     RETURNING *`,

@@ -195,14 +195,15 @@ export class SqliteDriver implements QueueDriver {
     return rows.map(toRecord);
   }
 
-  async claimTasks({ owner, limit, now, leaseMs, actions }: ClaimTasksParams): Promise<TaskRecord[]> {
+  async claimTasks({ owner, limit, now, leaseMs, excludeActions }: ClaimTasksParams): Promise<TaskRecord[]> {
     if (limit <= 0) return [];
     const rows = this.write(
       () => {
         const leaseUntil = now + leaseMs;
-        if (!actions) return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as TaskRow[];
-        const params = { owner, now, leaseUntil, limit, actions: JSON.stringify(actions) };
-        return this.stmt('claimTasksOfActions').all(params) as TaskRow[];
+        if (!excludeActions?.length)
+          return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as TaskRow[];
+        const params = { owner, now, leaseUntil, limit, excludeActions: JSON.stringify(excludeActions) };
+        return this.stmt('claimTasksExceptActions').all(params) as TaskRow[];
       },
       { durable: false },
     );
