@@ -13,6 +13,8 @@ import { HandlerRegistry, loadHandlersFolder } from './handlers/registry.js';
 import { BUILTIN_HANDLERS } from './handlers/builtin.js';
 import { TaskQueue } from './queue/queue.js';
 import { Pruner } from './worker/pruner.js';
+import { loadSchedules, Scheduler } from './worker/scheduler.js';
+import { ConfigError } from './core/errors.js';
 import { WorkerPool } from './worker/worker-pool.js';
 
 export interface ServiceOptions {
@@ -30,6 +32,7 @@ export class Service {
   readonly pool: WorkerPool | undefined;
   readonly driver: QueueDriver;
   readonly pruner: Pruner | undefined;
+  readonly scheduler: Scheduler | undefined;
   private stopped = false;
 
   private constructor(
@@ -39,6 +42,7 @@ export class Service {
       queue: TaskQueue;
       pool: WorkerPool | undefined;
       pruner: Pruner | undefined;
+      scheduler: Scheduler | undefined;
       driver: QueueDriver;
     },
   ) {
@@ -47,6 +51,7 @@ export class Service {
     this.pool = parts.pool;
     this.driver = parts.driver;
     this.pruner = parts.pruner;
+    this.scheduler = parts.scheduler;
   }
 
   /** Opens the database, applies pending migrations, loads handlers and builds the app. */
@@ -59,6 +64,11 @@ export class Service {
     if (config.handlers) {
       const loaded = await loadHandlersFolder(registry, config.handlers);
       logger.info({ folder: config.handlers, actions: loaded }, 'loaded handlers');
+    }
+    const schedules = config.schedules ? loadSchedules(config.schedules) : [];
+    for (const s of schedules) {
+      if (!registry.resolve(s.action))
+        throw new ConfigError(`--schedules: schedule "${s.name}": unknown action "${s.action}"`);
     }
     const driver = options.driver ?? (await openDriver(config));
     try {
@@ -92,6 +102,7 @@ export class Service {
         role: config.role,
         bodyLimit: config.bodyLimit,
         apiToken: config.apiToken,
+        schedules,
       });
       // Retention runs where the workers run, so API-only nodes stay light.
       const pruner = pool
@@ -101,7 +112,11 @@ export class Service {
             logger.child({ component: 'pruner' }),
           )
         : undefined;
-      return new Service(options, { app, queue, pool, pruner, driver });
+      // Every worker process runs the scheduler; tick keys make each tick one task however many run.
+      const scheduler = pool
+        ? new Scheduler(queue, schedules, logger.child({ component: 'scheduler' }))
+        : undefined;
+      return new Service(options, { app, queue, pool, pruner, scheduler, driver });
     } catch (err) {
       await driver.close();
       throw err;
@@ -120,6 +135,7 @@ export class Service {
     }
     this.pool?.start();
     this.pruner?.start();
+    this.scheduler?.start();
     logger.info(
       {
         address,
@@ -147,6 +163,7 @@ export class Service {
       this.app.close(),
       this.pool?.stop({ graceMs: config.shutdownGraceMs }),
       this.pruner?.stop(),
+      this.scheduler?.stop(),
     ]);
     await this.queue.close();
     await this.driver.close();

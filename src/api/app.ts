@@ -20,10 +20,14 @@ import { installMetrics } from './metrics.js';
 import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
+import { scheduleRoutes } from './routes/schedules.js';
+import type { Schedule } from '../worker/scheduler.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
 import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
+  /** Recurring tasks, listed at GET /schedules. */
+  schedules?: readonly Schedule[];
   queue: TaskQueue;
   logger: Logger;
   /** The workers of this process, for /healthz; absent on an API-only node. */
@@ -76,6 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.role !== 'worker') {
     taskRoutes(app, deps.queue);
     operationRoutes(app, deps.queue);
+    scheduleRoutes(app, deps.schedules ?? []);
     dashboardRoutes(app);
   }
   await app.ready();

@@ -22,6 +22,8 @@ export interface EnqueueInput {
   /** Not before this time (epoch ms). */
   runAt?: number;
   uniqueKey?: string;
+  /** How long `uniqueKey` deduplicates; defaults to the queue's window. */
+  uniqueForMs?: number;
 }
 
 export interface EnqueueResult {

@@ -1,0 +1,150 @@
+/**
+ * Recurring tasks. Each schedule (from the JSON file named by --schedules) is a cron expression
+ * in a time zone plus the task to queue. Every process that runs workers also runs the
+ * scheduler; a tick is queued under the idempotency key `schedule:<name>:<tick ISO time>`, so
+ * however many nodes see the same tick, the database stores exactly one task for it.
+ * A process queues the ticks that fall after it started; ticks missed while no node ran are
+ * not caught up.
+ */
+import { readFileSync } from 'node:fs';
+import { CronExpressionParser } from 'cron-parser';
+import type { Logger } from 'pino';
+import { ConfigError } from '../core/errors.js';
+import type { JsonObject } from '../core/task.js';
+import type { TaskQueue } from '../queue/queue.js';
+
+export interface Schedule {
+  name: string;
+  /** Five fields (minute precision) or six (with seconds first). */
+  cron: string;
+  /** IANA zone, e.g. Europe/Berlin; default UTC. */
+  timezone: string;
+  action: string;
+  data: JsonObject;
+  priority?: number;
+  maxAttempts?: number;
+}
+
+/** How long a tick's key deduplicates: far longer than any clock skew between nodes. */
+const TICK_KEY_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** At most this many ticks are queued per schedule and check (a `* * * * * *` schedule after a pause). */
+const MAX_TICKS_PER_CHECK = 60;
+
+function nextTicks(schedule: Schedule, after: number, until: number): Date[] {
+  const expression = CronExpressionParser.parse(schedule.cron, {
+    currentDate: new Date(after),
+    tz: schedule.timezone,
+  });
+  const ticks: Date[] = [];
+  while (ticks.length < MAX_TICKS_PER_CHECK) {
+    const tick = expression.next().toDate();
+    if (tick.getTime() > until) break;
+    ticks.push(tick);
+  }
+  return ticks;
+}
+
+export function nextRun(schedule: Schedule, now = Date.now()): Date {
+  return CronExpressionParser.parse(schedule.cron, { currentDate: new Date(now), tz: schedule.timezone })
+    .next()
+    .toDate();
+}
+
+/** Reads and checks a schedules file; any mistake is a ConfigError naming the schedule. */
+export function loadSchedules(file: string): Schedule[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`--schedules (TASKQ_SCHEDULES): cannot read ${file}: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(raw) ? raw : (raw as { schedules?: unknown })?.schedules;
+  if (!Array.isArray(list)) throw new ConfigError(`--schedules: ${file} must hold a JSON array of schedules`);
+  const names = new Set<string>();
+  return list.map((item: Record<string, unknown>, i) => {
+    const where = `--schedules: ${file}: schedule ${typeof item?.name === 'string' ? `"${item.name}"` : `#${i}`}`;
+    if (!item || typeof item !== 'object') throw new ConfigError(`${where} must be an object`);
+    const { name, cron, timezone = 'UTC', action, data = {}, priority, max_attempts: maxAttempts } = item;
+    if (typeof name !== 'string' || !/^[\w.:-]{1,100}$/.test(name))
+      throw new ConfigError(`${where}: name must be 1-100 letters, digits or _ . : -`);
+    if (names.has(name)) throw new ConfigError(`${where}: the name is used twice`);
+    names.add(name);
+    if (typeof action !== 'string' || action === '')
+      throw new ConfigError(`${where}: action must be a non-empty string`);
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
+      throw new ConfigError(`${where}: data must be a JSON object`);
+    if (typeof timezone !== 'string') throw new ConfigError(`${where}: timezone must be a string`);
+    const schedule: Schedule = {
+      name,
+      cron: String(cron),
+      timezone,
+      action,
+      data: data as JsonObject,
+      priority: typeof priority === 'number' ? priority : undefined,
+      maxAttempts: typeof maxAttempts === 'number' ? maxAttempts : undefined,
+    };
+    try {
+      nextRun(schedule);
+    } catch (err) {
+      throw new ConfigError(
+        `${where}: bad cron "${String(cron)}" or timezone "${timezone}": ${(err as Error).message}`,
+      );
+    }
+    return schedule;
+  });
+}
+
+export class Scheduler {
+  private timer: NodeJS.Timeout | null = null;
+  private checkedUntil = Date.now();
+  private checking: Promise<void> | null = null;
+
+  constructor(
+    private readonly queue: TaskQueue,
+    readonly schedules: readonly Schedule[],
+    private readonly logger: Logger,
+    private readonly checkMs = 1000,
+  ) {}
+
+  start(): void {
+    if (this.timer || this.schedules.length === 0) return;
+    this.checkedUntil = Date.now();
+    this.timer = setInterval(() => void this.check(), this.checkMs);
+    this.timer.unref();
+  }
+
+  /** Queues every tick between the last check and now. */
+  async check(now = Date.now()): Promise<void> {
+    if (this.checking) return this.checking;
+    const from = this.checkedUntil;
+    this.checking = (async () => {
+      for (const schedule of this.schedules) {
+        for (const tick of nextTicks(schedule, from, now)) {
+          try {
+            const { task, inserted } = await this.queue.enqueue({
+              action: schedule.action,
+              data: schedule.data,
+              priority: schedule.priority,
+              maxAttempts: schedule.maxAttempts,
+              uniqueKey: `schedule:${schedule.name}:${tick.toISOString()}`,
+              uniqueForMs: TICK_KEY_WINDOW_MS,
+            });
+            if (inserted)
+              this.logger.info({ schedule: schedule.name, tick, taskId: task.id }, 'queued scheduled task');
+          } catch (err) {
+            this.logger.error({ err, schedule: schedule.name, tick }, 'queuing a scheduled task failed');
+          }
+        }
+      }
+      this.checkedUntil = now;
+    })();
+    await this.checking;
+    this.checking = null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.checking;
+  }
+}
