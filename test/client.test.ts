@@ -100,6 +100,14 @@ describe('producer commands', () => {
     expect(res.stdout).toMatch(/table-test\s+queued\s+0/);
   });
 
+  it('taskq stats prints counts by action and the last hour', async () => {
+    const res = await cli(['stats']);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^ACTION\s+QUEUED\s+RUNNING\s+COMPLETED\s+FAILED\s+CANCELLED\s+TOTAL/);
+    expect(res.stdout).toMatch(/\n\(all\)\s+\d+/);
+    expect(res.stdout).toMatch(/last hour: \d+ completed, \d+ failed/);
+  });
+
   it('says clearly when the service cannot be reached, or the input is bad', () => {
     const down = runCli(['tasks', '--url', 'http://127.0.0.1:65534']);
     expect(down.code).toBe(1);

@@ -7,6 +7,7 @@ import { TaskqClient, type Task } from '../../client/index.js';
 import { ConfigError } from '../../core/errors.js';
 import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
 import { addSettings, configFrom } from '../options.js';
+import type { Stats } from '../../api/schemas.js';
 
 function clientFrom(options: Record<string, unknown>): TaskqClient {
   const config = configFrom({ url: options.url });
@@ -135,9 +136,29 @@ export function registerProducerCommands(program: Command): void {
   });
 
   withClientOptions(
-    program.command('stats').description('show counts by status and action of a running service (JSON)'),
+    program
+      .command('stats')
+      .description(
+        "show counts by status and action, queue age and last hour's throughput of a running service",
+      )
+      .option('--json', 'print the JSON of GET /stats'),
   ).action(async (options: Record<string, unknown>) => {
-    const stats = await clientFrom(options).stats();
-    console.log(JSON.stringify(stats, null, 2));
+    const stats = (await clientFrom(options).stats()) as unknown as Stats;
+    if (options.json) {
+      console.log(JSON.stringify(stats, null, 2));
+      return;
+    }
+    const statuses = TASK_STATUSES.filter((s) => s in stats.counts);
+    const rows = [['ACTION', ...statuses.map((s) => s.toUpperCase()), 'TOTAL']];
+    for (const a of stats.by_action)
+      rows.push([a.action, ...statuses.map((s) => String(a.counts[s])), String(a.total)]);
+    rows.push(['(all)', ...statuses.map((s) => String(stats.counts[s])), String(stats.total)]);
+    console.log(formatTable(rows));
+    const sum = (key: 'completed' | 'failed') => stats.throughput.reduce((n, p) => n + p[key], 0);
+    const age =
+      stats.oldest_queued_age_ms === null
+        ? 'none queued'
+        : `${Math.round(stats.oldest_queued_age_ms / 1000)} s`;
+    console.log(`\noldest queued: ${age}; last hour: ${sum('completed')} completed, ${sum('failed')} failed`);
   });
 }
