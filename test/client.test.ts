@@ -9,9 +9,13 @@ import {
 } from '../src/client/index.js';
 import { runCli } from './support/process.js';
 import { startTestService, type TestService } from './support/service.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TASKQ_BIN } from './support/process.js';
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let svc: TestService;
 let client: TaskqClient;
 beforeAll(async () => {
@@ -37,6 +41,14 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 describe('TaskqClient', () => {
+  it('is importable by name through the package exports, with no Node-only imports', () => {
+    const script = "import('taskq/client').then((m) => console.log(typeof m.TaskqClient))";
+    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: ROOT });
+    expect(out.stdout.trim()).toBe('function');
+    // The browser can load it too: the compiled module imports nothing.
+    expect(readFileSync(join(ROOT, 'dist/client/index.js'), 'utf8')).not.toMatch(/^import /m);
+  });
+
   it('enqueues, waits for the result and reads the task', async () => {
     const { id, status } = await client.enqueue('uppercase', { text: 'typed' });
     expect(status).toBe('queued');
