@@ -136,6 +136,15 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Something may be claimable: claim on the next turn of the event loop (coalescing many wakes). */
   wake(): void {
     this.moreLikely = true;
+    this.scheduleFetch();
+  }
+
+  /**
+   * Claims on the next turn of the event loop, never in the same microtask chain: with a
+   * synchronous driver and fast handlers, claim -> run -> claim would otherwise loop in microtasks
+   * alone, starving timers (acks, heartbeats, task timeouts) and, in an `all` process, HTTP.
+   */
+  private scheduleFetch(): void {
     if (this.fetchScheduled || this.stopping) return;
     this.fetchScheduled = true;
     setImmediate(() => {
@@ -179,7 +188,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       this.buffer.push(...claimed);
       this.dispatch();
     }
-    if (this.moreLikely) void this.fetch();
+    if (this.moreLikely) this.scheduleFetch();
   }
 
   private dispatch(): void {
@@ -196,7 +205,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     entry.done = this.run(task, controller).finally(() => {
       this.running.delete(task.id);
       this.dispatch();
-      void this.fetch();
+      this.scheduleFetch();
     });
   }
 
