@@ -30,6 +30,8 @@ import type { HandlerRegistry } from '../handlers/registry.js';
 import { Completer } from './completer.js';
 import { execute, TaskAbort, type Outcome } from './executor.js';
 
+export const ACK_DELAY_MS_DEFAULT = 10;
+
 export interface WorkerPoolOptions {
   driver: QueueDriver;
   registry: HandlerRegistry;
@@ -85,7 +87,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.completer = new Completer({
       driver: this.driver,
       logger: options.logger,
-      delayMs: options.ackDelayMs ?? 2,
+      // Each ack batch is an fsync'd commit that blocks the event loop (synchronous SQLite): at
+      // 2 ms the fsyncs alone took a large share of a fast drain. 10 ms keeps results visible
+      // promptly while batching ~5x more per commit.
+      delayMs: options.ackDelayMs ?? ACK_DELAY_MS_DEFAULT,
       maxBatch: 1000,
       onWritten: ({ completions, failures }) =>
         this.emit('resultsWritten', completions.length + failures.length),
