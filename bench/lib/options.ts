@@ -12,6 +12,8 @@ export interface BenchOptions {
   workers: number;
   connections: number;
   httpSeconds: number;
+  /** Alternating bare/taskq rounds of the HTTP test. */
+  httpRounds: number;
   drainTasks: number;
   e2eTasks: number;
   latencyTasks: number;
@@ -29,6 +31,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     workers: 0,
     connections: 50,
     httpSeconds: 10,
+    httpRounds: 3,
     drainTasks: 20_000,
     e2eTasks: 20_000,
     latencyTasks: 200,
@@ -79,6 +82,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   }
   if (opts.quick) {
     opts.httpSeconds = 3;
+    opts.httpRounds = 1;
     opts.drainTasks = 5_000;
     opts.e2eTasks = 5_000;
     opts.latencyTasks = 100;

@@ -66,7 +66,7 @@ export function renderReport(r: Report): string {
     rows.push([
       `HTTP enqueue, ${r.options.connections} conns (req/s)`,
       fmt(taskq.reqPerSec),
-      `bare node:http ${fmt(bare.reqPerSec)}; ratio ${fmt(ratio * 100)} %`,
+      `bare node:http ${fmt(bare.reqPerSec)}; ratio ${fmt(ratio * 100)} % (best of ${r.http.rounds.length}; per round ${r.http.rounds.map((x) => `${fmt(x.ratio * 100)} %`).join(', ')})`,
       `>= 50 %: ${mark(ratio >= 0.5)}`,
     ]);
     rows.push([
