@@ -83,6 +83,8 @@ const dir = join(ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const file = opts.out ?? join(dir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
-writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+// latest.json (committed) is the last complete run, not a --quick or --only one.
+if (!opts.quick && !opts.only)
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
 console.log(`\nJSON: ${file}`);
 process.exit(report.errors.length > 0 ? 1 : 0);

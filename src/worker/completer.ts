@@ -58,7 +58,7 @@ export class Completer {
     }
     if (this.pending === 0) return;
     this.flushing = this.write(this.completions.splice(0), this.failures.splice(0));
-    let ok = false;
+    let ok: boolean;
     try {
       ok = await this.flushing;
     } finally {
