@@ -114,7 +114,7 @@ export function renderReport(r: Report): string {
     rows.push([
       `enqueue->start, ${l.count} tasks every ${l.gapMs} ms (ms)`,
       `p50 ${l.p50Ms} / p99 ${l.p99Ms}`,
-      `max ${l.maxMs}; POST itself p50 ${l.postP50Ms} / p99 ${l.postP99Ms}`,
+      `max ${l.maxMs}; POST itself p50 ${l.postP50Ms} / p99 ${l.postP99Ms}; bare durable commit (floor) p50 ${l.commitP50Ms} / p99 ${l.commitP99Ms}`,
       `p50 < 2 ms: ${mark(l.p50Ms < 2)}`,
     ]);
   }
