@@ -1,0 +1,147 @@
+/** The bench's result document and its table. */
+import { readFileSync } from 'node:fs';
+import type { BenchOptions } from './options.js';
+import type { DrainResult } from '../scenarios/drain.js';
+import type { E2eResult } from '../scenarios/e2e.js';
+import type { HttpResult } from '../scenarios/http.js';
+import type { LatencyResult } from '../scenarios/latency.js';
+import { peerFigure, type PeerResult } from '../scenarios/peers.js';
+import type { ScalingRow } from '../scenarios/scaling.js';
+import { sleep } from './util.js';
+
+export interface Report {
+  startedAt: string;
+  finishedAt?: string;
+  options: BenchOptions;
+  machine: Record<string, unknown>;
+  storage: string;
+  http?: HttpResult;
+  drainC2?: DrainResult;
+  drainC50?: DrainResult;
+  e2e?: E2eResult;
+  latency?: LatencyResult;
+  scaling?: ScalingRow[];
+  peers?: PeerResult[];
+  errors: string[];
+}
+
+/** CPU idle over 0.5 s (Linux /proc/stat), to show how busy the shared machine was; null elsewhere. */
+export async function idlePercent(): Promise<number | null> {
+  const read = () => {
+    const fields =
+      readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = read();
+    await sleep(500);
+    const b = read();
+    return Math.round((100 * (b.idle - a.idle)) / Math.max(1, b.total - a.total));
+  } catch {
+    return null;
+  }
+}
+
+const fmt = (n: number | null | undefined, digits = 0): string =>
+  n === null || n === undefined || Number.isNaN(n)
+    ? '-'
+    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const mark = (ok: boolean): string => (ok ? 'met' : 'NOT MET');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
+  return [
+    line(rows[0] ?? []),
+    '| ' + widths.map((w) => '-'.repeat(w)).join(' | ') + ' |',
+    ...rows.slice(1).map(line),
+  ].join('\n');
+}
+
+export function renderReport(r: Report): string {
+  const rows: string[][] = [['scenario', 'taskq', 'baseline / detail', 'target']];
+  if (r.http) {
+    const { taskq, bare, ratio } = r.http;
+    rows.push([
+      `HTTP enqueue, ${r.options.connections} conns (req/s)`,
+      fmt(taskq.reqPerSec),
+      `bare node:http ${fmt(bare.reqPerSec)}; ratio ${fmt(ratio * 100)} % (best of ${r.http.rounds.length}; per round ${r.http.rounds.map((x) => `${fmt(x.ratio * 100)} %`).join(', ')})`,
+      `>= 50 %: ${mark(ratio >= 0.5)}`,
+    ]);
+    rows.push([
+      '  latency p50 / p99 (ms)',
+      `${taskq.latencyP50Ms} / ${taskq.latencyP99Ms}`,
+      `bare ${bare.latencyP50Ms} / ${bare.latencyP99Ms}`,
+      '',
+    ]);
+    rows.push([
+      '  non-2xx / errors; 202s vs tasks stored',
+      `${taskq.non2xx} / ${taskq.errors}`,
+      `${fmt(taskq.accepted202)} 202s, ${fmt(taskq.tasksStored)} tasks stored`,
+      `exact: ${taskq.exact ? 'yes' : 'NO'}`,
+    ]);
+  }
+  if (r.drainC2) {
+    const d = r.drainC2;
+    rows.push([
+      `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
+      fmt(d.rate),
+      `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}`,
+      `>= 20,000: ${mark(d.rate >= 20_000)}`,
+    ]);
+  }
+  if (r.drainC50) {
+    const d = r.drainC50;
+    rows.push([
+      `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
+      fmt(d.rate),
+      `${fmt(d.ms)} ms; max held ${d.maxHeld}`,
+      '',
+    ]);
+  }
+  if (r.e2e) {
+    const e = r.e2e;
+    rows.push([
+      `end to end ${fmt(e.n)} via HTTP, role all (tasks/s)`,
+      fmt(e.rate),
+      `HTTP ${fmt(e.http.reqPerSec)} req/s, p99 ${e.http.latencyP99Ms} ms, non-2xx ${e.http.non2xx}`,
+      '',
+    ]);
+  }
+  if (r.latency) {
+    const l = r.latency;
+    rows.push([
+      `enqueue->start, ${l.count} tasks every ${l.gapMs} ms (ms)`,
+      `p50 ${l.p50Ms} / p99 ${l.p99Ms}`,
+      `max ${l.maxMs}; POST itself p50 ${l.postP50Ms} / p99 ${l.postP99Ms}; bare durable commit (floor) p50 ${l.commitP50Ms} / p99 ${l.commitP99Ms}`,
+      `p50 < 2 ms: ${mark(l.p50Ms < 2)}`,
+    ]);
+  }
+  const rss = [
+    r.http ? `api ${fmt(r.http.taskq.peakRssMiB)} (bare ${fmt(r.http.bare.peakRssMiB)})` : null,
+    r.drainC2 ? `drain c2 ${fmt(r.drainC2.peakRssMiB)}` : null,
+    r.drainC50 ? `drain c50 ${fmt(r.drainC50.peakRssMiB)}` : null,
+    r.e2e ? `all ${fmt(r.e2e.peakRssMiB)}` : null,
+  ].filter(Boolean);
+  if (rss.length > 0) rows.push(['peak RSS (MiB)', '', rss.join('; '), '']);
+  for (const s of r.scaling ?? []) {
+    rows.push([
+      `scaling: ${s.workers} worker process(es), c${s.concurrency} p${s.prefetch} (tasks/s)`,
+      fmt(s.rate),
+      `${fmt(s.ms)} ms incl. insert; RSS each ${s.peakRssMiBEach.map((x) => fmt(x)).join(', ')} MiB`,
+      '',
+    ]);
+  }
+  const out = [
+    `taskq bench, ${r.startedAt} (${r.storage}); node ${String(r.machine.node)}, ${String(r.machine.cpus)} cpus, idle at start ${String(r.machine.idlePctAtStart)} %`,
+    '',
+    table(rows),
+  ];
+  if (r.peers && r.peers.length > 0) {
+    out.push('', 'Peers, same run (scripts of /work/shared/peers-bench):', '');
+    out.push(table([['beside', 'peer', 'figure'], ...r.peers.map((p) => [p.row, p.label, peerFigure(p)])]));
+  }
+  if (r.errors.length > 0) out.push('', 'ERRORS:', ...r.errors.map((e) => `  ${e}`));
+  return out.join('\n');
+}

@@ -1,0 +1,115 @@
+/**
+ * Storage access for the bench, through the driver seam only (openDriver), so the same bench runs
+ * on SQLite files and on PostgreSQL (`--db postgres://...`).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isPostgresUrl, resolveConfig } from '../../src/core/config.js';
+import type { NewTask } from '../../src/core/task.js';
+import type { QueueDriver } from '../../src/drivers/driver.js';
+import { openDriver } from '../../src/drivers/open-driver.js';
+import { randomUUID } from 'node:crypto';
+import { now, waitUntil } from './util.js';
+
+export async function open(db: string): Promise<QueueDriver> {
+  const config = resolveConfig({ db });
+  const driver = await openDriver(config);
+  await driver.migrate();
+  return driver;
+}
+
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A database with no tasks for one scenario: a new SQLite file in a temp folder, or, for
+ * PostgreSQL, the given database emptied through the driver (every task is finished and pruned).
+ */
+export async function freshDb(base: string | undefined): Promise<string> {
+  if (base && isPostgresUrl(base)) {
+    await emptyTasks(base);
+    return base;
+  }
+  const dir = mkdtempSync(join(base ?? tmpdir(), 'taskq-bench-'));
+  tempDirs.push(dir);
+  return join(dir, 'tasks.db');
+}
+
+/** Cancels what is queued and prunes everything finished (bounded loops). */
+async function emptyTasks(db: string): Promise<void> {
+  const driver = await open(db);
+  try {
+    for (let round = 0; round < 10_000; round++) {
+      const page = await driver.listTasks({ status: 'queued', limit: 1000 });
+      if (page.length === 0) break;
+      for (const t of page) await driver.cancelTask({ id: t.id, now: Date.now() });
+    }
+    const future = Date.now() + 60_000;
+    for (let round = 0; round < 10_000; round++) {
+      const n = await driver.pruneTasks({
+        finishedBefore: { completed: future, failed: future, cancelled: future },
+        limit: 10_000,
+      });
+      if (n === 0) break;
+    }
+    const left = await totalTasks(driver);
+    if (left > 0) throw new Error(`could not empty ${db}: ${left} tasks left (running ones?)`);
+  } finally {
+    await driver.close();
+  }
+}
+
+export function noopTask(i: number, now: number): NewTask {
+  return {
+    id: randomUUID(),
+    action: 'noop',
+    data: { i },
+    priority: 0,
+    runAt: now,
+    maxAttempts: 3,
+    uniqueKey: null,
+    uniqueUntil: null,
+    createdAt: now,
+  };
+}
+
+/** Inserts `n` no-op tasks in batches of `batch`, each batch one transaction. */
+export async function fill(driver: QueueDriver, n: number, batch = 1000): Promise<void> {
+  for (let i = 0; i < n; i += batch) {
+    const now = Date.now();
+    const tasks: NewTask[] = [];
+    for (let j = i; j < Math.min(n, i + batch); j++) tasks.push(noopTask(j, now));
+    await driver.insertTasks({ tasks, now });
+  }
+}
+
+export async function totalTasks(driver: QueueDriver): Promise<number> {
+  const { byStatus } = await driver.countTasks();
+  return Object.values(byStatus).reduce((a, b) => a + b, 0);
+}
+
+export async function completedTasks(driver: QueueDriver): Promise<number> {
+  return (await driver.countTasks()).byStatus.completed;
+}
+
+/** Waits (bounded) until `n` tasks are completed; returns the milliseconds since `t0` or throws. */
+export async function waitCompleted(
+  driver: QueueDriver,
+  n: number,
+  t0: number,
+  timeoutMs = 120_000,
+): Promise<number> {
+  let completed = 0;
+  const ok = await waitUntil(
+    async () => {
+      completed = await completedTasks(driver);
+      return completed >= n;
+    },
+    { intervalMs: 10, timeoutMs },
+  );
+  if (!ok) throw new Error(`only ${completed} of ${n} tasks completed within ${timeoutMs} ms`);
+  return now() - t0;
+}

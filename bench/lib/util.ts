@@ -1,0 +1,56 @@
+/** Small shared helpers; every wait here is bounded in time. */
+import { performance } from 'node:perf_hooks';
+
+export const now = (): number => performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Nearest-rank percentile (the peers' common.mjs uses the same definition). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[k] as number;
+}
+
+export const round = (x: number, digits = 1): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Polls `check` until it returns true or `timeoutMs` passes; returns whether it succeeded. */
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  { intervalMs = 10, timeoutMs = 60_000 } = {},
+): Promise<boolean> {
+  const end = now() + timeoutMs;
+  while (now() < end) {
+    if (await check()) return true;
+    await sleep(intervalMs);
+  }
+  return false;
+}
+
+/** Hard stop for a benchmark process: no run may hang the machine. */
+export function watchdog(ms: number, label: string, onFire: () => void = () => undefined): NodeJS.Timeout {
+  const timer = setTimeout(() => {
+    console.error(`watchdog: ${label} exceeded ${ms} ms`);
+    onFire();
+    process.exit(3);
+  }, ms);
+  timer.unref();
+  return timer;
+}
+
+/** One machine-readable line from a child process; the parent looks for it. */
+export function emitResult(result: object): void {
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+}
+
+/** Peak resident set size of a live Linux process in MiB (VmHWM), or null elsewhere. */
+export async function peakRssMiB(pid: number): Promise<number | null> {
+  try {
+    const { readFile } = await import('node:fs/promises');
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    return match ? round(Number(match[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}

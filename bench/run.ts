@@ -1,0 +1,90 @@
+/**
+ * `npm run bench`: taskq's throughput and latency, each measured beside a baseline in the same run
+ * (the machine is shared and noisy, so ratios within one run mean more than absolute figures).
+ * Scenarios: http (taskq vs bare node:http), drain (c2/p5 and c50), e2e, latency; opt-in:
+ * scaling (--workers N) and peers (--peers). Results: a table on stdout and JSON in bench/results/.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { killAll, ROOT } from './lib/proc.js';
+import { parseOptions, wants, type BenchOptions } from './lib/options.js';
+import { idlePercent, renderReport, type Report } from './lib/report.js';
+import { watchdog } from './lib/util.js';
+import { runDrain } from './scenarios/drain.js';
+import { runE2e } from './scenarios/e2e.js';
+import { runHttp } from './scenarios/http.js';
+import { runLatency } from './scenarios/latency.js';
+import { INSTALL_HINT, peersInstalled, peerTests, runPeer } from './scenarios/peers.js';
+import { runScalingRow, workerCounts } from './scenarios/scaling.js';
+
+const opts: BenchOptions = parseOptions(process.argv.slice(2));
+// Whole-run bound; children are killed with it.
+watchdog(opts.peers ? 45 * 60_000 : 20 * 60_000, 'bench', killAll);
+
+const report: Report = {
+  startedAt: new Date().toISOString(),
+  options: opts,
+  machine: {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    idlePctAtStart: await idlePercent(),
+  },
+  storage: opts.db?.startsWith('postgres') ? 'postgresql' : 'sqlite (temp file, synchronous=FULL)',
+  errors: [],
+};
+
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${name} ...\n`);
+  try {
+    return await fn();
+  } catch (err) {
+    const message = `${name}: ${(err as Error).message}`;
+    report.errors.push(message);
+    process.stderr.write(`  FAILED ${message}\n`);
+    return undefined;
+  }
+}
+
+if (wants(opts, 'http'))
+  report.http = await step('http enqueue (taskq vs bare node:http)', () => runHttp(opts));
+if (wants(opts, 'drain')) {
+  report.drainC2 = await step('drain c2/p5', () => runDrain(opts, 2, 5));
+  report.drainC50 = await step('drain c50/p100', () => runDrain(opts, 50, 100));
+}
+if (wants(opts, 'e2e')) report.e2e = await step('end to end', () => runE2e(opts));
+if (wants(opts, 'latency')) report.latency = await step('latency', () => runLatency(opts));
+if (wants(opts, 'scaling')) {
+  report.scaling = [];
+  for (const n of workerCounts(opts.workers || 4)) {
+    const row = await step(`scaling: ${n} worker process(es)`, () => runScalingRow(opts, n));
+    if (row) report.scaling.push(row);
+  }
+}
+if (wants(opts, 'peers')) {
+  if (!peersInstalled()) {
+    console.error(INSTALL_HINT);
+    report.errors.push('peers not installed');
+  } else {
+    report.peers = [];
+    for (const test of peerTests(opts.quick)) {
+      process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] peer ${test.label} ...\n`);
+      report.peers.push(await runPeer(test));
+    }
+  }
+}
+
+report.finishedAt = new Date().toISOString();
+console.log(renderReport(report));
+const dir = join(ROOT, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const file = opts.out ?? join(dir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+// latest.json (committed) is the last complete run, not a --quick or --only one.
+if (!opts.quick && !opts.only)
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+console.log(`\nJSON: ${file}`);
+process.exit(report.errors.length > 0 ? 1 : 0);
