@@ -51,4 +51,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
     `,
   },
+  {
+    version: 2,
+    name: '0002_drop_lease_indexes',
+    // Running tasks are few (at most concurrency + prefetch per worker), so heartbeats and the
+    // rescuer find them through tasks_status_seq just as fast; the two lease indexes cost an
+    // index write on every claim and every ack, which measurably slowed draining.
+    sql: `
+      DROP INDEX IF EXISTS tasks_lease_owner;
+      DROP INDEX IF EXISTS tasks_lease_expiry;
+    `,
+  },
 ];

