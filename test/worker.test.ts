@@ -299,6 +299,55 @@ describe('leases', () => {
     expect(t?.status).toBe('failed'); // out of attempts, failed by the rescuer, untouched by the old worker
     expect(t?.error).toMatch(/lease expired/);
   });
+  it('keeps a task claimed while a heartbeat was on its way', async () => {
+    // On PostgreSQL the heartbeat's UPDATE sees the rows as of its start: a claim that commits
+    // meanwhile on another pooled connection is missing from its answer, though the lease is fine.
+    const driver = await setup();
+    const release = gate();
+    const aborted: string[] = [];
+    const pool = track(
+      makePool(
+        driver,
+        [
+          {
+            action: 'hold',
+            handle: (task, ctx) =>
+              new Promise((resolve, reject) => {
+                void release.promise.then(() => resolve('done'));
+                ctx.signal.addEventListener('abort', () => {
+                  aborted.push(task.id);
+                  reject(ctx.signal.reason);
+                });
+              }),
+          },
+        ],
+        { leaseMs: 300 },
+      ),
+    );
+    const first = await insertOne(driver, newTask({ action: 'hold' }));
+    let second: { id: string } | undefined;
+    const extendLeases = driver.extendLeases.bind(driver);
+    driver.extendLeases = async (params) => {
+      const held = await extendLeases(params); // the statement's view
+      if (!second) {
+        const claimed = new Promise((resolve) => pool.once('claimed', resolve));
+        second = await insertOne(driver, newTask({ action: 'hold' }));
+        await claimed; // the claim answers before the heartbeat does
+      }
+      return held;
+    };
+    pool.start();
+    await eventually(() => second !== undefined && pool.held.running === 2);
+    await eventually(async () => (await countStatus(driver, 'running')) === 2);
+    // Give the late heartbeat's answer (and the next ones) time to be judged.
+    await new Promise((r) => setTimeout(r, 400));
+    release.open();
+    await eventually(async () => (await countStatus(driver, 'completed')) === 2);
+    expect(aborted).toEqual([]);
+    for (const id of [first.id, (second as { id: string }).id]) {
+      expect((await driver.getTask({ id }))?.attempts).toBe(1);
+    }
+  });
 });
 
 describe('graceful shutdown', () => {

@@ -353,6 +353,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private async heartbeat(): Promise<void> {
     if (this.running.size === 0 && this.buffer.length === 0) return;
+    // Judge only tasks held before the statement was sent. A claim that commits while it runs is
+    // missing from its answer on PostgreSQL (the UPDATE sees rows as of its start), yet that
+    // task's lease is fresh; aborting it would strand it until its lease expires and run it twice.
+    const asked = new Set([...this.running.keys(), ...this.buffer.map((t) => t.id)]);
     let held;
     try {
       held = await this.driver.extendLeases({
@@ -368,13 +372,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const stillHeld = new Map(held.map((h) => [h.id, h]));
     for (const [id] of this.running) {
       const h = stillHeld.get(id);
+      if (!h && !asked.has(id)) continue;
       if (!h)
         this.abortTask(id, new TaskAbort('lease_lost', 'lease lost (the worker stalled past its lease)'));
       else if (h.cancelRequested) this.abortTask(id, new TaskAbort('cancel', 'cancelled by request'));
     }
     for (let i = this.buffer.length - 1; i >= 0; i--) {
       const task = this.buffer[i] as TaskRecord;
-      if (!stillHeld.has(task.id)) {
+      if (asked.has(task.id) && !stillHeld.has(task.id)) {
         this.buffer.splice(i, 1);
         this.unhold(task);
       }

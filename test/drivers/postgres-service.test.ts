@@ -3,7 +3,6 @@
  * database is unreachable the API answers 503 quickly instead of hanging, and recovers when it
  * returns. Two others share a schema as an API node and a worker node.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
@@ -12,41 +11,10 @@ import { Service } from '../../src/service.js';
 import pg from 'pg';
 import { eventually, http } from '../support/service.js';
 import { dropSchema, postgresSkip, postgresTestUrl, randomSchema } from '../support/postgres.js';
+import { tcpProxy, throughProxy } from '../support/proxy.js';
 
 const skip = postgresSkip();
 const test = skip ? it.skip : it;
-
-/** Forwards TCP to the database until `cut()`, which drops every connection and refuses new ones. */
-async function proxy(
-  target: URL,
-): Promise<{ port: number; cut: () => Promise<void>; restore: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let server: Server;
-  let port = 0;
-  const listen = async () => {
-    server = createServer((client) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname);
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('close', () => sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    port = (server.address() as { port: number }).port;
-  };
-  await listen();
-  return {
-    port,
-    cut: async () => {
-      const closed = new Promise((resolve) => server.close(resolve));
-      for (const s of sockets) s.destroy();
-      await closed;
-    },
-    restore: listen,
-  };
-}
 
 async function query(url: string, text: string, values: unknown[]) {
   const client = new pg.Client({ connectionString: url });
@@ -66,9 +34,8 @@ afterEach(async () => {
 
 test('the API answers 503 while PostgreSQL is unreachable, and recovers', async () => {
   const url = new URL(postgresTestUrl() as string);
-  const link = await proxy(url);
-  const proxied = new URL(url);
-  proxied.host = `127.0.0.1:${link.port}`;
+  const link = await tcpProxy(url);
+  const proxied = throughProxy(url, link);
   const schema = randomSchema();
   const driver = new PostgresDriver({ connectionString: proxied.toString(), poolSize: 2, schema });
   const config = resolveConfig(
@@ -122,12 +89,13 @@ test('a worker in another process picks up a task at once through NOTIFY', async
   };
   const api = await start('api');
   await start('worker');
-  // The worker's LISTEN connection opens in the background; wait until it is there.
+  // LISTEN connections open in the background, one per node (the API's listens for long-polls
+  // and event streams); wait until both are there.
   const listening = async () => {
     const { rows } = await query(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1`, [
       `LISTEN "taskq:${schema}"`,
     ]);
-    return rows[0]?.n === 1;
+    return rows[0]?.n === 2;
   };
   await eventually(listening, 20_000);
 

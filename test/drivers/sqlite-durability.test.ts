@@ -52,7 +52,7 @@ it('syncs acks, failures, cancels and retries, but not claims', async () => {
   await driver.retryTask({ id: b!.id, now: Date.now() });
   expect(driver.walSyncs).toBe(++syncs);
   await driver.cancelTask({ id: b!.id, now: Date.now() });
-  expect(driver.walSyncs).toBe(++syncs);
+  expect(driver.walSyncs).toBe(syncs + 1);
 });
 
 it('never syncs with sync: normal', async () => {
