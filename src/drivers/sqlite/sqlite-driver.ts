@@ -156,7 +156,7 @@ export class SqliteDriver implements QueueDriver {
       version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
     const applied: string[] = [];
     for (const migration of MIGRATIONS) {
-      const didApply = await this.durableWrite(() => {
+      const didApply = this.write(() => {
         const done = this.db
           .prepare('SELECT 1 FROM taskq_migrations WHERE version = ?')
           .get(migration.version);
@@ -172,6 +172,7 @@ export class SqliteDriver implements QueueDriver {
         params.onApplied?.(migration.name);
       }
     }
+    await this.wal?.sync();
     const row = this.db.prepare('SELECT max(version) AS v FROM taskq_migrations').get() as {
       v: number | null;
     };
@@ -183,7 +184,7 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
-    const out = await this.durableWrite(() =>
+    const out = this.write(() =>
       tasks.map((task): InsertedTask => {
         if (task.uniqueKey !== null) {
           const existing = this.stmt('findByUniqueKey').get(task.uniqueKey) as TaskRow | undefined;
@@ -197,7 +198,10 @@ export class SqliteDriver implements QueueDriver {
       }),
     );
     const count = out.filter((r) => r.inserted).length;
+    // Workers may start on a committed task while its sync is under way: the producer is
+    // answered only after the sync, and a task lost to power loss before it was never accepted.
     if (count > 0) this.emit('tasksQueued', { count });
+    await this.wal?.sync();
     return out;
   }
 
