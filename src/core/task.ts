@@ -67,6 +67,32 @@ export interface NewTask {
   createdAt: number;
 }
 
+/** The record of a task just inserted from `task` under `seq`: what the database now holds. */
+export function newTaskRecord(task: NewTask, seq: number): TaskRecord {
+  return {
+    seq,
+    id: task.id,
+    action: task.action,
+    data: task.data,
+    status: 'queued',
+    priority: task.priority,
+    runAt: task.runAt,
+    attempts: 0,
+    maxAttempts: task.maxAttempts,
+    result: null,
+    error: null,
+    progress: null,
+    progressMessage: null,
+    uniqueKey: task.uniqueKey,
+    leaseOwner: null,
+    leaseExpiresAt: null,
+    cancelRequested: false,
+    createdAt: task.createdAt,
+    startedAt: null,
+    processedAt: null,
+  };
+}
+
 /** The task as the HTTP API shows it: JSON values, ISO 8601 times. */
 export interface TaskView {
   id: string;

@@ -112,7 +112,9 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: Date.now() }), {
       maxBatch: options.maxInsertBatch ?? 500,
       delayMs: 0,
-      maxInFlight: this.driver.capabilities.skipLocked ? 4 : 1,
+      // Several batches in flight: while one waits for its sync (SQLite) or its round trip
+      // (PostgreSQL), the next is written, so the event loop never idles behind a disk flush.
+      maxInFlight: 4,
     });
   }
 

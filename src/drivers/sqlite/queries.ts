@@ -5,8 +5,7 @@
 export const SQL = {
   insertTasks: `
     INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
-    VALUES (@id, @action, @data, 'queued', @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil, @createdAt)
-    RETURNING *`,
+    VALUES (@id, @action, @data, 'queued', @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil, @createdAt)`,
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ?`,
   expireUniqueKey: `UPDATE tasks SET unique_key = NULL, unique_until = NULL WHERE seq = ?`,
 
