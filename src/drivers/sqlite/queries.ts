@@ -13,6 +13,8 @@ export const SQL = {
 
   // INDEXED BY: without statistics the planner picks tasks_status_seq and sorts every queued row
   // on each claim (quadratic in the backlog); the partial index walks them in claim order.
+  // Claims return only the columns the claim did not just set: RETURNING * made a claim twice
+  // as expensive (the rest of the record is known: see claimedRecord in sqlite-driver.ts).
   claimTasks: `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
@@ -21,7 +23,8 @@ export const SQL = {
                     WHERE status = 'queued' AND run_at <= @now
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)
-    RETURNING *`,
+    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
+              cancel_requested, created_at`,
   /** The same, skipping actions at their per-action limit; @excludeActions is a JSON array. */
   claimTasksExceptActions: `
     UPDATE tasks
@@ -32,7 +35,8 @@ export const SQL = {
                       AND action NOT IN (SELECT value FROM json_each(@excludeActions))
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)
-    RETURNING *`,
+    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
+              cancel_requested, created_at`,
 
   completeTasks: `
     UPDATE tasks

@@ -62,6 +62,42 @@ const DECODE: RowDecoders<string, number> = {
 };
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 
+/** The columns a claim returns; the others are what the claim just set. */
+type ClaimedRow = Pick<
+  TaskRow,
+  | 'seq'
+  | 'id'
+  | 'action'
+  | 'data'
+  | 'priority'
+  | 'run_at'
+  | 'attempts'
+  | 'max_attempts'
+  | 'error'
+  | 'unique_key'
+  | 'cancel_requested'
+  | 'created_at'
+>;
+
+/** The record of a task after the claim query (queries.ts: claimTasks) set its lease. */
+function claimedRecord(
+  row: ClaimedRow,
+  lease: { owner: string; leaseExpiresAt: number; startedAt: number },
+): TaskRecord {
+  return toRecord({
+    ...row,
+    status: 'running',
+    result: null,
+    progress: null,
+    progress_message: null,
+    unique_until: null,
+    lease_owner: lease.owner,
+    lease_expires_at: lease.leaseExpiresAt,
+    started_at: lease.startedAt,
+    processed_at: null,
+  });
+}
+
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
   readonly description: string;
@@ -239,7 +275,8 @@ export class SqliteDriver implements QueueDriver {
       return this.stmt('claimTasksExceptActions').all(params) as TaskRow[];
     });
     // RETURNING rows come in no particular order.
-    return rows.map(toRecord).sort(compareClaimOrder);
+    const lease = { owner, leaseExpiresAt: now + leaseMs, startedAt: now };
+    return rows.map((row) => claimedRecord(row, lease)).sort(compareClaimOrder);
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
