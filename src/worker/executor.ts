@@ -31,7 +31,8 @@ export type Outcome =
 export interface ExecuteOptions {
   controller: AbortController;
   timeoutMs: number;
-  logger: Logger;
+  /** The task's child logger, created on first use. */
+  logger: () => Logger;
   progress: (percent: number, message?: string) => Promise<void>;
 }
 
@@ -52,22 +53,23 @@ export async function execute(
   handler: HandlerDefinition,
   options: ExecuteOptions,
 ): Promise<Outcome> {
-  const { controller, logger } = options;
+  const { controller } = options;
   const timer = setTimeout(
     () => controller.abort(new TaskAbort('timeout', `timed out after ${options.timeoutMs} ms`)),
     options.timeoutMs,
   );
-  const aborted = new Promise<never>((_, reject) => {
-    const onAbort = () => reject(controller.signal.reason);
-    if (controller.signal.aborted) onAbort();
-    else controller.signal.addEventListener('abort', onAbort, { once: true });
-  });
-  const ctx = { signal: controller.signal, attempt: task.attempts, logger, progress: options.progress };
+  const ctx = {
+    signal: controller.signal,
+    attempt: task.attempts,
+    get logger() {
+      return options.logger();
+    },
+    progress: options.progress,
+  };
   try {
-    const value = await Promise.race([
-      Promise.resolve().then(() => handler.handle(toHandlerTask(task), ctx)),
-      aborted,
-    ]);
+    let value = handler.handle(toHandlerTask(task), ctx);
+    // Only a pending promise needs the race against the signal; a synchronous result does not.
+    if (isThenable(value)) value = await Promise.race([value, abortPromise(controller.signal)]);
     if (controller.signal.aborted) return abortedOutcome(controller.signal.reason);
     try {
       return { kind: 'completed', result: toResult(value) };
@@ -89,6 +91,18 @@ export async function execute(
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Rejects with the signal's reason when it aborts. */
+function abortPromise(signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
 }
 
 function abortedOutcome(reason: unknown): Outcome {

@@ -272,11 +272,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private async run(task: TaskRecord, controller: AbortController): Promise<void> {
     const startedAt = performance.now();
-    const logger = this.options.logger.child({
-      taskId: task.id,
-      action: task.action,
-      attempt: task.attempts,
-    });
+    // Created on first use: most tasks never log, and a pino child per task is not free.
+    let child: Logger | undefined;
+    const logger = () =>
+      (child ??= this.options.logger.child({ taskId: task.id, action: task.action, attempt: task.attempts }));
     const handler = this.options.registry.resolve(task.action);
     const lease: LeaseRef = { id: task.id, owner: this.owner, attempt: task.attempts };
     let outcome: Outcome;
@@ -303,7 +302,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     lease: LeaseRef,
     outcome: Outcome,
     backoff: BackoffPolicy,
-    logger: Logger,
+    logger: () => Logger,
   ): Promise<void> {
     switch (outcome.kind) {
       case 'completed':
@@ -311,7 +310,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         return;
       case 'failed': {
         const retry = willRetry(task, outcome);
-        logger.warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
+        logger().warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
         this.completer.fail({
           ...lease,
           error: outcome.error,
@@ -326,7 +325,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
           this.completer.fail({ ...lease, error: abort.message, outcome: 'cancelled' });
         else if (abort.kind === 'timeout') {
           const retry = willRetry(task, outcome);
-          logger.warn({ retry }, `task ${abort.message}`);
+          logger().warn({ retry }, `task ${abort.message}`);
           this.completer.fail({
             ...lease,
             error: abort.message,
@@ -335,7 +334,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
           });
         } else if (abort.kind === 'shutdown') await this.giveBack([task]);
         // lease_lost: the task belongs to the rescuer now; writing anything would be wrong.
-        else logger.warn('lease lost while running; the task will run again elsewhere');
+        else logger().warn('lease lost while running; the task will run again elsewhere');
       }
     }
   }
