@@ -44,6 +44,7 @@ import type {
   Unsubscribe,
 } from '../driver.js';
 import { MIGRATIONS } from './migrations.js';
+import { Checkpointer, SAFETY_PAGES } from './checkpointer.js';
 import { WalSyncer } from './wal-sync.js';
 import { listTasksSql, SQL, type QueryName } from './queries.js';
 
@@ -106,6 +107,7 @@ export class SqliteDriver implements QueueDriver {
   private readonly statements = new Map<string, Database.Statement>();
   /** Makes commits durable; null when nothing is synced (`sync: 'normal'`, or in memory). */
   private readonly wal: WalSyncer | null;
+  private readonly checkpointer: Checkpointer | null = null;
 
   constructor(options: SqliteDriverOptions) {
     this.description = `sqlite ${options.path}`;
@@ -130,6 +132,10 @@ export class SqliteDriver implements QueueDriver {
     }
     const durable = (options.sync ?? 'full') === 'full' && options.path !== ':memory:';
     this.wal = durable ? new WalSyncer(`${options.path}-wal`) : null;
+    if (options.path !== ':memory:') {
+      this.db.pragma(`wal_autocheckpoint = ${SAFETY_PAGES}`);
+      this.checkpointer = new Checkpointer(options.path);
+    }
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     // The default page cache (2 MiB) is smaller than a busy queue's indexes; a larger cache and
@@ -426,5 +432,6 @@ export class SqliteDriver implements QueueDriver {
     this.events.removeAllListeners();
     if (this.db.open) this.db.close();
     this.wal?.close();
+    await this.checkpointer?.close();
   }
 }
