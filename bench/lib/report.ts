@@ -117,6 +117,12 @@ export function renderReport(r: Report): string {
       `max ${l.maxMs}; POST itself p50 ${l.postP50Ms} / p99 ${l.postP99Ms}; bare durable commit (floor) p50 ${l.commitP50Ms} / p99 ${l.commitP99Ms}`,
       `p50 < 2 ms: ${mark(l.p50Ms < 2)}`,
     ]);
+    rows.push([
+      '  the same via TaskQueue.enqueue() (ms)',
+      `p50 ${l.libraryP50Ms} / p99 ${l.libraryP99Ms}`,
+      "in-process library call, like the peers' queue.add()",
+      '',
+    ]);
   }
   const rss = [
     r.http ? `api ${fmt(r.http.taskq.peakRssMiB)} (bare ${fmt(r.http.bare.peakRssMiB)})` : null,

@@ -1,7 +1,8 @@
 /**
  * Enqueue -> start latency at light load: the service runs in this process (as the peers run
  * producer and worker in one process), tasks are POSTed over HTTP one every `gapMs`, and the
- * latency is handler entry minus the time just before the POST.
+ * latency is handler entry minus the time just before the POST. A second series enqueues through
+ * the library call instead (TaskQueue.enqueue, the equivalent of the peers' queue.add()).
  */
 import { resolveConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -24,6 +25,9 @@ export interface LatencyResult {
   /** Baseline: one durable single-task commit through the driver (the floor under a 202). */
   commitP50Ms: number;
   commitP99Ms: number;
+  /** The same paced load through the library call (TaskQueue.enqueue), as the peers use add(). */
+  libraryP50Ms: number;
+  libraryP99Ms: number;
 }
 
 /**
@@ -78,6 +82,17 @@ export async function runLatency(opts: BenchOptions, gapMs = 5): Promise<Latency
       if (res.status !== 202) throw new Error(`latency: POST answered ${res.status}`);
     }
     await waitUntil(() => latencies.length >= opts.latencyTasks, { intervalMs: 5, timeoutMs: 30_000 });
+    const overHttp = latencies.splice(0);
+    // Second series: the producer calls the queue in-process, like the peers' queue.add().
+    const libraryStart = now();
+    for (let i = 0; i < opts.latencyTasks; i++) {
+      const wait = libraryStart + i * gapMs - now();
+      if (wait > 0) await sleep(wait);
+      await service.queue.enqueue({ action: 'latency', data: { i, t0: now() } });
+    }
+    await waitUntil(() => latencies.length >= opts.latencyTasks, { intervalMs: 5, timeoutMs: 30_000 });
+    const library = latencies.splice(0);
+    latencies.push(...overHttp);
     return {
       count: opts.latencyTasks,
       gapMs,
@@ -90,6 +105,8 @@ export async function runLatency(opts: BenchOptions, gapMs = 5): Promise<Latency
       postP99Ms: round(percentile(postMs, 99), 2),
       commitP50Ms: round(percentile(commits, 50), 2),
       commitP99Ms: round(percentile(commits, 99), 2),
+      libraryP50Ms: round(percentile(library, 50), 2),
+      libraryP99Ms: round(percentile(library, 99), 2),
     };
   } finally {
     await service.stop();
