@@ -11,6 +11,7 @@
  * - ack: a handler's result, written with status `completed` in one transaction.
  * - nack: a handler's error; the task is retried after a backoff or ends `failed`.
  * - attempt: one claim of a task; `attempts` counts them, `max_attempts` bounds them.
+ * - group commit: many concurrent writes (enqueues, acks) committed in one transaction.
  */
 
 export const TASK_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
