@@ -2,6 +2,7 @@
  * Storage access for the bench, through the driver seam only (openDriver), so the same bench runs
  * on SQLite files and on PostgreSQL (`--db postgres://...`).
  */
+import { newTask } from '../../test/support/factories.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,6 @@ import { isPostgresUrl, resolveConfig } from '../../src/core/config.js';
 import type { NewTask } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
-import { randomUUID } from 'node:crypto';
 import { now, waitUntil } from './util.js';
 
 export async function open(db: string): Promise<QueueDriver> {
@@ -63,17 +63,7 @@ async function emptyTasks(db: string): Promise<void> {
 }
 
 export function noopTask(i: number, now: number): NewTask {
-  return {
-    id: randomUUID(),
-    action: 'noop',
-    data: { i },
-    priority: 0,
-    runAt: now,
-    maxAttempts: 3,
-    uniqueKey: null,
-    uniqueUntil: null,
-    createdAt: now,
-  };
+  return newTask({ action: 'noop', data: { i } }, now);
 }
 
 /** Inserts `n` no-op tasks in batches of `batch`, each batch one transaction. */

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newTask as baseTask } from '../support/factories.js';
 import type { NewTask, TaskRecord } from '../../src/core/task.js';
 import type { DriverEventName, DriverEvents, LeaseRef, QueueDriver } from '../../src/drivers/driver.js';
 
@@ -28,19 +29,9 @@ export interface ContractOptions {
 const T0 = 1_700_000_000_000;
 const LEASE = 10_000;
 
+/** The contract's fixture: fixed times (T0) and nested data, so round trips are checked. */
 export function newTask(overrides: Partial<NewTask> = {}): NewTask {
-  return {
-    id: randomUUID(),
-    action: 'echo',
-    data: { text: 'hello', nested: { n: 1 } },
-    priority: 0,
-    runAt: T0,
-    maxAttempts: 3,
-    uniqueKey: null,
-    uniqueUntil: null,
-    createdAt: T0,
-    ...overrides,
-  };
+  return baseTask({ action: 'echo', data: { text: 'hello', nested: { n: 1 } }, ...overrides }, T0);
 }
 
 /** Records one event of a driver; `next` waits for the next one (events may arrive after the call). */

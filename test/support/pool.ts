@@ -1,7 +1,6 @@
 /** A real SQLite driver and worker pool, wired by hand, for queue-semantics tests. */
-import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import type { JsonObject, NewTask, TaskRecord } from '../../src/core/task.js';
+import type { NewTask, TaskRecord } from '../../src/core/task.js';
 import { SqliteDriver } from '../../src/drivers/sqlite/sqlite-driver.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
 import { HandlerRegistry } from '../../src/handlers/registry.js';
@@ -26,20 +25,7 @@ export async function openTestDriver(): Promise<{
   };
 }
 
-export function newTask(overrides: Partial<NewTask> & { action: string; data?: JsonObject }): NewTask {
-  const now = Date.now();
-  return {
-    id: randomUUID(),
-    data: {},
-    priority: 0,
-    runAt: now,
-    maxAttempts: 3,
-    uniqueKey: null,
-    uniqueUntil: null,
-    createdAt: now,
-    ...overrides,
-  };
-}
+export { newTask } from './factories.js';
 
 export function makePool(
   driver: SqliteDriver,
