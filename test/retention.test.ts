@@ -16,7 +16,12 @@ async function finished(driver: SqliteDriver, n: number, ageMs: number) {
     ...Array.from({ length: 2 * n }, () => newTask({ action: 'x', maxAttempts: 1, runAt: now - 1 })),
   );
   const claimed = await driver.claimTasks({ owner: 'w', limit: tasks.length, now, leaseMs: 60_000 });
-  const lease = (t: { id: string; attempts: number }) => ({ id: t.id, owner: 'w', attempt: t.attempts });
+  const lease = (t: { id: string; seq: number; attempts: number }) => ({
+    id: t.id,
+    seq: t.seq,
+    owner: 'w',
+    attempt: t.attempts,
+  });
   await driver.completeTasks({
     completions: claimed.slice(0, n).map((t) => ({ ...lease(t), result: 1 })),
     now,

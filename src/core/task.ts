@@ -56,7 +56,6 @@ export interface TaskRecord {
 
 /** What a producer supplies; the queue fills in the rest. */
 export interface NewTask {
-  id: string;
   action: string;
   data: JsonObject;
   priority: number;
@@ -68,11 +67,11 @@ export interface NewTask {
   createdAt: number;
 }
 
-/** The record of a task just inserted from `task` under `seq`: what the database now holds. */
-export function newTaskRecord(task: NewTask, seq: number): TaskRecord {
+/** The record of a task just inserted from `task` as `id` and `seq`: what the database now holds. */
+export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: number }): TaskRecord {
   return {
     seq,
-    id: task.id,
+    id,
     action: task.action,
     data: task.data,
     status: 'queued',

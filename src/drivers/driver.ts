@@ -25,6 +25,7 @@ export interface DriverEvents {
 export type DriverEventName = keyof DriverEvents;
 export type Unsubscribe = () => void;
 
+/** The driver gives each inserted task its id (a UUID v4) and its seq. */
 export interface InsertTasksParams {
   tasks: NewTask[];
   now: number;
@@ -55,6 +56,8 @@ export interface ClaimTasksParams {
 /** The worker's proof that it still holds the task: owner plus the attempt it claimed. */
 export interface LeaseRef {
   id: string;
+  /** The task's position in insertion order (SQLite finds the row by it). */
+  seq: number;
   owner: string;
   attempt: number;
 }

@@ -4,7 +4,6 @@
  * resolves only after the transaction holding its task is committed, so a 202 is never sent for
  * a task that is not on disk.
  */
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { QueueError } from '../core/errors.js';
@@ -129,7 +128,6 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     }
     const uniqueKey = input.uniqueKey ?? null;
     return {
-      id: randomUUID(),
       action: input.action,
       data: input.data ?? {},
       priority: input.priority ?? 0,

@@ -277,7 +277,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const logger = () =>
       (child ??= this.options.logger.child({ taskId: task.id, action: task.action, attempt: task.attempts }));
     const handler = this.options.registry.resolve(task.action);
-    const lease: LeaseRef = { id: task.id, owner: this.owner, attempt: task.attempts };
+    const lease: LeaseRef = { id: task.id, seq: task.seq, owner: this.owner, attempt: task.attempts };
     let outcome: Outcome;
     if (!handler) {
       outcome = {
@@ -400,7 +400,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private async giveBack(tasks: TaskRecord[]): Promise<void> {
     try {
       await this.driver.releaseTasks({
-        tasks: tasks.map((t) => ({ id: t.id, owner: this.owner, attempt: t.attempts })),
+        tasks: tasks.map((t) => ({ id: t.id, seq: t.seq, owner: this.owner, attempt: t.attempts })),
       });
     } catch (err) {
       // Their leases will expire and the rescuer will requeue them.

@@ -13,6 +13,8 @@ import { newTask as baseTask } from '../support/factories.js';
 import type { NewTask, TaskRecord } from '../../src/core/task.js';
 import type { DriverEventName, DriverEvents, LeaseRef, QueueDriver } from '../../src/drivers/driver.js';
 
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
 export interface ContractDriver {
   driver: QueueDriver;
   /** Opens another driver on the same database. */
@@ -85,6 +87,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
     };
     const leaseOf = (task: TaskRecord, owner = 'w1'): LeaseRef => ({
       id: task.id,
+      seq: task.seq,
       owner,
       attempt: task.attempts,
     });
@@ -143,8 +146,9 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const tasks = [newTask({ priority: 5 }), newTask({ action: 'sum', data: { a: [1, 2] } })];
           const results = await driver.insertTasks({ tasks, now: T0 });
           expect(results.map((r) => r.inserted)).toEqual([true, true]);
-          expect(results.map((r) => r.task.id)).toEqual(tasks.map((t) => t.id));
+          expect(results.map((r) => r.task.action)).toEqual(tasks.map((t) => t.action));
           for (const { task } of results) {
+            expect(task.id).toMatch(UUID_V4);
             expect(await driver.getTask({ id: task.id })).toEqual(task);
             expect(task).toMatchObject({ status: 'queued', attempts: 0, result: null, leaseOwner: null });
           }
@@ -169,7 +173,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           ];
           const results = await driver.insertTasks({ tasks, now: T0 });
           expect(results.map((r) => r.inserted)).toEqual([true, false]);
-          expect(results[1]!.task.id).toBe(tasks[0]!.id);
+          expect(results[1]!.task.id).toBe(results[0]!.task.id);
         });
 
         it('inserts a new task for a unique key whose window has passed', async () => {
@@ -201,24 +205,40 @@ export function describeDriverContract(name: string, options: ContractOptions): 
         });
 
         it('stores all tasks of a batch or none', async () => {
-          const existing = await insert();
-          const batch = [newTask(), newTask({ id: existing.id })];
-          await expect(driver.insertTasks({ tasks: batch, now: T0 })).rejects.toThrow();
-          expect(await driver.getTask({ id: batch[0]!.id })).toBeNull();
+          await insert();
+          // The second task breaks a NOT NULL constraint, after the first was written.
+          const broken = newTask({ action: null as unknown as string });
+          await expect(driver.insertTasks({ tasks: [newTask(), broken], now: T0 })).rejects.toThrow();
           expect(await driver.listTasks({ limit: 10 })).toHaveLength(1);
+          const [next] = await driver.insertTasks({ tasks: [newTask()], now: T0 });
+          expect(await driver.getTask({ id: next!.task.id })).toMatchObject({ status: 'queued' });
+        });
+
+        it('gives every task a distinct UUID v4 that finds it, across batches and drivers', async () => {
+          const peer = await openPeer();
+          const batches = await Promise.all(
+            [driver, peer, driver, peer].map((d) =>
+              d.insertTasks({ tasks: Array.from({ length: 50 }, () => newTask()), now: T0 }),
+            ),
+          );
+          const tasks = batches.flat().map((r) => r.task);
+          expect(new Set(tasks.map((t) => t.id)).size).toBe(200);
+          for (const task of tasks) {
+            expect(task.id).toMatch(UUID_V4);
+            expect((await peer.getTask({ id: task.id }))?.seq).toBe(task.seq);
+          }
         });
 
         it('emits tasksQueued with the inserted count, after commit', async () => {
           const peer = await openPeer();
-          const visible: (TaskRecord | null)[] = [];
-          const firstId = newTask().id;
-          driver.on('tasksQueued', () => void peer.getTask({ id: firstId }).then((t) => visible.push(t)));
+          const visible: TaskRecord[][] = [];
+          driver.on('tasksQueued', () => void peer.listTasks({ limit: 10 }).then((t) => visible.push(t)));
           const queued = recorder(driver, 'tasksQueued');
           const next = queued.next();
-          await driver.insertTasks({ tasks: [newTask({ id: firstId }), newTask()], now: T0 });
+          const inserted = await driver.insertTasks({ tasks: [newTask(), newTask()], now: T0 });
           expect(await next).toEqual({ count: 2 });
           await settle();
-          expect(visible[0]?.id).toBe(firstId);
+          expect(visible[0]?.map((t) => t.id).sort()).toEqual(inserted.map((r) => r.task.id).sort());
         });
 
         it('emits nothing when every task was deduplicated', async () => {
@@ -235,7 +255,10 @@ export function describeDriverContract(name: string, options: ContractOptions): 
 
       describe('getTask', () => {
         it('returns null for an unknown id', async () => {
+          await insert();
           expect(await driver.getTask({ id: randomUUID() })).toBeNull();
+          expect(await driver.getTask({ id: 'not-a-uuid' })).toBeNull();
+          expect(await driver.getTask({ id: randomUUID().toUpperCase() })).toBeNull();
         });
 
         it('round-trips data, times and flags exactly', async () => {
@@ -248,10 +271,10 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             uniqueUntil: T0 + 99,
             createdAt: T0 + 1,
           });
-          await driver.insertTasks({ tasks: [task], now: T0 });
-          const stored = await driver.getTask({ id: task.id });
+          const [inserted] = await driver.insertTasks({ tasks: [task], now: T0 });
+          const stored = await driver.getTask({ id: inserted!.task.id });
           expect(stored).toMatchObject({
-            id: task.id,
+            id: inserted!.task.id,
             data: task.data,
             priority: -3,
             runAt: T0 + 123,
@@ -812,6 +835,18 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(await driver.pruneTasks({ finishedBefore: all, limit: 1 })).toBe(1);
           expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(1);
           expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(0);
+        });
+
+        it('never issues the id or seq of a pruned task again', async () => {
+          await insert({ maxAttempts: 1 });
+          const [newest] = await claim(1);
+          await driver.completeTasks({ completions: [{ ...leaseOf(newest!), result: 1 }], now: T0 });
+          const all = { completed: T0 + 1, failed: T0 + 1, cancelled: T0 + 1 };
+          expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(1);
+          const next = await insert();
+          expect(next.id).not.toBe(newest!.id);
+          expect(next.seq).toBeGreaterThan(newest!.seq);
+          expect(await driver.getTask({ id: newest!.id })).toBeNull();
         });
       });
 

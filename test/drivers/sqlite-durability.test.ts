@@ -40,12 +40,12 @@ it('syncs acks, failures, cancels and retries, but not claims', async () => {
   const [a, b] = await driver.claimTasks({ owner: 'w', limit: 2, now: Date.now(), leaseMs: 10_000 });
   expect(driver.walSyncs).toBe(syncs); // a lost claim is harmless: not synced on its own
   await driver.completeTasks({
-    completions: [{ id: a!.id, owner: 'w', attempt: 1, result: 1 }],
+    completions: [{ id: a!.id, seq: a!.seq, owner: 'w', attempt: 1, result: 1 }],
     now: Date.now(),
   });
   expect(driver.walSyncs).toBe(++syncs);
   await driver.failTasks({
-    failures: [{ id: b!.id, owner: 'w', attempt: 1, error: 'x', outcome: 'failed' }],
+    failures: [{ id: b!.id, seq: b!.seq, owner: 'w', attempt: 1, error: 'x', outcome: 'failed' }],
     now: Date.now(),
   });
   expect(driver.walSyncs).toBe(++syncs);

@@ -1,11 +1,9 @@
 /** Fixtures built the same way everywhere (tests, contract suite, benchmarks), inserted through a driver. */
-import { randomUUID } from 'node:crypto';
 import type { NewTask } from '../../src/core/task.js';
 
 /** A new task with plain defaults; `now` sets run_at and created_at. */
 export function newTask(overrides: Partial<NewTask> = {}, now = Date.now()): NewTask {
   return {
-    id: randomUUID(),
     action: 'noop',
     data: {},
     priority: 0,

@@ -62,4 +62,53 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS tasks_lease_expiry;
     `,
   },
+  {
+    version: 3,
+    name: '0003_ids_from_seq',
+    // Ids become the encryption of `seq` (task-ids.ts), so the unique index on `id` goes: it was
+    // half the cost of an insert. SQLite cannot drop a UNIQUE constraint, so the table is
+    // rebuilt. Ids issued before this migration were random; taskq_legacy_ids still finds them.
+    // `last_seq` only grows, so a pruned task's seq, and therefore its id, is never issued again.
+    sql: `
+      CREATE TABLE taskq_meta (name TEXT PRIMARY KEY, value ANY NOT NULL);
+      INSERT INTO taskq_meta (name, value) VALUES
+        ('task_id_key', randomblob(16)),
+        ('last_seq', (SELECT coalesce(max(seq), 0) FROM tasks));
+      CREATE TABLE taskq_legacy_ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO taskq_legacy_ids (id, seq) SELECT id, seq FROM tasks;
+
+      CREATE TABLE tasks_rebuilt (
+        seq              INTEGER PRIMARY KEY,        -- insertion order, from taskq_meta.last_seq
+        id               TEXT    NOT NULL,           -- uuid v4 encoding seq (task-ids.ts)
+        action           TEXT    NOT NULL,
+        data             TEXT    NOT NULL,
+        status           TEXT    NOT NULL
+                         CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+        priority         INTEGER NOT NULL DEFAULT 0,
+        run_at           INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL,
+        result           TEXT,
+        error            TEXT,
+        progress         INTEGER,
+        progress_message TEXT,
+        unique_key       TEXT,
+        unique_until     INTEGER,
+        lease_owner      TEXT,
+        lease_expires_at INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        processed_at     INTEGER
+      );
+      INSERT INTO tasks_rebuilt SELECT * FROM tasks;
+      DROP TABLE tasks;
+      ALTER TABLE tasks_rebuilt RENAME TO tasks;
+      CREATE INDEX tasks_claimable ON tasks (priority DESC, run_at, seq) WHERE status = 'queued';
+      CREATE INDEX tasks_status_seq ON tasks (status, seq);
+      CREATE INDEX tasks_action_seq ON tasks (action, seq);
+      CREATE INDEX tasks_finished ON tasks (status, processed_at) WHERE processed_at IS NOT NULL;
+      CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+    `,
+  },
 ];

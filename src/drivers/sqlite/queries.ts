@@ -1,15 +1,24 @@
 /**
  * Every SQLite statement of the driver, named after the driver method that runs it.
- * Parameters are named (@name). Statements are prepared once, on first use.
+ * Parameters are named (@name), except in the hottest statement. Statements are prepared once, on first use.
  */
 export const SQL = {
+  // Each insert batch takes its seqs from last_seq (under the write lock), so it knows every id
+  // before it writes (task-ids.ts).
+  readLastSeq: `SELECT value FROM taskq_meta WHERE name = 'last_seq'`,
+  writeLastSeq: `UPDATE taskq_meta SET value = ? WHERE name = 'last_seq'`,
+  readIdKey: `SELECT value FROM taskq_meta WHERE name = 'task_id_key'`,
+  // Positional: binding 10 named parameters cost 2 µs a row more, a quarter of the insert.
   insertTasks: `
-    INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
-    VALUES (@id, @action, @data, 'queued', @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil, @createdAt)`,
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+    VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`,
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ?`,
   expireUniqueKey: `UPDATE tasks SET unique_key = NULL, unique_until = NULL WHERE seq = ?`,
 
-  getTask: `SELECT * FROM tasks WHERE id = ?`,
+  // By a seq decoded from the id; the stored id must match too (see task-ids.ts).
+  getTask: `SELECT * FROM tasks WHERE seq = @seq AND id = @id`,
+  /** Ids issued before migration 0003 were random: their seq is looked up instead. */
+  legacySeq: `SELECT seq FROM taskq_legacy_ids WHERE id = ?`,
 
   // INDEXED BY: without statistics the planner picks tasks_status_seq and sorts every queued row
   // on each claim (quadratic in the backlog); the partial index walks them in claim order.
@@ -42,14 +51,14 @@ export const SQL = {
     UPDATE tasks
        SET status = 'completed', result = @result, error = NULL, processed_at = @now,
            lease_owner = NULL, lease_expires_at = NULL
-     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   failTasks: `
     UPDATE tasks
        SET status = @status, error = @error, run_at = coalesce(@retryAt, run_at),
            processed_at = CASE WHEN @status = 'queued' THEN NULL ELSE @now END,
            lease_owner = NULL, lease_expires_at = NULL
-     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   extendLeases: `
     UPDATE tasks SET lease_expires_at = @leaseUntil
@@ -60,7 +69,7 @@ export const SQL = {
     UPDATE tasks
        SET status = 'queued', attempts = attempts - 1, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
-     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   rescueExpiredLeases: `
     UPDATE tasks
@@ -75,18 +84,18 @@ export const SQL = {
 
   cancelQueued: `
     UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
-     WHERE id = @id AND status = 'queued'`,
-  requestCancel: `UPDATE tasks SET cancel_requested = 1 WHERE id = @id AND status = 'running'`,
+     WHERE seq = @seq AND status = 'queued'`,
+  requestCancel: `UPDATE tasks SET cancel_requested = 1 WHERE seq = @seq AND status = 'running'`,
 
   retryTask: `
     UPDATE tasks
        SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
            started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
-     WHERE id = @id AND status IN ('failed', 'cancelled')`,
+     WHERE seq = @seq AND status IN ('failed', 'cancelled')`,
 
   setProgress: `
     UPDATE tasks SET progress = @progress, progress_message = @message
-     WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
   countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action, status`,

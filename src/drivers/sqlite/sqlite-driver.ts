@@ -45,6 +45,7 @@ import type {
 } from '../driver.js';
 import { MIGRATIONS } from './migrations.js';
 import { Checkpointer, SAFETY_PAGES } from './checkpointer.js';
+import { TaskIdCodec } from './task-ids.js';
 import { WalSyncer } from './wal-sync.js';
 import { listTasksSql, SQL, type QueryName } from './queries.js';
 
@@ -108,6 +109,8 @@ export class SqliteDriver implements QueueDriver {
   /** Makes commits durable; null when nothing is synced (`sync: 'normal'`, or in memory). */
   private readonly wal: WalSyncer | null;
   private readonly checkpointer: Checkpointer | null = null;
+  /** Read from the database on first use: it exists only once migrations have run. */
+  private idCodec: TaskIdCodec | null = null;
 
   constructor(options: SqliteDriverOptions) {
     this.description = `sqlite ${options.path}`;
@@ -172,6 +175,28 @@ export class SqliteDriver implements QueueDriver {
     }
   }
 
+  private ids(): TaskIdCodec {
+    if (!this.idCodec) {
+      const migrated = this.db
+        .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taskq_meta'`)
+        .get();
+      if (!migrated)
+        throw new QueueError('TQ_ERR_UNAVAILABLE', 'the database is not migrated: run taskq migrate');
+      this.idCodec = new TaskIdCodec((this.stmt('readIdKey').get() as { value: Buffer }).value);
+    }
+    return this.idCodec;
+  }
+
+  /** The row of the task with this public id, if any (ids are not indexed: see task-ids.ts). */
+  private findTask(id: string): TaskRow | undefined {
+    for (const seq of this.ids().decode(id)) {
+      const row = this.stmt('getTask').get({ seq, id }) as TaskRow | undefined;
+      if (row) return row;
+    }
+    const legacy = this.stmt('legacySeq').get(id) as { seq: number } | undefined;
+    return legacy ? (this.stmt('getTask').get({ seq: legacy.seq, id }) as TaskRow | undefined) : undefined;
+  }
+
   /** `write`, then resolves once the commit is on disk (with `sync: 'full'`). */
   private async durableWrite<T>(fn: () => T): Promise<T> {
     const result = this.write(fn);
@@ -226,22 +251,36 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
-    const out = this.write(() =>
-      tasks.map((task): InsertedTask => {
+    const ids = this.ids();
+    const out = this.write(() => {
+      let lastSeq = (this.stmt('readLastSeq').get() as { value: number }).value;
+      const results = tasks.map((task): InsertedTask => {
         if (task.uniqueKey !== null) {
           const existing = this.stmt('findByUniqueKey').get(task.uniqueKey) as TaskRow | undefined;
           if (existing && (existing.unique_until ?? 0) > now)
             return { task: toRecord(existing), inserted: false };
           if (existing) this.stmt('expireUniqueKey').run(existing.seq);
         }
+        const seq = ++lastSeq;
+        const id = ids.encode(seq);
+        this.stmt('insertTasks').run(
+          seq,
+          id,
+          task.action,
+          JSON.stringify(task.data),
+          task.priority,
+          task.runAt,
+          task.maxAttempts,
+          task.uniqueKey,
+          task.uniqueUntil,
+          task.createdAt,
+        );
         // Built from the input rather than read back (RETURNING * cost a third of the insert).
-        const { lastInsertRowid } = this.stmt('insertTasks').run({
-          ...task,
-          data: JSON.stringify(task.data),
-        });
-        return { inserted: true, task: newTaskRecord(task, Number(lastInsertRowid)) };
-      }),
-    );
+        return { inserted: true, task: newTaskRecord(task, { id, seq }) };
+      });
+      this.stmt('writeLastSeq').run(lastSeq);
+      return results;
+    });
     const count = out.filter((r) => r.inserted).length;
     // Workers may start on a committed task while its sync is under way: the producer is
     // answered only after the sync, and a task lost to power loss before it was never accepted.
@@ -251,7 +290,7 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
-    const row = this.stmt('getTask').get(id) as TaskRow | undefined;
+    const row = this.findTask(id);
     return row ? toRecord(row) : null;
   }
 
@@ -294,7 +333,7 @@ export class SqliteDriver implements QueueDriver {
         .filter(
           (c) =>
             stmt.run({
-              id: c.id,
+              seq: c.seq,
               owner: c.owner,
               attempt: c.attempt,
               now,
@@ -312,7 +351,7 @@ export class SqliteDriver implements QueueDriver {
       const stmt = this.stmt('failTasks');
       return failures.filter((f) => {
         const status: TaskStatus = f.outcome === 'retry' ? 'queued' : f.outcome;
-        const params = { id: f.id, owner: f.owner, attempt: f.attempt, now, status, error: f.error };
+        const params = { seq: f.seq, owner: f.owner, attempt: f.attempt, now, status, error: f.error };
         return stmt.run({ ...params, retryAt: f.retryAt ?? null }).changes === 1;
       });
     });
@@ -338,7 +377,7 @@ export class SqliteDriver implements QueueDriver {
       () =>
         tasks.filter(
           (t) =>
-            this.stmt('releaseTasks').run({ id: t.id, owner: t.owner, attempt: t.attempt }).changes === 1,
+            this.stmt('releaseTasks').run({ seq: t.seq, owner: t.owner, attempt: t.attempt }).changes === 1,
         ).length,
     );
     if (count > 0) this.emit('tasksQueued', { count });
@@ -363,9 +402,11 @@ export class SqliteDriver implements QueueDriver {
     now: number;
   }): Promise<{ outcome: CancelOutcome; task: TaskRecord | null }> {
     const outcome = await this.durableWrite((): CancelOutcome => {
-      if (this.stmt('cancelQueued').run({ id, now }).changes === 1) return 'cancelled';
-      if (this.stmt('requestCancel').run({ id }).changes === 1) return 'cancel_requested';
-      return this.stmt('getTask').get(id) ? 'already_finished' : 'not_found';
+      const seq = this.findTask(id)?.seq;
+      if (seq === undefined) return 'not_found';
+      if (this.stmt('cancelQueued').run({ seq, now }).changes === 1) return 'cancelled';
+      if (this.stmt('requestCancel').run({ seq }).changes === 1) return 'cancel_requested';
+      return 'already_finished';
     });
     if (outcome === 'cancelled') this.emit('tasksChanged', { ids: [id] });
     if (outcome === 'cancel_requested') this.emit('cancelRequested', { ids: [id] });
@@ -380,8 +421,9 @@ export class SqliteDriver implements QueueDriver {
     now: number;
   }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }> {
     const outcome = await this.durableWrite((): RetryOutcome => {
-      if (this.stmt('retryTask').run({ id, now }).changes === 1) return 'requeued';
-      return this.stmt('getTask').get(id) ? 'not_retryable' : 'not_found';
+      const seq = this.findTask(id)?.seq;
+      if (seq === undefined) return 'not_found';
+      return this.stmt('retryTask').run({ seq, now }).changes === 1 ? 'requeued' : 'not_retryable';
     });
     if (outcome === 'requeued') {
       this.emit('tasksQueued', { count: 1 });
@@ -391,7 +433,10 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
-    const { changes } = this.write(() => this.stmt('setProgress').run(params));
+    const { seq, owner, attempt, progress, message } = params;
+    const { changes } = this.write(() =>
+      this.stmt('setProgress').run({ seq, owner, attempt, progress, message }),
+    );
     if (changes === 1) this.emit('tasksChanged', { ids: [params.id] });
   }
 
