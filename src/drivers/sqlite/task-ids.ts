@@ -25,6 +25,7 @@ const GUESSES = 64;
 export class TaskIdCodec {
   private readonly cipher: Cipher;
   private readonly decipher: Decipher;
+  private readonly plain = Buffer.alloc(BLOCK);
   private readonly guesses = Buffer.alloc(BLOCK * GUESSES);
 
   constructor(key: Buffer) {
@@ -36,9 +37,10 @@ export class TaskIdCodec {
 
   /** The id of the task stored under `seq`. */
   encode(seq: number): string {
-    const block = Buffer.alloc(BLOCK);
-    block.writeBigUInt64BE(BigInt(seq), 8);
-    const out = this.cipher.update(block);
+    // Bytes 0-7 stay zero; seq (below 2^53) fills bytes 8-15, big-endian, as two 32-bit halves.
+    this.plain.writeUInt32BE(Math.floor(seq / 2 ** 32), 8);
+    this.plain.writeUInt32BE(seq >>> 0, 12);
+    const out = this.cipher.update(this.plain);
     out[6] = ((out[6] as number) & 0x0f) | 0x40; // version 4
     out[8] = ((out[8] as number) & 0x3f) | 0x80; // RFC 9562 variant
     const hex = out.toString('hex');
