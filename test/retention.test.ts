@@ -53,6 +53,18 @@ describe('retention', () => {
     }
   });
 
+  it('does not run after stop, when the database may already be closed', async () => {
+    const { driver, cleanup } = await openTestDriver();
+    const errors: unknown[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
+    const pruner = new Pruner(driver, { completedMs: DAY, failedMs: DAY }, logger, 30);
+    pruner.start();
+    await pruner.stop();
+    await cleanup(); // closes the driver
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past the first run's 30 ms
+    expect(errors).toEqual([]);
+  });
+
   it('taskq prune --older-than deletes finished tasks in batches and reports progress', async () => {
     const { driver, path, cleanup } = await openTestDriver();
     try {

@@ -44,6 +44,7 @@ export async function pruneAll(
 
 export class Pruner {
   private timer: NodeJS.Timeout | null = null;
+  private firstRun: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
   constructor(
@@ -57,7 +58,8 @@ export class Pruner {
     if (this.timer || (this.retention.completedMs === 0 && this.retention.failedMs === 0)) return;
     this.timer = setInterval(() => void this.runOnce(), this.intervalMs);
     this.timer.unref();
-    setTimeout(() => void this.runOnce(), Math.min(this.intervalMs, 5000)).unref();
+    this.firstRun = setTimeout(() => void this.runOnce(), Math.min(this.intervalMs, 5000));
+    this.firstRun.unref();
   }
 
   async runOnce(): Promise<number> {
@@ -77,8 +79,11 @@ export class Pruner {
   }
 
   async stop(): Promise<void> {
+    // Both timers: a first run firing after stop would find the database closed.
     if (this.timer) clearInterval(this.timer);
+    if (this.firstRun) clearTimeout(this.firstRun);
     this.timer = null;
+    this.firstRun = null;
     await this.running;
   }
 }
