@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
-import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
 import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
 import type {
@@ -81,23 +81,37 @@ type ClaimedRow = Pick<
   | 'created_at'
 >;
 
-/** The record of a task after the claim query (queries.ts: claimTasks) set its lease. */
+/**
+ * The record of a task after the claim query (queries.ts: claimTasks) set its lease. Built field by
+ * field: a claim is on the drain's hot path, and spreading the row into a full row first cost a
+ * tenth of a drain's time.
+ */
 function claimedRecord(
   row: ClaimedRow,
   lease: { owner: string; leaseExpiresAt: number; startedAt: number },
 ): TaskRecord {
-  return toRecord({
-    ...row,
+  return {
+    seq: row.seq,
+    id: row.id,
+    action: row.action,
+    data: JSON.parse(row.data) as JsonObject,
     status: 'running',
+    priority: row.priority,
+    runAt: row.run_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
     result: null,
+    error: row.error,
     progress: null,
-    progress_message: null,
-    unique_until: null,
-    lease_owner: lease.owner,
-    lease_expires_at: lease.leaseExpiresAt,
-    started_at: lease.startedAt,
-    processed_at: null,
-  });
+    progressMessage: null,
+    uniqueKey: row.unique_key,
+    leaseOwner: lease.owner,
+    leaseExpiresAt: lease.leaseExpiresAt,
+    cancelRequested: row.cancel_requested === 1,
+    createdAt: row.created_at,
+    startedAt: lease.startedAt,
+    processedAt: null,
+  };
 }
 
 export class SqliteDriver implements QueueDriver {
