@@ -17,6 +17,8 @@ declare module 'autocannon' {
     duration?: number;
     amount?: number;
     timeout?: number;
+    /** How often (ms) it samples; an `amount` run ends at the first sample after its last response. */
+    sampleInt?: number;
   }
   export interface AutocannonResult {
     requests: Histogram;
