@@ -68,17 +68,18 @@ export const MIGRATIONS: readonly Migration[] = [
     // Ids become the encryption of `seq` (task-ids.ts), so the unique index on `id` goes: it was
     // half the cost of an insert. SQLite cannot drop a UNIQUE constraint, so the table is
     // rebuilt. Ids issued before this migration were random; taskq_legacy_ids still finds them.
-    // `last_seq` only grows, so a pruned task's seq, and therefore its id, is never issued again.
+    // New seqs start above `seq_floor` too, which pruning raises to the highest seq it may delete,
+    // so a pruned task's seq, and therefore its id, is never issued again.
     sql: `
       CREATE TABLE taskq_meta (name TEXT PRIMARY KEY, value ANY NOT NULL);
       INSERT INTO taskq_meta (name, value) VALUES
         ('task_id_key', randomblob(16)),
-        ('last_seq', (SELECT coalesce(max(seq), 0) FROM tasks));
+        ('seq_floor', (SELECT coalesce(max(seq), 0) FROM tasks));
       CREATE TABLE taskq_legacy_ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
       INSERT INTO taskq_legacy_ids (id, seq) SELECT id, seq FROM tasks;
 
       CREATE TABLE tasks_rebuilt (
-        seq              INTEGER PRIMARY KEY,        -- insertion order, from taskq_meta.last_seq
+        seq              INTEGER PRIMARY KEY,        -- insertion order, above taskq_meta.seq_floor
         id               TEXT    NOT NULL,           -- uuid v4 encoding seq (task-ids.ts)
         action           TEXT    NOT NULL,
         data             TEXT    NOT NULL,

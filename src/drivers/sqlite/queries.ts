@@ -3,10 +3,15 @@
  * Parameters are named (@name), except in the hottest statement. Statements are prepared once, on first use.
  */
 export const SQL = {
-  // Each insert batch takes its seqs from last_seq (under the write lock), so it knows every id
-  // before it writes (task-ids.ts).
-  readLastSeq: `SELECT value FROM taskq_meta WHERE name = 'last_seq'`,
-  writeLastSeq: `UPDATE taskq_meta SET value = ? WHERE name = 'last_seq'`,
+  // An insert batch numbers its tasks itself (under the write lock), so it knows every id before
+  // it writes (task-ids.ts): above the newest task and above every seq pruning may have deleted.
+  // Reading the floor instead of keeping a counter saves a page write per commit.
+  lastSeq: `
+    SELECT max(coalesce((SELECT max(seq) FROM tasks), 0),
+               (SELECT value FROM taskq_meta WHERE name = 'seq_floor')) AS value`,
+  raiseSeqFloor: `
+    UPDATE taskq_meta SET value = max(value, coalesce((SELECT max(seq) FROM tasks), 0))
+     WHERE name = 'seq_floor'`,
   readIdKey: `SELECT value FROM taskq_meta WHERE name = 'task_id_key'`,
   // Positional: binding 10 named parameters cost 2 µs a row more, a quarter of the insert.
   insertTasks: `

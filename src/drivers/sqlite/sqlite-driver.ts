@@ -267,8 +267,8 @@ export class SqliteDriver implements QueueDriver {
   async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
     const ids = this.ids();
     const out = this.write(() => {
-      let lastSeq = (this.stmt('readLastSeq').get() as { value: number }).value;
-      const results = tasks.map((task): InsertedTask => {
+      let lastSeq = (this.stmt('lastSeq').get() as { value: number }).value;
+      return tasks.map((task): InsertedTask => {
         if (task.uniqueKey !== null) {
           const existing = this.stmt('findByUniqueKey').get(task.uniqueKey) as TaskRow | undefined;
           if (existing && (existing.unique_until ?? 0) > now)
@@ -292,8 +292,6 @@ export class SqliteDriver implements QueueDriver {
         // Built from the input rather than read back (RETURNING * cost a third of the insert).
         return { inserted: true, task: newTaskRecord(task, { id, seq }) };
       });
-      this.stmt('writeLastSeq').run(lastSeq);
-      return results;
     });
     const count = out.filter((r) => r.inserted).length;
     // Workers may start on a committed task while its sync is under way: the producer is
@@ -484,7 +482,10 @@ export class SqliteDriver implements QueueDriver {
     finishedBefore: FinishedBefore;
     limit: number;
   }): Promise<number> {
-    return this.write(() => this.stmt('pruneTasks').run({ ...finishedBefore, limit }).changes);
+    return this.write(() => {
+      this.stmt('raiseSeqFloor').run(); // the newest task may be among those deleted
+      return this.stmt('pruneTasks').run({ ...finishedBefore, limit }).changes;
+    });
   }
 
   async close(): Promise<void> {
