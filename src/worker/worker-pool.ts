@@ -31,7 +31,7 @@ import type { TaskRecord } from '../core/task.js';
 import type { LeaseRef, QueueDriver, Unsubscribe } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Completer } from './completer.js';
-import { execute, TaskAbort, type Outcome } from './executor.js';
+import { execute, TaskAbort, TaskAbortHandle, type Outcome } from './executor.js';
 
 export const ACK_DELAY_MS_DEFAULT = 10;
 
@@ -70,7 +70,7 @@ export function willRetry(task: TaskRecord, outcome: Outcome): boolean {
 
 interface RunningTask {
   task: TaskRecord;
-  controller: AbortController;
+  abort: TaskAbortHandle;
   done: Promise<void>;
 }
 
@@ -258,11 +258,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   private startTask(task: TaskRecord): void {
-    const controller = new AbortController();
-    const entry: RunningTask = { task, controller, done: Promise.resolve() };
+    const abort = new TaskAbortHandle();
+    const entry: RunningTask = { task, abort, done: Promise.resolve() };
     this.running.set(task.id, entry);
     this.emit('taskStarted', task);
-    entry.done = this.run(task, controller).finally(() => {
+    entry.done = this.run(task, abort).finally(() => {
       this.running.delete(task.id);
       this.unhold(task);
       this.dispatch();
@@ -270,7 +270,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     });
   }
 
-  private async run(task: TaskRecord, controller: AbortController): Promise<void> {
+  private async run(task: TaskRecord, abort: TaskAbortHandle): Promise<void> {
     const startedAt = performance.now();
     // Created on first use: most tasks never log, and a pino child per task is not free.
     let child: Logger | undefined;
@@ -287,7 +287,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       };
     } else {
       outcome = await execute(task, handler, {
-        controller,
+        abort,
         timeoutMs: handler.timeoutMs ?? this.options.taskTimeoutMs,
         logger,
         progress: (percent, message) => this.progress(lease, percent, message),
@@ -347,7 +347,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private abortTask(id: string, reason: TaskAbort): void {
     const entry = this.running.get(id);
-    if (entry && !entry.controller.signal.aborted) entry.controller.abort(reason);
+    entry?.abort.abort(reason);
   }
 
   private async heartbeat(): Promise<void> {
