@@ -176,6 +176,20 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(results[1]!.task.id).toBe(results[0]!.task.id);
         });
 
+        it('keeps input order and deduplication in a large batch mixing keyed and plain tasks', async () => {
+          const plain = (n: number) => Array.from({ length: n }, (_, i) => newTask({ data: { i } }));
+          const keyed = () => newTask({ uniqueKey: 'mixed', uniqueUntil: T0 + 1000 });
+          const tasks = [...plain(40), keyed(), ...plain(30), keyed(), ...plain(5)];
+          const results = await driver.insertTasks({ tasks, now: T0 });
+          expect(results.filter((r) => !r.inserted).map((r) => r.task.id)).toEqual([results[40]!.task.id]);
+          const stored = results.filter((r) => r.inserted).map((r) => r.task);
+          expect(stored).toHaveLength(76);
+          expect(stored.map((t) => t.seq)).toEqual([...stored.map((t) => t.seq)].sort((a, b) => a - b));
+          for (const task of [stored[0]!, stored[39]!, stored[40]!, stored[75]!])
+            expect(await driver.getTask({ id: task.id })).toEqual(task);
+          expect(await driver.listTasks({ limit: 100 })).toHaveLength(76);
+        });
+
         it('inserts a new task for a unique key whose window has passed', async () => {
           const first = await insert({ uniqueKey: 'k3', uniqueUntil: T0 + 1000 });
           const [later] = await driver.insertTasks({

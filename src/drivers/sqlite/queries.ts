@@ -1,6 +1,7 @@
 /**
  * Every SQLite statement of the driver, named after the driver method that runs it.
- * Parameters are named (@name), except in the hottest statement. Statements are prepared once, on first use.
+ * Parameters are named (@name), except in the hottest statement (insertTasksSql). Statements are
+ * prepared once, on first use.
  */
 export const SQL = {
   // An insert batch numbers its tasks itself (under the write lock), so it knows every id before
@@ -13,10 +14,6 @@ export const SQL = {
     UPDATE taskq_meta SET value = max(value, coalesce((SELECT max(seq) FROM tasks), 0))
      WHERE name = 'seq_floor'`,
   readIdKey: `SELECT value FROM taskq_meta WHERE name = 'task_id_key'`,
-  // Positional: binding 10 named parameters cost 2 µs a row more, a quarter of the insert.
-  insertTasks: `
-    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
-    VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`,
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ?`,
   expireUniqueKey: `UPDATE tasks SET unique_key = NULL, unique_until = NULL WHERE seq = ?`,
 
@@ -129,6 +126,20 @@ export const SQL = {
 } as const;
 
 export type QueryName = keyof typeof SQL;
+
+/** Columns each inserted row binds, in order (see insertTasksSql). */
+export const INSERT_COLUMNS = 10;
+
+/**
+ * An INSERT of `rows` tasks in one statement: a batch of 16 rows cost 7.0 µs a row as 16
+ * statements and 5.3 µs as one. Parameters are positional: binding 10 named parameters cost
+ * 2 µs a row more.
+ */
+export function insertTasksSql(rows: number): string {
+  const row = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`;
+  return `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+    VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
+}
 
 /** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
 export function listTasksSql(filters: { status: boolean; action: boolean; beforeSeq: boolean }): string {
