@@ -206,6 +206,16 @@ describe('GET /tasks/:id and other routes', () => {
     expect(res.body.error).toMatch(/not found/);
   });
 
+  it('takes a task id in upper case as well (UUIDs are case-insensitive)', async () => {
+    const created = await post({ action: 'uppercase', data: { text: 'x' } });
+    const upper = created.body.id.toUpperCase();
+    const res = await http(`${svc.url}/tasks/${upper}`);
+    expect(res.status).toBe(200);
+    expect(res.body.id).toBe(created.body.id);
+    const retry = await http(`${svc.url}/tasks/${upper}/retry`, { method: 'POST' });
+    expect(retry.status).toBe(409); // found, and not retryable: queued, running or completed
+  });
+
   it('answers 404 {error} for an unknown route', async () => {
     const res = await http(`${svc.url}/nope`);
     expect(res.status).toBe(404);

@@ -101,6 +101,8 @@ export const TaskList = Type.Object({
 
 export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 export type TaskIdParams = Static<typeof TaskIdParams>;
+/** The task id of a path, as stored: UUIDs are case-insensitive (RFC 9562), stored ids lower case. */
+export const taskIdOf = (params: TaskIdParams): string => params.id.toLowerCase();
 
 export const HealthSchema = Type.Object({
   status: Type.String(),

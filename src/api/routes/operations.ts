@@ -16,7 +16,7 @@ import { QueueError } from '../../core/errors.js';
 import { TASK_STATUSES, toTaskView, type TaskStatus } from '../../core/task.js';
 import type { Unsubscribe } from '../../drivers/driver.js';
 import type { TaskQueue } from '../../queue/queue.js';
-import { ErrorSchema, STATS_WINDOW_MS, StatsSchema, TaskIdParams, type Stats } from '../schemas.js';
+import { ErrorSchema, STATS_WINDOW_MS, StatsSchema, TaskIdParams, taskIdOf, type Stats } from '../schemas.js';
 
 export const STATS_PUSH_INTERVAL_MS = 1000;
 const STATS_REFRESH_MS = 5000;
@@ -158,7 +158,7 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue): void {
       'A queued task is cancelled at once (200). A running task has its handler aborted and ends cancelled shortly after (202). A finished task answers 409.',
     ),
     async (request, reply) => {
-      const task = await queue.cancel(request.params.id);
+      const task = await queue.cancel(taskIdOf(request.params));
       return reply.code(task.status === 'cancelled' ? 200 : 202).send(toTaskView(task));
     },
   );
@@ -169,7 +169,7 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue): void {
       'Retry a failed or cancelled task',
       'Puts the task back in the queue with its attempts reset; any other status answers 409.',
     ),
-    async (request) => toTaskView(await queue.retry(request.params.id)),
+    async (request) => toTaskView(await queue.retry(taskIdOf(request.params))),
   );
 
   app.get(

@@ -19,6 +19,7 @@ import {
   TaskIdParams,
   TaskList,
   TaskSchema,
+  taskIdOf,
 } from '../schemas.js';
 
 /** Turns a validated POST body (and the Idempotency-Key header) into an enqueue input. */
@@ -176,7 +177,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
+      const id = taskIdOf(request.params);
       const wait = request.query.wait ?? 0;
       const closed = abortOnClose(reply.raw);
       const task = wait > 0 ? await queue.waitForFinish(id, wait * 1000, closed) : await queue.get(id);
@@ -197,7 +198,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
+      const id = taskIdOf(request.params);
       let task = await queue.get(id);
       if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
       const closed = abortOnClose(reply.raw);
