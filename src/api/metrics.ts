@@ -99,22 +99,25 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
   const httpSeries = seriesOf((method, route, status) => httpDuration.labels(method, route, status));
   const enqueuedBy = seriesOf((action) => enqueued.labels(action));
   const completedBy = seriesOf((action) => completed.labels(action));
+  const failedBy = seriesOf((action) => failed.labels(action));
+  const cancelledBy = seriesOf((action) => cancelled.labels(action));
+  const retriedBy = seriesOf((action, trigger) => retried.labels(action, trigger));
   const durationBy = seriesOf((action, outcome) => duration.labels(action, outcome));
 
   const onEnqueued = (tasks: { action: string }[]) => {
     for (const t of tasks) enqueuedBy(t.action).inc();
   };
-  const onRetried = (task: { action: string }) => retried.inc({ action: task.action, trigger: 'manual' });
+  const onRetried = (task: { action: string }) => retriedBy(task.action, 'manual').inc();
   queue.on('enqueued', onEnqueued);
   queue.on('retried', onRetried);
   const onFinished = (...[task, outcome, durationMs]: WorkerPoolEvents['taskFinished']) => {
     const retry = willRetry(task, outcome);
     const action = task.action;
     durationBy(action, outcomeLabel(outcome, retry)).observe(durationMs / 1000);
-    if (retry) retried.inc({ action, trigger: 'backoff' });
+    if (retry) retriedBy(action, 'backoff').inc();
     else if (outcome.kind === 'completed') completedBy(action).inc();
-    else if (outcome.kind === 'failed' || outcome.abort.kind === 'timeout') failed.inc({ action });
-    else if (outcome.abort.kind === 'cancel') cancelled.inc({ action });
+    else if (outcome.kind === 'failed' || outcome.abort.kind === 'timeout') failedBy(action).inc();
+    else if (outcome.abort.kind === 'cancel') cancelledBy(action).inc();
   };
   pool?.on('taskFinished', onFinished);
   app.addHook('onClose', async () => {

@@ -43,8 +43,8 @@ export async function pruneAll(
 }
 
 export class Pruner {
+  /** The next pass; null once stopped (a pass that ends after stop schedules nothing). */
   private timer: NodeJS.Timeout | null = null;
-  private firstRun: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
   constructor(
@@ -56,10 +56,15 @@ export class Pruner {
 
   start(): void {
     if (this.timer || (this.retention.completedMs === 0 && this.retention.failedMs === 0)) return;
-    this.timer = setInterval(() => void this.runOnce(), this.intervalMs);
+    this.schedule(Math.min(this.intervalMs, 5000)); // a first pass soon after start
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(async () => {
+      await this.runOnce();
+      if (this.timer) this.schedule(this.intervalMs);
+    }, delayMs);
     this.timer.unref();
-    this.firstRun = setTimeout(() => void this.runOnce(), Math.min(this.intervalMs, 5000));
-    this.firstRun.unref();
   }
 
   async runOnce(): Promise<number> {
@@ -79,11 +84,9 @@ export class Pruner {
   }
 
   async stop(): Promise<void> {
-    // Both timers: a first run firing after stop would find the database closed.
-    if (this.timer) clearInterval(this.timer);
-    if (this.firstRun) clearTimeout(this.firstRun);
+    // A pass firing after stop would find the database closed.
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.firstRun = null;
     await this.running;
   }
 }
