@@ -424,16 +424,16 @@ export class SqliteDriver implements QueueDriver {
     id: string;
     now: number;
   }): Promise<{ outcome: CancelOutcome; task: TaskRecord | null }> {
-    const outcome = await this.durableWrite((): CancelOutcome => {
-      const seq = this.findTask(id)?.seq;
-      if (seq === undefined) return 'not_found';
-      if (this.stmt('cancelQueued').run({ seq, now }).changes === 1) return 'cancelled';
-      if (this.stmt('requestCancel').run({ seq }).changes === 1) return 'cancel_requested';
-      return 'already_finished';
-    });
+    const { outcome, task } = await this.durableWrite(() =>
+      this.changeTask(id, (seq): CancelOutcome => {
+        if (this.stmt('cancelQueued').run({ seq, now }).changes === 1) return 'cancelled';
+        if (this.stmt('requestCancel').run({ seq }).changes === 1) return 'cancel_requested';
+        return 'already_finished';
+      }),
+    );
     if (outcome === 'cancelled') this.emit('tasksChanged', { ids: [id] });
     if (outcome === 'cancel_requested') this.emit('cancelRequested', { ids: [id] });
-    return { outcome, task: await this.getTask({ id }) };
+    return { outcome, task };
   }
 
   async retryTask({
@@ -443,16 +443,27 @@ export class SqliteDriver implements QueueDriver {
     id: string;
     now: number;
   }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }> {
-    const outcome = await this.durableWrite((): RetryOutcome => {
-      const seq = this.findTask(id)?.seq;
-      if (seq === undefined) return 'not_found';
-      return this.stmt('retryTask').run({ seq, now }).changes === 1 ? 'requeued' : 'not_retryable';
-    });
+    const { outcome, task } = await this.durableWrite(() =>
+      this.changeTask(id, (seq): RetryOutcome =>
+        this.stmt('retryTask').run({ seq, now }).changes === 1 ? 'requeued' : 'not_retryable',
+      ),
+    );
     if (outcome === 'requeued') {
       this.emit('tasksQueued', { count: 1 });
       this.emit('tasksChanged', { ids: [id] });
     }
-    return { outcome, task: await this.getTask({ id }) };
+    return { outcome, task };
+  }
+
+  /** Finds a task by its public id once, applies `change` by seq and reads the result back. */
+  private changeTask<O extends string>(
+    id: string,
+    change: (seq: number) => O,
+  ): { outcome: O | 'not_found'; task: TaskRecord | null } {
+    const seq = this.findTask(id)?.seq;
+    if (seq === undefined) return { outcome: 'not_found', task: null };
+    const outcome = change(seq);
+    return { outcome, task: toRecord(this.stmt('getTask').get({ seq, id }) as TaskRow) };
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
