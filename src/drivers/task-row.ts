@@ -1,6 +1,6 @@
 /**
  * The tasks table as both drivers read it: the same columns under the same names. Only JSON
- * (text in SQLite, jsonb in PostgreSQL) and the cancel flag (0/1 or boolean) come back in each
+ * (text in SQLite, json in PostgreSQL) and the cancel flag (0/1 or boolean) come back in each
  * driver's own types, so each passes its decoders and the column-to-field mapping lives here once.
  */
 import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../core/task.js';
@@ -59,5 +59,56 @@ export function toTaskRecord<Json, Flag>(
     createdAt: row.created_at,
     startedAt: row.started_at,
     processedAt: row.processed_at,
+  };
+}
+
+/** The columns a claim returns; the others are what the claim just set. */
+export type ClaimedRow<Json, Flag> = Pick<
+  TaskRow<Json, Flag>,
+  | 'seq'
+  | 'id'
+  | 'action'
+  | 'data'
+  | 'priority'
+  | 'run_at'
+  | 'attempts'
+  | 'max_attempts'
+  | 'error'
+  | 'unique_key'
+  | 'cancel_requested'
+  | 'created_at'
+>;
+
+/**
+ * The record of a task after a claim set its lease (both drivers' claimTasks return only the
+ * columns the claim did not set). Built field by field: a claim is on the drain's hot path, and
+ * spreading the row into a full row first cost a tenth of a drain's time.
+ */
+export function claimedRecord<Json, Flag>(
+  row: ClaimedRow<Json, Flag>,
+  lease: { owner: string; leaseExpiresAt: number; startedAt: number },
+  decode: RowDecoders<Json, Flag>,
+): TaskRecord {
+  return {
+    seq: row.seq,
+    id: row.id,
+    action: row.action,
+    data: decode.json(row.data) as JsonObject,
+    status: 'running',
+    priority: row.priority,
+    runAt: row.run_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    result: null,
+    error: row.error,
+    progress: null,
+    progressMessage: null,
+    uniqueKey: row.unique_key,
+    leaseOwner: lease.owner,
+    leaseExpiresAt: lease.leaseExpiresAt,
+    cancelRequested: decode.flag(row.cancel_requested),
+    createdAt: row.created_at,
+    startedAt: lease.startedAt,
+    processedAt: null,
   };
 }

@@ -137,7 +137,7 @@ suite('PostgresDriver', () => {
       const listenerPids = async () =>
         (
           await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query = $1`, [
-            `LISTEN "taskq:${made.schema}"`,
+            `LISTEN "tqq:${made.schema}"`,
           ])
         ).rows.map((r) => r.pid);
       const waitFor = async <T>(check: () => Promise<T | undefined>): Promise<T> => {

@@ -92,8 +92,8 @@ test('a worker in another process picks up a task at once through NOTIFY', async
   // LISTEN connections open in the background, one per node (the API's listens for long-polls
   // and event streams); wait until both are there.
   const listening = async () => {
-    const { rows } = await query(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1`, [
-      `LISTEN "taskq:${schema}"`,
+    const { rows } = await query(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1`, [
+      `LISTEN "tq_:${schema}"`,
     ]);
     return rows[0]?.n === 2;
   };

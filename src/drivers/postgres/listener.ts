@@ -1,7 +1,12 @@
 /**
  * The LISTEN side of the PostgreSQL driver: one dedicated connection (outside the pool, since a
  * pooled connection is handed to other work between queries and would miss notifications).
- * If that connection drops, it reconnects with exponential backoff (100 ms doubling to 5 s) and,
+ *
+ * It listens only to the channels someone in this process subscribed to, and stops listening
+ * when the last subscriber leaves: a worker-only node never receives (nor parses) the completion
+ * announcements that only API nodes with waiting requests need.
+ *
+ * If the connection drops, it reconnects with exponential backoff (100 ms doubling to 5 s) and,
  * once listening again, calls `onReconnect`: notifications sent while it was away are lost, so
  * the driver tells workers to look for work instead.
  */
@@ -9,24 +14,52 @@ import pg from 'pg';
 
 export interface ListenerOptions {
   clientConfig: pg.ClientConfig;
-  channel: string;
-  onMessage: (payload: string) => void;
+  onMessage: (channel: string, payload: string) => void;
   onReconnect: () => void;
 }
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
+/** Channel names are the driver's own (a prefix and a checked schema identifier); quoted anyway. */
+const quoted = (channel: string) => `"${channel}"`;
+
 export class PgListener {
   private client: pg.Client | null = null;
   private closed = false;
   private connecting = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Subscribers per channel; the connection LISTENs to exactly the channels with one or more. */
+  private readonly wanted = new Map<string, number>();
+  /** LISTEN/UNLISTEN statements run one at a time, in order, on the one connection. */
+  private pending: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ListenerOptions) {}
 
-  start(): void {
-    void this.connect(false, BACKOFF_MIN_MS);
+  /** Starts listening to `channel` (connecting on first use); the returned function stops it. */
+  subscribe(channel: string): () => void {
+    const count = this.wanted.get(channel) ?? 0;
+    this.wanted.set(channel, count + 1);
+    if (count === 0) {
+      if (this.client) this.send(`LISTEN ${quoted(channel)}`);
+      else void this.connect(false, BACKOFF_MIN_MS);
+    }
+    let subscribed = true;
+    return () => {
+      if (!subscribed) return;
+      subscribed = false;
+      const left = (this.wanted.get(channel) ?? 1) - 1;
+      if (left > 0) return void this.wanted.set(channel, left);
+      this.wanted.delete(channel);
+      if (this.client) this.send(`UNLISTEN ${quoted(channel)}`);
+    };
+  }
+
+  /** Queues a statement on the listening connection; a failure there is a dropped connection. */
+  private send(sql: string): void {
+    const client = this.client;
+    if (!client) return;
+    this.pending = this.pending.then(() => client.query(sql)).catch(() => this.dropped(client));
   }
 
   private async connect(isReconnect: boolean, backoffMs: number): Promise<void> {
@@ -38,11 +71,11 @@ export class PgListener {
     client.on('end', () => this.dropped(client));
     try {
       await client.connect();
-      // The channel is the driver's own name (prefix + a checked schema identifier), quoted.
-      await client.query(`LISTEN "${this.options.channel}"`);
       client.on('notification', (msg) => {
-        if (msg.channel === this.options.channel && msg.payload) this.options.onMessage(msg.payload);
+        if (msg.payload !== undefined && this.wanted.has(msg.channel))
+          this.options.onMessage(msg.channel, msg.payload);
       });
+      for (const channel of this.wanted.keys()) await client.query(`LISTEN ${quoted(channel)}`);
       this.connecting = false;
       if (this.closed) {
         await client.end().catch(() => {});

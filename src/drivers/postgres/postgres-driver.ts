@@ -4,9 +4,20 @@
  *
  * - Claims use FOR UPDATE SKIP LOCKED, so many processes claim at once without blocking or
  *   double-claiming. Batches (inserts, completions, failures, releases) are one statement each.
- * - Events: every change that emits an event also issues pg_notify in the same transaction, so
- *   other processes hear it only once it is committed. This process emits its own events locally
- *   after COMMIT and ignores its own notifications (each payload names its sender).
+ * - Hot writes are single statements (no BEGIN/COMMIT round trips) and named, so each connection
+ *   plans them once. Rows are matched by `seq`, the primary key, rather than the text id.
+ * - Two pools. `pool` commits durably (synchronous_commit on): inserts (a 202 is on disk),
+ *   results (a completed task stays completed), operator actions. `relaxed` commits without
+ *   waiting for the WAL flush, for writes whose loss in a database crash is the same as an event
+ *   the queue already survives: a lost claim or a lost lease renewal is a lease expiry (the task
+ *   runs again: at-least-once), a lost release is a lease expiry, a lost progress write shows
+ *   older progress. Nothing a client was promised rides on them, and any later durable commit
+ *   (an ack, an insert) flushes the WAL up to and including them. docs/architecture.md has the
+ *   full argument; test/drivers/postgres-driver.test.ts checks the recovery paths.
+ * - Events: announced to other processes after the change is committed (notifier.ts explains why
+ *   not inside the transaction), one LISTEN channel per event, so a process hears only what it
+ *   subscribed to. This process emits its own events locally after COMMIT and ignores its own
+ *   notifications (each payload names its sender).
  * - Tables live in `schema` (default `taskq`), selected through the connections' search_path, so
  *   tests and tenants can use a schema each; the NOTIFY channel includes the schema too.
  * - Times are epoch ms in bigint columns; int8 values are parsed to numbers (ms fit exactly).
@@ -18,8 +29,14 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, TASK_STATUSES } from '../../core/task.js';
-import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
+import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
+import {
+  claimedRecord,
+  toTaskRecord,
+  type ClaimedRow as GenericClaimedRow,
+  type RowDecoders,
+  type TaskRow as GenericTaskRow,
+} from '../task-row.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -45,6 +62,7 @@ import type {
   Unsubscribe,
 } from '../driver.js';
 import { PgListener } from './listener.js';
+import { parseNotification, PgNotifier, type Notification } from './notifier.js';
 import {
   createSchemaSql,
   CURRENT_VERSION,
@@ -68,14 +86,23 @@ export interface PostgresDriverOptions {
 export const SCHEMA_DEFAULT = 'taskq';
 export const CONNECTION_TIMEOUT_MS_DEFAULT = 3000;
 const PING_TIMEOUT_MS = 2000;
-const DRIVER_EVENTS: readonly DriverEventName[] = ['tasksQueued', 'tasksChanged', 'cancelRequested'];
-/** Ids per NOTIFY payload: keeps each payload well under PostgreSQL's 8000-byte limit. */
-const IDS_PER_NOTIFICATION = 100;
+/** Connections of the relaxed pool: claims, heartbeats, releases, progress and announcements. */
+const RELAXED_POOL_SIZE = 3;
+/**
+ * The LISTEN channel of each event is `<prefix>:<schema>`; channel names stop at 63 bytes, which
+ * is why the prefixes are this short and the schema at most 57 characters.
+ */
+const CHANNEL_PREFIX: Record<DriverEventName, string> = {
+  tasksQueued: 'tqq',
+  tasksChanged: 'tqc',
+  cancelRequested: 'tqx',
+};
 
 type TaskRow = GenericTaskRow<JsonValue, boolean>;
 /** node-postgres parses json itself, and booleans are booleans. */
 const DECODE: RowDecoders<JsonValue, boolean> = { json: (value) => value, flag: (b) => b };
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
+type ClaimedRow = GenericClaimedRow<JsonValue, boolean>;
 
 /** int8 (counts, ms times, seq) as numbers; every other type as node-postgres parses it. */
 const TYPES: pg.CustomTypesConfig = {
@@ -127,17 +154,28 @@ interface TxResult<T> {
   events: PendingEvent[];
 }
 
-/** A query runner bound to one connection (inside a transaction) or to the pool. */
+/** A query runner bound to one connection (inside a transaction) or to a pool. */
 type Run = <R extends pg.QueryResultRow>(name: QueryName, params?: unknown[]) => Promise<pg.QueryResult<R>>;
+
+/** A named statement: prepared on each connection at first use, then only bound and executed. */
+const statement = (name: QueryName, values?: unknown[]): pg.QueryConfig => ({
+  name,
+  text: SQL[name],
+  values,
+});
 
 export class PostgresDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: true, skipLocked: true };
   readonly description: string;
+  /** Durable commits: inserts, results, operator actions. */
   private readonly pool: pg.Pool;
+  /** Commits that need not wait for the WAL flush (see the top comment). */
+  private readonly relaxed: pg.Pool;
   private readonly schema: string;
-  private readonly channel: string;
+  private readonly channels: Record<DriverEventName, string>;
+  private readonly eventOfChannel: Map<string, DriverEventName>;
   private readonly listener: PgListener;
-  private listening = false;
+  private readonly notifier: PgNotifier;
   /** Names this driver in its notifications, so it can ignore its own. */
   private readonly sender = randomBytes(8).toString('hex');
   private readonly events = new EventEmitter();
@@ -154,7 +192,14 @@ export class PostgresDriver implements QueueDriver {
       );
     }
     this.schema = schema;
-    this.channel = `taskq:${schema}`;
+    this.channels = {
+      tasksQueued: `${CHANNEL_PREFIX.tasksQueued}:${schema}`,
+      tasksChanged: `${CHANNEL_PREFIX.tasksChanged}:${schema}`,
+      cancelRequested: `${CHANNEL_PREFIX.cancelRequested}:${schema}`,
+    };
+    this.eventOfChannel = new Map(
+      Object.entries(this.channels).map(([event, channel]) => [channel, event as DriverEventName]),
+    );
     this.description = `postgres ${describeUrl(connectionString)} (schema ${schema})`;
     const clientConfig: pg.ClientConfig = {
       connectionString,
@@ -164,53 +209,76 @@ export class PostgresDriver implements QueueDriver {
       types: TYPES,
     };
     this.pool = new pg.Pool({ ...clientConfig, max: options.poolSize });
+    this.relaxed = new pg.Pool({
+      ...clientConfig,
+      max: RELAXED_POOL_SIZE,
+      options: `${clientConfig.options} -c synchronous_commit=off`,
+    });
     // An idle connection that dies emits here; without a listener it would crash the process.
     // The next query gets a fresh connection (or a TQ_ERR_UNAVAILABLE error).
     this.pool.on('error', () => {});
+    this.relaxed.on('error', () => {});
     this.listener = new PgListener({
       clientConfig,
-      channel: this.channel,
-      onMessage: (payload) => this.onNotification(payload),
+      onMessage: (channel, payload) => this.onNotification(channel, payload),
       onReconnect: () => this.events.emit('tasksQueued', { count: 0 }),
+    });
+    this.notifier = new PgNotifier({
+      channels: this.channels,
+      sender: this.sender,
+      send: async (notifications: Notification[]) => {
+        await this.runOn(this.relaxed, 'notify', [
+          notifications.map((n) => n.channel),
+          notifications.map((n) => n.payload),
+        ]);
+      },
     });
     this.events.setMaxListeners(0);
   }
 
   on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe {
-    // Listen only once someone subscribes: a `migrate` run needs no extra connection.
-    if (!this.listening && !this.closed) {
-      this.listening = true;
-      this.listener.start();
-    }
+    // LISTEN only while someone here subscribes: a `migrate` run needs no extra connection, and a
+    // worker node never receives the completions only waiting API requests care about.
+    const stopListening = this.closed ? () => undefined : this.listener.subscribe(this.channels[event]);
     this.events.on(event, listener);
-    return () => this.events.off(event, listener);
+    return () => {
+      this.events.off(event, listener);
+      stopListening();
+    };
   }
 
-  private onNotification(text: string): void {
-    let message: { sender?: string; event?: DriverEventName; payload?: unknown };
-    try {
-      message = JSON.parse(text) as typeof message;
-    } catch {
-      return; // not ours
+  private onNotification(channel: string, payload: string): void {
+    const event = this.eventOfChannel.get(channel);
+    if (event === undefined) return;
+    const parsed = parseNotification(event, payload, this.sender);
+    if (parsed) this.events.emit(event, parsed);
+  }
+
+  /** Emits committed changes here and announces them to other processes. */
+  private announce(events: PendingEvent[]): void {
+    for (const e of events) {
+      this.events.emit(e.event, e.payload);
+      this.notifier.announce(e.event, e.payload);
     }
-    const { sender, event, payload } = message;
-    if (sender === this.sender || event === undefined || !DRIVER_EVENTS.includes(event)) return;
-    this.events.emit(event, payload);
   }
 
-  /** Runs one named statement on any pooled connection. */
-  private run: Run = async (name, params) => {
+  /** Runs one named statement on a connection of `pool` (autocommit: one round trip). */
+  private async runOn<R extends pg.QueryResultRow>(
+    pool: pg.Pool,
+    name: QueryName,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query(SQL[name], params);
+      return await pool.query<R>(statement(name, params));
     } catch (err) {
       throw unavailable(err);
     }
-  };
+  }
 
-  /**
-   * Runs `fn` in a transaction; its events are NOTIFYed inside the transaction (delivered on
-   * commit) and emitted locally after COMMIT.
-   */
+  /** A named statement on the durable pool. */
+  private run: Run = (name, params) => this.runOn(this.pool, name, params);
+
+  /** Runs `fn` in a transaction; its events are emitted and announced after COMMIT. */
   private async transaction<T>(fn: (run: Run, client: pg.PoolClient) => Promise<TxResult<T>>): Promise<T> {
     let client: pg.PoolClient;
     try {
@@ -221,12 +289,10 @@ export class PostgresDriver implements QueueDriver {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const run: Run = (name, params) => client.query(SQL[name], params);
+      const run: Run = (name, params) => client.query(statement(name, params));
       const { value, events } = await fn(run, client);
-      const payloads = events.flatMap((e) => this.notificationsOf(e));
-      if (payloads.length > 0) await run('notify', [this.channel, payloads]);
       await client.query('COMMIT');
-      for (const e of events) this.events.emit(e.event, e.payload);
+      this.announce(events);
       return value;
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
@@ -236,16 +302,6 @@ export class PostgresDriver implements QueueDriver {
       // A connection that failed mid-transaction is discarded rather than reused.
       client.release(broken);
     }
-  }
-
-  private notificationsOf(e: PendingEvent): string[] {
-    const message = (payload: unknown) => JSON.stringify({ sender: this.sender, event: e.event, payload });
-    if (e.event === 'tasksQueued') return [message(e.payload)];
-    const out: string[] = [];
-    for (let i = 0; i < e.payload.ids.length; i += IDS_PER_NOTIFICATION) {
-      out.push(message({ ids: e.payload.ids.slice(i, i + IDS_PER_NOTIFICATION) }));
-    }
-    return out;
   }
 
   async migrate(params: { onApplied?: (name: string) => void } = {}): Promise<MigrateResult> {
@@ -290,23 +346,26 @@ export class PostgresDriver implements QueueDriver {
   async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
     // Random ids. Only the SQLite driver derives ids from seq (task-ids.ts), for its insert cost;
-    // on PostgreSQL that was not measured to matter next to a batch's round trip and commit.
+    // here the uuid index costs little next to a batch's round trip and commit.
     const ids = tasks.map(() => randomUUID());
-    return this.transaction(async (run) => {
-      const keys = [...new Set(tasks.flatMap((t) => (t.uniqueKey === null ? [] : [t.uniqueKey])))];
+    const columns = [
+      ids,
+      tasks.map((t) => t.action),
+      tasks.map((t) => JSON.stringify(t.data)),
+      tasks.map((t) => t.priority),
+      tasks.map((t) => t.runAt),
+      tasks.map((t) => t.maxAttempts),
+      tasks.map((t) => t.uniqueKey),
+      tasks.map((t) => t.uniqueUntil),
+      tasks.map((t) => t.createdAt),
+    ];
+    const keys = [...new Set(tasks.flatMap((t) => (t.uniqueKey === null ? [] : [t.uniqueKey])))];
+    // Without idempotency keys a batch is one autocommit statement: one round trip, one commit.
+    // With keys, expired keys are freed first and holders read back, all in one transaction.
+    const insert = async (run: Run): Promise<TxResult<InsertedTask[]>> => {
       if (keys.length > 0) await run('expireUniqueKey', [keys, now]);
-      const inserted = await run<TaskRow>('insertTasks', [
-        ids,
-        tasks.map((t) => t.action),
-        tasks.map((t) => JSON.stringify(t.data)),
-        tasks.map((t) => t.priority),
-        tasks.map((t) => t.runAt),
-        tasks.map((t) => t.maxAttempts),
-        tasks.map((t) => t.uniqueKey),
-        tasks.map((t) => t.uniqueUntil),
-        tasks.map((t) => t.createdAt),
-      ]);
-      const byId = new Map(inserted.rows.map((row) => [row.id, toRecord(row)]));
+      const inserted = await run<{ id: string; seq: number }>('insertTasks', columns);
+      const seqById = new Map(inserted.rows.map((row) => [row.id, row.seq]));
       // Tasks whose key was taken (by an older task or one earlier in this batch) get that task.
       const byKey = new Map<string, TaskRecord>();
       if (inserted.rows.length < tasks.length) {
@@ -314,16 +373,21 @@ export class PostgresDriver implements QueueDriver {
         for (const row of holders.rows) byKey.set(row.unique_key as string, toRecord(row));
       }
       const value = tasks.map((t, i): InsertedTask => {
-        const own = byId.get(ids[i] as string);
-        if (own) return { task: own, inserted: true };
+        const id = ids[i] as string;
+        const seq = seqById.get(id);
+        if (seq !== undefined) return { task: newTaskRecord(t, { id, seq }), inserted: true };
         const holder = t.uniqueKey === null ? undefined : byKey.get(t.uniqueKey);
         if (!holder)
-          throw new QueueError('TQ_ERR_INTERNAL', `task ${ids[i]} was neither inserted nor deduplicated`);
+          throw new QueueError('TQ_ERR_INTERNAL', `task ${id} was neither inserted nor deduplicated`);
         return { task: holder, inserted: false };
       });
       const count = inserted.rows.length;
       return { value, events: count > 0 ? [{ event: 'tasksQueued', payload: { count } }] : [] };
-    });
+    };
+    if (keys.length > 0) return this.transaction(insert);
+    const { value, events } = await insert(this.run);
+    this.announce(events);
+    return value;
   }
 
   async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
@@ -353,77 +417,76 @@ export class PostgresDriver implements QueueDriver {
 
   async claimTasks({ owner, limit, now, leaseMs, excludeActions }: ClaimTasksParams): Promise<TaskRecord[]> {
     if (limit <= 0) return [];
-    const params = [owner, now + leaseMs, now, limit];
+    const leaseExpiresAt = now + leaseMs;
+    const params = [owner, leaseExpiresAt, now, limit];
+    // Relaxed: a claim lost in a database crash is a lease expiry (the task runs again).
     const { rows } = excludeActions?.length
-      ? await this.run<TaskRow>('claimTasksExceptActions', [...params, excludeActions])
-      : await this.run<TaskRow>('claimTasks', params);
-    return rows.map(toRecord).sort(compareClaimOrder);
+      ? await this.runOn<ClaimedRow>(this.relaxed, 'claimTasksExceptActions', [...params, excludeActions])
+      : await this.runOn<ClaimedRow>(this.relaxed, 'claimTasks', params);
+    const lease = { owner, leaseExpiresAt, startedAt: now };
+    return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
     if (completions.length === 0) return;
-    await this.transaction(async (run) => {
-      const { rows } = await run<{ id: string }>('completeTasks', [
-        now,
-        completions.map((c) => c.id),
-        completions.map((c) => c.owner),
-        completions.map((c) => c.attempt),
-        completions.map((c) => JSON.stringify(c.result ?? null)),
-      ]);
-      const ids = rows.map((r) => r.id);
-      return {
-        value: undefined,
-        events: ids.length > 0 ? [{ event: 'tasksChanged', payload: { ids } }] : [],
-      };
-    });
+    const { rows } = await this.run<{ seq: number }>('completeTasks', [
+      now,
+      completions.map((c) => c.seq),
+      completions.map((c) => c.owner),
+      completions.map((c) => c.attempt),
+      completions.map((c) => JSON.stringify(c.result ?? null)),
+    ]);
+    // Only what the lease guards let through is announced: a stale lease writes nothing.
+    const written = new Set(rows.map((r) => r.seq));
+    const ids = completions.filter((c) => written.has(c.seq)).map((c) => c.id);
+    if (ids.length > 0) this.announce([{ event: 'tasksChanged', payload: { ids } }]);
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
-    await this.transaction(async (run) => {
-      const { rows } = await run<{ id: string; status: TaskStatus }>('failTasks', [
-        now,
-        failures.map((f) => f.id),
-        failures.map((f) => f.owner),
-        failures.map((f) => f.attempt),
-        failures.map((f): TaskStatus => (f.outcome === 'retry' ? 'queued' : f.outcome)),
-        failures.map((f) => textValue(f.error)),
-        failures.map((f) => f.retryAt ?? null),
-      ]);
-      return { value: undefined, events: changeEvents(rows) };
-    });
+    const { rows } = await this.run<{ seq: number; status: TaskStatus }>('failTasks', [
+      now,
+      failures.map((f) => f.seq),
+      failures.map((f) => f.owner),
+      failures.map((f) => f.attempt),
+      failures.map((f): TaskStatus => (f.outcome === 'retry' ? 'queued' : f.outcome)),
+      failures.map((f) => textValue(f.error)),
+      failures.map((f) => f.retryAt ?? null),
+    ]);
+    const idOf = new Map(failures.map((f) => [f.seq, f.id]));
+    this.announce(changeEvents(rows.map((r) => ({ id: idOf.get(r.seq) as string, status: r.status }))));
   }
 
   async extendLeases({ owner, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
-    const { rows } = await this.run<{ id: string; cancel_requested: boolean }>('extendLeases', [
-      owner,
-      now + leaseMs,
-    ]);
+    // Relaxed: a renewal lost in a database crash is a lease expiry.
+    const { rows } = await this.runOn<{ id: string; cancel_requested: boolean }>(
+      this.relaxed,
+      'extendLeases',
+      [owner, now + leaseMs],
+    );
     return rows.map((r) => ({ id: r.id, cancelRequested: r.cancel_requested }));
   }
 
   async releaseTasks({ tasks }: ReleaseTasksParams): Promise<void> {
     if (tasks.length === 0) return;
-    await this.transaction(async (run) => {
-      const { rows } = await run<{ id: string }>('releaseTasks', [
-        tasks.map((t) => t.id),
-        tasks.map((t) => t.owner),
-        tasks.map((t) => t.attempt),
-      ]);
-      const count = rows.length;
-      return { value: undefined, events: count > 0 ? [{ event: 'tasksQueued', payload: { count } }] : [] };
-    });
+    // Relaxed: a release lost in a database crash is a lease expiry.
+    const { rows } = await this.runOn<{ id: string }>(this.relaxed, 'releaseTasks', [
+      tasks.map((t) => t.seq),
+      tasks.map((t) => t.owner),
+      tasks.map((t) => t.attempt),
+    ]);
+    const count = rows.length;
+    if (count > 0) this.announce([{ event: 'tasksQueued', payload: { count } }]);
   }
 
   async rescueExpiredLeases({ now }: { now: number }): Promise<RescueResult> {
-    return this.transaction(async (run) => {
-      const { rows } = await run<{ id: string; status: TaskStatus }>('rescueExpiredLeases', [now]);
-      const value = {
-        requeued: rows.filter((r) => r.status === 'queued').map((r) => r.id),
-        failed: rows.filter((r) => r.status !== 'queued').map((r) => r.id),
-      };
-      return { value, events: changeEvents(rows) };
-    });
+    // Durable: a rescue may finish a task (out of attempts), and a finished status is kept.
+    const { rows } = await this.run<{ id: string; status: TaskStatus }>('rescueExpiredLeases', [now]);
+    this.announce(changeEvents(rows));
+    return {
+      requeued: rows.filter((r) => r.status === 'queued').map((r) => r.id),
+      failed: rows.filter((r) => r.status !== 'queued').map((r) => r.id),
+    };
   }
 
   async cancelTask({
@@ -478,19 +541,15 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
-    await this.transaction(async (run) => {
-      const { rowCount } = await run('setProgress', [
-        params.id,
-        params.owner,
-        params.attempt,
-        params.progress,
-        params.message === null ? null : textValue(params.message),
-      ]);
-      return {
-        value: undefined,
-        events: rowCount ? [{ event: 'tasksChanged', payload: { ids: [params.id] } }] : [],
-      };
-    });
+    // Relaxed: progress lost in a database crash shows older progress, nothing more.
+    const { rowCount } = await this.runOn(this.relaxed, 'setProgress', [
+      params.seq,
+      params.owner,
+      params.attempt,
+      params.progress,
+      params.message === null ? null : textValue(params.message),
+    ]);
+    if (rowCount) this.announce([{ event: 'tasksChanged', payload: { ids: [params.id] } }]);
   }
 
   async countTasks(): Promise<TaskCounts> {
@@ -530,8 +589,9 @@ export class PostgresDriver implements QueueDriver {
     if (this.closed) return;
     this.closed = true;
     this.events.removeAllListeners();
+    await this.notifier.flush();
     await this.listener.close();
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.relaxed.end()]);
   }
 }
 

@@ -3,10 +3,18 @@
  * (src/drivers/sqlite/queries.ts). Where SQLite loops over a batch, these take arrays and write
  * the whole batch in one statement (`unnest`), since the Completer and the insert Batcher already
  * coalesce calls. Parameters are positional; the comment above each lists them. No statement
- * names a schema: the pool's search_path selects it.
+ * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
+ * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
+/** What a claim returns: the columns it did not set itself. */
+const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
+              cancel_requested, created_at`;
+
 export const SQL = {
-  /** $1..$9: arrays of id, action, data (JSON text), priority, run_at, max_attempts, unique_key, unique_until, created_at. */
+  /**
+   * $1..$9: arrays of id, action, data (JSON text), priority, run_at, max_attempts, unique_key,
+   * unique_until, created_at. Returns only what the database chose (seq); the driver knows the rest.
+   */
   insertTasks: `
     INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
     SELECT t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
@@ -17,7 +25,7 @@ export const SQL = {
                                 unique_key, unique_until, created_at, n)
      ORDER BY t.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING *`,
+    RETURNING id, seq`,
   /** $1: unique keys. */
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ANY($1::text[])`,
   /** $1: unique keys, $2: now. Frees keys whose window has passed, so a new task can take them. */
@@ -28,7 +36,10 @@ export const SQL = {
   /** $1: id. */
   getTask: `SELECT * FROM tasks WHERE id = $1`,
 
-  /** $1: owner, $2: lease until, $3: now, $4: limit. */
+  /**
+   * $1: owner, $2: lease until, $3: now, $4: limit. Returns only the columns the claim did not
+   * just set (the driver fills in the rest), so `result` and the other json never travel.
+   */
   claimTasks: `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
@@ -38,7 +49,7 @@ export const SQL = {
                     ORDER BY priority DESC, run_at, seq
                     LIMIT $4
                       FOR UPDATE SKIP LOCKED)
-    RETURNING *`,
+    RETURNING ${CLAIMED_COLUMNS}`,
   /** The same, skipping actions at their per-action limit; $5: actions to skip. */
   claimTasksExceptActions: `
     UPDATE tasks
@@ -49,27 +60,30 @@ export const SQL = {
                     ORDER BY priority DESC, run_at, seq
                     LIMIT $4
                       FOR UPDATE SKIP LOCKED)
-    RETURNING *`,
+    RETURNING ${CLAIMED_COLUMNS}`,
 
-  /** $1: now; $2..$5: arrays of id, owner, attempt, result (JSON text). */
+  /**
+   * $1: now; $2..$5: arrays of seq, owner, attempt, result (JSON text). Rows are found by seq (the
+   * primary key); owner and attempt prove the lease is still this worker's.
+   */
   completeTasks: `
     UPDATE tasks t
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
            lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS c(id, owner, attempt, result)
-     WHERE t.id = c.id AND t.status = 'running' AND t.lease_owner = c.owner AND t.attempts = c.attempt
-    RETURNING t.id`,
+      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[]) AS c(seq, owner, attempt, result)
+     WHERE t.seq = c.seq AND t.status = 'running' AND t.lease_owner = c.owner AND t.attempts = c.attempt
+    RETURNING t.seq`,
 
-  /** $1: now; $2..$7: arrays of id, owner, attempt, new status, error, retry_at. */
+  /** $1: now; $2..$7: arrays of seq, owner, attempt, new status, error, retry_at. */
   failTasks: `
     UPDATE tasks t
        SET status = f.status, error = f.error, run_at = coalesce(f.retry_at, t.run_at),
            processed_at = CASE WHEN f.status = 'queued' THEN NULL ELSE $1::int8 END,
            lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
-           AS f(id, owner, attempt, status, error, retry_at)
-     WHERE t.id = f.id AND t.status = 'running' AND t.lease_owner = f.owner AND t.attempts = f.attempt
-    RETURNING t.id, t.status`,
+      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
+           AS f(seq, owner, attempt, status, error, retry_at)
+     WHERE t.seq = f.seq AND t.status = 'running' AND t.lease_owner = f.owner AND t.attempts = f.attempt
+    RETURNING t.seq, t.status`,
 
   /** $1: owner, $2: lease until. */
   extendLeases: `
@@ -77,13 +91,13 @@ export const SQL = {
      WHERE lease_owner = $1 AND status = 'running'
     RETURNING id, cancel_requested`,
 
-  /** $1..$3: arrays of id, owner, attempt. */
+  /** $1..$3: arrays of seq, owner, attempt. */
   releaseTasks: `
     UPDATE tasks t
        SET status = 'queued', attempts = t.attempts - 1, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($1::text[], $2::text[], $3::int[]) AS r(id, owner, attempt)
-     WHERE t.id = r.id AND t.status = 'running' AND t.lease_owner = r.owner AND t.attempts = r.attempt
+      FROM unnest($1::int8[], $2::text[], $3::int[]) AS r(seq, owner, attempt)
+     WHERE t.seq = r.seq AND t.status = 'running' AND t.lease_owner = r.owner AND t.attempts = r.attempt
     RETURNING t.id`,
 
   /** $1: now. */
@@ -114,10 +128,10 @@ export const SQL = {
      WHERE id = $1 AND status IN ('failed', 'cancelled')
     RETURNING *`,
 
-  /** $1: id, $2: owner, $3: attempt, $4: progress, $5: message. */
+  /** $1: seq, $2: owner, $3: attempt, $4: progress, $5: message. */
   setProgress: `
     UPDATE tasks SET progress = $4, progress_message = $5
-     WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3`,
+     WHERE seq = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3`,
 
   countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
   countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action, status`,
@@ -145,8 +159,8 @@ export const SQL = {
          + (SELECT count(*) FROM tasks WHERE status = 'failed' AND processed_at < $2)
          + (SELECT count(*) FROM tasks WHERE status = 'cancelled' AND processed_at < $3) AS n`,
 
-  /** $1: channel, $2: payloads; one NOTIFY each, sent when the transaction commits. */
-  notify: `SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload`,
+  /** $1: channels, $2: payloads; one NOTIFY each (sent after the change it announces committed). */
+  notify: `SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)`,
 
   ping: `SELECT 1`,
 } as const;

@@ -18,7 +18,13 @@ import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
-import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
+import {
+  claimedRecord,
+  toTaskRecord,
+  type ClaimedRow as GenericClaimedRow,
+  type RowDecoders,
+  type TaskRow as GenericTaskRow,
+} from '../task-row.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -66,56 +72,7 @@ const DECODE: RowDecoders<string, number> = {
   flag: (n) => n === 1,
 };
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
-
-/** The columns a claim returns; the others are what the claim just set. */
-type ClaimedRow = Pick<
-  TaskRow,
-  | 'seq'
-  | 'id'
-  | 'action'
-  | 'data'
-  | 'priority'
-  | 'run_at'
-  | 'attempts'
-  | 'max_attempts'
-  | 'error'
-  | 'unique_key'
-  | 'cancel_requested'
-  | 'created_at'
->;
-
-/**
- * The record of a task after the claim query (queries.ts: claimTasks) set its lease. Built field by
- * field: a claim is on the drain's hot path, and spreading the row into a full row first cost a
- * tenth of a drain's time.
- */
-function claimedRecord(
-  row: ClaimedRow,
-  lease: { owner: string; leaseExpiresAt: number; startedAt: number },
-): TaskRecord {
-  return {
-    seq: row.seq,
-    id: row.id,
-    action: row.action,
-    data: JSON.parse(row.data) as JsonObject,
-    status: 'running',
-    priority: row.priority,
-    runAt: row.run_at,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    result: null,
-    error: row.error,
-    progress: null,
-    progressMessage: null,
-    uniqueKey: row.unique_key,
-    leaseOwner: lease.owner,
-    leaseExpiresAt: lease.leaseExpiresAt,
-    cancelRequested: row.cancel_requested === 1,
-    createdAt: row.created_at,
-    startedAt: lease.startedAt,
-    processedAt: null,
-  };
-}
+type ClaimedRow = GenericClaimedRow<string, number>;
 
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
@@ -344,7 +301,7 @@ export class SqliteDriver implements QueueDriver {
     });
     // RETURNING rows come in no particular order.
     const lease = { owner, leaseExpiresAt: now + leaseMs, startedAt: now };
-    return rows.map((row) => claimedRecord(row, lease)).sort(compareClaimOrder);
+    return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
