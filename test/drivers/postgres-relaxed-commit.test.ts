@@ -21,6 +21,12 @@ const LEASE_MS = 30_000;
 const T0 = 1_700_000_000_000;
 const newTask = () => fixtureTask({ action: 'echo' }, T0);
 
+/** The only element of a one-element answer. */
+function only<T>(items: T[]): T {
+  expect(items).toHaveLength(1);
+  return items[0] as T;
+}
+
 suite('PostgreSQL relaxed commits', () => {
   const url = postgresTestUrl() as string;
   const toClose: QueueDriver[] = [];
@@ -50,10 +56,8 @@ suite('PostgreSQL relaxed commits', () => {
 
   it('a claim undone by a crash is a lease expiry: the stale ack writes nothing, the task runs again', async () => {
     const { driver, admin } = await setup();
-    const [{ task }] = (await driver.insertTasks({ tasks: [newTask()], now: T0 })) as [{ task: TaskRecord }];
-    const [claimed] = (await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: LEASE_MS })) as [
-      TaskRecord,
-    ];
+    const { task } = only(await driver.insertTasks({ tasks: [newTask()], now: T0 }));
+    const claimed = only(await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: LEASE_MS }));
     expect(claimed.id).toBe(task.id);
 
     // Crash recovery without the claim's commit: the row as the insert left it.
@@ -69,9 +73,7 @@ suite('PostgreSQL relaxed commits', () => {
     expect((await driver.getTask({ id: task.id }))?.status).toBe('queued');
 
     // It is claimed again (attempt 1 again: the lost attempt never happened) and its result kept.
-    const [again] = (await driver.claimTasks({ owner: 'b', limit: 1, now: T0 + 4, leaseMs: LEASE_MS })) as [
-      TaskRecord,
-    ];
+    const again = only(await driver.claimTasks({ owner: 'b', limit: 1, now: T0 + 4, leaseMs: LEASE_MS }));
     expect(again).toMatchObject({ id: task.id, attempts: 1 });
     await driver.completeTasks({ completions: [{ ...lease(again, 'b'), result: 'fresh' }], now: T0 + 5 });
     expect(await driver.getTask({ id: task.id })).toMatchObject({ status: 'completed', result: 'fresh' });
@@ -80,18 +82,14 @@ suite('PostgreSQL relaxed commits', () => {
   it('a lease renewal undone by a crash lets the rescuer re-queue the task; the old worker cannot finish it', async () => {
     const { driver, admin } = await setup();
     await driver.insertTasks({ tasks: [newTask()], now: T0 });
-    const [claimed] = (await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: 100 })) as [
-      TaskRecord,
-    ];
+    const claimed = only(await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: 100 }));
     await driver.extendLeases({ owner: 'a', now: T0 + 50, leaseMs: 100 });
     // Recovery without the renewal: the lease ends where the claim set it.
     await admin.query(`UPDATE tasks SET lease_expires_at = $2 WHERE seq = $1`, [claimed.seq, T0 + 101]);
 
     const rescued = await driver.rescueExpiredLeases({ now: T0 + 120 });
     expect(rescued.requeued).toEqual([claimed.id]);
-    const [rerun] = (await driver.claimTasks({ owner: 'b', limit: 1, now: T0 + 130, leaseMs: LEASE_MS })) as [
-      TaskRecord,
-    ];
+    const rerun = only(await driver.claimTasks({ owner: 'b', limit: 1, now: T0 + 130, leaseMs: LEASE_MS }));
     expect(rerun).toMatchObject({ id: claimed.id, attempts: 2 });
 
     // The first worker's late ack and renewal change nothing; the second worker's result stands.
@@ -104,9 +102,7 @@ suite('PostgreSQL relaxed commits', () => {
   it('a release undone by a crash leaves the task to its lease: it is rescued, not lost', async () => {
     const { driver, admin } = await setup();
     await driver.insertTasks({ tasks: [newTask()], now: T0 });
-    const [claimed] = (await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: 100 })) as [
-      TaskRecord,
-    ];
+    const claimed = only(await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: 100 }));
     await driver.releaseTasks({ tasks: [lease(claimed, 'a')] });
     // Recovery without the release: still running under the claim's lease.
     await admin.query(
@@ -123,10 +119,8 @@ suite('PostgreSQL relaxed commits', () => {
     const { driver, openPeer } = await setup();
     const peer = await openPeer();
     toClose.push(peer);
-    const [{ task }] = (await driver.insertTasks({ tasks: [newTask()], now: T0 })) as [{ task: TaskRecord }];
-    const [claimed] = (await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: LEASE_MS })) as [
-      TaskRecord,
-    ];
+    const { task } = only(await driver.insertTasks({ tasks: [newTask()], now: T0 }));
+    const claimed = only(await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: LEASE_MS }));
     const seen = new Promise<TaskRecord | null>((resolve) => {
       peer.on('tasksChanged', ({ ids }) => {
         if (ids.includes(task.id)) resolve(peer.getTask({ id: task.id }));

@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
-import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
 import {
   claimedRecord,
@@ -295,9 +295,9 @@ export class SqliteDriver implements QueueDriver {
     const rows = this.write(() => {
       const leaseUntil = now + leaseMs;
       if (!excludeActions?.length)
-        return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as TaskRow[];
+        return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as ClaimedRow[];
       const params = { owner, now, leaseUntil, limit, excludeActions: JSON.stringify(excludeActions) };
-      return this.stmt('claimTasksExceptActions').all(params) as TaskRow[];
+      return this.stmt('claimTasksExceptActions').all(params) as ClaimedRow[];
     });
     // RETURNING rows come in no particular order.
     const lease = { owner, leaseExpiresAt: now + leaseMs, startedAt: now };
