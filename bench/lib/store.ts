@@ -10,6 +10,7 @@ import { isPostgresUrl, resolveConfig } from '../../src/core/config.js';
 import type { NewTask } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
+import pg from 'pg';
 import { now, waitUntil } from './util.js';
 
 export async function open(db: string): Promise<QueueDriver> {
@@ -19,6 +20,7 @@ export async function open(db: string): Promise<QueueDriver> {
   return driver;
 }
 
+const BENCH_SCHEMA = 'taskq_bench';
 const tempDirs: string[] = [];
 process.on('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
@@ -26,40 +28,35 @@ process.on('exit', () => {
 
 /**
  * A database with no tasks for one scenario: a new SQLite file in a temp folder, or, for
- * PostgreSQL, the given database emptied through the driver (every task is finished and pruned).
+ * PostgreSQL, the URL's `?schema=` (default `taskq_bench`, never the service's own `taskq`)
+ * dropped and created again: a table without the dead rows of earlier scenarios, as the peers
+ * start from a TRUNCATEd table.
  */
 export async function freshDb(base: string | undefined): Promise<string> {
   if (base && isPostgresUrl(base)) {
-    await emptyTasks(base);
-    return base;
+    const url = new URL(base);
+    if (!url.searchParams.has('schema')) url.searchParams.set('schema', BENCH_SCHEMA);
+    await recreateSchema(url.toString());
+    return url.toString();
   }
   const dir = mkdtempSync(join(base ?? tmpdir(), 'taskq-bench-'));
   tempDirs.push(dir);
   return join(dir, 'tasks.db');
 }
 
-/** Cancels what is queued and prunes everything finished (bounded loops). */
-async function emptyTasks(db: string): Promise<void> {
-  const driver = await open(db);
+async function recreateSchema(db: string): Promise<void> {
+  const url = new URL(db);
+  const schema = url.searchParams.get('schema') as string;
+  url.searchParams.delete('schema');
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
   try {
-    for (let round = 0; round < 10_000; round++) {
-      const page = await driver.listTasks({ status: 'queued', limit: 1000 });
-      if (page.length === 0) break;
-      for (const t of page) await driver.cancelTask({ id: t.id, now: Date.now() });
-    }
-    const future = Date.now() + 60_000;
-    for (let round = 0; round < 10_000; round++) {
-      const n = await driver.pruneTasks({
-        finishedBefore: { completed: future, failed: future, cancelled: future },
-        limit: 10_000,
-      });
-      if (n === 0) break;
-    }
-    const left = await totalTasks(driver);
-    if (left > 0) throw new Error(`could not empty ${db}: ${left} tasks left (running ones?)`);
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   } finally {
-    await driver.close();
+    await client.end();
   }
+  const driver = await open(db);
+  await driver.close();
 }
 
 export function noopTask(i: number, now: number): NewTask {
