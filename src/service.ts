@@ -133,6 +133,9 @@ export class Service {
         'no API token is set and the API listens beyond this machine: anyone who can reach it can read and change tasks; set TASKQ_API_TOKEN',
       );
     }
+    // Nodes that serve the task API listen for changes from the start, so the first long-poll
+    // does not wait on a LISTEN still being set up; worker-only nodes never listen to them.
+    if (config.role !== 'worker') this.queue.watcher.start();
     this.pool?.start();
     this.pruner?.start();
     this.scheduler?.start();

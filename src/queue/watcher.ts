@@ -3,21 +3,28 @@
  * request: the driver announces committed changes (`tasksChanged`), and each waiter is woken by
  * the change of its own task. Drivers whose announcements do not cross processes (SQLite with
  * workers in other processes) are covered by a slow re-check every `fallbackMs`.
+ *
+ * It subscribes on `start()` or at the first wait, not when built: a worker-only process never
+ * waits, so on PostgreSQL it never listens to the cluster's completion announcements.
  */
 import type { QueueDriver, Unsubscribe } from '../drivers/driver.js';
 
 export class TaskWatcher {
   private readonly waiters = new Map<string, Set<() => void>>();
-  private readonly unsubscribe: Unsubscribe;
+  private unsubscribe: Unsubscribe | null = null;
   /** Set at shutdown: waits end at once so open requests can finish. */
   closed = false;
 
   constructor(
-    driver: QueueDriver,
+    private readonly driver: QueueDriver,
     /** Longest wait before a waiter re-reads the task anyway. */
     readonly fallbackMs: number,
-  ) {
-    this.unsubscribe = driver.on('tasksChanged', ({ ids }) => {
+  ) {}
+
+  /** Subscribes to change announcements (idempotent); processes that serve waits call it early. */
+  start(): void {
+    if (this.unsubscribe || this.closed) return;
+    this.unsubscribe = this.driver.on('tasksChanged', ({ ids }) => {
       for (const id of ids) {
         const set = this.waiters.get(id);
         if (!set) continue;
@@ -30,6 +37,7 @@ export class TaskWatcher {
   /** Resolves at the next announced change of task `id`, after `timeoutMs`, or when `signal` aborts. */
   nextChange(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.closed) return Promise.resolve();
+    this.start();
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -47,16 +55,10 @@ export class TaskWatcher {
     });
   }
 
-  get waiting(): number {
-    let n = 0;
-    for (const set of this.waiters.values()) n += set.size;
-    return n;
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.unsubscribe();
+    this.unsubscribe?.();
     for (const set of this.waiters.values()) for (const wake of set) wake();
     this.waiters.clear();
   }
