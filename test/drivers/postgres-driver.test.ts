@@ -2,12 +2,14 @@
  * PostgreSQL-only behaviour the contract suite cannot state for every driver: failing fast when
  * the database is gone, the listener reconnecting, and many nodes migrating at once.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueueError } from '../../src/core/errors.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
+import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from '../../src/drivers/postgres/migrations.js';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
 import { newTask } from '../contract/driver-contract.js';
 import {
@@ -119,6 +121,46 @@ suite('PostgresDriver', () => {
       });
       expect(Date.now() - before).toBeLessThan(5000);
     });
+  });
+
+  it('keeps tasks from before ids encoded seq findable by their random ids (migration 0004)', async () => {
+    const schema = randomSchema();
+    schemas.push(schema);
+    // A database as it was at version 2, with one task under a random id.
+    const admin = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await admin.connect();
+    const legacyId = randomUUID();
+    try {
+      await admin.query(`CREATE SCHEMA "${schema}"`);
+      await admin.query(MIGRATIONS_TABLE);
+      for (const m of MIGRATIONS.filter((m) => m.version <= 2)) {
+        await admin.query(m.sql);
+        await admin.query(RECORD_APPLIED, [m.version, m.name, 0]);
+      }
+      await admin.query(
+        `INSERT INTO tasks (id, action, data, status, run_at, max_attempts, created_at)
+         VALUES ($1, 'echo', '{}', 'failed', 0, 3, 0)`,
+        [legacyId],
+      );
+    } finally {
+      await admin.end();
+    }
+    const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
+    toClose.push(driver);
+    const { applied } = await driver.migrate();
+    expect(applied).toContain('0004_ids_from_seq');
+
+    expect(await driver.getTask({ id: legacyId.toUpperCase() })).toMatchObject({
+      id: legacyId,
+      status: 'failed',
+    });
+    expect((await driver.retryTask({ id: legacyId, now: 1 })).outcome).toBe('requeued');
+    expect((await driver.cancelTask({ id: legacyId, now: 2 })).outcome).toBe('cancelled');
+    // New tasks get ids that encode their seq, and both kinds are found.
+    const [fresh] = await driver.insertTasks({ tasks: [newTask()], now: 3 });
+    expect(fresh?.task.seq).toBeGreaterThan(1);
+    expect((await driver.getTask({ id: fresh?.task.id as string }))?.seq).toBe(fresh?.task.seq);
+    expect(await driver.getTask({ id: randomUUID() })).toBeNull();
   });
 
   it('reconnects its listener after the connection drops, and says so with tasksQueued', async () => {

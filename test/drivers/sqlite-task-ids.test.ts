@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../src/drivers/sqlite/migrations.js';
 import { SqliteDriver } from '../../src/drivers/sqlite/sqlite-driver.js';
-import { TaskIdCodec } from '../../src/drivers/sqlite/task-ids.js';
+import { TaskIdCodec } from '../../src/drivers/task-ids.js';
 import { newTask } from '../support/factories.js';
 import { tempDbPath } from '../support/temp.js';
 

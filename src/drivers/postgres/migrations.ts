@@ -84,4 +84,24 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS tasks_lease_expiry;
     `,
   },
+  {
+    version: 4,
+    name: '0004_ids_from_seq',
+    // Ids become the encryption of seq (src/drivers/task-ids.ts), so the unique index on id goes:
+    // random uuids landed all over it, and every version of a row (insert, claim, ack) added an
+    // entry on a page of its own. Older random ids stay findable through taskq_legacy_ids. The
+    // key is written by the driver's migrate() right after (from a secure random source).
+    sql: `
+      CREATE TABLE taskq_meta (
+        name  text  PRIMARY KEY,
+        value bytea NOT NULL
+      );
+      CREATE TABLE taskq_legacy_ids (
+        id  text   PRIMARY KEY,
+        seq bigint NOT NULL
+      );
+      INSERT INTO taskq_legacy_ids (id, seq) SELECT id, seq FROM tasks;
+      ALTER TABLE tasks DROP CONSTRAINT tasks_id_key;
+    `,
+  },
 ];

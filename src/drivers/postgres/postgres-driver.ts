@@ -24,7 +24,7 @@
  * - Losing the database never hangs a caller: connecting gives up after `connectionTimeoutMs`,
  *   `ping` after 2 s, and connection errors surface as QueueError TQ_ERR_UNAVAILABLE (HTTP 503).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
@@ -61,6 +61,7 @@ import type {
   ThroughputPoint,
   Unsubscribe,
 } from '../driver.js';
+import { TaskIdCodec } from '../task-ids.js';
 import { PgListener } from './listener.js';
 import { parseNotification, PgNotifier, type Notification } from './notifier.js';
 import {
@@ -180,6 +181,7 @@ export class PostgresDriver implements QueueDriver {
   private readonly sender = randomBytes(8).toString('hex');
   private readonly events = new EventEmitter();
   private closed = false;
+  private idCodec: Promise<TaskIdCodec> | null = null;
 
   constructor(options: PostgresDriverOptions) {
     const { connectionString, schemaInUrl } = takeSchemaParam(options.connectionString);
@@ -278,6 +280,33 @@ export class PostgresDriver implements QueueDriver {
   /** A named statement on the durable pool. */
   private run: Run = (name, params) => this.runOn(this.pool, name, params);
 
+  /** The id codec under this database's key (written by migrate), loaded once. */
+  private ids(): Promise<TaskIdCodec> {
+    this.idCodec ??= this.run<{ value: Buffer }>('readIdKey').then(({ rows }) => {
+      const key = rows[0]?.value;
+      if (!key) throw new QueueError('TQ_ERR_INTERNAL', 'the task id key is missing: run `taskq migrate`');
+      return new TaskIdCodec(key);
+    });
+    // A failed load (database down) is tried again next time.
+    this.idCodec.catch(() => (this.idCodec = null));
+    return this.idCodec;
+  }
+
+  /**
+   * The row of the task with public id `id`: by the seqs the id may encode (the primary key),
+   * where the stored id must match too; else among the random ids of tasks from before 0004.
+   */
+  private async findRow(run: Run, id: string): Promise<TaskRow | undefined> {
+    const wanted = id.toLowerCase();
+    const seqs = (await this.ids()).decode(wanted);
+    if (seqs.length > 0) {
+      const { rows } = await run<TaskRow>('getTaskBySeq', [seqs]);
+      const row = rows.find((r) => r.id === wanted);
+      if (row) return row;
+    }
+    return (await run<TaskRow>('getLegacyTask', [wanted])).rows[0];
+  }
+
   /** Runs `fn` in a transaction; its events are emitted and announced after COMMIT. */
   private async transaction<T>(fn: (run: Run, client: pg.PoolClient) => Promise<TxResult<T>>): Promise<T> {
     let client: pg.PoolClient;
@@ -317,6 +346,8 @@ export class PostgresDriver implements QueueDriver {
         await client.query(migration.sql);
         applied.push(migration.name);
       }
+      // Every database gets its own secret id key once; later runs keep the first.
+      await client.query(statement('setIdKey', [randomBytes(16)]));
       const current = (await client.query<{ v: number | null }>(CURRENT_VERSION)).rows[0]?.v ?? 0;
       return { value: { applied, current }, events: [] };
     });
@@ -345,11 +376,20 @@ export class PostgresDriver implements QueueDriver {
 
   async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
-    // Random ids. Only the SQLite driver derives ids from seq (task-ids.ts), for its insert cost;
-    // here the uuid index costs little next to a batch's round trip and commit.
-    const ids = tasks.map(() => randomUUID());
+    // Each task's id encodes its seq (task-ids.ts), so the table needs no index on id; the seqs
+    // are taken from the identity's sequence first (a cheap statement that commits nothing).
+    const [ids, allocated] = await Promise.all([
+      this.ids(),
+      this.run<{ seq: number }>('allocateSeqs', [tasks.length]),
+    ]);
+    const seqs = allocated.rows.map((r) => r.seq);
+    const records = tasks.map((t, i) => {
+      const seq = seqs[i] as number;
+      return newTaskRecord(t, { id: ids.encode(seq), seq });
+    });
     const columns = [
-      ids,
+      seqs,
+      records.map((r) => r.id),
       tasks.map((t) => t.action),
       tasks.map((t) => JSON.stringify(t.data)),
       tasks.map((t) => t.priority),
@@ -364,24 +404,22 @@ export class PostgresDriver implements QueueDriver {
     // With keys, expired keys are freed first and holders read back, all in one transaction.
     const insert = async (run: Run): Promise<TxResult<InsertedTask[]>> => {
       if (keys.length > 0) await run('expireUniqueKey', [keys, now]);
-      const inserted = await run<{ id: string; seq: number }>('insertTasks', columns);
-      const seqById = new Map(inserted.rows.map((row) => [row.id, row.seq]));
+      const inserted = await run<{ seq: number }>('insertTasks', columns);
+      const stored = new Set(inserted.rows.map((r) => r.seq));
       // Tasks whose key was taken (by an older task or one earlier in this batch) get that task.
       const byKey = new Map<string, TaskRecord>();
-      if (inserted.rows.length < tasks.length) {
+      if (stored.size < tasks.length) {
         const holders = await run<TaskRow>('findByUniqueKey', [keys]);
         for (const row of holders.rows) byKey.set(row.unique_key as string, toRecord(row));
       }
-      const value = tasks.map((t, i): InsertedTask => {
-        const id = ids[i] as string;
-        const seq = seqById.get(id);
-        if (seq !== undefined) return { task: newTaskRecord(t, { id, seq }), inserted: true };
-        const holder = t.uniqueKey === null ? undefined : byKey.get(t.uniqueKey);
+      const value = records.map((task): InsertedTask => {
+        if (stored.has(task.seq)) return { task, inserted: true };
+        const holder = task.uniqueKey === null ? undefined : byKey.get(task.uniqueKey);
         if (!holder)
-          throw new QueueError('TQ_ERR_INTERNAL', `task ${id} was neither inserted nor deduplicated`);
+          throw new QueueError('TQ_ERR_INTERNAL', `task ${task.id} was neither inserted nor deduplicated`);
         return { task: holder, inserted: false };
       });
-      const count = inserted.rows.length;
+      const count = stored.size;
       return { value, events: count > 0 ? [{ event: 'tasksQueued', payload: { count } }] : [] };
     };
     if (keys.length > 0) return this.transaction(insert);
@@ -391,8 +429,8 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
-    const { rows } = await this.run<TaskRow>('getTask', [id]);
-    return rows[0] ? toRecord(rows[0]) : null;
+    const row = await this.findRow(this.run, id);
+    return row ? toRecord(row) : null;
   }
 
   async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
@@ -497,21 +535,20 @@ export class PostgresDriver implements QueueDriver {
     now: number;
   }): Promise<{ outcome: CancelOutcome; task: TaskRecord | null }> {
     return this.transaction<{ outcome: CancelOutcome; task: TaskRecord | null }>(async (run) => {
-      const cancelled = (await run<TaskRow>('cancelQueued', [id, now])).rows[0];
+      const row = await this.findRow(run, id);
+      if (!row) return { value: { outcome: 'not_found', task: null }, events: [] };
+      const ids = [row.id];
+      const cancelled = (await run<TaskRow>('cancelQueued', [row.seq, now])).rows[0];
       if (cancelled) {
-        const value = { outcome: 'cancelled' as const, task: toRecord(cancelled) };
-        return { value, events: [{ event: 'tasksChanged', payload: { ids: [id] } }] };
+        const events: PendingEvent[] = [{ event: 'tasksChanged', payload: { ids } }];
+        return { value: { outcome: 'cancelled', task: toRecord(cancelled) }, events };
       }
-      const requested = (await run<TaskRow>('requestCancel', [id])).rows[0];
+      const requested = (await run<TaskRow>('requestCancel', [row.seq])).rows[0];
       if (requested) {
-        const value = { outcome: 'cancel_requested' as const, task: toRecord(requested) };
-        return { value, events: [{ event: 'cancelRequested', payload: { ids: [id] } }] };
+        const events: PendingEvent[] = [{ event: 'cancelRequested', payload: { ids } }];
+        return { value: { outcome: 'cancel_requested', task: toRecord(requested) }, events };
       }
-      const row = (await run<TaskRow>('getTask', [id])).rows[0];
-      const value = row
-        ? { outcome: 'already_finished' as const, task: toRecord(row) }
-        : { outcome: 'not_found' as const, task: null };
-      return { value, events: [] };
+      return { value: { outcome: 'already_finished', task: toRecord(row) }, events: [] };
     });
   }
 
@@ -523,20 +560,15 @@ export class PostgresDriver implements QueueDriver {
     now: number;
   }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }> {
     return this.transaction<{ outcome: RetryOutcome; task: TaskRecord | null }>(async (run) => {
-      const requeued = (await run<TaskRow>('retryTask', [id, now])).rows[0];
-      if (requeued) {
-        const value = { outcome: 'requeued' as const, task: toRecord(requeued) };
-        const events: PendingEvent[] = [
-          { event: 'tasksQueued', payload: { count: 1 } },
-          { event: 'tasksChanged', payload: { ids: [id] } },
-        ];
-        return { value, events };
-      }
-      const row = (await run<TaskRow>('getTask', [id])).rows[0];
-      const value = row
-        ? { outcome: 'not_retryable' as const, task: toRecord(row) }
-        : { outcome: 'not_found' as const, task: null };
-      return { value, events: [] };
+      const row = await this.findRow(run, id);
+      if (!row) return { value: { outcome: 'not_found', task: null }, events: [] };
+      const requeued = (await run<TaskRow>('retryTask', [row.seq, now])).rows[0];
+      if (!requeued) return { value: { outcome: 'not_retryable', task: toRecord(row) }, events: [] };
+      const events: PendingEvent[] = [
+        { event: 'tasksQueued', payload: { count: 1 } },
+        { event: 'tasksChanged', payload: { ids: [row.id] } },
+      ];
+      return { value: { outcome: 'requeued', task: toRecord(requeued) }, events };
     });
   }
 

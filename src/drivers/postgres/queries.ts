@@ -12,20 +12,26 @@ const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_
 
 export const SQL = {
   /**
-   * $1..$9: arrays of id, action, data (JSON text), priority, run_at, max_attempts, unique_key,
-   * unique_until, created_at. Returns only what the database chose (seq); the driver knows the rest.
+   * $1: how many. Seqs for a batch about to be inserted, so the driver can give each task the id
+   * that encodes its seq (task-ids.ts) in the insert itself.
+   */
+  allocateSeqs: `SELECT nextval(pg_get_serial_sequence('tasks', 'seq')) AS seq FROM generate_series(1, $1)`,
+  /**
+   * $1..$10: arrays of seq, id, action, data (JSON text), priority, run_at, max_attempts,
+   * unique_key, unique_until, created_at. Returns the seqs stored (a taken key skips its row).
    */
   insertTasks: `
-    INSERT INTO tasks (id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
-    SELECT t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT t.seq, t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
            t.unique_key, t.unique_until, t.created_at
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int8[], $6::int[],
-                  $7::text[], $8::int8[], $9::int8[])
-           WITH ORDINALITY AS t(id, action, data, priority, run_at, max_attempts,
+      FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int8[], $7::int[],
+                  $8::text[], $9::int8[], $10::int8[])
+           WITH ORDINALITY AS t(seq, id, action, data, priority, run_at, max_attempts,
                                 unique_key, unique_until, created_at, n)
      ORDER BY t.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING id, seq`,
+    RETURNING seq`,
   /** $1: unique keys. */
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ANY($1::text[])`,
   /** $1: unique keys, $2: now. Frees keys whose window has passed, so a new task can take them. */
@@ -33,8 +39,14 @@ export const SQL = {
     UPDATE tasks SET unique_key = NULL, unique_until = NULL
      WHERE unique_key = ANY($1::text[]) AND coalesce(unique_until, 0) <= $2`,
 
-  /** $1: id. */
-  getTask: `SELECT * FROM tasks WHERE id = $1`,
+  /** $1: candidate seqs decoded from an id; the driver keeps the row whose stored id matches. */
+  getTaskBySeq: `SELECT * FROM tasks WHERE seq = ANY($1::int8[])`,
+  /** $1: id. Tasks from before migration 0004 have random ids: their seq is looked up instead. */
+  getLegacyTask: `SELECT t.* FROM taskq_legacy_ids l JOIN tasks t ON t.seq = l.seq WHERE l.id = $1`,
+
+  /** The secret key task ids are encrypted under (task-ids.ts); $1 a new key, kept if none is set. */
+  setIdKey: `INSERT INTO taskq_meta (name, value) VALUES ('task_id_key', $1) ON CONFLICT (name) DO NOTHING`,
+  readIdKey: `SELECT value FROM taskq_meta WHERE name = 'task_id_key'`,
 
   /**
    * $1: owner, $2: lease until, $3: now, $4: limit. Returns only the columns the claim did not
@@ -98,7 +110,7 @@ export const SQL = {
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($1::int8[], $2::text[], $3::int[]) AS r(seq, owner, attempt)
      WHERE t.seq = r.seq AND t.status = 'running' AND t.lease_owner = r.owner AND t.attempts = r.attempt
-    RETURNING t.id`,
+    RETURNING t.seq`,
 
   /** $1: now. */
   rescueExpiredLeases: `
@@ -112,20 +124,20 @@ export const SQL = {
      WHERE status = 'running' AND lease_expires_at < $1
     RETURNING id, status`,
 
-  /** $1: id, $2: now. */
+  /** $1: seq, $2: now. */
   cancelQueued: `
     UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
-     WHERE id = $1 AND status = 'queued'
+     WHERE seq = $1 AND status = 'queued'
     RETURNING *`,
-  /** $1: id. */
-  requestCancel: `UPDATE tasks SET cancel_requested = true WHERE id = $1 AND status = 'running' RETURNING *`,
+  /** $1: seq. */
+  requestCancel: `UPDATE tasks SET cancel_requested = true WHERE seq = $1 AND status = 'running' RETURNING *`,
 
-  /** $1: id, $2: now. */
+  /** $1: seq, $2: now. */
   retryTask: `
     UPDATE tasks
        SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
            started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
-     WHERE id = $1 AND status IN ('failed', 'cancelled')
+     WHERE seq = $1 AND status IN ('failed', 'cancelled')
     RETURNING *`,
 
   /** $1: seq, $2: owner, $3: attempt, $4: progress, $5: message. */

@@ -51,7 +51,7 @@ import type {
 } from '../driver.js';
 import { MIGRATIONS } from './migrations.js';
 import { Checkpointer, SAFETY_PAGES } from './checkpointer.js';
-import { TaskIdCodec } from './task-ids.js';
+import { TaskIdCodec } from '../task-ids.js';
 import { WalSyncer } from './wal-sync.js';
 import { INSERT_COLUMNS, insertTasksSql, listTasksSql, SQL, type QueryName } from './queries.js';
 

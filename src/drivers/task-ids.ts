@@ -1,6 +1,7 @@
 /**
- * Task ids on SQLite: UUID v4 values that encode the task's `seq`, so the tasks table needs no
- * index on `id`.
+ * Task ids on both drivers: UUID v4 values that encode the task's `seq`, so the tasks table needs
+ * no index on `id`. (SQLite stores the id it computed; PostgreSQL assigns `seq` itself, so it
+ * stores none and the driver computes the id from `seq` when it reads a row.)
  *
  * Why: ids of the random kind land all over a B-tree index, so every insert dirtied a page of
  * its own and that page had to be written to the WAL at commit. That index was half the cost of
@@ -45,6 +46,11 @@ export class TaskIdCodec {
     out[8] = ((out[8] as number) & 0x3f) | 0x80; // RFC 9562 variant
     const hex = out.toString('hex');
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  /** Whether `id` (any case) is the id of `seq`: decode() candidates are checked with this. */
+  matches(id: string, seq: number): boolean {
+    return this.encode(seq) === id.toLowerCase();
   }
 
   /** The `seq` values `id` may encode: usually one, none for an id this codec did not make. */
