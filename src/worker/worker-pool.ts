@@ -25,8 +25,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BackoffPolicy } from '../core/retry.js';
-import { backoffDelayMs } from '../core/retry.js';
+import { decideRetry, type BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
 import type { LeaseRef, QueueDriver, Unsubscribe } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -58,14 +57,6 @@ export interface WorkerPoolEvents {
   taskFinished: [task: TaskRecord, outcome: Outcome, durationMs: number];
   rescued: [result: { requeued: string[]; failed: string[] }];
   resultsWritten: [count: number];
-}
-
-/** Whether an outcome sends the task back to the queue for another attempt (metrics ask too). */
-export function willRetry(task: TaskRecord, outcome: Outcome): boolean {
-  const retryable =
-    (outcome.kind === 'failed' && !outcome.permanent) ||
-    (outcome.kind === 'aborted' && outcome.abort.kind === 'timeout');
-  return retryable && task.attempts < task.maxAttempts;
 }
 
 interface RunningTask {
@@ -309,13 +300,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         this.completer.complete({ ...lease, result: outcome.result });
         return;
       case 'failed': {
-        const retry = willRetry(task, outcome);
+        const decision = decideRetry(task, outcome, backoff, Date.now());
+        const retry = decision.retry;
         logger().warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
         this.completer.fail({
           ...lease,
           error: outcome.error,
           outcome: retry ? 'retry' : 'failed',
-          retryAt: retry ? Date.now() + backoffDelayMs(task.attempts, backoff) : undefined,
+          retryAt: decision.retry ? decision.retryAt : undefined,
         });
         return;
       }
@@ -324,13 +316,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         if (abort.kind === 'cancel')
           this.completer.fail({ ...lease, error: abort.message, outcome: 'cancelled' });
         else if (abort.kind === 'timeout') {
-          const retry = willRetry(task, outcome);
-          logger().warn({ retry }, `task ${abort.message}`);
+          const decision = decideRetry(task, outcome, backoff, Date.now());
+          logger().warn({ retry: decision.retry }, `task ${abort.message}`);
           this.completer.fail({
             ...lease,
             error: abort.message,
-            outcome: retry ? 'retry' : 'failed',
-            retryAt: retry ? Date.now() + backoffDelayMs(task.attempts, backoff) : undefined,
+            outcome: decision.retry ? 'retry' : 'failed',
+            retryAt: decision.retry ? decision.retryAt : undefined,
           });
         } else if (abort.kind === 'shutdown') await this.giveBack([task]);
         // lease_lost: the task belongs to the rescuer now; writing anything would be wrong.
