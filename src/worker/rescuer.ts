@@ -1,0 +1,56 @@
+/**
+ * The rescuer, which every pool runs: every `leaseMs / 2` it returns tasks whose lease expired
+ * (their worker died or stalled) to the queue, or finishes them when they are out of attempts or
+ * were asked to cancel. The driver decides which, in the rescue statement itself.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { QueueDriver, RescueResult } from '../drivers/driver.js';
+import type { DbHealth } from './db-health.js';
+import { repeat } from './timers.js';
+
+export interface RescuerOptions {
+  driver: QueueDriver;
+  logger: Logger;
+  leaseMs: number;
+  now: () => number;
+  health: DbHealth;
+}
+
+/** Signals for the pool and for tests. */
+export interface RescuerEvents {
+  /** A pass rescued at least one task. */
+  rescued: [result: RescueResult];
+}
+
+export class Rescuer extends EventEmitter<RescuerEvents> {
+  private stopRescuing: (() => void) | null = null;
+
+  constructor(private readonly options: RescuerOptions) {
+    super();
+  }
+
+  start(): void {
+    this.stopRescuing ??= repeat(Math.max(100, Math.floor(this.options.leaseMs / 2)), () => this.pass());
+  }
+
+  stop(): void {
+    this.stopRescuing?.();
+    this.stopRescuing = null;
+  }
+
+  /** One rescue pass now (the timer calls this; so can a test). */
+  async pass(): Promise<RescueResult | null> {
+    try {
+      const result = await this.options.driver.rescueExpiredLeases({ now: this.options.now() });
+      if (result.requeued.length + result.failed.length > 0) {
+        this.options.logger.warn(result, 'rescued tasks whose lease expired');
+        this.emit('rescued', result);
+      }
+      return result;
+    } catch (err) {
+      this.options.health.error(err, 'rescuing expired leases failed');
+      return null;
+    }
+  }
+}
