@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
-import { repeat } from './timers.js';
+import { Ticker } from './timers.js';
 
 export interface LeaseKeeperOptions {
   driver: QueueDriver;
@@ -37,19 +37,19 @@ export interface LeaseKeeperEvents {
 }
 
 export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
-  private stopBeating: (() => void) | null = null;
+  private readonly ticker: Ticker;
 
   constructor(private readonly options: LeaseKeeperOptions) {
     super();
+    this.ticker = new Ticker(Math.max(50, Math.floor(options.leaseMs / 3)), () => this.beat());
   }
 
   start(): void {
-    this.stopBeating ??= repeat(Math.max(50, Math.floor(this.options.leaseMs / 3)), () => this.beat());
+    this.ticker.start();
   }
 
   stop(): void {
-    this.stopBeating?.();
-    this.stopBeating = null;
+    this.ticker.stop();
   }
 
   /** One renewal now (the timer calls this; so can a test). */

@@ -30,7 +30,7 @@ import type { HandlerRegistry } from '../handlers/registry.js';
 import type { DbHealth } from './db-health.js';
 import { TaskAbort, TaskAbortHandle } from './executor.js';
 import { giveBack } from './leases.js';
-import { delay, repeat } from './timers.js';
+import { delay, Ticker } from './timers.js';
 
 export interface ProducerOptions {
   driver: QueueDriver;
@@ -69,7 +69,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
   private readonly heldByAction = new Map<string, number>();
   private readonly running = new Map<string, RunningTask>();
   private readonly unsubscribes: Unsubscribe[] = [];
-  private stopPolling: (() => void) | null = null;
+  private readonly poll: Ticker;
   private fetching = false;
   private fetchScheduled = false;
   /** The last claim came back full, or something woke us since: more work is likely there. */
@@ -84,6 +84,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
         .filter((h) => h.concurrency !== undefined)
         .map((h) => [h.action, h.concurrency as number]),
     );
+    this.poll = new Ticker(options.pollMs, () => this.wake());
   }
 
   /** Tasks held: running plus buffered. */
@@ -102,7 +103,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
       driver.on('tasksQueued', () => this.wake()),
       driver.on('cancelRequested', ({ ids }) => this.cancel(ids)),
     );
-    this.stopPolling = repeat(this.options.pollMs, () => this.wake());
+    this.poll.start();
     this.wake();
   }
 
@@ -263,8 +264,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
   async stop({ graceMs }: { graceMs: number }): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.stopPolling?.();
-    this.stopPolling = null;
+    this.poll.stop();
     const unstarted = this.buffer.splice(0);
     unstarted.forEach((task) => this.unhold(task));
     await this.giveBack(unstarted);

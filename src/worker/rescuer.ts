@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { QueueDriver, RescueResult } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
-import { repeat } from './timers.js';
+import { Ticker } from './timers.js';
 
 export interface RescuerOptions {
   driver: QueueDriver;
@@ -24,19 +24,19 @@ export interface RescuerEvents {
 }
 
 export class Rescuer extends EventEmitter<RescuerEvents> {
-  private stopRescuing: (() => void) | null = null;
+  private readonly ticker: Ticker;
 
   constructor(private readonly options: RescuerOptions) {
     super();
+    this.ticker = new Ticker(Math.max(100, Math.floor(options.leaseMs / 2)), () => this.pass());
   }
 
   start(): void {
-    this.stopRescuing ??= repeat(Math.max(100, Math.floor(this.options.leaseMs / 2)), () => this.pass());
+    this.ticker.start();
   }
 
   stop(): void {
-    this.stopRescuing?.();
-    this.stopRescuing = null;
+    this.ticker.stop();
   }
 
   /** One rescue pass now (the timer calls this; so can a test). */
