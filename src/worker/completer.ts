@@ -5,7 +5,7 @@
  * kept and retried; meanwhile the tasks stay `running` under their lease, and if the process dies
  * first they are rescued and run again (at-least-once).
  */
-import { EventEmitter } from 'node:events';
+import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import type { Completion, Failure, QueueDriver } from '../drivers/driver.js';
 
@@ -30,7 +30,7 @@ export interface CompleterEvents {
   written: [written: Written];
 }
 
-export class Completer extends EventEmitter<CompleterEvents> {
+export class Completer extends Signals<CompleterEvents> {
   private completions: Completion[] = [];
   private failures: Failure[] = [];
   private timer: NodeJS.Timeout | null = null;

@@ -4,7 +4,7 @@
  * process stalled past its lease) and is reported lost; a task the renewal finds with a cancel
  * request is reported too (the cancel event of another process may never reach this one).
  */
-import { EventEmitter } from 'node:events';
+import { Signals } from './signals.js';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
 import { Ticker } from './timers.js';
@@ -36,7 +36,7 @@ export interface LeaseKeeperEvents {
   heartbeat: [beat: Heartbeat];
 }
 
-export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
+export class LeaseKeeper extends Signals<LeaseKeeperEvents> {
   private readonly ticker: Ticker;
 
   constructor(private readonly options: LeaseKeeperOptions) {

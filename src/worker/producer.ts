@@ -22,7 +22,7 @@
  * - On stop: claim nothing more, give unstarted buffered tasks back, let running handlers finish
  *   within the grace period, then abort the rest (the runner gives them back too).
  */
-import { EventEmitter } from 'node:events';
+import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import type { TaskRecord } from '../core/task.js';
 import type { QueueDriver, Unsubscribe } from '../drivers/driver.js';
@@ -51,6 +51,8 @@ export interface ProducerOptions {
 export interface ProducerEvents {
   claimed: [tasks: TaskRecord[]];
   taskStarted: [task: TaskRecord];
+  /** A claim was answered with `count` tasks (0 included) of the `limit` asked for. */
+  claimReturned: [count: number, limit: number];
   /** A wake-up that did not claim: no room left, or the buffer is still above half of prefetch. */
   claimSkipped: [reason: 'no_room' | 'buffer_above_half'];
 }
@@ -61,7 +63,7 @@ interface RunningTask {
   done: Promise<void>;
 }
 
-export class Producer extends EventEmitter<ProducerEvents> {
+export class Producer extends Signals<ProducerEvents> {
   private readonly buffer: TaskRecord[] = [];
   /** Per-action concurrency limits from the handlers (`concurrency` in a handler module). */
   private readonly actionLimits: Map<string, number>;
@@ -182,6 +184,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
         excludeActions: this.actionsAtLimit(),
       });
       this.options.health.success();
+      this.emit('claimReturned', claimed.length, limit);
     } catch (err) {
       this.options.health.error(err, 'claiming tasks failed');
     } finally {

@@ -3,7 +3,7 @@
  * (their worker died or stalled) to the queue, or finishes them when they are out of attempts or
  * were asked to cancel. The driver decides which, in the rescue statement itself.
  */
-import { EventEmitter } from 'node:events';
+import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import type { QueueDriver, RescueResult } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
@@ -23,7 +23,7 @@ export interface RescuerEvents {
   rescued: [result: RescueResult];
 }
 
-export class Rescuer extends EventEmitter<RescuerEvents> {
+export class Rescuer extends Signals<RescuerEvents> {
   private readonly ticker: Ticker;
 
   constructor(private readonly options: RescuerOptions) {

@@ -4,7 +4,7 @@
  * shutdown gives the task back unspent, and a lost lease writes nothing (the task belongs to the
  * rescuer then). The producer decides what runs when; this only runs it.
  */
-import { EventEmitter } from 'node:events';
+import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import { decideRetry, type BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
@@ -29,7 +29,7 @@ export interface TaskRunnerEvents {
   taskFinished: [task: TaskRecord, outcome: Outcome, durationMs: number];
 }
 
-export class TaskRunner extends EventEmitter<TaskRunnerEvents> {
+export class TaskRunner extends Signals<TaskRunnerEvents> {
   constructor(private readonly options: TaskRunnerOptions) {
     super();
   }

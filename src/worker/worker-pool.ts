@@ -13,7 +13,7 @@
  * waits up to `graceMs` for running handlers (leases are still renewed meanwhile), then aborts the
  * rest; last, the completer writes what is pending.
  */
-import { EventEmitter } from 'node:events';
+import { Signals } from './signals.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -61,7 +61,7 @@ export interface WorkerPoolEvents {
   resultsWritten: [count: number];
 }
 
-export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+export class WorkerPool extends Signals<WorkerPoolEvents> {
   readonly owner: string;
   /** The services the pool is made of; tests await their signals. */
   readonly producer: Producer;
