@@ -17,8 +17,10 @@
  *   action are held (running or buffered) here; claims skip actions at their limit, and a claim
  *   that returns more of one such action than it has room for gives the extra tasks straight back.
  * - Leases are the lease keeper's: it tells the producer which held tasks lost their lease
- *   (`leaseLost`) or were asked to stop (`cancel`). Outcomes go through the task runner to the
- *   completer.
+ *   (`leaseLost`) or were asked to stop (`cancel`, also straight from the driver's
+ *   `cancelRequested` event). A cancelled running task is aborted; a cancelled buffered one is
+ *   dropped and recorded cancelled, and never starts. Outcomes go through the task runner to
+ *   the completer.
  * - On stop: claim nothing more, give unstarted buffered tasks back, let running handlers finish
  *   within the grace period, then abort the rest (the runner gives them back too).
  */
@@ -45,6 +47,8 @@ export interface ProducerOptions {
   health: DbHealth;
   /** Runs one task to its recorded end; its slot frees when this settles. */
   run: (task: TaskRecord, abort: TaskAbortHandle) => Promise<void>;
+  /** Records a held task that never started as cancelled (through the completer). */
+  recordCancelled: (task: TaskRecord, message: string) => void;
 }
 
 /** Signals for the pool and for tests. */
@@ -56,6 +60,8 @@ export interface ProducerEvents {
   /** A wake-up that did not claim: no room left, or the buffer is still above half of prefetch. */
   claimSkipped: [reason: 'no_room' | 'buffer_above_half'];
 }
+
+const CANCELLED = 'cancelled by request';
 
 interface RunningTask {
   task: TaskRecord;
@@ -73,6 +79,8 @@ export class Producer extends Signals<ProducerEvents> {
   private readonly unsubscribes: Unsubscribe[] = [];
   private readonly poll: Ticker;
   private fetching = false;
+  /** Cancel requests for tasks not held, heard while a claim was in flight: it may return them. */
+  private cancelsDuringClaim: Set<string> | null = null;
   private fetchScheduled = false;
   /** The last claim came back full, or something woke us since: more work is likely there. */
   private moreLikely = true;
@@ -115,9 +123,27 @@ export class Producer extends Signals<ProducerEvents> {
     this.scheduleFetch();
   }
 
-  /** A cancel was requested for these tasks: abort the running ones. Ids not held are ignored. */
+  /**
+   * A cancel was requested for these tasks: abort the running ones; drop the buffered ones and
+   * record them cancelled, so their handlers never start. Ids not held are ignored, except that
+   * a claim in flight is checked for them when it returns.
+   */
   cancel(ids: Iterable<string>): void {
-    for (const id of ids) this.abort(id, new TaskAbort('cancel', 'cancelled by request'));
+    for (const id of ids) {
+      const entry = this.running.get(id);
+      if (entry) {
+        entry.abort.abort(new TaskAbort('cancel', CANCELLED));
+        continue;
+      }
+      const i = this.buffer.findIndex((t) => t.id === id);
+      if (i >= 0) this.dropCancelled(this.buffer.splice(i, 1)[0] as TaskRecord);
+      else this.cancelsDuringClaim?.add(id);
+    }
+  }
+
+  private dropCancelled(task: TaskRecord): void {
+    this.unhold(task);
+    this.options.recordCancelled(task, CANCELLED);
   }
 
   /**
@@ -174,6 +200,7 @@ export class Producer extends Signals<ProducerEvents> {
     }
     this.fetching = true;
     this.moreLikely = false;
+    this.cancelsDuringClaim = new Set();
     let claimed: TaskRecord[] = [];
     try {
       claimed = await this.options.driver.claimTasks({
@@ -190,6 +217,9 @@ export class Producer extends Signals<ProducerEvents> {
     } finally {
       this.fetching = false;
     }
+    // Nothing awaits from here to accept(): no cancel can come in between.
+    const cancelled = this.cancelsDuringClaim;
+    this.cancelsDuringClaim = null;
     if (claimed.length === limit) this.moreLikely = true;
     if (claimed.length > 0) {
       this.emit('claimed', claimed);
@@ -197,7 +227,7 @@ export class Producer extends Signals<ProducerEvents> {
         await this.giveBack(claimed);
         return;
       }
-      const overflow = this.accept(claimed);
+      const overflow = this.accept(claimed, cancelled);
       if (overflow.length > 0) await this.giveBack(overflow);
       this.dispatch();
     }
@@ -214,11 +244,16 @@ export class Producer extends Signals<ProducerEvents> {
 
   /**
    * Buffers claimed tasks; returns those over their action's limit (a claim can return several of
-   * one limited action), which go straight back to the queue.
+   * one limited action), which go straight back to the queue. A task whose cancel was requested
+   * before it got here is recorded cancelled instead of buffered.
    */
-  private accept(claimed: TaskRecord[]): TaskRecord[] {
+  private accept(claimed: TaskRecord[], cancelled: Set<string> | null): TaskRecord[] {
     const overflow: TaskRecord[] = [];
     for (const task of claimed) {
+      if (task.cancelRequested || cancelled?.has(task.id)) {
+        this.options.recordCancelled(task, CANCELLED);
+        continue;
+      }
       const limit = this.actionLimits.get(task.action);
       const held = this.heldByAction.get(task.action) ?? 0;
       if (limit !== undefined && held >= limit) {

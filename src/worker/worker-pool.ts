@@ -25,6 +25,7 @@ import { Completer } from './completer.js';
 import { DbHealth } from './db-health.js';
 import type { Outcome } from './executor.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { leaseOf } from './leases.js';
 import { Producer } from './producer.js';
 import { Rescuer } from './rescuer.js';
 import { TaskRunner } from './runner.js';
@@ -112,6 +113,8 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       now,
       health,
       run: (task, abort) => runner.run(task, abort),
+      recordCancelled: (task, error) =>
+        this.completer.fail({ ...leaseOf(task, owner), error, outcome: 'cancelled' }),
     });
     this.leaseKeeper = new LeaseKeeper({
       driver,

@@ -333,6 +333,63 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
       });
     });
 
+    describe('cancel of a prefetched task', () => {
+      /** c1 p1: `first` runs at a gate, `second` waits claimed in the buffer. */
+      const holdOneBuffered = async () => {
+        const [first, second] = (await insert({ action: 'work' }, { action: 'work' })) as [
+          TaskRecord,
+          TaskRecord,
+        ];
+        const gates = new Gates();
+        const startedIds: string[] = [];
+        const made = makePool(
+          [
+            {
+              action: 'work',
+              handle: (task) => {
+                startedIds.push(task.id);
+                return gates.pass().then(() => 'done');
+              },
+            },
+          ],
+          { concurrency: 1, prefetch: 1 },
+        );
+        made.pool.start();
+        await gates.entered(1);
+        await holding(made.pool, { running: 1, buffered: 1 });
+        expect(startedIds).toEqual([first.id]);
+        return { ...made, first, second, gates, startedIds };
+      };
+
+      it('drops a buffered task when its cancel is requested, and never starts it', async () => {
+        const { pool, results, first, second, gates, startedIds } = await holdOneBuffered();
+        expect((await driver.cancelTask({ id: second.id, now: clock.now() })).outcome).toBe(
+          'cancel_requested',
+        );
+        // Recorded cancelled while the slot is still busy: not after it frees, not at a heartbeat.
+        expect((await results.of(second.id, 'cancelled', undefined, 2000)).error).toBe(
+          'cancelled by request',
+        );
+        expect(pool.held).toEqual({ running: 1, buffered: 0 });
+        gates.open(0);
+        await results.of(first.id, 'completed');
+        expect(startedIds).toEqual([first.id]);
+        expect(await getTask(second.id)).toMatchObject({ status: 'cancelled', attempts: 1 });
+      });
+
+      it('drops a buffered task whose cancel the heartbeat reports (asked in another process)', async () => {
+        const { pool, results, first, second, gates, startedIds } = await holdOneBuffered();
+        const peer = await openPeer();
+        expect((await peer.cancelTask({ id: second.id, now: clock.now() })).outcome).toBe('cancel_requested');
+        await pool.leaseKeeper.beat();
+        await results.of(second.id, 'cancelled', undefined, 2000);
+        gates.open(0);
+        await results.of(first.id, 'completed');
+        expect(startedIds).toEqual([first.id]);
+        expect(await getTask(second.id)).toMatchObject({ status: 'cancelled' });
+      });
+    });
+
     describe('leases', () => {
       it('requeues a task whose worker died, and another worker completes it', async () => {
         const [task] = (await insert({ action: 'job' })) as [TaskRecord];
