@@ -1,10 +1,14 @@
 /**
  * The rescuer, which every pool runs: every `leaseMs / 2` it returns tasks whose lease expired
  * (their worker died or stalled) to the queue, or finishes them when they are out of attempts or
- * were asked to cancel. The driver decides which, in the rescue statement itself.
+ * were asked to cancel. That is `decideRetry` (core/retry.ts) for a `lease_expired` attempt: retry
+ * at the backoff of the attempt that expired while attempts remain and no cancel was asked, else
+ * final. The driver makes the decision in its rescue statement, given the pool's backoff policy,
+ * since one statement rescues every expired task at once, whatever process held it.
  */
 import { Signals } from './signals.js';
 import type { Logger } from 'pino';
+import type { BackoffPolicy } from '../core/retry.js';
 import type { QueueDriver, RescueResult } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
 import { Ticker } from './timers.js';
@@ -13,6 +17,8 @@ export interface RescuerOptions {
   driver: QueueDriver;
   logger: Logger;
   leaseMs: number;
+  /** The pool's default backoff (a handler's own backoff is not known here). */
+  backoff: BackoffPolicy;
   now: () => number;
   health: DbHealth;
 }
@@ -42,7 +48,10 @@ export class Rescuer extends Signals<RescuerEvents> {
   /** One rescue pass now (the timer calls this; so can a test). */
   async pass(): Promise<RescueResult | null> {
     try {
-      const result = await this.options.driver.rescueExpiredLeases({ now: this.options.now() });
+      const result = await this.options.driver.rescueExpiredLeases({
+        now: this.options.now(),
+        backoff: this.options.backoff,
+      });
       if (result.requeued.length + result.failed.length > 0) {
         this.options.logger.warn(result, 'rescued tasks whose lease expired');
         this.emit('rescued', result);

@@ -126,7 +126,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       onLeaseLost: (ids) => this.producer.leaseLost(ids),
       onCancelRequested: (ids) => this.producer.cancel(ids),
     });
-    this.rescuer = new Rescuer({ driver, logger, leaseMs, now, health });
+    this.rescuer = new Rescuer({ driver, logger, leaseMs, backoff: options.backoff, now, health });
 
     this.producer.on('claimed', (tasks) => this.emit('claimed', tasks));
     this.producer.on('taskStarted', (task) => this.emit('taskStarted', task));

@@ -8,6 +8,7 @@
  * lease expiry). Real time is only what a case measures itself: a handler timeout, a grace period.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { backoffCeilingMs } from '../../src/core/retry.js';
 import type { NewTask, TaskRecord, TaskStatus } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
@@ -530,6 +531,41 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
         for (const id of [first.id, (second as TaskRecord).id]) {
           expect(await getTask(id)).toMatchObject({ status: 'completed', attempts: 1 });
         }
+      });
+    });
+
+    describe('rescue backoff', () => {
+      // NEEDS THE RESCUE SQL CHANGE (rescueExpiredLeases honouring `backoff`, in both drivers'
+      // queries.ts): until it lands, the drivers requeue at run_at = now and this case fails.
+      it('requeues a task whose lease expired at its backoff, not at once [needs driver SQL]', async () => {
+        const backoff = { baseMs: 1000, maxMs: 60_000 };
+        const [task] = (await insert({ action: 'job' })) as [TaskRecord];
+        await driver.claimTasks({ owner: 'dead-worker', limit: 1, now: clock.now(), leaseMs: 300 });
+        const { pool, results } = makePool([{ action: 'job', handle: () => 'done' }], {
+          leaseMs: 300,
+          backoff,
+        });
+        const rescued = watch(pool.rescuer, 'rescued');
+        const answers = watch(pool.producer, 'claimReturned');
+        pool.start();
+        const rescuedAt = clock.advance(301);
+        await rescued.until((r) => r.requeued.includes(task.id));
+        const requeued = await getTask(task.id);
+        expect(requeued).toMatchObject({ status: 'queued', attempts: 1 });
+        // As decideRetry says for attempt 1: half the ceiling fixed, up to the ceiling.
+        const ceiling = backoffCeilingMs(1, backoff);
+        expect(requeued.runAt - rescuedAt).toBeGreaterThanOrEqual(ceiling / 2);
+        expect(requeued.runAt - rescuedAt).toBeLessThanOrEqual(ceiling);
+        // Not claimed before its time...
+        const before = answers.seen.length;
+        pool.wake();
+        await answers.until(() => answers.seen.length > before);
+        expect(pool.held).toEqual({ running: 0, buffered: 0 });
+        // ...and run at it.
+        clock.advance(requeued.runAt - rescuedAt);
+        pool.wake();
+        await results.of(task.id, 'completed');
+        expect(await getTask(task.id)).toMatchObject({ status: 'completed', attempts: 2 });
       });
     });
 
