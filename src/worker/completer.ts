@@ -5,9 +5,9 @@
  * kept and retried; meanwhile the tasks stay `running` under their lease, and if the process dies
  * first they are rescued and run again (at-least-once).
  */
-import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import type { Completion, Failure, QueueDriver } from '../drivers/driver.js';
+import { Signals } from './signals.js';
 
 export interface CompleterOptions {
   driver: QueueDriver;

@@ -4,10 +4,10 @@
  * process stalled past its lease) and is reported lost; a task the renewal finds with a cancel
  * request is reported too (the cancel event of another process may never reach this one).
  */
-import { Signals } from './signals.js';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
 import { Ticker } from './timers.js';
+import { Signals } from './signals.js';
 
 export interface LeaseKeeperOptions {
   driver: QueueDriver;

@@ -24,7 +24,6 @@
  * - On stop: claim nothing more, give unstarted buffered tasks back, let running handlers finish
  *   within the grace period, then abort the rest (the runner gives them back too).
  */
-import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import type { TaskRecord } from '../core/task.js';
 import type { QueueDriver, Unsubscribe } from '../drivers/driver.js';
@@ -33,6 +32,7 @@ import type { DbHealth } from './db-health.js';
 import { TaskAbort, TaskAbortHandle } from './executor.js';
 import { giveBack } from './leases.js';
 import { delay, Ticker } from './timers.js';
+import { Signals } from './signals.js';
 
 export interface ProducerOptions {
   driver: QueueDriver;

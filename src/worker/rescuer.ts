@@ -6,12 +6,12 @@
  * final. The driver makes the decision in its rescue statement, given the pool's backoff policy,
  * since one statement rescues every expired task at once, whatever process held it.
  */
-import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import type { BackoffPolicy } from '../core/retry.js';
 import type { QueueDriver, RescueResult } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
 import { Ticker } from './timers.js';
+import { Signals } from './signals.js';
 
 export interface RescuerOptions {
   driver: QueueDriver;

@@ -4,7 +4,6 @@
  * shutdown gives the task back unspent, and a lost lease writes nothing (the task belongs to the
  * rescuer then). The producer decides what runs when; this only runs it.
  */
-import { Signals } from './signals.js';
 import type { Logger } from 'pino';
 import { decideRetry, type BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
@@ -13,6 +12,7 @@ import type { HandlerRegistry } from '../handlers/registry.js';
 import type { Completer } from './completer.js';
 import { execute, type Outcome, type TaskAbortHandle } from './executor.js';
 import { giveBack, leaseOf } from './leases.js';
+import { Signals } from './signals.js';
 
 export interface TaskRunnerOptions {
   driver: QueueDriver;

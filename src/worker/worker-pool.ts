@@ -13,7 +13,6 @@
  * waits up to `graceMs` for running handlers (leases are still renewed meanwhile), then aborts the
  * rest; last, the completer writes what is pending.
  */
-import { Signals } from './signals.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -29,6 +28,7 @@ import { leaseOf } from './leases.js';
 import { Producer } from './producer.js';
 import { Rescuer } from './rescuer.js';
 import { TaskRunner } from './runner.js';
+import { Signals } from './signals.js';
 
 export const ACK_DELAY_MS_DEFAULT = 10;
 
