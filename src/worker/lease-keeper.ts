@@ -6,8 +6,7 @@
  */
 import type { QueueDriver } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
-import { Ticker } from './timers.js';
-import { Signals } from './signals.js';
+import { PeriodicService } from './timers.js';
 
 export interface LeaseKeeperOptions {
   driver: QueueDriver;
@@ -36,20 +35,13 @@ export interface LeaseKeeperEvents {
   heartbeat: [beat: Heartbeat];
 }
 
-export class LeaseKeeper extends Signals<LeaseKeeperEvents> {
-  private readonly ticker: Ticker;
-
+export class LeaseKeeper extends PeriodicService<LeaseKeeperEvents> {
   constructor(private readonly options: LeaseKeeperOptions) {
-    super();
-    this.ticker = new Ticker(Math.max(50, Math.floor(options.leaseMs / 3)), () => this.beat());
+    super(Math.max(50, Math.floor(options.leaseMs / 3)));
   }
 
-  start(): void {
-    this.ticker.start();
-  }
-
-  stop(): void {
-    this.ticker.stop();
+  protected tick(): Promise<unknown> {
+    return this.beat();
   }
 
   /** One renewal now (the timer calls this; so can a test). */

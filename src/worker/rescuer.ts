@@ -10,8 +10,7 @@ import type { Logger } from 'pino';
 import type { BackoffPolicy } from '../core/retry.js';
 import type { QueueDriver, RescueResult } from '../drivers/driver.js';
 import type { DbHealth } from './db-health.js';
-import { Ticker } from './timers.js';
-import { Signals } from './signals.js';
+import { PeriodicService } from './timers.js';
 
 export interface RescuerOptions {
   driver: QueueDriver;
@@ -29,20 +28,13 @@ export interface RescuerEvents {
   rescued: [result: RescueResult];
 }
 
-export class Rescuer extends Signals<RescuerEvents> {
-  private readonly ticker: Ticker;
-
+export class Rescuer extends PeriodicService<RescuerEvents> {
   constructor(private readonly options: RescuerOptions) {
-    super();
-    this.ticker = new Ticker(Math.max(100, Math.floor(options.leaseMs / 2)), () => this.pass());
+    super(Math.max(100, Math.floor(options.leaseMs / 2)));
   }
 
-  start(): void {
-    this.ticker.start();
-  }
-
-  stop(): void {
-    this.ticker.stop();
+  protected tick(): Promise<unknown> {
+    return this.pass();
   }
 
   /** One rescue pass now (the timer calls this; so can a test). */

@@ -1,4 +1,5 @@
 /** Timers the worker's services share: none of them keeps the process alive on its own. */
+import { Signals, type EventMap } from './signals.js';
 
 /** Calls `fn` every `ms` until the returned function is called. */
 export function repeat(ms: number, fn: () => unknown): () => void {
@@ -24,6 +25,26 @@ export class Ticker {
     this.cancel?.();
     this.cancel = null;
   }
+}
+
+/** A service that does one thing every `intervalMs` between `start()` and `stop()`, with signals. */
+export abstract class PeriodicService<E extends EventMap<E>> extends Signals<E> {
+  private readonly ticker: Ticker;
+
+  constructor(intervalMs: number) {
+    super();
+    this.ticker = new Ticker(intervalMs, () => this.tick());
+  }
+
+  start(): void {
+    this.ticker.start();
+  }
+
+  stop(): void {
+    this.ticker.stop();
+  }
+
+  protected abstract tick(): Promise<unknown>;
 }
 
 export const delay = (ms: number): Promise<void> =>
