@@ -12,7 +12,8 @@ import { TASK_STATUSES } from '../core/task.js';
 import type { TaskCounts } from '../drivers/driver.js';
 import type { TaskQueue } from '../queue/queue.js';
 import type { Outcome } from '../worker/executor.js';
-import { willRetry, type WorkerPool, type WorkerPoolEvents } from '../worker/worker-pool.js';
+import { willRetry } from '../core/retry.js';
+import type { WorkerPool, WorkerPoolEvents } from '../worker/worker-pool.js';
 
 export interface MetricsDeps {
   queue: TaskQueue;

@@ -4,6 +4,7 @@
  * run unchanged on SQLite and PostgreSQL. Every method that changes state runs in one transaction.
  * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
  */
+import type { BackoffPolicy } from '../core/retry.js';
 import type { JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
 
 export interface DriverCapabilities {
@@ -97,6 +98,17 @@ export interface ReleaseTasksParams {
   tasks: LeaseRef[];
 }
 
+export interface RescueParams {
+  now: number;
+  /**
+   * Backoff for the tasks sent back to `queued`: their `run_at` becomes `now` plus
+   * `backoffDelayMs(attempts, backoff)` of core/retry.ts, jitter included (`attempts` counts the
+   * attempt whose lease expired), as `decideRetry` says for a `lease_expired` attempt. Without
+   * it they are claimable at once (`run_at = now`). Finished tasks get `run_at = now` either way.
+   */
+  backoff?: BackoffPolicy;
+}
+
 export interface RescueResult {
   requeued: string[];
   failed: string[];
@@ -151,7 +163,7 @@ export interface QueueDriver {
   /** Deletes up to `limit` finished tasks that finished before their status's cut-off; returns how many. */
   pruneTasks(params: { finishedBefore: FinishedBefore; limit: number }): Promise<number>;
   releaseTasks(params: ReleaseTasksParams): Promise<void>;
-  rescueExpiredLeases(params: { now: number }): Promise<RescueResult>;
+  rescueExpiredLeases(params: RescueParams): Promise<RescueResult>;
   retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;
   setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void>;
   throughput(params: { since: number }): Promise<ThroughputPoint[]>;

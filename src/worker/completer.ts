@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Completion, Failure, QueueDriver } from '../drivers/driver.js';
+import { Signals } from './signals.js';
 
 export interface CompleterOptions {
   driver: QueueDriver;
@@ -14,17 +15,39 @@ export interface CompleterOptions {
   /** Collect for this long before writing. */
   delayMs: number;
   maxBatch: number;
-  onWritten?: (written: { completions: Completion[]; failures: Failure[] }) => void;
+  /** The time written as the tasks' `processed_at`; `Date.now` unless a test injects a clock. */
+  now?: () => number;
 }
 
-export class Completer {
+export interface Written {
+  completions: Completion[];
+  failures: Failure[];
+}
+
+/** Signals for the pool and for tests. */
+export interface CompleterEvents {
+  /** A batch of results was committed. */
+  written: [written: Written];
+}
+
+export class Completer extends Signals<CompleterEvents> {
   private completions: Completion[] = [];
   private failures: Failure[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<boolean> | null = null;
   private retryDelayMs = 50;
 
-  constructor(private readonly options: CompleterOptions) {}
+  constructor(private readonly options: CompleterOptions) {
+    super();
+  }
+
+  /** Nothing to start: results are written as they come. Here so the pool starts every service alike. */
+  start(): void {}
+
+  /** Writes what is pending. */
+  async stop(): Promise<void> {
+    await this.flush();
+  }
 
   get pending(): number {
     return this.completions.length + this.failures.length;
@@ -67,8 +90,8 @@ export class Completer {
 
   /** Returns false when the write failed; what was not written goes back to the front. */
   private async write(completions: Completion[], failures: Failure[]): Promise<boolean> {
-    const now = Date.now();
-    const written: { completions: Completion[]; failures: Failure[] } = { completions: [], failures: [] };
+    const now = (this.options.now ?? Date.now)();
+    const written: Written = { completions: [], failures: [] };
     try {
       if (completions.length > 0) {
         await this.options.driver.completeTasks({ completions, now });
@@ -86,7 +109,7 @@ export class Completer {
       this.failures.unshift(...failures);
       return false;
     } finally {
-      if (written.completions.length + written.failures.length > 0) this.options.onWritten?.(written);
+      if (written.completions.length + written.failures.length > 0) this.emit('written', written);
     }
   }
 }

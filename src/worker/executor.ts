@@ -13,7 +13,9 @@ import type { JsonValue, TaskRecord } from '../core/task.js';
 import type { HandlerDefinition, HandlerTask } from '../handlers/handler.js';
 import { toResult } from '../handlers/handler.js';
 
-export type AbortKind = 'timeout' | 'cancel' | 'lease_lost' | 'shutdown';
+import type { AbortKind } from '../core/retry.js';
+
+export type { AbortKind };
 
 /** The reason given to `AbortController.abort()`, so handlers can tell why (`ctx.signal.reason`). */
 export class TaskAbort extends Error {

@@ -1,6 +1,7 @@
 /** A real SQLite driver and worker pool, wired by hand, for queue-semantics tests. */
 import { pino } from 'pino';
 import type { NewTask, TaskRecord } from '../../src/core/task.js';
+import type { QueueDriver } from '../../src/drivers/driver.js';
 import { SqliteDriver } from '../../src/drivers/sqlite/sqlite-driver.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
 import { HandlerRegistry } from '../../src/handlers/registry.js';
@@ -28,7 +29,7 @@ export async function openTestDriver(): Promise<{
 export { newTask } from './factories.js';
 
 export function makePool(
-  driver: SqliteDriver,
+  driver: QueueDriver,
   handlers: HandlerDefinition[],
   options: Partial<Omit<WorkerPoolOptions, 'driver' | 'registry' | 'logger'>> = {},
 ): WorkerPool {

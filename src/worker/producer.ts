@@ -1,0 +1,324 @@
+/**
+ * The producer: claims tasks, holds them in a buffer, and dispatches them to handler slots.
+ *
+ * Policy (the original tutorial's consumer: concurrency 2, prefetch 5):
+ * - Concurrency: at most `concurrency` handlers run at once.
+ * - Prefetch: at most `prefetch` more tasks wait claimed in memory, so at most
+ *   `concurrency + prefetch` tasks are held by this process at any moment.
+ * - Batching: one claim takes as many tasks as there is room for, in one transaction, and the
+ *   producer claims again only when its buffer falls to half of `prefetch` (not after every task),
+ *   which keeps a fast queue at a few claims per batch instead of one per task.
+ * - Wake-ups: it claims when woken (a task was queued in this process, or by NOTIFY on
+ *   PostgreSQL), when its last claim came back full, when a slot frees, and every `pollMs`
+ *   otherwise, so delayed tasks, retries and tasks queued by other processes are found within
+ *   `pollMs`. Claims always run on a later turn of the event loop (setImmediate; see
+ *   `scheduleFetch`), and many wake-ups before it coalesce into one claim.
+ * - Per-action limits: a handler may set its own `concurrency`: at most that many tasks of its
+ *   action are held (running or buffered) here; claims skip actions at their limit, and a claim
+ *   that returns more of one such action than it has room for gives the extra tasks straight back.
+ * - Leases are the lease keeper's: it tells the producer which held tasks lost their lease
+ *   (`leaseLost`) or were asked to stop (`cancel`, also straight from the driver's
+ *   `cancelRequested` event). A cancelled running task is aborted; a cancelled buffered one is
+ *   dropped and recorded cancelled, and never starts. Outcomes go through the task runner to
+ *   the completer.
+ * - On stop: claim nothing more, give unstarted buffered tasks back, let running handlers finish
+ *   within the grace period, then abort the rest (the runner gives them back too).
+ */
+import type { Logger } from 'pino';
+import type { TaskRecord } from '../core/task.js';
+import type { QueueDriver, Unsubscribe } from '../drivers/driver.js';
+import type { HandlerRegistry } from '../handlers/registry.js';
+import type { DbHealth } from './db-health.js';
+import { TaskAbort, TaskAbortHandle } from './executor.js';
+import { giveBack } from './leases.js';
+import { delay, Ticker } from './timers.js';
+import { Signals } from './signals.js';
+
+export interface ProducerOptions {
+  driver: QueueDriver;
+  registry: HandlerRegistry;
+  logger: Logger;
+  owner: string;
+  concurrency: number;
+  prefetch: number;
+  leaseMs: number;
+  pollMs: number;
+  now: () => number;
+  health: DbHealth;
+  /** Runs one task to its recorded end; its slot frees when this settles. */
+  run: (task: TaskRecord, abort: TaskAbortHandle) => Promise<void>;
+  /** Records a held task that never started as cancelled (through the completer). */
+  recordCancelled: (task: TaskRecord, message: string) => void;
+}
+
+/** Signals for the pool and for tests. */
+export interface ProducerEvents {
+  claimed: [tasks: TaskRecord[]];
+  taskStarted: [task: TaskRecord];
+  /** A claim was answered with `count` tasks (0 included) of the `limit` asked for. */
+  claimReturned: [count: number, limit: number];
+  /** A wake-up that did not claim: no room left, or the buffer is still above half of prefetch. */
+  claimSkipped: [reason: 'no_room' | 'buffer_above_half'];
+}
+
+const CANCELLED = 'cancelled by request';
+
+interface RunningTask {
+  task: TaskRecord;
+  abort: TaskAbortHandle;
+  done: Promise<void>;
+}
+
+export class Producer extends Signals<ProducerEvents> {
+  private readonly buffer: TaskRecord[] = [];
+  /** Per-action concurrency limits from the handlers (`concurrency` in a handler module). */
+  private readonly actionLimits: Map<string, number>;
+  /** Running + buffered tasks of each limited action. */
+  private readonly heldByAction = new Map<string, number>();
+  private readonly running = new Map<string, RunningTask>();
+  private readonly unsubscribes: Unsubscribe[] = [];
+  private readonly poll: Ticker;
+  private fetching = false;
+  /** Cancel requests for tasks not held, heard while a claim was in flight: it may return them. */
+  private cancelsDuringClaim: Set<string> | null = null;
+  private fetchScheduled = false;
+  /** The last claim came back full, or something woke us since: more work is likely there. */
+  private moreLikely = true;
+  private stopping = false;
+
+  constructor(private readonly options: ProducerOptions) {
+    super();
+    this.actionLimits = new Map(
+      options.registry
+        .all()
+        .filter((h) => h.concurrency !== undefined)
+        .map((h) => [h.action, h.concurrency as number]),
+    );
+    this.poll = new Ticker(options.pollMs, () => this.wake());
+  }
+
+  /** Tasks held: running plus buffered. */
+  get held(): { running: number; buffered: number } {
+    return { running: this.running.size, buffered: this.buffer.length };
+  }
+
+  /** Ids of every task held, running or buffered (the lease keeper renews these). */
+  heldIds(): string[] {
+    return [...this.running.keys(), ...this.buffer.map((t) => t.id)];
+  }
+
+  start(): void {
+    const { driver } = this.options;
+    this.unsubscribes.push(
+      driver.on('tasksQueued', () => this.wake()),
+      driver.on('cancelRequested', ({ ids }) => this.cancel(ids)),
+    );
+    this.poll.start();
+    this.wake();
+  }
+
+  /** Something may be claimable: claim on the next turn of the event loop (coalescing many wakes). */
+  wake(): void {
+    this.moreLikely = true;
+    this.scheduleFetch();
+  }
+
+  /**
+   * A cancel was requested for these tasks: abort the running ones; drop the buffered ones and
+   * record them cancelled, so their handlers never start. Ids not held are ignored, except that
+   * a claim in flight is checked for them when it returns.
+   */
+  cancel(ids: Iterable<string>): void {
+    for (const id of ids) {
+      const entry = this.running.get(id);
+      if (entry) {
+        entry.abort.abort(new TaskAbort('cancel', CANCELLED));
+        continue;
+      }
+      const i = this.buffer.findIndex((t) => t.id === id);
+      if (i >= 0) this.dropCancelled(this.buffer.splice(i, 1)[0] as TaskRecord);
+      else this.cancelsDuringClaim?.add(id);
+    }
+  }
+
+  private dropCancelled(task: TaskRecord): void {
+    this.unhold(task);
+    this.options.recordCancelled(task, CANCELLED);
+  }
+
+  /**
+   * These tasks' leases are gone (rescued elsewhere): abort the running ones, drop the buffered
+   * ones without a word to the database, since they are not ours any more.
+   */
+  leaseLost(ids: Iterable<string>): void {
+    const lost = new Set(ids);
+    for (const id of lost) {
+      this.abort(id, new TaskAbort('lease_lost', 'lease lost (the worker stalled past its lease)'));
+    }
+    for (let i = this.buffer.length - 1; i >= 0; i--) {
+      const task = this.buffer[i] as TaskRecord;
+      if (lost.has(task.id)) {
+        this.buffer.splice(i, 1);
+        this.unhold(task);
+      }
+    }
+  }
+
+  private abort(id: string, reason: TaskAbort): void {
+    this.running.get(id)?.abort.abort(reason);
+  }
+
+  /**
+   * Claims on the next turn of the event loop, never in the same microtask chain: with a
+   * synchronous driver and fast handlers, claim -> run -> claim would otherwise loop in microtasks
+   * alone, starving timers (acks, heartbeats, task timeouts) and, in an `all` process, HTTP.
+   */
+  private scheduleFetch(): void {
+    if (this.fetchScheduled || this.stopping) return;
+    this.fetchScheduled = true;
+    setImmediate(() => {
+      this.fetchScheduled = false;
+      void this.fetch();
+    });
+  }
+
+  private room(): number {
+    return this.options.concurrency + this.options.prefetch - this.running.size - this.buffer.length;
+  }
+
+  private async fetch(): Promise<void> {
+    if (this.fetching || this.stopping || !this.moreLikely) return;
+    const limit = this.room();
+    if (limit <= 0) {
+      this.emit('claimSkipped', 'no_room');
+      return;
+    }
+    // Refill only when the buffer is down to half of prefetch, so claims come in batches.
+    if (this.buffer.length > Math.floor(this.options.prefetch / 2)) {
+      this.emit('claimSkipped', 'buffer_above_half');
+      return;
+    }
+    this.fetching = true;
+    this.moreLikely = false;
+    this.cancelsDuringClaim = new Set();
+    let claimed: TaskRecord[] = [];
+    try {
+      claimed = await this.options.driver.claimTasks({
+        owner: this.options.owner,
+        limit,
+        now: this.options.now(),
+        leaseMs: this.options.leaseMs,
+        excludeActions: this.actionsAtLimit(),
+      });
+      this.options.health.success();
+      this.emit('claimReturned', claimed.length, limit);
+    } catch (err) {
+      this.options.health.error(err, 'claiming tasks failed');
+    } finally {
+      this.fetching = false;
+    }
+    // Nothing awaits from here to accept(): no cancel can come in between.
+    const cancelled = this.cancelsDuringClaim;
+    this.cancelsDuringClaim = null;
+    if (claimed.length === limit) this.moreLikely = true;
+    if (claimed.length > 0) {
+      this.emit('claimed', claimed);
+      if (this.stopping) {
+        await this.giveBack(claimed);
+        return;
+      }
+      const overflow = this.accept(claimed, cancelled);
+      if (overflow.length > 0) await this.giveBack(overflow);
+      this.dispatch();
+    }
+    if (this.moreLikely) this.scheduleFetch();
+  }
+
+  /** Actions whose per-action concurrency limit is reached by the tasks this producer holds. */
+  private actionsAtLimit(): string[] | undefined {
+    if (this.actionLimits.size === 0) return undefined;
+    return [...this.actionLimits]
+      .filter(([action, limit]) => (this.heldByAction.get(action) ?? 0) >= limit)
+      .map(([a]) => a);
+  }
+
+  /**
+   * Buffers claimed tasks; returns those over their action's limit (a claim can return several of
+   * one limited action), which go straight back to the queue. A task whose cancel was requested
+   * before it got here is recorded cancelled instead of buffered.
+   */
+  private accept(claimed: TaskRecord[], cancelled: Set<string> | null): TaskRecord[] {
+    const overflow: TaskRecord[] = [];
+    for (const task of claimed) {
+      if (task.cancelRequested || cancelled?.has(task.id)) {
+        this.options.recordCancelled(task, CANCELLED);
+        continue;
+      }
+      const limit = this.actionLimits.get(task.action);
+      const held = this.heldByAction.get(task.action) ?? 0;
+      if (limit !== undefined && held >= limit) {
+        overflow.push(task);
+        continue;
+      }
+      if (limit !== undefined) this.heldByAction.set(task.action, held + 1);
+      this.buffer.push(task);
+    }
+    return overflow;
+  }
+
+  private unhold(task: TaskRecord): void {
+    const held = this.heldByAction.get(task.action);
+    if (held !== undefined) this.heldByAction.set(task.action, Math.max(0, held - 1));
+  }
+
+  private dispatch(): void {
+    while (!this.stopping && this.running.size < this.options.concurrency && this.buffer.length > 0) {
+      this.startTask(this.buffer.shift() as TaskRecord);
+    }
+  }
+
+  private startTask(task: TaskRecord): void {
+    const abort = new TaskAbortHandle();
+    const entry: RunningTask = { task, abort, done: Promise.resolve() };
+    this.running.set(task.id, entry);
+    this.emit('taskStarted', task);
+    entry.done = this.options.run(task, abort).finally(() => {
+      this.running.delete(task.id);
+      this.unhold(task);
+      this.dispatch();
+      this.scheduleFetch();
+    });
+  }
+
+  private giveBack(tasks: TaskRecord[]): Promise<void> {
+    return giveBack(this.options.driver, this.options.owner, tasks, this.options.logger);
+  }
+
+  /**
+   * No more claims; unstarted tasks go back to the queue; running handlers get `graceMs` to
+   * finish, then are aborted (and given back by the runner). Cancel requests are still heeded
+   * meanwhile. Resolves when every running task has ended.
+   */
+  async stop({ graceMs }: { graceMs: number }): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.poll.stop();
+    const unstarted = this.buffer.splice(0);
+    unstarted.forEach((task) => this.unhold(task));
+    await this.giveBack(unstarted);
+    const allDone = () => Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.running.size > 0) {
+      this.options.logger.info(
+        { running: this.running.size, graceMs },
+        'waiting for running tasks to finish',
+      );
+      const finished = await Promise.race([allDone().then(() => true), delay(graceMs).then(() => false)]);
+      if (!finished) {
+        const abort = new TaskAbort('shutdown', 'the worker is shutting down');
+        for (const id of this.running.keys()) this.abort(id, abort);
+        await allDone();
+      }
+    }
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+  }
+}

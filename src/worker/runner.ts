@@ -1,0 +1,118 @@
+/**
+ * Runs one dispatched task and records how it ended: completions and failures go to the
+ * Completer (retry or final as `decideRetry` in core says), a cancel is recorded cancelled, a
+ * shutdown gives the task back unspent, and a lost lease writes nothing (the task belongs to the
+ * rescuer then). The producer decides what runs when; this only runs it.
+ */
+import type { Logger } from 'pino';
+import { decideRetry, type BackoffPolicy } from '../core/retry.js';
+import type { TaskRecord } from '../core/task.js';
+import type { LeaseRef, QueueDriver } from '../drivers/driver.js';
+import type { HandlerRegistry } from '../handlers/registry.js';
+import type { Completer } from './completer.js';
+import { execute, type Outcome, type TaskAbortHandle } from './executor.js';
+import { giveBack, leaseOf } from './leases.js';
+import { Signals } from './signals.js';
+
+export interface TaskRunnerOptions {
+  driver: QueueDriver;
+  registry: HandlerRegistry;
+  logger: Logger;
+  completer: Completer;
+  owner: string;
+  taskTimeoutMs: number;
+  backoff: BackoffPolicy;
+  now: () => number;
+}
+
+export interface TaskRunnerEvents {
+  taskFinished: [task: TaskRecord, outcome: Outcome, durationMs: number];
+}
+
+export class TaskRunner extends Signals<TaskRunnerEvents> {
+  constructor(private readonly options: TaskRunnerOptions) {
+    super();
+  }
+
+  async run(task: TaskRecord, abort: TaskAbortHandle): Promise<void> {
+    const startedAt = performance.now();
+    // Created on first use: most tasks never log, and a pino child per task is not free.
+    let child: Logger | undefined;
+    const logger = () =>
+      (child ??= this.options.logger.child({ taskId: task.id, action: task.action, attempt: task.attempts }));
+    const handler = this.options.registry.resolve(task.action);
+    const lease = leaseOf(task, this.options.owner);
+    let outcome: Outcome;
+    if (!handler) {
+      outcome = {
+        kind: 'failed',
+        error: `no handler for action "${task.action}" on this worker`,
+        permanent: true,
+      };
+    } else {
+      outcome = await execute(task, handler, {
+        abort,
+        timeoutMs: handler.timeoutMs ?? this.options.taskTimeoutMs,
+        logger,
+        progress: (percent, message) => this.progress(lease, percent, message),
+      });
+    }
+    await this.record(task, lease, outcome, handler?.backoff ?? this.options.backoff, logger);
+    this.emit('taskFinished', task, outcome, performance.now() - startedAt);
+  }
+
+  private async record(
+    task: TaskRecord,
+    lease: LeaseRef,
+    outcome: Outcome,
+    backoff: BackoffPolicy,
+    logger: () => Logger,
+  ): Promise<void> {
+    const { completer } = this.options;
+    switch (outcome.kind) {
+      case 'completed':
+        completer.complete({ ...lease, result: outcome.result });
+        return;
+      case 'failed': {
+        const retry = this.failOrRetry(task, lease, outcome, outcome.error, backoff);
+        logger().warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
+        return;
+      }
+      case 'aborted': {
+        const { abort } = outcome;
+        if (abort.kind === 'cancel') completer.fail({ ...lease, error: abort.message, outcome: 'cancelled' });
+        else if (abort.kind === 'timeout') {
+          const retry = this.failOrRetry(task, lease, outcome, abort.message, backoff);
+          logger().warn({ retry }, `task ${abort.message}`);
+        } else if (abort.kind === 'shutdown')
+          await giveBack(this.options.driver, this.options.owner, [task], this.options.logger);
+        // lease_lost: the task belongs to the rescuer now; writing anything would be wrong.
+        else logger().warn('lease lost while running; the task will run again elsewhere');
+      }
+    }
+  }
+
+  /** Records a failed attempt as a retry at its backoff or as final; returns whether it retries. */
+  private failOrRetry(
+    task: TaskRecord,
+    lease: LeaseRef,
+    outcome: Outcome,
+    error: string,
+    backoff: BackoffPolicy,
+  ): boolean {
+    const decision = decideRetry(task, outcome, backoff, this.options.now());
+    this.options.completer.fail({
+      ...lease,
+      error,
+      outcome: decision.retry ? 'retry' : 'failed',
+      retryAt: decision.retry ? decision.retryAt : undefined,
+    });
+    return decision.retry;
+  }
+
+  private async progress(lease: LeaseRef, percent: number, message?: string): Promise<void> {
+    if (!Number.isFinite(percent)) throw new TypeError('progress must be a number from 0 to 100');
+    const progress = Math.max(0, Math.min(100, Math.round(percent)));
+    await this.options.driver.setProgress({ ...lease, progress, message: message ?? null });
+  }
+}

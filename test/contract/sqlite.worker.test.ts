@@ -1,0 +1,4 @@
+import { isolatedSqlite } from '../support/sqlite.js';
+import { describeWorkerContract } from './worker-contract.js';
+
+describeWorkerContract('sqlite', { makeDriver: async () => isolatedSqlite() });

@@ -1,0 +1,131 @@
+/**
+ * Waiting on typed signals (the worker services' events) instead of sleeping or polling: a test
+ * says which event it waits for and what it must carry, and fails with the event's name when it
+ * does not come in time.
+ */
+import type { EventMap, Signals } from '../../src/worker/signals.js';
+
+export interface Watch<A extends unknown[]> {
+  /** Every event since the watch began, in order. */
+  readonly seen: A[];
+  /** The first event, seen already or still to come, that `match` accepts. */
+  until(match?: (...args: A) => boolean, timeoutMs?: number): Promise<A>;
+  /** The next event still to come that `match` accepts. */
+  next(match?: (...args: A) => boolean, timeoutMs?: number): Promise<A>;
+  off(): void;
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Records `event` of `emitter` from now on. */
+export function watch<E extends EventMap<E>, K extends keyof E & string>(
+  emitter: Signals<E>,
+  event: K,
+): Watch<E[K]> {
+  type A = E[K];
+  const seen: A[] = [];
+  const waiters = new Set<(args: A) => void>();
+  const listener = (...args: A) => {
+    seen.push(args);
+    for (const waiter of [...waiters]) waiter(args);
+  };
+  // Node's EventEmitter types its listeners through conditional types a generic cannot resolve.
+  type Subscribe = (event: K, listener: (...args: A) => void) => void;
+  const on = emitter.on.bind(emitter) as unknown as Subscribe;
+  const off = emitter.off.bind(emitter) as unknown as Subscribe;
+  on(event, listener);
+  const wait = (match: (...args: A) => boolean, timeoutMs: number) =>
+    new Promise<A>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`no matching "${event}" within ${timeoutMs} ms (${seen.length} seen)`));
+      }, timeoutMs);
+      const waiter = (args: A) => {
+        if (!match(...args)) return;
+        clearTimeout(timer);
+        waiters.delete(waiter);
+        resolve(args);
+      };
+      waiters.add(waiter);
+    });
+  return {
+    seen,
+    until(match = () => true, timeoutMs = DEFAULT_TIMEOUT_MS) {
+      const found = seen.find((args) => match(...args));
+      return found ? Promise.resolve(found) : wait(match, timeoutMs);
+    },
+    next(match = () => true, timeoutMs = DEFAULT_TIMEOUT_MS) {
+      return wait(match, timeoutMs);
+    },
+    off: () => off(event, listener),
+  };
+}
+
+/** The next `event` of `emitter` that `match` accepts. */
+export function nextSignal<E extends EventMap<E>, K extends keyof E & string>(
+  emitter: Signals<E>,
+  event: K,
+  match?: (...args: E[K]) => boolean,
+  timeoutMs?: number,
+): Promise<E[K]> {
+  const w = watch(emitter, event);
+  return w.next(match, timeoutMs).finally(() => w.off());
+}
+
+/**
+ * A clock a test moves by hand: the pool tells the database this time (claims, leases, retry
+ * times, rescue), so backoff and lease expiry are reached by `advance`, not by waiting.
+ */
+export function testClock(start = Date.now()): { now: () => number; advance: (ms: number) => number } {
+  let t = start;
+  return {
+    now: () => t,
+    advance: (ms) => (t += ms),
+  };
+}
+
+/**
+ * Handlers held at a gate until the test opens it: `pass()` is a handler body that waits for its
+ * turn; `entered(n)` resolves once `n` handlers have arrived; `open(i)` lets the i-th go.
+ */
+export class Gates {
+  private readonly opens: (() => void)[] = [];
+  private readonly arrivals = new Set<() => void>();
+
+  get count(): number {
+    return this.opens.length;
+  }
+
+  pass(): Promise<void> {
+    const passed = new Promise<void>((resolve) => this.opens.push(resolve));
+    for (const arrival of [...this.arrivals]) arrival();
+    return passed;
+  }
+
+  entered(n: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    if (this.opens.length >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.arrivals.delete(arrival);
+        reject(new Error(`${this.opens.length} of ${n} handlers arrived within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const arrival = () => {
+        if (this.opens.length < n) return;
+        clearTimeout(timer);
+        this.arrivals.delete(arrival);
+        resolve();
+      };
+      this.arrivals.add(arrival);
+    });
+  }
+
+  open(i: number): void {
+    const open = this.opens[i];
+    if (!open) throw new Error(`handler ${i} has not arrived`);
+    open();
+  }
+
+  openAll(): void {
+    this.opens.forEach((open) => open());
+  }
+}
