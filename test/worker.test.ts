@@ -46,6 +46,9 @@ it('announces claims, starts, finishes, written results and rescues as its publi
   pool.start();
   // The dead worker's task (claimed first, lease long gone) is rescued by this pool's rescuer.
   await rescued.until((r) => r.requeued.includes(orphan!.id));
+  // It waits out its retry backoff like any failed attempt, then runs here.
+  clock.advance(60_000);
+  pool.wake();
   await gates.entered(2);
   expect(pool.held).toEqual({ running: 2, buffered: 0 });
   gates.openAll();

@@ -55,6 +55,7 @@ import type {
   MigrateResult,
   QueueDriver,
   ReleaseTasksParams,
+  RescueParams,
   RescueResult,
   RetryOutcome,
   TaskCounts,
@@ -517,9 +518,13 @@ export class PostgresDriver implements QueueDriver {
     if (count > 0) this.announce([{ event: 'tasksQueued', payload: { count } }]);
   }
 
-  async rescueExpiredLeases({ now }: { now: number }): Promise<RescueResult> {
+  async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
     // Durable: a rescue may finish a task (out of attempts), and a finished status is kept.
-    const { rows } = await this.run<{ id: string; status: TaskStatus }>('rescueExpiredLeases', [now]);
+    const { rows } = await this.run<{ id: string; status: TaskStatus }>('rescueExpiredLeases', [
+      now,
+      backoff?.baseMs ?? null,
+      backoff?.maxMs ?? null,
+    ]);
     this.announce(changeEvents(rows));
     return {
       requeued: rows.filter((r) => r.status === 'queued').map((r) => r.id),

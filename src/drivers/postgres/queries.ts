@@ -112,7 +112,11 @@ export const SQL = {
      WHERE t.seq = r.seq AND t.status = 'running' AND t.lease_owner = r.owner AND t.attempts = r.attempt
     RETURNING t.seq`,
 
-  /** $1: now. */
+  /**
+   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now). A requeued
+   * task waits as backoffDelayMs(attempts) in core/retry.ts: ceiling = min(max, base * 2^(attempts-1)),
+   * delay = round(ceiling/2 + random() * ceiling/2).
+   */
   rescueExpiredLeases: `
     UPDATE tasks
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
@@ -120,7 +124,12 @@ export const SQL = {
                          ELSE 'queued' END,
            error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
            processed_at = CASE WHEN attempts >= max_attempts OR cancel_requested THEN $1::int8 END,
-           run_at = $1, lease_owner = NULL, lease_expires_at = NULL
+           run_at = CASE WHEN $2::float8 IS NULL OR attempts >= max_attempts OR cancel_requested THEN $1::int8
+                         ELSE $1::int8 + round(
+                                least($3::float8, $2::float8 * power(2::float8, least(greatest(attempts - 1, 0), 60)))
+                                * (0.5 + random() / 2))::int8
+                    END,
+           lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < $1
     RETURNING id, status`,
 

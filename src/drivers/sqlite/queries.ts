@@ -73,14 +73,21 @@ export const SQL = {
            lease_owner = NULL, lease_expires_at = NULL
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
+  // A requeued task waits its backoff (@baseMs, @maxMs; NULL: at once), as backoffDelayMs in
+  // core/retry.ts computes it; random() is a signed 64-bit integer, scaled here to [0, 1).
   rescueExpiredLeases: `
     UPDATE tasks
-       SET status = CASE WHEN attempts >= max_attempts OR cancel_requested THEN
-                      CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END
-                    ELSE 'queued' END,
+       SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                         WHEN attempts >= max_attempts THEN 'failed'
+                         ELSE 'queued' END,
            error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
            processed_at = CASE WHEN attempts >= max_attempts OR cancel_requested THEN @now ELSE NULL END,
-           run_at = @now, lease_owner = NULL, lease_expires_at = NULL
+           run_at = CASE WHEN @baseMs IS NULL OR attempts >= max_attempts OR cancel_requested THEN @now
+                         ELSE @now + CAST(round(
+                                min(@maxMs, @baseMs * power(2, min(max(attempts - 1, 0), 60)))
+                                * (0.5 + (random() / 18446744073709551616.0 + 0.5) / 2)) AS INTEGER)
+                    END,
+           lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < @now
     RETURNING id, status`,
 

@@ -43,6 +43,7 @@ import type {
   MigrateResult,
   QueueDriver,
   ReleaseTasksParams,
+  RescueParams,
   RescueResult,
   RetryOutcome,
   TaskCounts,
@@ -363,9 +364,10 @@ export class SqliteDriver implements QueueDriver {
     if (count > 0) this.emit('tasksQueued', { count });
   }
 
-  async rescueExpiredLeases({ now }: { now: number }): Promise<RescueResult> {
+  async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
+    const params = { now, baseMs: backoff?.baseMs ?? null, maxMs: backoff?.maxMs ?? null };
     const rows = this.write(
-      () => this.stmt('rescueExpiredLeases').all({ now }) as { id: string; status: TaskStatus }[],
+      () => this.stmt('rescueExpiredLeases').all(params) as { id: string; status: TaskStatus }[],
     );
     const requeued = rows.filter((r) => r.status === 'queued').map((r) => r.id);
     const failed = rows.filter((r) => r.status !== 'queued').map((r) => r.id);
