@@ -64,6 +64,7 @@ import type {
 } from '../driver.js';
 import { TaskIdCodec } from '../task-ids.js';
 import { PgListener } from './listener.js';
+import { SeqReserve } from './seq-reserve.js';
 import { parseNotification, PgNotifier, type Notification } from './notifier.js';
 import {
   createSchemaSql,
@@ -88,6 +89,9 @@ export interface PostgresDriverOptions {
 export const SCHEMA_DEFAULT = 'taskq';
 export const CONNECTION_TIMEOUT_MS_DEFAULT = 3000;
 const PING_TIMEOUT_MS = 2000;
+/** Seqs fetched ahead for later inserts, and how long they stay usable (seq-reserve.ts). */
+const SPARE_SEQS = 256;
+const SPARE_SEQ_MAX_AGE_MS = 1000;
 /** Connections of the relaxed pool: claims, heartbeats, releases, progress and announcements. */
 const RELAXED_POOL_SIZE = 3;
 /**
@@ -183,6 +187,12 @@ export class PostgresDriver implements QueueDriver {
   private readonly events = new EventEmitter();
   private closed = false;
   private idCodec: Promise<TaskIdCodec> | null = null;
+  private readonly seqs = new SeqReserve({
+    allocate: async (count) =>
+      (await this.run<{ seq: number }>('allocateSeqs', [count])).rows.map((r) => r.seq),
+    spare: SPARE_SEQS,
+    maxAgeMs: SPARE_SEQ_MAX_AGE_MS,
+  });
 
   constructor(options: PostgresDriverOptions) {
     const { connectionString, schemaInUrl } = takeSchemaParam(options.connectionString);
@@ -378,12 +388,8 @@ export class PostgresDriver implements QueueDriver {
   async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
     // Each task's id encodes its seq (task-ids.ts), so the table needs no index on id; the seqs
-    // are taken from the identity's sequence first (a cheap statement that commits nothing).
-    const [ids, allocated] = await Promise.all([
-      this.ids(),
-      this.run<{ seq: number }>('allocateSeqs', [tasks.length]),
-    ]);
-    const seqs = allocated.rows.map((r) => r.seq);
+    // come from the identity's sequence, fetched ahead (seq-reserve.ts).
+    const [ids, seqs] = await Promise.all([this.ids(), this.seqs.take(tasks.length)]);
     const records = tasks.map((t, i) => {
       const seq = seqs[i] as number;
       return newTaskRecord(t, { id: ids.encode(seq), seq });
