@@ -8,6 +8,8 @@ export interface BenchOptions {
   only: ScenarioName[] | undefined;
   quick: boolean;
   peers: boolean;
+  /** `--peers-only a,b`: only the peer tests whose label contains one of these (implies --peers). */
+  peersOnly: string[] | undefined;
   /** Largest worker-process count of the scaling run (1, 2, 4, ... up to it); 0 = no scaling run. */
   workers: number;
   connections: number;
@@ -20,7 +22,7 @@ export interface BenchOptions {
   out: string | undefined;
 }
 
-const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--workers N] [--out FILE]`;
+const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--drain-tasks N] [--out FILE]`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   const opts: BenchOptions = {
@@ -28,6 +30,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     only: undefined,
     quick: false,
     peers: false,
+    peersOnly: undefined,
     workers: 0,
     connections: 50,
     httpSeconds: 10,
@@ -42,6 +45,13 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${USAGE}`);
     return v;
   };
+  const integer = (i: number, flag: string, min: number, max: number): number => {
+    const n = Number(value(i, flag));
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be ${min}..${max}`);
+    return n;
+  };
+  // Sizes given on the command line win over --quick's, whichever comes first.
+  const explicit: Partial<BenchOptions> = {};
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
@@ -62,12 +72,16 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--peers':
         opts.peers = true;
         break;
-      case '--workers': {
-        const n = Number(value(i++, flag));
-        if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error('--workers must be 1..16');
-        opts.workers = n;
+      case '--peers-only':
+        opts.peers = true;
+        opts.peersOnly = value(i++, flag).split(',');
         break;
-      }
+      case '--workers':
+        opts.workers = integer(i++, flag, 1, 16);
+        break;
+      case '--drain-tasks':
+        explicit.drainTasks = integer(i++, flag, 100, 10_000_000);
+        break;
       case '--out':
         opts.out = value(i++, flag);
         break;
@@ -87,7 +101,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     opts.e2eTasks = 5_000;
     opts.latencyTasks = 100;
   }
-  return opts;
+  return { ...opts, ...explicit };
 }
 
 /** Whether a scenario runs: --only wins; otherwise the defaults plus the opted-in ones. */
