@@ -2,7 +2,7 @@
  * `npm run bench`: taskq's throughput and latency, each measured beside a baseline in the same run
  * (the machine is shared and noisy, so ratios within one run mean more than absolute figures).
  * Scenarios: http (taskq vs bare node:http), drain (c2/p5 and c50), e2e, latency; opt-in:
- * scaling (--workers N) and peers (--peers, --peers-only LABEL,...). Results: a
+ * scaling (--workers N), memory (--memory) and peers (--peers, --peers-only LABEL,...). Results: a
  * table on stdout and JSON in bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { runDrain } from './scenarios/drain.js';
 import { runE2e } from './scenarios/e2e.js';
 import { runHttp } from './scenarios/http.js';
 import { runLatency } from './scenarios/latency.js';
+import { runMemory } from './scenarios/memory.js';
 import {
   GRAPHILE_C2_BATCHED,
   INSTALL_HINT,
@@ -29,7 +30,7 @@ import { runScalingRow, scalingChecks, workerCounts } from './scenarios/scaling.
 
 const opts: BenchOptions = parseOptions(process.argv.slice(2));
 // Whole-run bound; children are killed with it.
-watchdog(opts.peers ? 45 * 60_000 : 20 * 60_000, 'bench', killAll);
+watchdog((opts.peers ? 45 : 20) * 60_000 + (wants(opts, 'memory') ? 40 * 60_000 : 0), 'bench', killAll);
 
 const report: Report = {
   startedAt: new Date().toISOString(),
@@ -88,6 +89,10 @@ if (wants(opts, 'scaling')) {
   if (report.scaling.some((r) => r.pgCpu) && reference && peersInstalled())
     report.scalingReference = await peer(reference);
   report.scalingChecks = scalingChecks(report.scaling, report.scalingReference?.pgCpu);
+}
+if (wants(opts, 'memory')) {
+  report.memory = await step('memory', () => runMemory(opts));
+  report.errors.push(...(report.memory?.errors.map((e) => `memory: ${e}`) ?? []));
 }
 if (wants(opts, 'peers')) {
   if (!peersInstalled()) {

@@ -1,5 +1,5 @@
 /** Command-line flags of `npm run bench -- ...`. */
-export const SCENARIOS = ['http', 'drain', 'e2e', 'latency', 'scaling', 'peers'] as const;
+export const SCENARIOS = ['http', 'drain', 'e2e', 'latency', 'scaling', 'memory', 'peers'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -10,6 +10,12 @@ export interface BenchOptions {
   peers: boolean;
   /** `--peers-only a,b`: only the peer tests whose label contains one of these (implies --peers). */
   peersOnly: string[] | undefined;
+  /** The opt-in memory scenario (`--memory`, or `--only memory`). */
+  memory: boolean;
+  /** Tasks the memory scenario's worker node drains. */
+  memoryTasks: number;
+  /** Seconds of HTTP load on the memory scenario's api node. */
+  memoryHttpSeconds: number;
   /** Largest worker-process count of the scaling run (1, 2, 4, ... up to it); 0 = no scaling run. */
   workers: number;
   connections: number;
@@ -22,7 +28,7 @@ export interface BenchOptions {
   out: string | undefined;
 }
 
-const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--drain-tasks N] [--out FILE]`;
+const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   const opts: BenchOptions = {
@@ -31,6 +37,9 @@ export function parseOptions(argv: string[]): BenchOptions {
     quick: false,
     peers: false,
     peersOnly: undefined,
+    memory: false,
+    memoryTasks: 1_000_000,
+    memoryHttpSeconds: 60,
     workers: 0,
     connections: 50,
     httpSeconds: 10,
@@ -79,6 +88,15 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--workers':
         opts.workers = integer(i++, flag, 1, 16);
         break;
+      case '--memory':
+        opts.memory = true;
+        break;
+      case '--memory-tasks':
+        explicit.memoryTasks = integer(i++, flag, 1000, 10_000_000);
+        break;
+      case '--memory-seconds':
+        explicit.memoryHttpSeconds = integer(i++, flag, 1, 3600);
+        break;
       case '--drain-tasks':
         explicit.drainTasks = integer(i++, flag, 100, 10_000_000);
         break;
@@ -100,6 +118,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     opts.drainTasks = 5_000;
     opts.e2eTasks = 5_000;
     opts.latencyTasks = 100;
+    opts.memoryTasks = 100_000;
+    opts.memoryHttpSeconds = 10;
   }
   return { ...opts, ...explicit };
 }
@@ -109,5 +129,6 @@ export function wants(opts: BenchOptions, name: ScenarioName): boolean {
   if (opts.only) return opts.only.includes(name);
   if (name === 'peers') return opts.peers;
   if (name === 'scaling') return opts.workers > 0;
+  if (name === 'memory') return opts.memory;
   return true;
 }

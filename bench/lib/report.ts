@@ -5,6 +5,7 @@ import type { DrainResult } from '../scenarios/drain.js';
 import type { E2eResult } from '../scenarios/e2e.js';
 import type { HttpResult } from '../scenarios/http.js';
 import type { LatencyResult } from '../scenarios/latency.js';
+import { memoryVerdicts, type MemoryResult, type RssSummary } from '../scenarios/memory.js';
 import { peerFigure, type PeerResult } from '../scenarios/peers.js';
 import type { ScalingCheck, ScalingRow } from '../scenarios/scaling.js';
 import { fmtPgCpu, PG_CPU_SOURCE } from './pg-cpu.js';
@@ -25,6 +26,7 @@ export interface Report {
   /** graphile-worker c2 batched, run for the scaling checks. */
   scalingReference?: PeerResult;
   scalingChecks?: ScalingCheck[];
+  memory?: MemoryResult;
   peers?: PeerResult[];
   errors: string[];
 }
@@ -171,6 +173,27 @@ export function renderReport(r: Report): string {
       `PostgreSQL CPU per job ${fmtPgCpu(r.scalingReference.pgCpu)}; ${String(r.scalingReference.result?.rate)} jobs/s`,
       '',
     ]);
+  const memoryRow = (name: string, m: RssSummary | undefined, detail: string): void => {
+    if (!m) return;
+    rows.push([
+      `memory: ${name} (RSS MiB, every 1 s)`,
+      `peak ${fmt(m.peakMiB)}`,
+      `first quarter ${fmt(m.firstQuarterMiB)}, last quarter ${fmt(m.lastQuarterMiB)} (${fmt(m.drift * 100, 1)} %), ${m.samples} samples; ${detail}`,
+      `peak < 150: ${mark(m.peakOk)}; drift <= 10 %: ${mark(m.driftOk)}`,
+    ]);
+  };
+  const mw = r.memory?.worker;
+  memoryRow(
+    `worker c${mw?.concurrency ?? '-'} p${mw?.prefetch ?? '-'} draining ${fmt(mw?.n)}`,
+    mw,
+    `${fmt(mw?.rate)} tasks/s`,
+  );
+  const ma = r.memory?.api;
+  memoryRow(
+    `api node, ${fmt(ma?.load.seconds)} s of POSTs`,
+    ma,
+    `${fmt(ma?.load.reqPerSec)} req/s, ${fmt(ma?.tasksStored)} tasks stored`,
+  );
   const out = [
     `taskq bench, ${r.startedAt} (${r.storage}); node ${String(r.machine.node)}, ${String(r.machine.cpus)} cpus, idle at start ${String(r.machine.idlePctAtStart)} %`,
     '',
@@ -186,10 +209,12 @@ export function renderReport(r: Report): string {
       '',
       `PostgreSQL CPU: whole cluster, user + system, ${PG_CPU_SOURCE}. * = others wrote to the cluster meanwhile (noise; counts in the JSON).`,
     );
+  if (r.memory) out.push('', `Memory: ${r.memory.source}.`);
   const verdicts = [
     ...(r.scalingChecks ?? []).map(
       (c) => `${c.pass === null ? 'N/A' : c.pass ? 'PASS' : 'FAIL'}: ${c.name}: ${c.detail}`,
     ),
+    ...(r.memory ? memoryVerdicts(r.memory) : []),
   ];
   if (verdicts.length > 0) out.push('', ...verdicts);
   if (r.errors.length > 0) out.push('', 'ERRORS:', ...r.errors.map((e) => `  ${e}`));
