@@ -38,10 +38,27 @@ export async function freshDb(base: string | undefined): Promise<string> {
   return join(dir, 'tasks.db');
 }
 
-/** Cancels what is queued and prunes everything finished (bounded loops). */
+/**
+ * Completes what is queued (claimed and completed in batches, as a worker would: an api-only run
+ * can leave hundreds of thousands, too many to cancel one by one), cancels what is left (delayed
+ * tasks), and prunes everything finished (bounded loops).
+ */
 async function emptyTasks(db: string): Promise<void> {
   const driver = await open(db);
   try {
+    for (let round = 0; round < 10_000; round++) {
+      const now = Date.now();
+      const claimed = await driver.claimTasks({ owner: 'bench-empty', limit: 5000, now, leaseMs: 60_000 });
+      if (claimed.length === 0) break;
+      const completions = claimed.map(({ id, seq, attempts }) => ({
+        id,
+        seq,
+        attempt: attempts,
+        owner: 'bench-empty',
+        result: null,
+      }));
+      await driver.completeTasks({ completions, now });
+    }
     for (let round = 0; round < 10_000; round++) {
       const page = await driver.listTasks({ status: 'queued', limit: 1000 });
       if (page.length === 0) break;
