@@ -1,6 +1,8 @@
 /**
- * Storage access for the bench, through the driver seam only (openDriver), so the same bench runs
- * on SQLite files and on PostgreSQL (`--db postgres://...`).
+ * Storage access for the bench, through the driver seam (openDriver), so the same bench runs on
+ * SQLite files and on PostgreSQL (`--db postgres://...`). The one exception: after emptying a
+ * PostgreSQL schema, its tables are VACUUMed directly (the peers TRUNCATE theirs, so each of
+ * their runs starts on clean tables; pruning a million rows leaves a million dead ones).
  */
 import { newTask } from '../../test/support/factories.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +12,9 @@ import { isPostgresUrl, resolveConfig } from '../../src/core/config.js';
 import type { NewTask } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
-import { now, waitUntil } from './util.js';
+import pg from 'pg';
+import { plainPgUrl, taskqSchema } from './pg-cpu.js';
+import { now, sleep, waitUntil } from './util.js';
 
 export async function open(db: string): Promise<QueueDriver> {
   const config = resolveConfig({ db });
@@ -31,6 +35,7 @@ process.on('exit', () => {
 export async function freshDb(base: string | undefined): Promise<string> {
   if (base && isPostgresUrl(base)) {
     await emptyTasks(base);
+    await vacuumSchema(base);
     return base;
   }
   const dir = mkdtempSync(join(base ?? tmpdir(), 'taskq-bench-'));
@@ -46,24 +51,15 @@ export async function freshDb(base: string | undefined): Promise<string> {
 async function emptyTasks(db: string): Promise<void> {
   const driver = await open(db);
   try {
-    for (let round = 0; round < 10_000; round++) {
-      const now = Date.now();
-      const claimed = await driver.claimTasks({ owner: 'bench-empty', limit: 5000, now, leaseMs: 60_000 });
-      if (claimed.length === 0) break;
-      const completions = claimed.map(({ id, seq, attempts }) => ({
-        id,
-        seq,
-        attempt: attempts,
-        owner: 'bench-empty',
-        result: null,
-      }));
-      await driver.completeTasks({ completions, now });
+    // Running tasks (a worker stopped while holding them) go back to queued once their lease
+    // expires: up to 60 passes a second apart.
+    for (let pass = 0; pass < 60; pass++) {
+      await finishQueued(driver);
+      await driver.rescueExpiredLeases({ now: Date.now() });
+      if ((await driver.countTasks()).byStatus.running === 0) break;
+      await sleep(1000);
     }
-    for (let round = 0; round < 10_000; round++) {
-      const page = await driver.listTasks({ status: 'queued', limit: 1000 });
-      if (page.length === 0) break;
-      for (const t of page) await driver.cancelTask({ id: t.id, now: Date.now() });
-    }
+    await finishQueued(driver);
     const future = Date.now() + 60_000;
     for (let round = 0; round < 10_000; round++) {
       const n = await driver.pruneTasks({
@@ -76,6 +72,42 @@ async function emptyTasks(db: string): Promise<void> {
     if (left > 0) throw new Error(`could not empty ${db}: ${left} tasks left (running ones?)`);
   } finally {
     await driver.close();
+  }
+}
+
+async function finishQueued(driver: QueueDriver): Promise<void> {
+  for (let round = 0; round < 10_000; round++) {
+    const now = Date.now();
+    const claimed = await driver.claimTasks({ owner: 'bench-empty', limit: 5000, now, leaseMs: 60_000 });
+    if (claimed.length === 0) break;
+    const completions = claimed.map(({ id, seq, attempts }) => ({
+      id,
+      seq,
+      attempt: attempts,
+      owner: 'bench-empty',
+      result: null,
+    }));
+    await driver.completeTasks({ completions, now });
+  }
+  for (let round = 0; round < 10_000; round++) {
+    const page = await driver.listTasks({ status: 'queued', limit: 1000 });
+    if (page.length === 0) break;
+    for (const t of page) await driver.cancelTask({ id: t.id, now: Date.now() });
+  }
+}
+
+/** VACUUM (ANALYZE) of every table in taskq's schema of `db` (skipped if the role may not). */
+async function vacuumSchema(db: string): Promise<void> {
+  const client = new pg.Client({ connectionString: plainPgUrl(db) });
+  await client.connect();
+  try {
+    const tables = await client.query<{ name: string }>(
+      'SELECT format($$%I.%I$$, schemaname, tablename) AS name FROM pg_tables WHERE schemaname = $1',
+      [taskqSchema(db)],
+    );
+    for (const { name } of tables.rows) await client.query(`VACUUM (ANALYZE) ${name}`).catch(() => undefined);
+  } finally {
+    await client.end();
   }
 }
 
