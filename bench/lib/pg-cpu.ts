@@ -88,15 +88,24 @@ export interface PgCpuReading {
   ns: number;
   /** Whether every process was read through schedstat (else tick resolution for some). */
   schedstat: boolean;
-  noise: Noise | null;
+  /** Cumulative counters of others' work, by database or table oid (see Noise). */
+  noise: { xactsByDb: Record<string, number>; rowsByTable: Record<string, number> } | null;
 }
 
 /** Work by others, counted from PostgreSQL's statistics. */
 export interface Noise {
   /** Transactions committed in databases other than the measured one. */
   otherDbXacts: number;
-  /** Rows inserted, updated or deleted in the measured database outside the measured schemas. */
+  /**
+   * Rows inserted, updated or deleted in the measured database outside the measured schemas
+   * (tables created meanwhile count in full; tables dropped meanwhile are missed).
+   */
   otherSchemaRows: number;
+}
+
+/** Sum over b's keys of what grew since a (a key new in b counts from 0). */
+function growth(a: Record<string, number>, b: Record<string, number>): number {
+  return Object.entries(b).reduce((sum, [k, v]) => sum + Math.max(0, v - (a[k] ?? 0)), 0);
 }
 
 /** A meter for the cluster behind one database URL. */
@@ -165,16 +174,24 @@ export async function openPgCpuMeter(
       return null;
     }
     const postmasterPid = backend.ppid;
-    const noise = async (): Promise<Noise | null> => {
+    const counters = async (sql: string, params: unknown[]): Promise<Record<string, number>> => {
+      const r = await client.query<{ k: string; n: string }>(sql, params);
+      return Object.fromEntries(r.rows.map(({ k, n }) => [k, Number(n)]));
+    };
+    const noise = async (): Promise<PgCpuReading['noise']> => {
       try {
-        const r = await client.query<{ xacts: string; rows: string }>(
-          `SELECT (SELECT coalesce(sum(xact_commit), 0) FROM pg_stat_database
-                    WHERE datname IS NOT NULL AND datname <> $1)::text AS xacts,
-                  (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables
-                    WHERE $2::text[] IS NOT NULL AND schemaname <> ALL ($2::text[]))::text AS rows`,
-          [row.db, ownSchemas],
-        );
-        return { otherDbXacts: Number(r.rows[0]?.xacts ?? 0), otherSchemaRows: Number(r.rows[0]?.rows ?? 0) };
+        return {
+          xactsByDb: await counters(
+            `SELECT datid::text AS k, xact_commit::text AS n FROM pg_stat_database
+              WHERE datname IS NOT NULL AND datname <> $1`,
+            [row.db],
+          ),
+          rowsByTable: await counters(
+            `SELECT relid::text AS k, (n_tup_ins + n_tup_upd + n_tup_del)::text AS n FROM pg_stat_user_tables
+              WHERE $1::text[] IS NOT NULL AND schemaname <> ALL ($1::text[])`,
+            [ownSchemas],
+          ),
+        };
       } catch {
         return null;
       }
@@ -217,8 +234,8 @@ export function pgCpuFigure(a: PgCpuReading, b: PgCpuReading, tasks: number): Pg
     noise:
       a.noise && b.noise
         ? {
-            otherDbXacts: b.noise.otherDbXacts - a.noise.otherDbXacts,
-            otherSchemaRows: b.noise.otherSchemaRows - a.noise.otherSchemaRows,
+            otherDbXacts: growth(a.noise.xactsByDb, b.noise.xactsByDb),
+            otherSchemaRows: growth(a.noise.rowsByTable, b.noise.rowsByTable),
           }
         : null,
   };
