@@ -14,7 +14,7 @@ import { BUILTIN_HANDLERS } from '../../src/handlers/builtin.js';
 import { createLogger } from '../../src/logger.js';
 import { WorkerPool } from '../../src/worker/worker-pool.js';
 import { openPgCpuMeter, pgCpuFigure } from '../lib/pg-cpu.js';
-import { completedTasks, fill, open } from '../lib/store.js';
+import { analyzeSchema, completedTasks, fill, open } from '../lib/store.js';
 import { emitResult, round, watchdog } from '../lib/util.js';
 
 interface DrainConfig {
@@ -34,6 +34,8 @@ watchdog(cfg.timeoutMs ?? 120_000, 'drain');
 const defaults = resolveConfig({ db: cfg.db });
 const driver = await open(cfg.db);
 await fill(driver, cfg.n, cfg.fillBatch);
+// As the peers do after their fill (PostgreSQL): the planner sees the table as it is.
+await analyzeSchema(cfg.db);
 const meter = await openPgCpuMeter(cfg.db);
 
 const registry = new HandlerRegistry([...BUILTIN_HANDLERS, { action: 'noop', handle: () => null }]);
