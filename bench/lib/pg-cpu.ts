@@ -157,9 +157,10 @@ function clusterNs(postmaster: number): { ns: number; schedstat: boolean } | nul
  */
 export async function openPgCpuMeter(
   url: string | undefined,
-  ownSchemas: string[] | null = url ? [taskqSchema(url)] : null,
+  schemas?: string[] | null,
 ): Promise<PgCpuMeter | null> {
   if (!url || !isPostgresUrl(url)) return null;
+  const ownSchemas = schemas === undefined ? [taskqSchema(url)] : schemas;
   const client = new pg.Client({ connectionString: plainPgUrl(url) });
   await client.connect();
   try {
