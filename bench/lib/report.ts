@@ -176,7 +176,7 @@ export function renderReport(r: Report): string {
   const memoryRow = (name: string, m: RssSummary | undefined, detail: string): void => {
     if (!m) return;
     rows.push([
-      `memory: ${name} (RSS MiB, every 1 s)`,
+      `memory: ${name} (RSS MiB)`,
       `peak ${fmt(m.peakMiB)}`,
       `first quarter ${fmt(m.firstQuarterMiB)}, last quarter ${fmt(m.lastQuarterMiB)} (${fmt(m.drift * 100, 1)} %), ${m.samples} samples; ${detail}`,
       `peak < 150: ${mark(m.peakOk)}; drift <= 10 %: ${mark(m.driftOk)}`,
