@@ -2,7 +2,8 @@
  * `npm run bench`: taskq's throughput and latency, each measured beside a baseline in the same run
  * (the machine is shared and noisy, so ratios within one run mean more than absolute figures).
  * Scenarios: http (taskq vs bare node:http), drain (c2/p5 and c50), e2e, latency; opt-in:
- * scaling (--workers N) and peers (--peers). Results: a table on stdout and JSON in bench/results/.
+ * scaling (--workers N), memory (--memory) and peers (--peers, --peers-only LABEL,...). Results: a
+ * table on stdout and JSON in bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -15,12 +16,21 @@ import { runDrain } from './scenarios/drain.js';
 import { runE2e } from './scenarios/e2e.js';
 import { runHttp } from './scenarios/http.js';
 import { runLatency } from './scenarios/latency.js';
-import { INSTALL_HINT, peersInstalled, peerTests, runPeer } from './scenarios/peers.js';
-import { runScalingRow, workerCounts } from './scenarios/scaling.js';
+import { runMemory } from './scenarios/memory.js';
+import {
+  GRAPHILE_C2_BATCHED,
+  INSTALL_HINT,
+  peersInstalled,
+  peerTests,
+  runPeer,
+  type PeerResult,
+  type PeerTest,
+} from './scenarios/peers.js';
+import { runScalingRow, scalingChecks, workerCounts } from './scenarios/scaling.js';
 
 const opts: BenchOptions = parseOptions(process.argv.slice(2));
 // Whole-run bound; children are killed with it.
-watchdog(opts.peers ? 45 * 60_000 : 20 * 60_000, 'bench', killAll);
+watchdog((opts.peers ? 45 : 20) * 60_000 + (wants(opts, 'memory') ? 40 * 60_000 : 0), 'bench', killAll);
 
 const report: Report = {
   startedAt: new Date().toISOString(),
@@ -57,12 +67,32 @@ if (wants(opts, 'drain')) {
 }
 if (wants(opts, 'e2e')) report.e2e = await step('end to end', () => runE2e(opts));
 if (wants(opts, 'latency')) report.latency = await step('latency', () => runLatency(opts));
+// Peer tests run at most once a run (the scaling checks and the peers table may share one).
+const peerRuns = new Map<string, PeerResult>();
+async function peer(test: PeerTest): Promise<PeerResult> {
+  const done = peerRuns.get(test.label);
+  if (done) return done;
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] peer ${test.label} ...\n`);
+  const result = await runPeer(test);
+  peerRuns.set(test.label, result);
+  return result;
+}
+
 if (wants(opts, 'scaling')) {
   report.scaling = [];
   for (const n of workerCounts(opts.workers || 4)) {
     const row = await step(`scaling: ${n} worker process(es)`, () => runScalingRow(opts, n));
     if (row) report.scaling.push(row);
   }
+  // The scale-out checks compare against graphile-worker batched in the same run (PostgreSQL).
+  const reference = peerTests({ drainTasks: opts.drainTasks, peersOnly: [GRAPHILE_C2_BATCHED] })[0];
+  if (report.scaling.some((r) => r.pgCpu) && reference && peersInstalled())
+    report.scalingReference = await peer(reference);
+  report.scalingChecks = scalingChecks(report.scaling, report.scalingReference?.pgCpu);
+}
+if (wants(opts, 'memory')) {
+  report.memory = await step('memory', () => runMemory(opts));
+  report.errors.push(...(report.memory?.errors.map((e) => `memory: ${e}`) ?? []));
 }
 if (wants(opts, 'peers')) {
   if (!peersInstalled()) {
@@ -70,10 +100,7 @@ if (wants(opts, 'peers')) {
     report.errors.push('peers not installed');
   } else {
     report.peers = [];
-    for (const test of peerTests(opts.quick)) {
-      process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] peer ${test.label} ...\n`);
-      report.peers.push(await runPeer(test));
-    }
+    for (const test of peerTests(opts)) report.peers.push(await peer(test));
   }
 }
 

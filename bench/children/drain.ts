@@ -1,6 +1,10 @@
 /**
  * Drain: fills the store with N no-op tasks (untimed), then runs one WorkerPool in this process
- * and times from pool start until every task's completion is committed. Usage:
+ * and times from pool start until every task's completion is committed. On a local PostgreSQL it
+ * also reads the cluster's CPU (bench/lib/pg-cpu.ts) right before `pool.start()` and right after
+ * the last completion: the "drain only" figure. It prints `DRAINING` when the pool starts, so a
+ * parent can sample its memory over the drain alone (the memory scenario), and `DRAINED` after the
+ * last completion. Usage:
  * node --import tsx bench/children/drain.ts '{"db":"...","n":20000,"concurrency":2,"prefetch":5}'
  */
 import { performance } from 'node:perf_hooks';
@@ -9,7 +13,8 @@ import { HandlerRegistry } from '../../src/handlers/registry.js';
 import { BUILTIN_HANDLERS } from '../../src/handlers/builtin.js';
 import { createLogger } from '../../src/logger.js';
 import { WorkerPool } from '../../src/worker/worker-pool.js';
-import { completedTasks, fill, open } from '../lib/store.js';
+import { openPgCpuMeter, pgCpuFigure } from '../lib/pg-cpu.js';
+import { analyzeSchema, completedTasks, fill, open } from '../lib/store.js';
 import { emitResult, round, watchdog } from '../lib/util.js';
 
 interface DrainConfig {
@@ -20,13 +25,18 @@ interface DrainConfig {
   timeoutMs?: number;
   /** Overrides the pool's ack delay (for tuning experiments). */
   ackDelayMs?: number;
+  /** Tasks per insert transaction of the (untimed) fill. @defaultValue 1000 */
+  fillBatch?: number;
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as DrainConfig;
 watchdog(cfg.timeoutMs ?? 120_000, 'drain');
 const defaults = resolveConfig({ db: cfg.db });
 const driver = await open(cfg.db);
-await fill(driver, cfg.n);
+await fill(driver, cfg.n, cfg.fillBatch);
+// As the peers do after their fill (PostgreSQL): the planner sees the table as it is.
+await analyzeSchema(cfg.db);
+const meter = await openPgCpuMeter(cfg.db);
 
 const registry = new HandlerRegistry([...BUILTIN_HANDLERS, { action: 'noop', handle: () => null }]);
 const pool = new WorkerPool({
@@ -57,12 +67,17 @@ pool.on('resultsWritten', (count) => {
   if (written >= cfg.n) resolveDone();
 });
 
+const pg0 = await meter?.read();
+process.stdout.write('DRAINING\n');
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 pool.start();
 await done;
 const ms = performance.now() - t0;
+process.stdout.write('DRAINED\n');
 const cpu = process.cpuUsage(cpu0);
+const pg1 = await meter?.read();
+await meter?.close();
 await pool.stop({ graceMs: 1000 });
 const completed = await completedTasks(driver);
 await driver.close();
@@ -78,5 +93,6 @@ emitResult({
   completedInDb: completed,
   maxHeld,
   peakRssMiB: round(process.resourceUsage().maxRSS / 1024),
+  pgCpuDrain: pg0 && pg1 ? pgCpuFigure(pg0, pg1, cfg.n) : null,
 });
 process.exit(0);

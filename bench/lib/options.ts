@@ -1,5 +1,5 @@
 /** Command-line flags of `npm run bench -- ...`. */
-export const SCENARIOS = ['http', 'drain', 'e2e', 'latency', 'scaling', 'peers'] as const;
+export const SCENARIOS = ['http', 'drain', 'e2e', 'latency', 'scaling', 'memory', 'peers'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -8,6 +8,14 @@ export interface BenchOptions {
   only: ScenarioName[] | undefined;
   quick: boolean;
   peers: boolean;
+  /** `--peers-only a,b`: only the peer tests whose label contains one of these (implies --peers). */
+  peersOnly: string[] | undefined;
+  /** The opt-in memory scenario (`--memory`, or `--only memory`). */
+  memory: boolean;
+  /** Tasks the memory scenario's worker node drains. */
+  memoryTasks: number;
+  /** Seconds of HTTP load on the memory scenario's api node. */
+  memoryHttpSeconds: number;
   /** Largest worker-process count of the scaling run (1, 2, 4, ... up to it); 0 = no scaling run. */
   workers: number;
   connections: number;
@@ -20,7 +28,7 @@ export interface BenchOptions {
   out: string | undefined;
 }
 
-const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--workers N] [--out FILE]`;
+const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   const opts: BenchOptions = {
@@ -28,6 +36,10 @@ export function parseOptions(argv: string[]): BenchOptions {
     only: undefined,
     quick: false,
     peers: false,
+    peersOnly: undefined,
+    memory: false,
+    memoryTasks: 1_000_000,
+    memoryHttpSeconds: 60,
     workers: 0,
     connections: 50,
     httpSeconds: 10,
@@ -42,6 +54,13 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${USAGE}`);
     return v;
   };
+  const integer = (i: number, flag: string, min: number, max: number): number => {
+    const n = Number(value(i, flag));
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be ${min}..${max}`);
+    return n;
+  };
+  // Sizes given on the command line win over --quick's, whichever comes first.
+  const explicit: Partial<BenchOptions> = {};
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
@@ -62,12 +81,25 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--peers':
         opts.peers = true;
         break;
-      case '--workers': {
-        const n = Number(value(i++, flag));
-        if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error('--workers must be 1..16');
-        opts.workers = n;
+      case '--peers-only':
+        opts.peers = true;
+        opts.peersOnly = value(i++, flag).split(',');
         break;
-      }
+      case '--workers':
+        opts.workers = integer(i++, flag, 1, 16);
+        break;
+      case '--memory':
+        opts.memory = true;
+        break;
+      case '--memory-tasks':
+        explicit.memoryTasks = integer(i++, flag, 1000, 10_000_000);
+        break;
+      case '--memory-seconds':
+        explicit.memoryHttpSeconds = integer(i++, flag, 1, 3600);
+        break;
+      case '--drain-tasks':
+        explicit.drainTasks = integer(i++, flag, 100, 10_000_000);
+        break;
       case '--out':
         opts.out = value(i++, flag);
         break;
@@ -86,8 +118,10 @@ export function parseOptions(argv: string[]): BenchOptions {
     opts.drainTasks = 5_000;
     opts.e2eTasks = 5_000;
     opts.latencyTasks = 100;
+    opts.memoryTasks = 100_000;
+    opts.memoryHttpSeconds = 10;
   }
-  return opts;
+  return { ...opts, ...explicit };
 }
 
 /** Whether a scenario runs: --only wins; otherwise the defaults plus the opted-in ones. */
@@ -95,5 +129,6 @@ export function wants(opts: BenchOptions, name: ScenarioName): boolean {
   if (opts.only) return opts.only.includes(name);
   if (name === 'peers') return opts.peers;
   if (name === 'scaling') return opts.workers > 0;
+  if (name === 'memory') return opts.memory;
   return true;
 }

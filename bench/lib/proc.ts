@@ -67,9 +67,18 @@ export function startChild(args: string[], env: NodeJS.ProcessEnv = {}): Child {
   };
 }
 
-/** Runs a bench child script (TypeScript through tsx) to completion and returns its RESULT. */
-export async function runChildScript<T>(script: string, config: object, timeoutMs: number): Promise<T> {
+/**
+ * Runs a bench child script (TypeScript through tsx) to completion and returns its RESULT;
+ * `watch` sees the child as soon as it is spawned.
+ */
+export async function runChildScript<T>(
+  script: string,
+  config: object,
+  timeoutMs: number,
+  watch: (child: Child) => void = () => undefined,
+): Promise<T> {
   const child = startChild(['--import', 'tsx', `${ROOT}bench/children/${script}`, JSON.stringify(config)]);
+  watch(child);
   const timer = setTimeout(() => void child.stop(1000), timeoutMs);
   const code = await child.exited;
   clearTimeout(timer);

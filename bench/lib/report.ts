@@ -5,8 +5,10 @@ import type { DrainResult } from '../scenarios/drain.js';
 import type { E2eResult } from '../scenarios/e2e.js';
 import type { HttpResult } from '../scenarios/http.js';
 import type { LatencyResult } from '../scenarios/latency.js';
+import { memoryVerdicts, type MemoryResult, type RssSummary } from '../scenarios/memory.js';
 import { peerFigure, type PeerResult } from '../scenarios/peers.js';
-import type { ScalingRow } from '../scenarios/scaling.js';
+import type { ScalingCheck, ScalingRow } from '../scenarios/scaling.js';
+import { fmtPgCpu, PG_CPU_SOURCE } from './pg-cpu.js';
 import { sleep } from './util.js';
 
 export interface Report {
@@ -21,6 +23,10 @@ export interface Report {
   e2e?: E2eResult;
   latency?: LatencyResult;
   scaling?: ScalingRow[];
+  /** graphile-worker c2 batched, run for the scaling checks. */
+  scalingReference?: PeerResult;
+  scalingChecks?: ScalingCheck[];
+  memory?: MemoryResult;
   peers?: PeerResult[];
   errors: string[];
 }
@@ -82,6 +88,18 @@ export function renderReport(r: Report): string {
       `exact: ${taskq.exact ? 'yes' : 'NO'}`,
     ]);
   }
+  const drainCpuRow = (d: DrainResult, row: PeerResult['row']): void => {
+    if (!d.pgCpu) return;
+    const peers = (r.peers ?? [])
+      .filter((p) => p.row === row && p.pgCpu)
+      .map((p) => `${p.label} ${fmtPgCpu(p.pgCpu)}`);
+    rows.push([
+      '  PostgreSQL CPU per task, fill + drain',
+      fmtPgCpu(d.pgCpu),
+      `drain only ${fmtPgCpu(d.pgCpuDrain)}${peers.length > 0 ? `; peers (whole process) ${peers.join(', ')}` : ''}`,
+      '',
+    ]);
+  };
   if (r.drainC2) {
     const d = r.drainC2;
     rows.push([
@@ -90,6 +108,7 @@ export function renderReport(r: Report): string {
       `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}`,
       `>= 20,000: ${mark(d.rate >= 20_000)}`,
     ]);
+    drainCpuRow(d, 'drain-c2');
   }
   if (r.drainC50) {
     const d = r.drainC50;
@@ -99,6 +118,7 @@ export function renderReport(r: Report): string {
       `${fmt(d.ms)} ms; max held ${d.maxHeld}`,
       '',
     ]);
+    drainCpuRow(d, 'drain-c50');
   }
   if (r.e2e) {
     const e = r.e2e;
@@ -138,7 +158,42 @@ export function renderReport(r: Report): string {
       `${fmt(s.ms)} ms incl. insert; RSS each ${s.peakRssMiBEach.map((x) => fmt(x)).join(', ')} MiB`,
       '',
     ]);
+    if (s.pgCpu)
+      rows.push([
+        '  PostgreSQL CPU per task, workers start to exit',
+        fmtPgCpu(s.pgCpu),
+        `fill + drain only ${fmtPgCpu(s.pgCpuClock)}`,
+        '',
+      ]);
   }
+  if (r.scalingReference?.pgCpu)
+    rows.push([
+      `  reference: ${r.scalingReference.label}, whole process`,
+      '',
+      `PostgreSQL CPU per job ${fmtPgCpu(r.scalingReference.pgCpu)}; ${String(r.scalingReference.result?.rate)} jobs/s`,
+      '',
+    ]);
+  const memoryRow = (name: string, m: RssSummary | undefined, detail: string): void => {
+    if (!m) return;
+    rows.push([
+      `memory: ${name} (RSS MiB)`,
+      `peak ${fmt(m.peakMiB)}`,
+      `first quarter ${fmt(m.firstQuarterMiB)}, last quarter ${fmt(m.lastQuarterMiB)} (${fmt(m.drift * 100, 1)} %), ${m.samples} samples; ${detail}`,
+      `peak < 150: ${mark(m.peakOk)}; drift <= 10 %: ${mark(m.driftOk)}`,
+    ]);
+  };
+  const mw = r.memory?.worker;
+  memoryRow(
+    `worker c${mw?.concurrency ?? '-'} p${mw?.prefetch ?? '-'} draining ${fmt(mw?.n)}`,
+    mw,
+    `${fmt(mw?.rate)} tasks/s`,
+  );
+  const ma = r.memory?.api;
+  memoryRow(
+    `api node, ${fmt(ma?.load.seconds)} s of POSTs`,
+    ma,
+    `${fmt(ma?.load.reqPerSec)} req/s, ${fmt(ma?.tasksStored)} tasks stored`,
+  );
   const out = [
     `taskq bench, ${r.startedAt} (${r.storage}); node ${String(r.machine.node)}, ${String(r.machine.cpus)} cpus, idle at start ${String(r.machine.idlePctAtStart)} %`,
     '',
@@ -148,6 +203,20 @@ export function renderReport(r: Report): string {
     out.push('', 'Peers, same run (scripts of /work/shared/peers-bench):', '');
     out.push(table([['beside', 'peer', 'figure'], ...r.peers.map((p) => [p.row, p.label, peerFigure(p)])]));
   }
+  const cpuShown = [r.drainC2?.pgCpu, r.drainC50?.pgCpu, r.scaling?.[0]?.pgCpu].some(Boolean);
+  if (cpuShown)
+    out.push(
+      '',
+      `PostgreSQL CPU: whole cluster, user + system, ${PG_CPU_SOURCE}. * = others wrote to the cluster meanwhile (noise; counts in the JSON).`,
+    );
+  if (r.memory) out.push('', `Memory: ${r.memory.source}.`);
+  const verdicts = [
+    ...(r.scalingChecks ?? []).map(
+      (c) => `${c.pass === null ? 'N/A' : c.pass ? 'PASS' : 'FAIL'}: ${c.name}: ${c.detail}`,
+    ),
+    ...(r.memory ? memoryVerdicts(r.memory) : []),
+  ];
+  if (verdicts.length > 0) out.push('', ...verdicts);
   if (r.errors.length > 0) out.push('', 'ERRORS:', ...r.errors.map((e) => `  ${e}`));
   return out.join('\n');
 }

@@ -1,6 +1,9 @@
 /**
- * Storage access for the bench, through the driver seam only (openDriver), so the same bench runs
- * on SQLite files and on PostgreSQL (`--db postgres://...`).
+ * Storage access for the bench, through the driver seam (openDriver), so the same bench runs on
+ * SQLite files and on PostgreSQL (`--db postgres://...`). The one exception: each PostgreSQL
+ * scenario drops and re-creates its schema, as the peers TRUNCATE theirs, so every run starts on
+ * a table of its own size (pruning the memory scenario's 1.2M rows left a 1.4 GB table whose
+ * claims then took seconds each; autovacuum is off on this machine).
  */
 import { newTask } from '../../test/support/factories.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +14,7 @@ import type { NewTask } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
 import pg from 'pg';
+import { plainPgUrl, taskqSchema } from './pg-cpu.js';
 import { now, waitUntil } from './util.js';
 
 export async function open(db: string): Promise<QueueDriver> {
@@ -45,10 +49,8 @@ export async function freshDb(base: string | undefined): Promise<string> {
 }
 
 async function recreateSchema(db: string): Promise<void> {
-  const url = new URL(db);
-  const schema = url.searchParams.get('schema') as string;
-  url.searchParams.delete('schema');
-  const client = new pg.Client({ connectionString: url.toString() });
+  const schema = taskqSchema(db);
+  const client = new pg.Client({ connectionString: plainPgUrl(db) });
   await client.connect();
   try {
     await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
@@ -57,6 +59,35 @@ async function recreateSchema(db: string): Promise<void> {
   }
   const driver = await open(db);
   await driver.close();
+}
+
+/** Runs `fn` with a client on `db` and the quoted names of the tables in taskq's schema there. */
+async function withSchemaTables<T>(
+  db: string,
+  fn: (client: pg.Client, tables: string[]) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client({ connectionString: plainPgUrl(db) });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname = $1",
+      [taskqSchema(db)],
+    );
+    return await fn(
+      client,
+      rows.map((r) => r.name),
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** ANALYZE of taskq's tables in `db` after a fill, as the peers do after theirs (PostgreSQL). */
+export async function analyzeSchema(db: string): Promise<void> {
+  if (!isPostgresUrl(db)) return;
+  await withSchemaTables(db, async (client, tables) => {
+    for (const name of tables) await client.query(`ANALYZE ${name}`);
+  });
 }
 
 export function noopTask(i: number, now: number): NewTask {

@@ -1,4 +1,5 @@
 /** Small shared helpers; every wait here is bounded in time. */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const now = (): number => performance.now();
@@ -43,14 +44,41 @@ export function emitResult(result: object): void {
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
 
-/** Peak resident set size of a live Linux process in MiB (VmHWM), or null elsewhere. */
-export async function peakRssMiB(pid: number): Promise<number | null> {
+/** A `kB` field of /proc/<pid>/status (VmHWM, VmRSS, ...) in MiB, or null (exited, not Linux). */
+function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const { readFile } = await import('node:fs/promises');
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
     return match ? round(Number(match[1]) / 1024) : null;
   } catch {
     return null;
   }
+}
+
+/** Peak resident set size of a live Linux process in MiB (VmHWM), or null elsewhere. */
+export async function peakRssMiB(pid: number): Promise<number | null> {
+  return Promise.resolve(procStatusMiB(pid, 'VmHWM'));
+}
+
+/**
+ * Samples another process's resident set size (VmRSS of /proc/<pid>/status, MiB) every
+ * `intervalMs` while `active()` holds; `stop()` ends it and returns the samples.
+ */
+export function sampleRss(
+  pid: number,
+  active: () => boolean = () => true,
+  intervalMs = 1000,
+): { stop(): number[] } {
+  const samples: number[] = [];
+  const timer = setInterval(() => {
+    if (!active()) return;
+    const rss = procStatusMiB(pid, 'VmRSS');
+    if (rss !== null) samples.push(rss);
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return samples;
+    },
+  };
 }

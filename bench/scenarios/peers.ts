@@ -7,8 +7,14 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BenchOptions } from '../lib/options.js';
+import { fmtPgCpu, measurePgCpu, type PgCpuFigure } from '../lib/pg-cpu.js';
 
 export const PEERBENCH_DIR = process.env.PEERBENCH_DIR ?? join(process.env.TMPDIR ?? tmpdir(), 'peerbench');
+
+/** The database the PostgreSQL peers use (as in their common.mjs). */
+export const PEER_PG_URL = process.env.PG_URL ?? 'postgres://bench:bench@127.0.0.1:5432/peerbench';
+const PG_SCRIPTS = new Set(['bench-graphile.mjs', 'bench-pgboss.mjs']);
 
 export const INSTALL_HINT = `peers are not installed in ${PEERBENCH_DIR}. Install them with:
   bash /work/shared/peers-bench/setup.sh && bash /work/shared/peers-bench/sync.sh
@@ -32,6 +38,9 @@ export interface PeerTest {
 
 const BATCHED = { localQueue: { size: 100 }, completeJobBatchDelay: 0 };
 
+/** The label of the peer the scaling checks compare against. */
+export const GRAPHILE_C2_BATCHED = 'graphile c2 batched';
+
 /** The drain tests at concurrency `c`: BullMQ, pg-boss (one poller, batch c), graphile both ways. */
 function drainTests(n: number, c: number): PeerTest[] {
   const row = c === 2 ? 'drain-c2' : 'drain-c50';
@@ -45,9 +54,18 @@ function drainTests(n: number, c: number): PeerTest[] {
   return tests.map(([label, script, cfg]) => ({ row, label, script, test: 'process', cfg }));
 }
 
-/** A subset of the peers' run-all.mjs matrix: the tests that match taskq's scenarios. */
-export function peerTests(quick: boolean): PeerTest[] {
-  const n = quick ? 5000 : 20000;
+/**
+ * A subset of the peers' run-all.mjs matrix: the tests that match taskq's scenarios, the drains
+ * at taskq's drain size. `--peers-only a,b` keeps the tests whose label contains a or b.
+ */
+export function peerTests(opts: Pick<BenchOptions, 'drainTasks' | 'peersOnly'>): PeerTest[] {
+  const filter = opts.peersOnly?.map((f) => f.toLowerCase());
+  return allPeerTests(opts.drainTasks).filter(
+    (t) => !filter || filter.some((f) => t.label.toLowerCase().includes(f)),
+  );
+}
+
+function allPeerTests(n: number): PeerTest[] {
   return [
     {
       row: 'http',
@@ -92,10 +110,32 @@ export function peerTests(quick: boolean): PeerTest[] {
   ];
 }
 
-export type PeerResult = PeerTest & { result: Record<string, unknown> | null; error?: string };
+export type PeerResult = PeerTest & {
+  result: Record<string, unknown> | null;
+  error?: string;
+  /** PostgreSQL cluster CPU over the peer's whole process, per completed job (PostgreSQL peers). */
+  pgCpu?: PgCpuFigure | null;
+};
 
-/** Runs one peer test in a fresh process (killed after `timeoutMs`). */
-export function runPeer(test: PeerTest, timeoutMs = 240_000): Promise<PeerResult> {
+/**
+ * Runs one peer test in a fresh process; for a PostgreSQL peer's drain, with the cluster's CPU
+ * read right before the spawn and right after the exit (its script is not touched, so the figure
+ * covers all it does: connect, migrate, truncate, checkpoint, fill, analyze, process).
+ */
+export async function runPeer(test: PeerTest, timeoutMs = 240_000): Promise<PeerResult> {
+  if (!PG_SCRIPTS.has(test.script) || test.test !== 'process') return spawnPeer(test, timeoutMs);
+  const completed = (r: PeerResult): number => Number(r.result?.completed ?? 0);
+  // The whole peerbench database is the peer's: only other databases count as noise there.
+  const { result, pgCpu } = await measurePgCpu(
+    PEER_PG_URL,
+    () => spawnPeer(test, timeoutMs),
+    completed,
+    null,
+  );
+  return { ...result, pgCpu };
+}
+
+function spawnPeer(test: PeerTest, timeoutMs: number): Promise<PeerResult> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
@@ -132,5 +172,6 @@ export function peerFigure(r: PeerResult): string {
     const extra = r.row === 'http-e2e' ? `, drained ${String(res.drained)}` : '';
     return `${String(res.req_s_avg)} req/s, p50 ${String(res.lat_p50_ms)} / p99 ${String(res.lat_p99_ms)} ms${extra}`;
   }
-  return `${String(res.rate)} jobs/s${res.ok === false ? ' (not ok)' : ''}`;
+  const cpu = r.pgCpu ? `; PostgreSQL CPU ${fmtPgCpu(r.pgCpu)}/job (whole process)` : '';
+  return `${String(res.rate)} jobs/s${res.ok === false ? ' (not ok)' : ''}${cpu}`;
 }

@@ -4,8 +4,15 @@
  * inserting N tasks (in 1,000-task transactions) and working them all off. Workers in other
  * processes learn of new tasks by polling on SQLite (`--poll-ms 20` here) and by NOTIFY on
  * PostgreSQL.
+ *
+ * Two cores cannot show a cluster of worker machines, so on a local PostgreSQL each row also
+ * reports what such a cluster is bound by: the database server's CPU per completed task, over
+ * the clock's phases (fill + drain) and over the workers' whole life (start, fill, drain, stop),
+ * the scope a peer's figure has. `scalingChecks` compares the latter across rows and against
+ * graphile-worker (batched) in the same run.
  */
 import { startTaskq, type Child } from '../lib/proc.js';
+import { openCheckpointedMeter, pgCpuFigure, type PgCpuFigure } from '../lib/pg-cpu.js';
 import { waitCompleted, fill, freshDb, open } from '../lib/store.js';
 import { now, round } from '../lib/util.js';
 import type { BenchOptions } from '../lib/options.js';
@@ -18,6 +25,10 @@ export interface ScalingRow {
   ms: number;
   rate: number;
   peakRssMiBEach: (number | null)[];
+  /** PostgreSQL cluster CPU over the clock: fill + drain. */
+  pgCpuClock: PgCpuFigure | null;
+  /** PostgreSQL cluster CPU from before the first worker starts until the last one has exited. */
+  pgCpu: PgCpuFigure | null;
 }
 
 export const POLL_MS = 20;
@@ -37,6 +48,7 @@ export async function runScalingRow(
 ): Promise<ScalingRow> {
   const db = await freshDb(opts.db);
   const driver = await open(db);
+  const meter = await openCheckpointedMeter(db);
   const children: Child[] = [];
   try {
     const extra = [
@@ -47,21 +59,74 @@ export async function runScalingRow(
       '--poll-ms',
       String(POLL_MS),
     ];
+    const life0 = await meter?.read();
     for (let i = 0; i < workers; i++) children.push((await startTaskq({ db, role: 'worker', extra })).child);
+    const clock0 = await meter?.read();
     const t0 = now();
     await fill(driver, opts.drainTasks);
     const ms = await waitCompleted(driver, opts.drainTasks, t0);
+    const clock1 = await meter?.read();
+    const peakRssMiBEach = await Promise.all(children.map((c) => c.peakRss()));
+    await Promise.all(children.map((c) => c.stop()));
+    const life1 = await meter?.read();
+    const n = opts.drainTasks;
     return {
       workers,
       concurrency,
       prefetch,
-      n: opts.drainTasks,
+      n,
       ms: round(ms),
-      rate: round(opts.drainTasks / (ms / 1000)),
-      peakRssMiBEach: await Promise.all(children.map((c) => c.peakRss())),
+      rate: round(n / (ms / 1000)),
+      peakRssMiBEach,
+      pgCpuClock: clock0 && clock1 ? pgCpuFigure(clock0, clock1, n) : null,
+      pgCpu: life0 && life1 ? pgCpuFigure(life0, life1, n) : null,
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
+    await meter?.close();
     await driver.close();
   }
+}
+
+/** Slack for noise in "does not grow": a row may be this much above the one-process row. */
+export const GROWTH_TOLERANCE = 0.1;
+
+export interface ScalingCheck {
+  name: string;
+  pass: boolean | null;
+  detail: string;
+}
+
+/**
+ * The two scale-out requirements on the whole-life figure: below graphile-worker batched's (same
+ * run, same scope) in every row, and not growing with the worker processes (within
+ * GROWTH_TOLERANCE of the one-process row, each row no worse than that over the previous one).
+ * pass is null when a figure is missing (not PostgreSQL, or the peer did not run).
+ */
+export function scalingChecks(
+  rows: readonly ScalingRow[],
+  graphile: PgCpuFigure | null | undefined,
+): ScalingCheck[] {
+  const figures = rows.map((r) => r.pgCpu?.usPerTask);
+  const known = figures.every((f): f is number => f !== undefined) && figures.length > 0;
+  const list = rows.map((r) => `${r.workers}: ${r.pgCpu?.usPerTask ?? '-'}`).join(', ');
+  const vsPeer: ScalingCheck = {
+    name: 'PostgreSQL CPU per task below graphile-worker batched (same run)',
+    pass: known && graphile ? figures.every((f) => (f ?? Infinity) < graphile.usPerTask) : null,
+    detail: `taskq by worker processes ${list} µs; graphile c2 batched ${graphile?.usPerTask ?? '-'} µs`,
+  };
+  const first = figures[0];
+  const growth: ScalingCheck = {
+    name: `PostgreSQL CPU per task does not grow with worker processes (tolerance ${GROWTH_TOLERANCE * 100} %)`,
+    pass:
+      known && first !== undefined && rows.length > 1
+        ? figures.every(
+            (f, i) =>
+              (f ?? Infinity) <= first * (1 + GROWTH_TOLERANCE) &&
+              (i === 0 || (f ?? Infinity) <= (figures[i - 1] ?? 0) * (1 + GROWTH_TOLERANCE)),
+          )
+        : null,
+    detail: `by worker processes ${list} µs`,
+  };
+  return [vsPeer, growth];
 }
