@@ -818,8 +818,12 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             { minute: base, completed: 1, failed: 1 },
             { minute: base + minute, completed: 1, failed: 0 },
           ]);
+          // Whole minutes (a rollup, docs/stats.md): `since` inside a minute includes all of it.
           expect(await driver.throughput({ since: base + 15 })).toEqual([
-            { minute: base, completed: 0, failed: 1 },
+            { minute: base, completed: 1, failed: 1 },
+            { minute: base + minute, completed: 1, failed: 0 },
+          ]);
+          expect(await driver.throughput({ since: base + minute })).toEqual([
             { minute: base + minute, completed: 1, failed: 0 },
           ]);
         });

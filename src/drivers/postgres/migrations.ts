@@ -84,4 +84,124 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS tasks_lease_expiry;
     `,
   },
+  {
+    version: 3,
+    name: '0003_stats_counters',
+    // Counts and throughput kept by the database as rows change, so reading them costs the same
+    // at any table size (docs/stats.md). Statement-level triggers see every write path (insert,
+    // claim, complete, fail, release, rescue, cancel, retry, prune and any future statement) and
+    // make one grouped upsert per statement from its transition tables. Counter rows are sharded
+    // by backend (pg_backend_pid() % 64; readers sum the shards), so concurrent transactions do
+    // not queue on one row lock until their commit is flushed; each shard may go negative.
+    // task_throughput is a ring of 1440 minutes (one day) per shard, so it never needs pruning: a
+    // minute's row is reused a day later. The triggers are created first: CREATE TRIGGER locks
+    // out writers until this transaction commits, so the backfill below misses no change.
+    sql: `
+      CREATE TABLE task_counts (
+        action text   NOT NULL,
+        status text   NOT NULL,
+        shard  integer NOT NULL,
+        n      bigint NOT NULL,
+        PRIMARY KEY (action, status, shard)
+      ) WITH (fillfactor = 50);
+      CREATE TABLE task_throughput (
+        slot      integer NOT NULL, -- (minute / 60000) % 1440
+        shard     integer NOT NULL,
+        minute    bigint  NOT NULL, -- start of the minute, epoch ms
+        completed bigint  NOT NULL,
+        failed    bigint  NOT NULL,
+        PRIMARY KEY (slot, shard)
+      ) WITH (fillfactor = 50);
+      CREATE INDEX task_throughput_minute ON task_throughput (minute);
+
+      CREATE FUNCTION taskq_stats_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        INSERT INTO task_counts AS c (action, status, shard, n)
+        SELECT action, status, pg_backend_pid() % 64, count(*)
+          FROM n GROUP BY action, status ORDER BY action, status
+        ON CONFLICT (action, status, shard) DO UPDATE SET n = c.n + excluded.n;
+        -- tasks are inserted queued; a row inserted already finished counts as finishing then
+        INSERT INTO task_throughput AS t (slot, shard, minute, completed, failed)
+        SELECT DISTINCT ON (slot) (m / 60000) % 1440 AS slot, pg_backend_pid() % 64, m,
+               count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+          FROM (SELECT (processed_at / 60000) * 60000 AS m, status FROM n
+                 WHERE status IN ('completed', 'failed') AND processed_at IS NOT NULL) f
+         GROUP BY m ORDER BY slot, m DESC
+        ON CONFLICT (slot, shard) DO UPDATE SET
+          completed = CASE WHEN t.minute = excluded.minute THEN t.completed + excluded.completed
+                           WHEN t.minute < excluded.minute THEN excluded.completed ELSE t.completed END,
+          failed    = CASE WHEN t.minute = excluded.minute THEN t.failed + excluded.failed
+                           WHEN t.minute < excluded.minute THEN excluded.failed ELSE t.failed END,
+          minute    = greatest(t.minute, excluded.minute);
+        RETURN NULL;
+      END
+      $fn$;
+
+      -- Fires for every UPDATE (transition tables allow no column list); statements that change
+      -- no status or action (heartbeats, progress, cancel requests) net to nothing and write nothing.
+      CREATE FUNCTION taskq_stats_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        INSERT INTO task_counts AS c (action, status, shard, n)
+        SELECT action, status, pg_backend_pid() % 64, sum(d)
+          FROM (SELECT action, status, -1 AS d FROM o UNION ALL SELECT action, status, 1 FROM n) x
+         GROUP BY action, status HAVING sum(d) <> 0 ORDER BY action, status
+        ON CONFLICT (action, status, shard) DO UPDATE SET n = c.n + excluded.n;
+        -- a finish is a row that entered completed or failed; its minute is its processed_at
+        INSERT INTO task_throughput AS t (slot, shard, minute, completed, failed)
+        SELECT DISTINCT ON (slot) (m / 60000) % 1440 AS slot, pg_backend_pid() % 64, m,
+               count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+          FROM (SELECT (n.processed_at / 60000) * 60000 AS m, n.status FROM n JOIN o ON o.seq = n.seq
+                 WHERE n.status IN ('completed', 'failed') AND n.status <> o.status
+                   AND n.processed_at IS NOT NULL) f
+         GROUP BY m ORDER BY slot, m DESC
+        ON CONFLICT (slot, shard) DO UPDATE SET
+          completed = CASE WHEN t.minute = excluded.minute THEN t.completed + excluded.completed
+                           WHEN t.minute < excluded.minute THEN excluded.completed ELSE t.completed END,
+          failed    = CASE WHEN t.minute = excluded.minute THEN t.failed + excluded.failed
+                           WHEN t.minute < excluded.minute THEN excluded.failed ELSE t.failed END,
+          minute    = greatest(t.minute, excluded.minute);
+        RETURN NULL;
+      END
+      $fn$;
+
+      -- Pruning lowers the counts; the throughput of the minutes it deletes from stays.
+      CREATE FUNCTION taskq_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        INSERT INTO task_counts AS c (action, status, shard, n)
+        SELECT action, status, pg_backend_pid() % 64, -count(*)
+          FROM o GROUP BY action, status ORDER BY action, status
+        ON CONFLICT (action, status, shard) DO UPDATE SET n = c.n + excluded.n;
+        RETURN NULL;
+      END
+      $fn$;
+
+      CREATE FUNCTION taskq_stats_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        DELETE FROM task_counts;
+        RETURN NULL;
+      END
+      $fn$;
+
+      CREATE TRIGGER tasks_stats_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS n
+        FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_insert();
+      CREATE TRIGGER tasks_stats_update AFTER UPDATE ON tasks REFERENCING OLD TABLE AS o NEW TABLE AS n
+        FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_update();
+      CREATE TRIGGER tasks_stats_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS o
+        FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_delete();
+      CREATE TRIGGER tasks_stats_truncate AFTER TRUNCATE ON tasks
+        FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_truncate();
+
+      -- the one full count: existing tasks, and the finishes of the last day
+      INSERT INTO task_counts (action, status, shard, n)
+      SELECT action, status, 0, count(*) FROM tasks GROUP BY action, status;
+      INSERT INTO task_throughput (slot, shard, minute, completed, failed)
+      SELECT (m / 60000) % 1440, 0, m,
+             count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+        FROM (SELECT (processed_at / 60000) * 60000 AS m, status
+                FROM tasks, (SELECT (floor(extract(epoch FROM now()) / 60) * 60000)::int8 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - 1439 * 60000 AND processed_at < c.at + 60000) f
+       GROUP BY m;
+    `,
+  },
 ];

@@ -493,20 +493,27 @@ export class PostgresDriver implements QueueDriver {
     });
   }
 
+  /** From the trigger-kept counters (migration 0003, docs/stats.md): exact, and as fast at any size. */
   async countTasks(): Promise<TaskCounts> {
-    const [statuses, actions, oldest] = await Promise.all([
-      this.run<{ status: TaskStatus; n: number }>('countByStatus'),
-      this.run<{ action: string; status: TaskStatus; n: number }>('countByAction'),
-      this.run<{ t: number | null }>('oldestQueued'),
-    ]);
+    const { rows } = await this.run<{
+      action: string | null;
+      status: TaskStatus | null;
+      n: number | null;
+      t: number | null;
+    }>('countsFromCounters');
     const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-    for (const row of statuses.rows) byStatus[row.status] = row.n;
-    const byAction = actions.rows.map((r) => ({ action: r.action, status: r.status, count: r.n }));
-    return { byStatus, byAction, oldestQueuedAt: oldest.rows[0]?.t ?? null };
+    const byAction: TaskCounts['byAction'] = [];
+    for (const { action, status, n } of rows) {
+      if (action === null || status === null || n === null) continue;
+      byStatus[status] += n;
+      byAction.push({ action, status, count: n });
+    }
+    return { byStatus, byAction, oldestQueuedAt: rows[0]?.t ?? null };
   }
 
+  /** From the per-minute rollup (migration 0003): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
-    return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughput', [since])).rows;
+    return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughputFromRollup', [since])).rows;
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

@@ -149,6 +149,24 @@ export const SQL = {
   notify: `SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload`,
 
   ping: `SELECT 1`,
+
+  // Stats from the counters that migration 0003's triggers keep (docs/stats.md): the cost does
+  // not grow with the table. Shards are summed (a shard alone may be negative). The oldest queued
+  // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan.
+  // One statement, so counts and queue age come from one snapshot; with no counts, one row whose
+  // action is null still carries `t`.
+  countsFromCounters: `
+    SELECT c.action, c.status, c.n, o.t
+      FROM (SELECT (SELECT created_at FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1) AS t) o
+      LEFT JOIN (SELECT action, status, sum(n)::int8 AS n FROM task_counts
+                  GROUP BY action, status HAVING sum(n) <> 0) c ON true
+     ORDER BY c.action, c.status`,
+  /** $1: since; whole minutes, from the one holding `since`. */
+  throughputFromRollup: `
+    SELECT minute, sum(completed)::int8 AS completed, sum(failed)::int8 AS failed
+      FROM task_throughput
+     WHERE minute >= ($1::int8 / 60000) * 60000
+     GROUP BY minute HAVING sum(completed) + sum(failed) > 0 ORDER BY minute`,
 } as const;
 
 export type QueryName = keyof typeof SQL;

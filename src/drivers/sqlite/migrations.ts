@@ -112,4 +112,82 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    name: '0004_stats_counters',
+    // Counts and throughput kept by the database as rows change, so reading them costs the same
+    // at any table size (docs/stats.md). SQLite has no statement triggers; row triggers run in
+    // C within the writing statement, and their WHEN clauses keep heartbeats and progress writes
+    // (no status change) free. One writer at a time, so the counters need no shards.
+    // task_throughput is a ring of 1440 minutes (one day): a minute's row is reused a day later,
+    // so it never needs pruning. This runs under the write lock: the backfill misses nothing.
+    sql: `
+      CREATE TABLE task_counts (
+        action TEXT    NOT NULL,
+        status TEXT    NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (action, status)
+      ) WITHOUT ROWID;
+      CREATE TABLE task_throughput (
+        slot      INTEGER PRIMARY KEY, -- (minute / 60000) % 1440
+        minute    INTEGER NOT NULL,    -- start of the minute, epoch ms
+        completed INTEGER NOT NULL,
+        failed    INTEGER NOT NULL
+      );
+
+      -- the one full count: existing tasks, and the finishes of the last day
+      INSERT INTO task_counts (action, status, n)
+      SELECT action, status, count(*) FROM tasks GROUP BY action, status;
+      INSERT INTO task_throughput (slot, minute, completed, failed)
+      SELECT (m / 60000) % 1440, m, sum(status = 'completed'), sum(status = 'failed')
+        FROM (SELECT (processed_at / 60000) * 60000 AS m, status
+                FROM tasks, (SELECT CAST(unixepoch() / 60 AS INTEGER) * 60000 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - 1439 * 60000 AND processed_at < c.at + 60000)
+       GROUP BY m;
+
+      CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
+        INSERT INTO task_counts (action, status, n) VALUES (new.action, new.status, 1)
+          ON CONFLICT (action, status) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status, action ON tasks
+        WHEN old.status <> new.status OR old.action <> new.action BEGIN
+        UPDATE task_counts SET n = n - 1 WHERE action = old.action AND status = old.status;
+        INSERT INTO task_counts (action, status, n) VALUES (new.action, new.status, 1)
+          ON CONFLICT (action, status) DO UPDATE SET n = n + 1;
+      END;
+      -- pruning lowers the counts; the throughput of the minutes it deletes from stays
+      CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
+        UPDATE task_counts SET n = n - 1 WHERE action = old.action AND status = old.status;
+      END;
+
+      -- A finish is a row entering completed or failed (or inserted so); its minute is its
+      -- processed_at. A stale minute (a day older than its slot's) is dropped, never mixed in.
+      CREATE TRIGGER tasks_throughput_update AFTER UPDATE OF status ON tasks
+        WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
+         AND new.processed_at IS NOT NULL BEGIN
+        INSERT INTO task_throughput (slot, minute, completed, failed)
+        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed')
+          ON CONFLICT (slot) DO UPDATE SET
+            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
+                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
+            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
+                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
+            minute    = max(minute, excluded.minute);
+      END;
+      CREATE TRIGGER tasks_throughput_insert AFTER INSERT ON tasks
+        WHEN new.status IN ('completed', 'failed') AND new.processed_at IS NOT NULL BEGIN
+        INSERT INTO task_throughput (slot, minute, completed, failed)
+        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed')
+          ON CONFLICT (slot) DO UPDATE SET
+            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
+                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
+            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
+                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
+            minute    = max(minute, excluded.minute);
+      END;
+    `,
+  },
 ];
