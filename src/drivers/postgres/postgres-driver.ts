@@ -18,8 +18,9 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, TASK_STATUSES } from '../../core/task.js';
+import { compareClaimOrder } from '../../core/task.js';
 import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
+import { countsFromRows, type CounterRow } from '../counter-rows.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -495,20 +496,11 @@ export class PostgresDriver implements QueueDriver {
 
   /** From the trigger-kept counters (migration 0003, docs/stats.md): exact, and as fast at any size. */
   async countTasks(): Promise<TaskCounts> {
-    const { rows } = await this.run<{
-      action: string | null;
-      status: TaskStatus | null;
-      n: number | null;
-      t: number | null;
-    }>('countsFromCounters');
-    const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-    const byAction: TaskCounts['byAction'] = [];
-    for (const { action, status, n } of rows) {
-      if (action === null || status === null || n === null) continue;
-      byStatus[status] += n;
-      byAction.push({ action, status, count: n });
-    }
-    return { byStatus, byAction, oldestQueuedAt: rows[0]?.t ?? null };
+    const { rows } = await this.run<(CounterRow | { [K in keyof CounterRow]: null }) & { t: number | null }>(
+      'countsFromCounters',
+    );
+    const counted = rows.filter((r): r is CounterRow & { t: number | null } => r.action !== null);
+    return countsFromRows(counted, rows[0]?.t ?? null);
   }
 
   /** From the per-minute rollup (migration 0003): whole minutes, from the one holding `since`. */

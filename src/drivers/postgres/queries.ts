@@ -156,11 +156,13 @@ export const SQL = {
   // One statement, so counts and queue age come from one snapshot; with no counts, one row whose
   // action is null still carries `t`.
   countsFromCounters: `
-    SELECT c.action, c.status, c.n, o.t
+    SELECT c.*, o.t
       FROM (SELECT (SELECT created_at FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1) AS t) o
-      LEFT JOIN (SELECT action, status, sum(n)::int8 AS n FROM task_counts
-                  GROUP BY action, status HAVING sum(n) <> 0) c ON true
-     ORDER BY c.action, c.status`,
+      LEFT JOIN (SELECT action, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
+                        sum(completed)::int8 AS completed, sum(failed)::int8 AS failed,
+                        sum(cancelled)::int8 AS cancelled
+                   FROM task_counts GROUP BY action) c ON true
+     ORDER BY c.action`,
   /** $1: since; whole minutes, from the one holding `since`. */
   throughputFromRollup: `
     SELECT minute, sum(completed)::int8 AS completed, sum(failed)::int8 AS failed

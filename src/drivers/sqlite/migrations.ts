@@ -123,10 +123,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // so it never needs pruning. This runs under the write lock: the backfill misses nothing.
     sql: `
       CREATE TABLE task_counts (
-        action TEXT    NOT NULL,
-        status TEXT    NOT NULL,
-        n      INTEGER NOT NULL,
-        PRIMARY KEY (action, status)
+        action    TEXT    PRIMARY KEY,
+        queued    INTEGER NOT NULL,
+        running   INTEGER NOT NULL,
+        completed INTEGER NOT NULL,
+        failed    INTEGER NOT NULL,
+        cancelled INTEGER NOT NULL
       ) WITHOUT ROWID;
       CREATE TABLE task_throughput (
         slot      INTEGER PRIMARY KEY, -- (minute / 60000) % 1440
@@ -136,8 +138,10 @@ export const MIGRATIONS: readonly Migration[] = [
       );
 
       -- the one full count: existing tasks, and the finishes of the last day
-      INSERT INTO task_counts (action, status, n)
-      SELECT action, status, count(*) FROM tasks GROUP BY action, status;
+      INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
+      SELECT action, sum(status = 'queued'), sum(status = 'running'),
+             sum(status = 'completed'), sum(status = 'failed'), sum(status = 'cancelled')
+        FROM tasks GROUP BY action;
       INSERT INTO task_throughput (slot, minute, completed, failed)
       SELECT (m / 60000) % 1440, m, sum(status = 'completed'), sum(status = 'failed')
         FROM (SELECT (processed_at / 60000) * 60000 AS m, status
@@ -146,19 +150,50 @@ export const MIGRATIONS: readonly Migration[] = [
                  AND processed_at >= c.at - 1439 * 60000 AND processed_at < c.at + 60000)
        GROUP BY m;
 
+      -- One row per action, a column per status: a status change is one UPDATE of one row.
       CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
-        INSERT INTO task_counts (action, status, n) VALUES (new.action, new.status, 1)
-          ON CONFLICT (action, status) DO UPDATE SET n = n + 1;
+        INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
+        VALUES (new.action, new.status = 'queued', new.status = 'running', new.status = 'completed',
+                new.status = 'failed', new.status = 'cancelled')
+          ON CONFLICT (action) DO UPDATE SET
+            queued = queued + excluded.queued, running = running + excluded.running,
+            completed = completed + excluded.completed, failed = failed + excluded.failed,
+            cancelled = cancelled + excluded.cancelled;
       END;
-      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status, action ON tasks
-        WHEN old.status <> new.status OR old.action <> new.action BEGIN
-        UPDATE task_counts SET n = n - 1 WHERE action = old.action AND status = old.status;
-        INSERT INTO task_counts (action, status, n) VALUES (new.action, new.status, 1)
-          ON CONFLICT (action, status) DO UPDATE SET n = n + 1;
+      -- the action's row exists: its task was counted when inserted
+      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks
+        WHEN old.status <> new.status AND old.action = new.action BEGIN
+        UPDATE task_counts SET
+          queued    = queued    + (new.status = 'queued')    - (old.status = 'queued'),
+          running   = running   + (new.status = 'running')   - (old.status = 'running'),
+          completed = completed + (new.status = 'completed') - (old.status = 'completed'),
+          failed    = failed    + (new.status = 'failed')    - (old.status = 'failed'),
+          cancelled = cancelled + (new.status = 'cancelled') - (old.status = 'cancelled')
+         WHERE action = new.action;
       END;
       -- pruning lowers the counts; the throughput of the minutes it deletes from stays
       CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
-        UPDATE task_counts SET n = n - 1 WHERE action = old.action AND status = old.status;
+        UPDATE task_counts SET
+          queued = queued - (old.status = 'queued'), running = running - (old.status = 'running'),
+          completed = completed - (old.status = 'completed'), failed = failed - (old.status = 'failed'),
+          cancelled = cancelled - (old.status = 'cancelled')
+         WHERE action = old.action;
+      END;
+      -- No statement changes an action; should one, the task moves between the actions' rows.
+      CREATE TRIGGER tasks_count_action AFTER UPDATE OF action ON tasks
+        WHEN old.action <> new.action BEGIN
+        UPDATE task_counts SET
+          queued = queued - (old.status = 'queued'), running = running - (old.status = 'running'),
+          completed = completed - (old.status = 'completed'), failed = failed - (old.status = 'failed'),
+          cancelled = cancelled - (old.status = 'cancelled')
+         WHERE action = old.action;
+        INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
+        VALUES (new.action, new.status = 'queued', new.status = 'running', new.status = 'completed',
+                new.status = 'failed', new.status = 'cancelled')
+          ON CONFLICT (action) DO UPDATE SET
+            queued = queued + excluded.queued, running = running + excluded.running,
+            completed = completed + excluded.completed, failed = failed + excluded.failed,
+            cancelled = cancelled + excluded.cancelled;
       END;
 
       -- A finish is a row entering completed or failed (or inserted so); its minute is its

@@ -126,7 +126,8 @@ export const SQL = {
 
   // Stats from the counters that migration 0004's triggers keep (docs/stats.md): the cost does
   // not grow with the table.
-  countsFromCounters: `SELECT action, status, n FROM task_counts WHERE n <> 0 ORDER BY action, status`,
+  countsFromCounters: `
+    SELECT action, queued, running, completed, failed, cancelled FROM task_counts ORDER BY action`,
   /** The queued task inserted first: the head of the queued range of tasks_status_seq. */
   oldestQueuedBySeq: `
     SELECT created_at AS t FROM tasks INDEXED BY tasks_status_seq

@@ -17,8 +17,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
+import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
 import { toTaskRecord, type RowDecoders, type TaskRow as GenericTaskRow } from '../task-row.js';
+import { countsFromRows, type CounterRow } from '../counter-rows.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -476,14 +477,9 @@ export class SqliteDriver implements QueueDriver {
 
   /** From the trigger-kept counters (migration 0004, docs/stats.md): exact, and as fast at any size. */
   async countTasks(): Promise<TaskCounts> {
-    const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-    const rows = this.stmt('countsFromCounters').all() as { action: string; status: TaskStatus; n: number }[];
-    const byAction = rows.map(({ action, status, n }) => {
-      byStatus[status] += n;
-      return { action, status, count: n };
-    });
+    const rows = this.stmt('countsFromCounters').all() as CounterRow[];
     const oldest = this.stmt('oldestQueuedBySeq').get() as { t: number } | undefined;
-    return { byStatus, byAction, oldestQueuedAt: oldest?.t ?? null };
+    return countsFromRows(rows, oldest?.t ?? null);
   }
 
   /** From the per-minute rollup (migration 0004): whole minutes, from the one holding `since`. */
