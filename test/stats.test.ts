@@ -63,7 +63,7 @@ function sqliteHarness(): Harness {
 function postgresHarness(url: string): Harness {
   const schema = randomSchema();
   const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
-  let connected: Promise<void> | undefined;
+  let connected: Promise<unknown> | undefined;
   const query = async <R extends pg.QueryResultRow>(sql: string) => {
     await (connected ??= client.connect());
     return client.query<R>(sql);
