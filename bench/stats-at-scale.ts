@@ -11,7 +11,8 @@
  * the real service (API role, real HTTP server on an ephemeral port) and, while --posters clients
  * POST tasks without pause, times --samples sequential requests of each endpoint and as many
  * direct calls of readStats (what the /events/stats ticker runs once per tick for every
- * subscriber), plus the POST latencies and the longest event-loop stall (monitorEventLoopDelay).
+ * subscriber), plus the POST latencies and the longest event-loop stall (monitorEventLoopDelay),
+ * and the same POSTs and event-loop figures over a few seconds with no reads (the baseline).
  * --old also times the full-table GROUP BY counts these replaced, once. On PostgreSQL the schema
  * is `?schema=` of the URL (default stats_bench); it is dropped at the end unless --keep.
  */
@@ -212,6 +213,15 @@ const poster = async () => {
   }
 };
 const posting$ = Promise.all(Array.from({ length: posters }, poster));
+// Baseline: the same POSTs with no stats read, as long as the timed phase below will roughly take,
+// so the event-loop figure of that phase can be told apart from what writes alone (and the
+// machine) cause.
+const baseline = monitorEventLoopDelay({ resolution: 1 });
+baseline.enable();
+await new Promise((resolve) => setTimeout(resolve, Number(flag('baseline-ms') ?? 5000)));
+baseline.disable();
+const baselinePostLatencies = postLatencies.splice(0);
+
 // one open stats stream, as a dashboard would keep
 const stream = await fetch(`${url}/events/stats`);
 const streamReader = stream.body!.getReader();
@@ -270,6 +280,10 @@ for (const [label, xs] of Object.entries(timings)) row(label, xs);
 row(`POST /tasks (${postLatencies.length} meanwhile)`, postLatencies);
 console.log(
   `| event-loop delay (monitor)      | ${(loop.percentile(50) / 1e6).toFixed(2).padStart(10)} | ${(loop.percentile(99) / 1e6).toFixed(2).padStart(10)} | ${(loop.max / 1e6).toFixed(2).padStart(10)} |`,
+);
+row(`POST /tasks, no reads (${baselinePostLatencies.length})`, baselinePostLatencies);
+console.log(
+  `| event-loop delay, no reads      | ${(baseline.percentile(50) / 1e6).toFixed(2).padStart(10)} | ${(baseline.percentile(99) / 1e6).toFixed(2).padStart(10)} | ${(baseline.max / 1e6).toFixed(2).padStart(10)} |`,
 );
 console.log(`stats events received on one open /events/stats stream: ${streamEvents}`);
 if (oldCounts) {
