@@ -9,6 +9,7 @@
  * actions, about 1% queued, 0.01% running, 2% failed, 1% cancelled, the rest completed, finished
  * over the last two hours. A database already holding that many rows is reused. Then it starts
  * the real service (API role, real HTTP server on an ephemeral port) and, while --posters clients
+ * (in a worker thread)
  * POST tasks without pause, times --samples sequential requests of each endpoint and as many
  * direct calls of readStats (what the /events/stats ticker runs once per tick for every
  * subscriber), plus the POST latencies and the longest event-loop stall (monitorEventLoopDelay),
@@ -19,6 +20,7 @@
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { pino } from 'pino';
 import { readStats } from '../src/api/routes/operations.js';
@@ -197,22 +199,43 @@ const oldCounts = old ? await timeOldCounts() : undefined;
 const counts = await service.queue.counts();
 log(`counts: ${JSON.stringify(counts.byStatus)}`);
 
-let posting = true;
-const postLatencies: number[] = [];
-const poster = async () => {
-  while (posting) {
-    const t = performance.now();
-    const res = await fetch(`${url}/tasks`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ action: 'action1', data: { n: 1 } }),
-    });
-    await res.arrayBuffer();
-    if (res.status !== 202) throw new Error(`POST /tasks answered ${res.status}`);
-    postLatencies.push(performance.now() - t);
-  }
-};
-const posting$ = Promise.all(Array.from({ length: posters }, poster));
+// The posters run in a worker thread, so their client-side work does not share the service's
+// event loop: what the figures below show is the service's own.
+const POSTER_CODE = `
+  const { parentPort, workerData } = require('node:worker_threads');
+  let latencies = [];
+  let running = true;
+  parentPort.on('message', (m) => {
+    parentPort.postMessage(latencies);
+    latencies = [];
+    if (m === 'stop') running = false;
+  });
+  const post = async () => {
+    while (running) {
+      const t = performance.now();
+      const res = await fetch(workerData.url + '/tasks', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'action1', data: { n: 1 } }),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 202) throw new Error('POST /tasks answered ' + res.status);
+      latencies.push(performance.now() - t);
+    }
+  };
+  Promise.all(Array.from({ length: workerData.posters }, post)).then(() => process.exit(0));
+`;
+const posterThread = new Worker(POSTER_CODE, { eval: true, workerData: { url, posters } });
+posterThread.on('error', (err) => {
+  throw err;
+});
+/** The POST latencies since the last call; 'stop' also ends the posters. */
+const takeLatencies = (message: 'mark' | 'stop') =>
+  new Promise<number[]>((resolve) => {
+    posterThread.once('message', resolve);
+    posterThread.postMessage(message);
+  });
+await takeLatencies('mark');
 // Baseline: the same POSTs with no stats read, as long as the timed phase below will roughly take,
 // so the event-loop figure of that phase can be told apart from what writes alone (and the
 // machine) cause.
@@ -220,7 +243,7 @@ const baseline = monitorEventLoopDelay({ resolution: 1 });
 baseline.enable();
 await new Promise((resolve) => setTimeout(resolve, Number(flag('baseline-ms') ?? 5000)));
 baseline.disable();
-const baselinePostLatencies = postLatencies.splice(0);
+const baselinePostLatencies = await takeLatencies('mark');
 
 // one open stats stream, as a dashboard would keep
 const stream = await fetch(`${url}/events/stats`);
@@ -255,8 +278,7 @@ for (let i = 0; i < samples; i++) {
   timings['stream read (readStats)']!.push(performance.now() - t);
 }
 loop.disable();
-posting = false;
-await posting$;
+const postLatencies = await takeLatencies('stop');
 await streamReader.cancel();
 await streaming$;
 await service.stop();
