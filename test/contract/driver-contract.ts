@@ -818,8 +818,12 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             { minute: base, completed: 1, failed: 1 },
             { minute: base + minute, completed: 1, failed: 0 },
           ]);
+          // Whole minutes (a rollup, docs/stats.md): `since` inside a minute includes all of it.
           expect(await driver.throughput({ since: base + 15 })).toEqual([
-            { minute: base, completed: 0, failed: 1 },
+            { minute: base, completed: 1, failed: 1 },
+            { minute: base + minute, completed: 1, failed: 0 },
+          ]);
+          expect(await driver.throughput({ since: base + minute })).toEqual([
             { minute: base + minute, completed: 1, failed: 0 },
           ]);
         });
@@ -888,6 +892,78 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const next = requested.next();
           await driver.cancelTask({ id: claimed.id, now: T0 });
           expect(await next).toEqual({ ids: [claimed.id] });
+        });
+      });
+
+      // countTasks and throughput read counters the database keeps as rows change (docs/stats.md).
+      describe('stats counters', () => {
+        it('are unchanged by heartbeats, progress and cancel requests, and go down with pruning', async () => {
+          await insert({ action: 'a', maxAttempts: 1 });
+          await insert({ action: 'b' });
+          const task = await claimOne();
+          const before = await driver.countTasks();
+          await driver.extendLeases({ owner: 'w1', now: T0, leaseMs: LEASE });
+          await driver.setProgress({ ...leaseOf(task), progress: 10, message: null });
+          await driver.cancelTask({ id: task.id, now: T0 });
+          expect(await driver.countTasks()).toEqual(before);
+          await driver.failTasks({
+            failures: [{ ...leaseOf(task), error: 'x', outcome: 'failed' }],
+            now: T0,
+          });
+          expect((await driver.countTasks()).byStatus).toMatchObject({ queued: 1, running: 0, failed: 1 });
+          const all = { completed: T0 + 1, failed: T0 + 1, cancelled: T0 + 1 };
+          expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(1);
+          expect(await driver.countTasks()).toEqual({
+            byStatus: { queued: 1, running: 0, completed: 0, failed: 0, cancelled: 0 },
+            byAction: [{ action: 'b', status: 'queued', count: 1 }],
+            oldestQueuedAt: T0,
+          });
+        });
+
+        it('report the oldest queued task as the first inserted one still queued', async () => {
+          const first = await insert({ createdAt: T0 + 1 });
+          await insert({ createdAt: T0 + 2, priority: 5 });
+          await insert({ createdAt: T0 + 3 });
+          expect((await driver.countTasks()).oldestQueuedAt).toBe(T0 + 1);
+          await driver.cancelTask({ id: first.id, now: T0 });
+          expect((await driver.countTasks()).oldestQueuedAt).toBe(T0 + 2);
+          await claim(10);
+          expect((await driver.countTasks()).oldestQueuedAt).toBeNull();
+        });
+
+        it('count each finish in throughput once, kept through retries and pruning', async () => {
+          const minute = 60_000;
+          const base = Math.floor(T0 / minute) * minute;
+          await insert({ maxAttempts: 1 });
+          await insert({ maxAttempts: 1 });
+          const [a, b] = await claim(2);
+          await driver.completeTasks({ completions: [{ ...leaseOf(a!), result: 1 }], now: base + 1 });
+          await driver.failTasks({
+            failures: [{ ...leaseOf(b!), error: 'x', outcome: 'failed' }],
+            now: base + 2,
+          });
+          // a retried failure that then completes counts both times; a stale ack counts nothing
+          await driver.retryTask({ id: b!.id, now: base + minute });
+          const again = await claimOne(base + minute);
+          await driver.completeTasks({
+            completions: [{ ...leaseOf(again), result: 1 }],
+            now: base + minute + 1,
+          });
+          await driver.completeTasks({
+            completions: [{ ...leaseOf(a!), result: 2 }],
+            now: base + minute + 2,
+          });
+          const all = {
+            completed: base + 2 * minute,
+            failed: base + 2 * minute,
+            cancelled: base + 2 * minute,
+          };
+          expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(2);
+          expect(await driver.throughput({ since: base })).toEqual([
+            { minute: base, completed: 1, failed: 1 },
+            { minute: base + minute, completed: 1, failed: 0 },
+          ]);
+          expect((await driver.countTasks()).byStatus).toMatchObject({ completed: 0, failed: 0 });
         });
       });
     });

@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
+import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -37,6 +37,7 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../task-row.js';
+import { countsFromRows, type CounterRow } from '../counter-rows.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -595,20 +596,18 @@ export class PostgresDriver implements QueueDriver {
     if (rowCount) this.announce([{ event: 'tasksChanged', payload: { ids: [params.id] } }]);
   }
 
+  /** From the trigger-kept counters (migration 0003, docs/stats.md): exact, and as fast at any size. */
   async countTasks(): Promise<TaskCounts> {
-    const [statuses, actions, oldest] = await Promise.all([
-      this.run<{ status: TaskStatus; n: number }>('countByStatus'),
-      this.run<{ action: string; status: TaskStatus; n: number }>('countByAction'),
-      this.run<{ t: number | null }>('oldestQueued'),
-    ]);
-    const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-    for (const row of statuses.rows) byStatus[row.status] = row.n;
-    const byAction = actions.rows.map((r) => ({ action: r.action, status: r.status, count: r.n }));
-    return { byStatus, byAction, oldestQueuedAt: oldest.rows[0]?.t ?? null };
+    const { rows } = await this.run<(CounterRow | { [K in keyof CounterRow]: null }) & { t: number | null }>(
+      'countsFromCounters',
+    );
+    const counted = rows.filter((r): r is CounterRow & { t: number | null } => r.action !== null);
+    return countsFromRows(counted, rows[0]?.t ?? null);
   }
 
+  /** From the per-minute rollup (migration 0003): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
-    return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughput', [since])).rows;
+    return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughputFromRollup', [since])).rows;
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

@@ -184,6 +184,26 @@ export const SQL = {
   notify: `SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)`,
 
   ping: `SELECT 1`,
+
+  // Stats from the counters that migration 0003's triggers keep (docs/stats.md): the cost does
+  // not grow with the table. Shards are summed (a shard alone may be negative). The oldest queued
+  // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan.
+  // One statement, so counts and queue age come from one snapshot; with no counts, one row whose
+  // action is null still carries `t`.
+  countsFromCounters: `
+    SELECT c.*, o.t
+      FROM (SELECT (SELECT created_at FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1) AS t) o
+      LEFT JOIN (SELECT action, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
+                        sum(completed)::int8 AS completed, sum(failed)::int8 AS failed,
+                        sum(cancelled)::int8 AS cancelled
+                   FROM task_counts GROUP BY action) c ON true
+     ORDER BY c.action`,
+  /** $1: since; whole minutes, from the one holding `since`. */
+  throughputFromRollup: `
+    SELECT minute, sum(completed)::int8 AS completed, sum(failed)::int8 AS failed
+      FROM task_throughput
+     WHERE minute >= ($1::int8 / 60000) * 60000
+     GROUP BY minute HAVING sum(completed) + sum(failed) > 0 ORDER BY minute`,
 } as const;
 
 export type QueryName = keyof typeof SQL;

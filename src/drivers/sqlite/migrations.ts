@@ -112,4 +112,117 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    name: '0004_stats_counters',
+    // Counts and throughput kept by the database as rows change, so reading them costs the same
+    // at any table size (docs/stats.md). SQLite has no statement triggers; row triggers run in
+    // C within the writing statement, and their WHEN clauses keep heartbeats and progress writes
+    // (no status change) free. One writer at a time, so the counters need no shards.
+    // task_throughput is a ring of 1440 minutes (one day): a minute's row is reused a day later,
+    // so it never needs pruning. This runs under the write lock: the backfill misses nothing.
+    sql: `
+      CREATE TABLE task_counts (
+        action    TEXT    PRIMARY KEY,
+        queued    INTEGER NOT NULL,
+        running   INTEGER NOT NULL,
+        completed INTEGER NOT NULL,
+        failed    INTEGER NOT NULL,
+        cancelled INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE task_throughput (
+        slot      INTEGER PRIMARY KEY, -- (minute / 60000) % 1440
+        minute    INTEGER NOT NULL,    -- start of the minute, epoch ms
+        completed INTEGER NOT NULL,
+        failed    INTEGER NOT NULL
+      );
+
+      -- the one full count: existing tasks, and the finishes of the last day
+      INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
+      SELECT action, sum(status = 'queued'), sum(status = 'running'),
+             sum(status = 'completed'), sum(status = 'failed'), sum(status = 'cancelled')
+        FROM tasks GROUP BY action;
+      INSERT INTO task_throughput (slot, minute, completed, failed)
+      SELECT (m / 60000) % 1440, m, sum(status = 'completed'), sum(status = 'failed')
+        FROM (SELECT (processed_at / 60000) * 60000 AS m, status
+                FROM tasks, (SELECT CAST(unixepoch() / 60 AS INTEGER) * 60000 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - 1439 * 60000 AND processed_at < c.at + 60000)
+       GROUP BY m;
+
+      -- One row per action, a column per status: a status change is one UPDATE of one row.
+      CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
+        INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
+        VALUES (new.action, new.status = 'queued', new.status = 'running', new.status = 'completed',
+                new.status = 'failed', new.status = 'cancelled')
+          ON CONFLICT (action) DO UPDATE SET
+            queued = queued + excluded.queued, running = running + excluded.running,
+            completed = completed + excluded.completed, failed = failed + excluded.failed,
+            cancelled = cancelled + excluded.cancelled;
+      END;
+      -- the action's row exists: its task was counted when inserted
+      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks
+        WHEN old.status <> new.status AND old.action = new.action BEGIN
+        UPDATE task_counts SET
+          queued    = queued    + (new.status = 'queued')    - (old.status = 'queued'),
+          running   = running   + (new.status = 'running')   - (old.status = 'running'),
+          completed = completed + (new.status = 'completed') - (old.status = 'completed'),
+          failed    = failed    + (new.status = 'failed')    - (old.status = 'failed'),
+          cancelled = cancelled + (new.status = 'cancelled') - (old.status = 'cancelled')
+         WHERE action = new.action;
+      END;
+      -- pruning lowers the counts; the throughput of the minutes it deletes from stays
+      CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
+        UPDATE task_counts SET
+          queued = queued - (old.status = 'queued'), running = running - (old.status = 'running'),
+          completed = completed - (old.status = 'completed'), failed = failed - (old.status = 'failed'),
+          cancelled = cancelled - (old.status = 'cancelled')
+         WHERE action = old.action;
+      END;
+      -- No statement changes an action; should one, the task moves between the actions' rows.
+      CREATE TRIGGER tasks_count_action AFTER UPDATE OF action ON tasks
+        WHEN old.action <> new.action BEGIN
+        UPDATE task_counts SET
+          queued = queued - (old.status = 'queued'), running = running - (old.status = 'running'),
+          completed = completed - (old.status = 'completed'), failed = failed - (old.status = 'failed'),
+          cancelled = cancelled - (old.status = 'cancelled')
+         WHERE action = old.action;
+        INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
+        VALUES (new.action, new.status = 'queued', new.status = 'running', new.status = 'completed',
+                new.status = 'failed', new.status = 'cancelled')
+          ON CONFLICT (action) DO UPDATE SET
+            queued = queued + excluded.queued, running = running + excluded.running,
+            completed = completed + excluded.completed, failed = failed + excluded.failed,
+            cancelled = cancelled + excluded.cancelled;
+      END;
+
+      -- A finish is a row entering completed or failed (or inserted so); its minute is its
+      -- processed_at. A stale minute (a day older than its slot's) is dropped, never mixed in.
+      CREATE TRIGGER tasks_throughput_update AFTER UPDATE OF status ON tasks
+        WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
+         AND new.processed_at IS NOT NULL BEGIN
+        INSERT INTO task_throughput (slot, minute, completed, failed)
+        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed')
+          ON CONFLICT (slot) DO UPDATE SET
+            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
+                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
+            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
+                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
+            minute    = max(minute, excluded.minute);
+      END;
+      CREATE TRIGGER tasks_throughput_insert AFTER INSERT ON tasks
+        WHEN new.status IN ('completed', 'failed') AND new.processed_at IS NOT NULL BEGIN
+        INSERT INTO task_throughput (slot, minute, completed, failed)
+        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed')
+          ON CONFLICT (slot) DO UPDATE SET
+            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
+                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
+            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
+                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
+            minute    = max(minute, excluded.minute);
+      END;
+    `,
+  },
 ];

@@ -130,6 +130,20 @@ export const SQL = {
          + (SELECT count(*) FROM tasks WHERE status = 'cancelled' AND processed_at < @cancelled) AS n`,
 
   ping: `SELECT 1`,
+
+  // Stats from the counters that migration 0004's triggers keep (docs/stats.md): the cost does
+  // not grow with the table.
+  countsFromCounters: `
+    SELECT action, queued, running, completed, failed, cancelled FROM task_counts ORDER BY action`,
+  /** The queued task inserted first: the head of the queued range of tasks_status_seq. */
+  oldestQueuedBySeq: `
+    SELECT created_at AS t FROM tasks INDEXED BY tasks_status_seq
+     WHERE status = 'queued' ORDER BY seq LIMIT 1`,
+  /** Whole minutes, from the one holding @since. */
+  throughputFromRollup: `
+    SELECT minute, completed, failed FROM task_throughput
+     WHERE minute >= (CAST(@since AS INTEGER) / 60000) * 60000 AND completed + failed > 0
+     ORDER BY minute`,
 } as const;
 
 export type QueryName = keyof typeof SQL;

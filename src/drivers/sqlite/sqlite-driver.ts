@@ -17,7 +17,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord, TASK_STATUSES } from '../../core/task.js';
+import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -25,6 +25,7 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../task-row.js';
+import { countsFromRows, type CounterRow } from '../counter-rows.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -433,23 +434,16 @@ export class SqliteDriver implements QueueDriver {
     if (changes === 1) this.emit('tasksChanged', { ids: [params.id] });
   }
 
+  /** From the trigger-kept counters (migration 0004, docs/stats.md): exact, and as fast at any size. */
   async countTasks(): Promise<TaskCounts> {
-    const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-    for (const row of this.stmt('countByStatus').all() as { status: TaskStatus; n: number }[])
-      byStatus[row.status] = row.n;
-    const byAction = (
-      this.stmt('countByAction').all() as { action: string; status: TaskStatus; n: number }[]
-    ).map((r) => ({
-      action: r.action,
-      status: r.status,
-      count: r.n,
-    }));
-    const oldest = this.stmt('oldestQueued').get() as { t: number | null };
-    return { byStatus, byAction, oldestQueuedAt: oldest.t };
+    const rows = this.stmt('countsFromCounters').all() as CounterRow[];
+    const oldest = this.stmt('oldestQueuedBySeq').get() as { t: number } | undefined;
+    return countsFromRows(rows, oldest?.t ?? null);
   }
 
+  /** From the per-minute rollup (migration 0004): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
-    return this.stmt('throughput').all({ since }) as ThroughputPoint[];
+    return this.stmt('throughputFromRollup').all({ since }) as ThroughputPoint[];
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {
