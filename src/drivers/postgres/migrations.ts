@@ -87,23 +87,22 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 3,
     name: '0003_stats_counters',
-    // Counts and throughput kept by the database as rows change, so reading them costs the same
-    // at any table size (docs/stats.md). Statement-level triggers see every write path (insert,
-    // claim, complete, fail, release, rescue, cancel, retry, prune and any future statement) and
-    // make one grouped upsert per statement from its transition tables: one row per action, a
-    // column per status, so a claim or an ack changes one counter row, not two. Counter rows are
-    // sharded by backend (pg_backend_pid() % 64; readers sum the shards), so concurrent
-    // transactions do not queue on one row lock until their commit is flushed; a shard alone may
+    // Counts and throughput kept as rows change, so reading them costs the same at any table size
+    // (docs/stats.md). `pending` counts queued and running tasks together: a claim or a release
+    // moves a task between the two and changes no counter, so the claim path pays nothing;
+    // running tasks are few and counted from their index when read. The statements that move a
+    // task into or out of pending (insert, complete, fail, rescue, cancel, retry) update the
+    // counters in the same statement (queries.ts); pruning does it in a statement trigger.
+    // Counter rows are sharded by backend (pg_backend_pid() % 64; readers sum the shards), so
+    // concurrent commits do not queue on one row lock through their WAL flush; a shard alone may
     // go negative. task_throughput is a ring of 1440 minutes (one day) per shard, so it never
-    // needs pruning: a minute's row is reused a day later. The triggers are created first:
-    // CREATE TRIGGER locks out writers until this transaction commits, so the backfill below
-    // misses no change.
+    // needs pruning: a minute's row is reused a day later. The backfill runs under a lock that
+    // keeps writers out until the migration commits.
     sql: `
       CREATE TABLE task_counts (
         action    text    NOT NULL,
         shard     integer NOT NULL,
-        queued    bigint  NOT NULL,
-        running   bigint  NOT NULL,
+        pending   bigint  NOT NULL, -- queued or running
         completed bigint  NOT NULL,
         failed    bigint  NOT NULL,
         cancelled bigint  NOT NULL,
@@ -119,115 +118,38 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITH (fillfactor = 50);
       CREATE INDEX task_throughput_minute ON task_throughput (minute);
 
-      CREATE FUNCTION taskq_stats_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
-      BEGIN
-        INSERT INTO task_counts AS c (action, shard, queued, running, completed, failed, cancelled)
-        SELECT action, pg_backend_pid() % 64,
-               count(*) FILTER (WHERE status = 'queued'),
-               count(*) FILTER (WHERE status = 'running'),
-               count(*) FILTER (WHERE status = 'completed'),
-               count(*) FILTER (WHERE status = 'failed'),
-               count(*) FILTER (WHERE status = 'cancelled')
-          FROM n GROUP BY action ORDER BY action
-        ON CONFLICT (action, shard) DO UPDATE SET
-          queued = c.queued + excluded.queued, running = c.running + excluded.running,
-          completed = c.completed + excluded.completed, failed = c.failed + excluded.failed,
-          cancelled = c.cancelled + excluded.cancelled;
-        -- tasks are inserted queued; a row inserted already finished counts as finishing then
-        INSERT INTO task_throughput AS t (slot, shard, minute, completed, failed)
-        SELECT DISTINCT ON (slot) (m / 60000) % 1440 AS slot, pg_backend_pid() % 64, m,
-               count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
-          FROM (SELECT (processed_at / 60000) * 60000 AS m, status FROM n
-                 WHERE status IN ('completed', 'failed') AND processed_at IS NOT NULL) f
-         GROUP BY m ORDER BY slot, m DESC
-        ON CONFLICT (slot, shard) DO UPDATE SET
-          completed = CASE WHEN t.minute = excluded.minute THEN t.completed + excluded.completed
-                           WHEN t.minute < excluded.minute THEN excluded.completed ELSE t.completed END,
-          failed    = CASE WHEN t.minute = excluded.minute THEN t.failed + excluded.failed
-                           WHEN t.minute < excluded.minute THEN excluded.failed ELSE t.failed END,
-          minute    = greatest(t.minute, excluded.minute);
-        RETURN NULL;
-      END
-      $fn$;
-
-      -- Fires for every UPDATE (transition tables allow no column list); statements that change
-      -- no status (heartbeats, progress, cancel requests) net to zero and write nothing.
-      CREATE FUNCTION taskq_stats_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
-      BEGIN
-        INSERT INTO task_counts AS c (action, shard, queued, running, completed, failed, cancelled)
-        SELECT * FROM (
-          SELECT action, pg_backend_pid() % 64 AS shard,
-                 sum(CASE WHEN status = 'queued' THEN d ELSE 0 END) AS queued,
-                 sum(CASE WHEN status = 'running' THEN d ELSE 0 END) AS running,
-                 sum(CASE WHEN status = 'completed' THEN d ELSE 0 END) AS completed,
-                 sum(CASE WHEN status = 'failed' THEN d ELSE 0 END) AS failed,
-                 sum(CASE WHEN status = 'cancelled' THEN d ELSE 0 END) AS cancelled
-            FROM (SELECT action, status, -1 AS d FROM o UNION ALL SELECT action, status, 1 FROM n) x
-           GROUP BY action) delta
-         WHERE queued <> 0 OR running <> 0 OR completed <> 0 OR failed <> 0 OR cancelled <> 0
-         ORDER BY action
-        ON CONFLICT (action, shard) DO UPDATE SET
-          queued = c.queued + excluded.queued, running = c.running + excluded.running,
-          completed = c.completed + excluded.completed, failed = c.failed + excluded.failed,
-          cancelled = c.cancelled + excluded.cancelled;
-        -- a finish is a row that entered completed or failed; its minute is its processed_at
-        INSERT INTO task_throughput AS t (slot, shard, minute, completed, failed)
-        SELECT DISTINCT ON (slot) (m / 60000) % 1440 AS slot, pg_backend_pid() % 64, m,
-               count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
-          FROM (SELECT (n.processed_at / 60000) * 60000 AS m, n.status FROM n JOIN o ON o.seq = n.seq
-                 WHERE n.status IN ('completed', 'failed') AND n.status <> o.status
-                   AND n.processed_at IS NOT NULL) f
-         GROUP BY m ORDER BY slot, m DESC
-        ON CONFLICT (slot, shard) DO UPDATE SET
-          completed = CASE WHEN t.minute = excluded.minute THEN t.completed + excluded.completed
-                           WHEN t.minute < excluded.minute THEN excluded.completed ELSE t.completed END,
-          failed    = CASE WHEN t.minute = excluded.minute THEN t.failed + excluded.failed
-                           WHEN t.minute < excluded.minute THEN excluded.failed ELSE t.failed END,
-          minute    = greatest(t.minute, excluded.minute);
-        RETURN NULL;
-      END
-      $fn$;
-
-      -- Pruning lowers the counts; the throughput of the minutes it deletes from stays.
+      -- Pruning (and any other delete) lowers the counts; the throughput of its minutes stays.
       CREATE FUNCTION taskq_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
       BEGIN
-        INSERT INTO task_counts AS c (action, shard, queued, running, completed, failed, cancelled)
+        INSERT INTO task_counts AS c (action, shard, pending, completed, failed, cancelled)
         SELECT action, pg_backend_pid() % 64,
-               -count(*) FILTER (WHERE status = 'queued'),
-               -count(*) FILTER (WHERE status = 'running'),
+               -count(*) FILTER (WHERE status IN ('queued', 'running')),
                -count(*) FILTER (WHERE status = 'completed'),
                -count(*) FILTER (WHERE status = 'failed'),
                -count(*) FILTER (WHERE status = 'cancelled')
           FROM o GROUP BY action ORDER BY action
         ON CONFLICT (action, shard) DO UPDATE SET
-          queued = c.queued + excluded.queued, running = c.running + excluded.running,
-          completed = c.completed + excluded.completed, failed = c.failed + excluded.failed,
-          cancelled = c.cancelled + excluded.cancelled;
+          pending = c.pending + excluded.pending, completed = c.completed + excluded.completed,
+          failed = c.failed + excluded.failed, cancelled = c.cancelled + excluded.cancelled;
         RETURN NULL;
       END
       $fn$;
-
       CREATE FUNCTION taskq_stats_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
       BEGIN
         DELETE FROM task_counts;
         RETURN NULL;
       END
       $fn$;
-
-      CREATE TRIGGER tasks_stats_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS n
-        FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_insert();
-      CREATE TRIGGER tasks_stats_update AFTER UPDATE ON tasks REFERENCING OLD TABLE AS o NEW TABLE AS n
-        FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_update();
       CREATE TRIGGER tasks_stats_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS o
         FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_delete();
       CREATE TRIGGER tasks_stats_truncate AFTER TRUNCATE ON tasks
         FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_truncate();
 
       -- the one full count: existing tasks, and the finishes of the last day
-      INSERT INTO task_counts (action, shard, queued, running, completed, failed, cancelled)
+      LOCK TABLE tasks IN SHARE MODE;
+      INSERT INTO task_counts (action, shard, pending, completed, failed, cancelled)
       SELECT action, 0,
-             count(*) FILTER (WHERE status = 'queued'),
-             count(*) FILTER (WHERE status = 'running'),
+             count(*) FILTER (WHERE status IN ('queued', 'running')),
              count(*) FILTER (WHERE status = 'completed'),
              count(*) FILTER (WHERE status = 'failed'),
              count(*) FILTER (WHERE status = 'cancelled')

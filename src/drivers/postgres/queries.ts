@@ -6,6 +6,37 @@
  * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
+/**
+ * The stats counters (migration 0003, docs/stats.md) are kept by the statements that change them,
+ * as the tail of a WITH: `changed` is the CTE of the rows a statement moved out of `pending`
+ * (queued or running) with their new status; rows still pending (a retry, a requeue) count
+ * nothing. Finishes also count in their minute of the throughput ring. `now` is the statement's
+ * parameter holding the time. Claims, releases and heartbeats change no counter at all.
+ */
+const COUNT_LEFT_PENDING = (now: string) => `
+  counted AS (
+    INSERT INTO task_counts AS k (action, shard, pending, completed, failed, cancelled)
+    SELECT action, pg_backend_pid() % 64, -count(*),
+           count(*) FILTER (WHERE status = 'completed'),
+           count(*) FILTER (WHERE status = 'failed'),
+           count(*) FILTER (WHERE status = 'cancelled')
+      FROM changed WHERE status IN ('completed', 'failed', 'cancelled')
+     GROUP BY action ORDER BY action
+    ON CONFLICT (action, shard) DO UPDATE SET
+      pending = k.pending + excluded.pending, completed = k.completed + excluded.completed,
+      failed = k.failed + excluded.failed, cancelled = k.cancelled + excluded.cancelled),
+  rolled AS (
+    INSERT INTO task_throughput AS r (slot, shard, minute, completed, failed)
+    SELECT ((${now} / 60000) % 1440)::int, pg_backend_pid() % 64, (${now} / 60000) * 60000,
+           count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+      FROM changed HAVING count(*) FILTER (WHERE status IN ('completed', 'failed')) > 0
+    ON CONFLICT (slot, shard) DO UPDATE SET
+      completed = CASE WHEN r.minute = excluded.minute THEN r.completed + excluded.completed
+                       WHEN r.minute < excluded.minute THEN excluded.completed ELSE r.completed END,
+      failed    = CASE WHEN r.minute = excluded.minute THEN r.failed + excluded.failed
+                       WHEN r.minute < excluded.minute THEN excluded.failed ELSE r.failed END,
+      minute    = greatest(r.minute, excluded.minute))`;
+
 /** What a claim returns: the columns it did not set itself. */
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
               cancel_requested, created_at`;
@@ -21,6 +52,7 @@ export const SQL = {
    * unique_key, unique_until, created_at. Returns the seqs stored (a taken key skips its row).
    */
   insertTasks: `
+    WITH inserted AS (
     INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
     OVERRIDING SYSTEM VALUE
     SELECT t.seq, t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
@@ -31,7 +63,12 @@ export const SQL = {
                                 unique_key, unique_until, created_at, n)
      ORDER BY t.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING seq`,
+    RETURNING seq, action
+    ), counted AS (
+      INSERT INTO task_counts AS k (action, shard, pending, completed, failed, cancelled)
+      SELECT action, pg_backend_pid() % 64, count(*), 0, 0, 0 FROM inserted GROUP BY action ORDER BY action
+      ON CONFLICT (action, shard) DO UPDATE SET pending = k.pending + excluded.pending)
+    SELECT seq FROM inserted`,
   /** $1: unique keys. */
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ANY($1::text[])`,
   /** $1: unique keys, $2: now. Frees keys whose window has passed, so a new task can take them. */
@@ -79,15 +116,19 @@ export const SQL = {
    * primary key); owner and attempt prove the lease is still this worker's.
    */
   completeTasks: `
+    WITH changed AS (
     UPDATE tasks t
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[]) AS c(seq, owner, attempt, result)
      WHERE t.seq = c.seq AND t.status = 'running' AND t.lease_owner = c.owner AND t.attempts = c.attempt
-    RETURNING t.seq`,
+    RETURNING t.seq, t.action, t.status
+    ), ${COUNT_LEFT_PENDING('$1::int8')}
+    SELECT seq FROM changed`,
 
   /** $1: now; $2..$7: arrays of seq, owner, attempt, new status, error, retry_at. */
   failTasks: `
+    WITH changed AS (
     UPDATE tasks t
        SET status = f.status, error = f.error, run_at = coalesce(f.retry_at, t.run_at),
            processed_at = CASE WHEN f.status = 'queued' THEN NULL ELSE $1::int8 END,
@@ -95,7 +136,9 @@ export const SQL = {
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
            AS f(seq, owner, attempt, status, error, retry_at)
      WHERE t.seq = f.seq AND t.status = 'running' AND t.lease_owner = f.owner AND t.attempts = f.attempt
-    RETURNING t.seq, t.status`,
+    RETURNING t.seq, t.action, t.status
+    ), ${COUNT_LEFT_PENDING('$1::int8')}
+    SELECT seq, status FROM changed`,
 
   /** $1: owner, $2: lease until. */
   extendLeases: `
@@ -118,6 +161,7 @@ export const SQL = {
    * delay = round(ceiling/2 + random() * ceiling/2).
    */
   rescueExpiredLeases: `
+    WITH changed AS (
     UPDATE tasks
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
                          WHEN attempts >= max_attempts THEN 'failed'
@@ -131,23 +175,40 @@ export const SQL = {
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < $1
-    RETURNING id, status`,
+    RETURNING id, action, status
+    ), ${COUNT_LEFT_PENDING('$1::int8')}
+    SELECT id, status FROM changed`,
 
   /** $1: seq, $2: now. */
   cancelQueued: `
-    UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
-     WHERE seq = $1 AND status = 'queued'
-    RETURNING *`,
+    WITH changed AS (
+      UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
+       WHERE seq = $1 AND status = 'queued'
+      RETURNING *
+    ), ${COUNT_LEFT_PENDING('$2::int8')}
+    SELECT * FROM changed`,
   /** $1: seq. */
   requestCancel: `UPDATE tasks SET cancel_requested = true WHERE seq = $1 AND status = 'running' RETURNING *`,
 
   /** $1: seq, $2: now. */
   retryTask: `
-    UPDATE tasks
-       SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
-           started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
-     WHERE seq = $1 AND status IN ('failed', 'cancelled')
-    RETURNING *`,
+    WITH old AS (
+      SELECT seq, status FROM tasks WHERE seq = $1 AND status IN ('failed', 'cancelled') FOR UPDATE
+    ), changed AS (
+      UPDATE tasks t
+         SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
+             started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+        FROM old WHERE t.seq = old.seq
+      RETURNING t.*, old.status AS old_status
+    ), counted AS (
+      INSERT INTO task_counts AS k (action, shard, pending, completed, failed, cancelled)
+      SELECT action, pg_backend_pid() % 64, 1, 0, -count(*) FILTER (WHERE old_status = 'failed'),
+             -count(*) FILTER (WHERE old_status = 'cancelled')
+        FROM changed GROUP BY action
+      ON CONFLICT (action, shard) DO UPDATE SET
+        pending = k.pending + excluded.pending, failed = k.failed + excluded.failed,
+        cancelled = k.cancelled + excluded.cancelled)
+    SELECT * FROM changed`,
 
   /** $1: seq, $2: owner, $3: attempt, $4: progress, $5: message. */
   setProgress: `
@@ -185,18 +246,22 @@ export const SQL = {
 
   ping: `SELECT 1`,
 
-  // Stats from the counters that migration 0003's triggers keep (docs/stats.md): the cost does
-  // not grow with the table. Shards are summed (a shard alone may be negative). The oldest queued
+  // Stats from the counters of migration 0003 (docs/stats.md): the cost does not grow with the
+  // table. Shards are summed (a shard alone may be negative); running tasks (few: at most each
+  // worker's concurrency + prefetch) are counted from tasks_status_seq, and queued ones are the
+  // pending count less those, all in one snapshot. The oldest queued
   // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan.
   // One statement, so counts and queue age come from one snapshot; with no counts, one row whose
   // action is null still carries `t`.
   countsFromCounters: `
-    SELECT c.*, o.t
+    SELECT c.action, c.pending - coalesce(r.running, 0) AS queued, coalesce(r.running, 0) AS running,
+           c.completed, c.failed, c.cancelled, o.t
       FROM (SELECT (SELECT created_at FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1) AS t) o
-      LEFT JOIN (SELECT action, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
-                        sum(completed)::int8 AS completed, sum(failed)::int8 AS failed,
-                        sum(cancelled)::int8 AS cancelled
+      LEFT JOIN (SELECT action, sum(pending)::int8 AS pending, sum(completed)::int8 AS completed,
+                        sum(failed)::int8 AS failed, sum(cancelled)::int8 AS cancelled
                    FROM task_counts GROUP BY action) c ON true
+      LEFT JOIN (SELECT action, count(*)::int8 AS running FROM tasks WHERE status = 'running'
+                  GROUP BY action) r ON r.action = c.action
      ORDER BY c.action`,
   /** $1: since; whole minutes, from the one holding `since`. */
   throughputFromRollup: `
