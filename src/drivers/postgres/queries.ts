@@ -88,32 +88,38 @@ export const SQL = {
   /**
    * $1: owner, $2: lease until, $3: now, $4: limit. Returns only the columns the claim did not
    * just set (the driver fills in the rest), so `result` and the other json never travel.
+   * `seq = ANY(ARRAY(...))` rather than `seq IN (...)`: a prepared statement soon runs a generic
+   * plan, and for `IN` that plan was a hash join over a scan of the whole table (it sizes
+   * `LIMIT $4` as a tenth of the rows); ANY over an array can only be primary-key lookups.
    */
   claimTasks: `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
            lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
-     WHERE seq IN (SELECT seq FROM tasks
-                    WHERE status = 'queued' AND run_at <= $3
-                    ORDER BY priority DESC, run_at, seq
-                    LIMIT $4
-                      FOR UPDATE SKIP LOCKED)
+     WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
+                            WHERE status = 'queued' AND run_at <= $3
+                            ORDER BY priority DESC, run_at, seq
+                            LIMIT $4
+                              FOR UPDATE SKIP LOCKED))
     RETURNING ${CLAIMED_COLUMNS}`,
   /** The same, skipping actions at their per-action limit; $5: actions to skip. */
   claimTasksExceptActions: `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
            lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
-     WHERE seq IN (SELECT seq FROM tasks
-                    WHERE status = 'queued' AND run_at <= $3 AND action <> ALL($5::text[])
-                    ORDER BY priority DESC, run_at, seq
-                    LIMIT $4
-                      FOR UPDATE SKIP LOCKED)
+     WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
+                            WHERE status = 'queued' AND run_at <= $3 AND action <> ALL($5::text[])
+                            ORDER BY priority DESC, run_at, seq
+                            LIMIT $4
+                              FOR UPDATE SKIP LOCKED))
     RETURNING ${CLAIMED_COLUMNS}`,
 
   /**
    * $1: now; $2..$5: arrays of seq, owner, attempt, result (JSON text). Rows are found by seq (the
-   * primary key); owner and attempt prove the lease is still this worker's.
+   * primary key); owner and attempt prove the lease is still this worker's. The lease is the
+   * guard, with no `status = 'running'` beside it: a task has a lease owner exactly while it is
+   * running (every statement that ends a run clears it), and a status condition let the generic
+   * plan walk the whole running range of tasks_status_seq, dead entries included, on every ack.
    */
   completeTasks: `
     WITH changed AS (
@@ -121,7 +127,7 @@ export const SQL = {
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[]) AS c(seq, owner, attempt, result)
-     WHERE t.seq = c.seq AND t.status = 'running' AND t.lease_owner = c.owner AND t.attempts = c.attempt
+     WHERE t.seq = c.seq AND t.lease_owner = c.owner AND t.attempts = c.attempt
     RETURNING t.seq, t.action, t.status
     ), ${COUNT_LEFT_PENDING('$1::int8')}
     SELECT seq FROM changed`,
@@ -135,7 +141,7 @@ export const SQL = {
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
            AS f(seq, owner, attempt, status, error, retry_at)
-     WHERE t.seq = f.seq AND t.status = 'running' AND t.lease_owner = f.owner AND t.attempts = f.attempt
+     WHERE t.seq = f.seq AND t.lease_owner = f.owner AND t.attempts = f.attempt
     RETURNING t.seq, t.action, t.status
     ), ${COUNT_LEFT_PENDING('$1::int8')}
     SELECT seq, status FROM changed`,
@@ -152,7 +158,7 @@ export const SQL = {
        SET status = 'queued', attempts = t.attempts - 1, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($1::int8[], $2::text[], $3::int[]) AS r(seq, owner, attempt)
-     WHERE t.seq = r.seq AND t.status = 'running' AND t.lease_owner = r.owner AND t.attempts = r.attempt
+     WHERE t.seq = r.seq AND t.lease_owner = r.owner AND t.attempts = r.attempt
     RETURNING t.seq`,
 
   /**
