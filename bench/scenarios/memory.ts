@@ -1,20 +1,20 @@
 /**
  * Memory (opt-in: `--memory` or `--only memory`): does a long-running node hold steady?
  *
- * - worker node: bench/children/drain.ts, one WorkerPool at concurrency 50 / prefetch 100,
- *   draining `memoryTasks` no-op tasks (1,000,000; --quick 100,000) filled beforehand through the
- *   driver in 10,000-task transactions (untimed, not sampled).
+ * - worker node: `taskq run --role worker --concurrency 50 --prefetch 100` (the built service, as
+ *   deployed) draining `memoryTasks` no-op tasks (1,000,000; --quick 100,000) filled beforehand
+ *   through the driver in 10,000-task transactions (untimed, not sampled), sampled from its start
+ *   until the database shows every task completed.
  * - api node: `taskq run --role api` under autocannon POSTs (50 connections) for
  *   `memoryHttpSeconds` (60 s; --quick 10 s).
  *
- * Each is sampled from this process every second (--quick: every 250 ms): VmRSS of /proc/<pid>/status, over the drain
- * alone (between the child's DRAINING and DRAINED lines) or over the load. Requirements: peak
+ * Each is sampled from this process every second (--quick: every 250 ms): VmRSS of
+ * /proc/<pid>/status, over the drain or over the load. Requirements: peak
  * under 150 MiB, and the last quarter's mean within 10 % of the first quarter's.
  */
 import { startTaskq } from '../lib/proc.js';
-import { runChildScript } from '../lib/proc.js';
-import { freshDb, open, totalTasks } from '../lib/store.js';
-import { round, sampleRss } from '../lib/util.js';
+import { analyzeSchema, fill, freshDb, open, totalTasks, waitCompleted } from '../lib/store.js';
+import { now, round, sampleRss } from '../lib/util.js';
 import type { BenchOptions } from '../lib/options.js';
 import { figures, load, type LoadFigures } from './http.js';
 
@@ -63,38 +63,38 @@ export interface MemoryResult {
   errors: string[];
 }
 
-interface DrainChildResult {
-  n: number;
-  ms: number;
-  rate: number;
-  completedInDb: number;
-}
-
 async function workerNode(opts: BenchOptions): Promise<NonNullable<MemoryResult['worker']>> {
   const db = await freshDb(opts.db);
   const [concurrency, prefetch] = [50, 100];
-  let sampler: { stop(): number[] } | undefined;
-  const result = await runChildScript<DrainChildResult>(
-    'drain.ts',
-    { db, n: opts.memoryTasks, concurrency, prefetch, fillBatch: 10_000, timeoutMs: 25 * 60_000 },
-    26 * 60_000,
-    (child) => {
-      const draining = (): boolean =>
-        /^DRAINING$/m.test(child.output()) && !/^DRAINED$/m.test(child.output());
-      sampler = sampleRss(child.pid, draining, sampleMs(opts));
-    },
-  );
-  const series = sampler?.stop() ?? [];
-  if (result.completedInDb !== opts.memoryTasks)
-    throw new Error(`memory: ${result.completedInDb} of ${opts.memoryTasks} completed in the database`);
-  return {
-    ...summarizeRss(series),
-    n: result.n,
-    concurrency,
-    prefetch,
-    drainMs: result.ms,
-    rate: result.rate,
-  };
+  const driver = await open(db);
+  try {
+    await fill(driver, opts.memoryTasks, 10_000);
+    await analyzeSchema(db);
+    // The node a user runs: `taskq run --role worker`, from the build, not the bench's tsx loader.
+    const t0 = now();
+    const node = await startTaskq({
+      db,
+      role: 'worker',
+      extra: ['--concurrency', String(concurrency), '--prefetch', String(prefetch)],
+    });
+    try {
+      const sampler = sampleRss(node.child.pid, () => true, sampleMs(opts));
+      const ms = await waitCompleted(driver, opts.memoryTasks, t0, 25 * 60_000);
+      const series = sampler.stop();
+      return {
+        ...summarizeRss(series),
+        n: opts.memoryTasks,
+        concurrency,
+        prefetch,
+        drainMs: round(ms),
+        rate: round(opts.memoryTasks / (ms / 1000)),
+      };
+    } finally {
+      await node.child.stop();
+    }
+  } finally {
+    await driver.close();
+  }
 }
 
 async function apiNode(opts: BenchOptions): Promise<NonNullable<MemoryResult['api']>> {
