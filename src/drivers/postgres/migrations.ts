@@ -88,11 +88,9 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 3,
     name: '0003_stats_counters',
     // Counts and throughput kept as rows change, so reading them costs the same at any table size
-    // (docs/stats.md). `pending` counts queued and running tasks together: a claim or a release
-    // moves a task between the two and changes no counter, so the claim path pays nothing;
-    // running tasks are few and counted from their index when read. The statements that move a
-    // task into or out of pending (insert, complete, fail, rescue, cancel, retry) update the
-    // counters in the same statement (queries.ts); pruning does it in a statement trigger.
+    // (docs/stats.md). Every statement that changes a task's status updates the counters in the
+    // same statement (queries.ts, COUNT_CHANGES): one grouped upsert, no trigger machinery on the
+    // hot path; pruning does it in a statement trigger.
     // Counter rows are sharded by backend (pg_backend_pid() % 64; readers sum the shards), so
     // concurrent commits do not queue on one row lock through their WAL flush; a shard alone may
     // go negative. task_throughput is a ring of 1440 minutes (one day) per shard, so it never
@@ -102,7 +100,8 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE task_counts (
         action    text    NOT NULL,
         shard     integer NOT NULL,
-        pending   bigint  NOT NULL, -- queued or running
+        queued    bigint  NOT NULL,
+        running   bigint  NOT NULL,
         completed bigint  NOT NULL,
         failed    bigint  NOT NULL,
         cancelled bigint  NOT NULL,
@@ -121,15 +120,17 @@ export const MIGRATIONS: readonly Migration[] = [
       -- Pruning (and any other delete) lowers the counts; the throughput of its minutes stays.
       CREATE FUNCTION taskq_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
       BEGIN
-        INSERT INTO task_counts AS c (action, shard, pending, completed, failed, cancelled)
+        INSERT INTO task_counts AS c (action, shard, queued, running, completed, failed, cancelled)
         SELECT action, pg_backend_pid() % 64,
-               -count(*) FILTER (WHERE status IN ('queued', 'running')),
+               -count(*) FILTER (WHERE status = 'queued'),
+               -count(*) FILTER (WHERE status = 'running'),
                -count(*) FILTER (WHERE status = 'completed'),
                -count(*) FILTER (WHERE status = 'failed'),
                -count(*) FILTER (WHERE status = 'cancelled')
           FROM o GROUP BY action ORDER BY action
         ON CONFLICT (action, shard) DO UPDATE SET
-          pending = c.pending + excluded.pending, completed = c.completed + excluded.completed,
+          queued = c.queued + excluded.queued, running = c.running + excluded.running,
+          completed = c.completed + excluded.completed,
           failed = c.failed + excluded.failed, cancelled = c.cancelled + excluded.cancelled;
         RETURN NULL;
       END
@@ -147,9 +148,10 @@ export const MIGRATIONS: readonly Migration[] = [
 
       -- the one full count: existing tasks, and the finishes of the last day
       LOCK TABLE tasks IN SHARE MODE;
-      INSERT INTO task_counts (action, shard, pending, completed, failed, cancelled)
+      INSERT INTO task_counts (action, shard, queued, running, completed, failed, cancelled)
       SELECT action, 0,
-             count(*) FILTER (WHERE status IN ('queued', 'running')),
+             count(*) FILTER (WHERE status = 'queued'),
+             count(*) FILTER (WHERE status = 'running'),
              count(*) FILTER (WHERE status = 'completed'),
              count(*) FILTER (WHERE status = 'failed'),
              count(*) FILTER (WHERE status = 'cancelled')

@@ -7,24 +7,30 @@
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
 /**
- * The stats counters (migration 0003, docs/stats.md) are kept by the statements that change them,
- * as the tail of a WITH: `changed` is the CTE of the rows a statement moved out of `pending`
- * (queued or running) with their new status; rows still pending (a retry, a requeue) count
- * nothing. Finishes also count in their minute of the throughput ring. `now` is the statement's
- * parameter holding the time. Claims, releases and heartbeats change no counter at all.
+ * The stats counters (migration 0003, docs/stats.md) are kept by the statements that change a
+ * task's status, as the tail of a WITH: `changed` is the CTE of the rows the statement changed,
+ * with their `action`, `old_status` (what the statement's WHERE guarantees it was: a constant in
+ * most statements) and new `status`. One grouped upsert per statement, however many rows it
+ * changed; rows whose status did not change count nothing.
  */
-const COUNT_LEFT_PENDING = (now: string) => `
+const COUNT_CHANGES = `
   counted AS (
-    INSERT INTO task_counts AS k (action, shard, pending, completed, failed, cancelled)
-    SELECT action, pg_backend_pid() % 64, -count(*),
-           count(*) FILTER (WHERE status = 'completed'),
-           count(*) FILTER (WHERE status = 'failed'),
-           count(*) FILTER (WHERE status = 'cancelled')
-      FROM changed WHERE status IN ('completed', 'failed', 'cancelled')
+    INSERT INTO task_counts AS k (action, shard, queued, running, completed, failed, cancelled)
+    SELECT action, pg_backend_pid() % 64,
+           count(*) FILTER (WHERE status = 'queued') - count(*) FILTER (WHERE old_status = 'queued'),
+           count(*) FILTER (WHERE status = 'running') - count(*) FILTER (WHERE old_status = 'running'),
+           count(*) FILTER (WHERE status = 'completed') - count(*) FILTER (WHERE old_status = 'completed'),
+           count(*) FILTER (WHERE status = 'failed') - count(*) FILTER (WHERE old_status = 'failed'),
+           count(*) FILTER (WHERE status = 'cancelled') - count(*) FILTER (WHERE old_status = 'cancelled')
+      FROM changed WHERE status IS DISTINCT FROM old_status
      GROUP BY action ORDER BY action
     ON CONFLICT (action, shard) DO UPDATE SET
-      pending = k.pending + excluded.pending, completed = k.completed + excluded.completed,
-      failed = k.failed + excluded.failed, cancelled = k.cancelled + excluded.cancelled),
+      queued = k.queued + excluded.queued, running = k.running + excluded.running,
+      completed = k.completed + excluded.completed, failed = k.failed + excluded.failed,
+      cancelled = k.cancelled + excluded.cancelled)`;
+
+/** Finishes (into completed or failed) also count in their minute of the throughput ring. */
+const COUNT_FINISHES = (now: string) => `
   rolled AS (
     INSERT INTO task_throughput AS r (slot, shard, minute, completed, failed)
     SELECT ((${now} / 60000) % 1440)::int, pg_backend_pid() % 64, (${now} / 60000) * 60000,
@@ -52,7 +58,7 @@ export const SQL = {
    * unique_key, unique_until, created_at. Returns the seqs stored (a taken key skips its row).
    */
   insertTasks: `
-    WITH inserted AS (
+    WITH changed AS (
     INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
     OVERRIDING SYSTEM VALUE
     SELECT t.seq, t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
@@ -63,12 +69,9 @@ export const SQL = {
                                 unique_key, unique_until, created_at, n)
      ORDER BY t.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING seq, action
-    ), counted AS (
-      INSERT INTO task_counts AS k (action, shard, pending, completed, failed, cancelled)
-      SELECT action, pg_backend_pid() % 64, count(*), 0, 0, 0 FROM inserted GROUP BY action ORDER BY action
-      ON CONFLICT (action, shard) DO UPDATE SET pending = k.pending + excluded.pending)
-    SELECT seq FROM inserted`,
+    RETURNING seq, action, NULL::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT seq FROM changed`,
   /** $1: unique keys. */
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ANY($1::text[])`,
   /** $1: unique keys, $2: now. Frees keys whose window has passed, so a new task can take them. */
@@ -93,6 +96,7 @@ export const SQL = {
    * `LIMIT $4` as a tenth of the rows); ANY over an array can only be primary-key lookups.
    */
   claimTasks: `
+    WITH changed AS (
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
            lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
@@ -101,9 +105,12 @@ export const SQL = {
                             ORDER BY priority DESC, run_at, seq
                             LIMIT $4
                               FOR UPDATE SKIP LOCKED))
-    RETURNING ${CLAIMED_COLUMNS}`,
+    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT ${CLAIMED_COLUMNS} FROM changed`,
   /** The same, skipping actions at their per-action limit; $5: actions to skip. */
   claimTasksExceptActions: `
+    WITH changed AS (
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
            lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
@@ -112,7 +119,9 @@ export const SQL = {
                             ORDER BY priority DESC, run_at, seq
                             LIMIT $4
                               FOR UPDATE SKIP LOCKED))
-    RETURNING ${CLAIMED_COLUMNS}`,
+    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT ${CLAIMED_COLUMNS} FROM changed`,
 
   /**
    * $1: now; $2..$5: arrays of seq, owner, attempt, result (JSON text). Rows are found by seq (the
@@ -128,8 +137,8 @@ export const SQL = {
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[]) AS c(seq, owner, attempt, result)
      WHERE t.seq = c.seq AND t.lease_owner = c.owner AND t.attempts = c.attempt
-    RETURNING t.seq, t.action, t.status
-    ), ${COUNT_LEFT_PENDING('$1::int8')}
+    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
     SELECT seq FROM changed`,
 
   /** $1: now; $2..$7: arrays of seq, owner, attempt, new status, error, retry_at. */
@@ -142,8 +151,8 @@ export const SQL = {
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
            AS f(seq, owner, attempt, status, error, retry_at)
      WHERE t.seq = f.seq AND t.lease_owner = f.owner AND t.attempts = f.attempt
-    RETURNING t.seq, t.action, t.status
-    ), ${COUNT_LEFT_PENDING('$1::int8')}
+    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
     SELECT seq, status FROM changed`,
 
   /** $1: owner, $2: lease until. */
@@ -154,12 +163,15 @@ export const SQL = {
 
   /** $1..$3: arrays of seq, owner, attempt. */
   releaseTasks: `
+    WITH changed AS (
     UPDATE tasks t
        SET status = 'queued', attempts = t.attempts - 1, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($1::int8[], $2::text[], $3::int[]) AS r(seq, owner, attempt)
      WHERE t.seq = r.seq AND t.lease_owner = r.owner AND t.attempts = r.attempt
-    RETURNING t.seq`,
+    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
+    ), ${COUNT_CHANGES}
+    SELECT seq FROM changed`,
 
   /**
    * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now). A requeued
@@ -181,8 +193,8 @@ export const SQL = {
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < $1
-    RETURNING id, action, status
-    ), ${COUNT_LEFT_PENDING('$1::int8')}
+    RETURNING id, action, 'running'::text AS old_status, status
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
     SELECT id, status FROM changed`,
 
   /** $1: seq, $2: now. */
@@ -190,8 +202,8 @@ export const SQL = {
     WITH changed AS (
       UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
        WHERE seq = $1 AND status = 'queued'
-      RETURNING *
-    ), ${COUNT_LEFT_PENDING('$2::int8')}
+      RETURNING *, 'queued'::text AS old_status
+    ), ${COUNT_CHANGES}
     SELECT * FROM changed`,
   /** $1: seq. */
   requestCancel: `UPDATE tasks SET cancel_requested = true WHERE seq = $1 AND status = 'running' RETURNING *`,
@@ -206,14 +218,7 @@ export const SQL = {
              started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
         FROM old WHERE t.seq = old.seq
       RETURNING t.*, old.status AS old_status
-    ), counted AS (
-      INSERT INTO task_counts AS k (action, shard, pending, completed, failed, cancelled)
-      SELECT action, pg_backend_pid() % 64, 1, 0, -count(*) FILTER (WHERE old_status = 'failed'),
-             -count(*) FILTER (WHERE old_status = 'cancelled')
-        FROM changed GROUP BY action
-      ON CONFLICT (action, shard) DO UPDATE SET
-        pending = k.pending + excluded.pending, failed = k.failed + excluded.failed,
-        cancelled = k.cancelled + excluded.cancelled)
+    ), ${COUNT_CHANGES}
     SELECT * FROM changed`,
 
   /** $1: seq, $2: owner, $3: attempt, $4: progress, $5: message. */
@@ -253,21 +258,17 @@ export const SQL = {
   ping: `SELECT 1`,
 
   // Stats from the counters of migration 0003 (docs/stats.md): the cost does not grow with the
-  // table. Shards are summed (a shard alone may be negative); running tasks (few: at most each
-  // worker's concurrency + prefetch) are counted from tasks_status_seq, and queued ones are the
-  // pending count less those, all in one snapshot. The oldest queued
+  // table. Shards are summed (a shard alone may be negative). The oldest queued
   // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan.
   // One statement, so counts and queue age come from one snapshot; with no counts, one row whose
   // action is null still carries `t`.
   countsFromCounters: `
-    SELECT c.action, c.pending - coalesce(r.running, 0) AS queued, coalesce(r.running, 0) AS running,
-           c.completed, c.failed, c.cancelled, o.t
+    SELECT c.*, o.t
       FROM (SELECT (SELECT created_at FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1) AS t) o
-      LEFT JOIN (SELECT action, sum(pending)::int8 AS pending, sum(completed)::int8 AS completed,
-                        sum(failed)::int8 AS failed, sum(cancelled)::int8 AS cancelled
+      LEFT JOIN (SELECT action, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
+                        sum(completed)::int8 AS completed, sum(failed)::int8 AS failed,
+                        sum(cancelled)::int8 AS cancelled
                    FROM task_counts GROUP BY action) c ON true
-      LEFT JOIN (SELECT action, count(*)::int8 AS running FROM tasks WHERE status = 'running'
-                  GROUP BY action) r ON r.action = c.action
      ORDER BY c.action`,
   /** $1: since; whole minutes, from the one holding `since`. */
   throughputFromRollup: `
