@@ -9,6 +9,8 @@ import { peakRssMiB, sleep, waitUntil } from './util.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TASKQ_BIN = `${ROOT}bin/taskq.js`;
+/** The V8 flags bin/taskq.js's shebang and `npm start` run taskq with. */
+export const TASKQ_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 const live = new Set<ChildProcess>();
 
@@ -129,6 +131,7 @@ export async function startTaskq(options: {
 }): Promise<{ child: Child; url: string }> {
   const port = await freePort();
   const args = [
+    ...TASKQ_NODE_FLAGS,
     TASKQ_BIN,
     'run',
     '--db',
