@@ -97,7 +97,7 @@ export class PgNotifier {
   }
 }
 
-/** Parses a payload of `channel` back into the event; null for another sender's own or foreign text. */
+/** Parses a payload of `event`'s channel back into the event; null for this process's own or foreign text. */
 export function parseNotification(
   event: DriverEventName,
   payload: string,

@@ -47,6 +47,24 @@ const COUNT_FINISHES = (now: string) => `
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
               cancel_requested, created_at`;
 
+/**
+ * A claim: the first `LIMIT $4` claimable tasks in claim order, with `filter` added to what is
+ * claimable. $1: owner, $2: lease until, $3: now, $4: limit.
+ */
+const claimSql = (filter: string) => `
+    WITH changed AS (
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
+           lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
+     WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
+                            WHERE status = 'queued' AND run_at <= $3${filter}
+                            ORDER BY priority DESC, run_at, seq
+                            LIMIT $4
+                              FOR UPDATE SKIP LOCKED))
+    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT ${CLAIMED_COLUMNS} FROM changed`;
+
 export const SQL = {
   /**
    * $1: how many. Seqs for a batch about to be inserted, so the driver can give each task the id
@@ -95,33 +113,9 @@ export const SQL = {
    * plan, and for `IN` that plan was a hash join over a scan of the whole table (it sizes
    * `LIMIT $4` as a tenth of the rows); ANY over an array can only be primary-key lookups.
    */
-  claimTasks: `
-    WITH changed AS (
-    UPDATE tasks
-       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
-           lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
-     WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
-                            WHERE status = 'queued' AND run_at <= $3
-                            ORDER BY priority DESC, run_at, seq
-                            LIMIT $4
-                              FOR UPDATE SKIP LOCKED))
-    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
-    ), ${COUNT_CHANGES}
-    SELECT ${CLAIMED_COLUMNS} FROM changed`,
+  claimTasks: claimSql(''),
   /** The same, skipping actions at their per-action limit; $5: actions to skip. */
-  claimTasksExceptActions: `
-    WITH changed AS (
-    UPDATE tasks
-       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
-           lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
-     WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
-                            WHERE status = 'queued' AND run_at <= $3 AND action <> ALL($5::text[])
-                            ORDER BY priority DESC, run_at, seq
-                            LIMIT $4
-                              FOR UPDATE SKIP LOCKED))
-    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
-    ), ${COUNT_CHANGES}
-    SELECT ${CLAIMED_COLUMNS} FROM changed`,
+  claimTasksExceptActions: claimSql(' AND action <> ALL($5::text[])'),
 
   /**
    * $1: now; $2..$5: arrays of seq, owner, attempt, result (JSON text). Rows are found by seq (the
@@ -225,19 +219,6 @@ export const SQL = {
   setProgress: `
     UPDATE tasks SET progress = $4, progress_message = $5
      WHERE seq = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3`,
-
-  countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
-  countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action, status`,
-  oldestQueued: `SELECT min(created_at) AS t FROM tasks WHERE status = 'queued'`,
-
-  /** $1: since. */
-  throughput: `
-    SELECT (processed_at / 60000) * 60000 AS minute,
-           count(*) FILTER (WHERE status = 'completed') AS completed,
-           count(*) FILTER (WHERE status = 'failed') AS failed
-      FROM tasks
-     WHERE status IN ('completed', 'failed') AND processed_at >= $1
-     GROUP BY minute ORDER BY minute`,
 
   /** $1..$3: cutoffs for completed, failed, cancelled; $4: limit. */
   pruneTasks: `

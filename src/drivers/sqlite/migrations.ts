@@ -9,6 +9,17 @@ export interface Migration {
   sql: string;
 }
 
+/** Migration 0004's ring upsert: the finish of row `new` in its minute (see that migration). */
+const COUNT_FINISH_OF_NEW = `INSERT INTO task_throughput (slot, minute, completed, failed)
+        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed')
+          ON CONFLICT (slot) DO UPDATE SET
+            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
+                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
+            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
+                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
+            minute    = max(minute, excluded.minute);`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -201,27 +212,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER tasks_throughput_update AFTER UPDATE OF status ON tasks
         WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
          AND new.processed_at IS NOT NULL BEGIN
-        INSERT INTO task_throughput (slot, minute, completed, failed)
-        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
-                new.status = 'completed', new.status = 'failed')
-          ON CONFLICT (slot) DO UPDATE SET
-            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
-                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
-            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
-                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
-            minute    = max(minute, excluded.minute);
+        ${COUNT_FINISH_OF_NEW}
       END;
       CREATE TRIGGER tasks_throughput_insert AFTER INSERT ON tasks
         WHEN new.status IN ('completed', 'failed') AND new.processed_at IS NOT NULL BEGIN
-        INSERT INTO task_throughput (slot, minute, completed, failed)
-        VALUES ((new.processed_at / 60000) % 1440, (new.processed_at / 60000) * 60000,
-                new.status = 'completed', new.status = 'failed')
-          ON CONFLICT (slot) DO UPDATE SET
-            completed = CASE WHEN minute = excluded.minute THEN completed + excluded.completed
-                             WHEN minute < excluded.minute THEN excluded.completed ELSE completed END,
-            failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
-                             WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
-            minute    = max(minute, excluded.minute);
+        ${COUNT_FINISH_OF_NEW}
       END;
     `,
   },

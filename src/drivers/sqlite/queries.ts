@@ -106,17 +106,6 @@ export const SQL = {
     UPDATE tasks SET progress = @progress, progress_message = @message
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
-  countByStatus: `SELECT status, count(*) AS n FROM tasks GROUP BY status`,
-  countByAction: `SELECT action, status, count(*) AS n FROM tasks GROUP BY action, status ORDER BY action, status`,
-  oldestQueued: `SELECT min(created_at) AS t FROM tasks WHERE status = 'queued'`,
-
-  throughput: `
-    SELECT (processed_at / 60000) * 60000 AS minute,
-           sum(status = 'completed') AS completed, sum(status = 'failed') AS failed
-      FROM tasks
-     WHERE status IN ('completed', 'failed') AND processed_at >= @since
-     GROUP BY minute ORDER BY minute`,
-
   pruneTasks: `
     DELETE FROM tasks WHERE seq IN (
       SELECT seq FROM tasks WHERE status = 'completed' AND processed_at < @completed
