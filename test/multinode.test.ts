@@ -122,6 +122,15 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
   await eventually(async () => load.accepted.size >= TOTAL / 2 && (await holding()), 30_000, 10);
   victim.child.kill('SIGKILL');
   expect(await victim.exited).toBeNull();
+  // An ack already on the wire still commits (it is one statement): look once the database has
+  // seen the dead node's connections close.
+  await eventually(async () => {
+    const { rows } = await sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
+      [`taskq:${victim.child.pid}`],
+    );
+    return rows[0]?.n === 0;
+  }, 20_000);
   // What the dead node held: only a rescue can finish these.
   const { rows: stranded } = await sql.query<{ id: string }>(
     `SELECT id FROM "${schema}".tasks WHERE status = 'running' AND lease_owner LIKE $1`,

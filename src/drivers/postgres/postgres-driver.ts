@@ -219,6 +219,8 @@ export class PostgresDriver implements QueueDriver {
       connectionString,
       connectionTimeoutMillis: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS_DEFAULT,
       keepAlive: true,
+      // Names the process in pg_stat_activity (a URL's own application_name wins).
+      application_name: `taskq:${process.pid}`,
       options: `-c search_path=${schema}`,
       types: TYPES,
     };
