@@ -67,10 +67,14 @@ describe('taskq migrate', () => {
         const child = spawn(process.execPath, [TASKQ_BIN, 'migrate', '--db', db]);
         let out = '';
         child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
         child.on('exit', (code) => resolve(`${code}:${out}`));
       });
     const outputs = await Promise.all([run(), run(), run()]);
-    expect(outputs.every((o) => o.startsWith('0:'))).toBe(true);
+    expect(
+      outputs.every((o) => o.startsWith('0:')),
+      outputs.join('\n'),
+    ).toBe(true);
     expect(outputs.filter((o) => o.includes('applied 0001_init'))).toHaveLength(1);
   });
 

@@ -76,6 +76,25 @@ const DECODE: RowDecoders<string, number> = {
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 type ClaimedRow = GenericClaimedRow<string, number>;
 
+/**
+ * Switches the file to WAL mode. On a new file opened by several processes at once, the switch
+ * can fail with SQLITE_BUSY at once: SQLite does not wait on its busy handler there (seen about
+ * once in 200 opens of three `taskq migrate` at once). So it is tried again, briefly, within
+ * the busy timeout; any other error, or a lock held longer, is the caller's.
+ */
+function enterWalMode(db: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+}
+
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
   readonly description: string;
@@ -103,8 +122,9 @@ export class SqliteDriver implements QueueDriver {
       }
     }
     try {
-      this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
-      this.db.pragma('journal_mode = WAL');
+      const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+      this.db = new Database(options.path, { timeout: busyTimeoutMs });
+      enterWalMode(this.db, busyTimeoutMs);
     } catch (err) {
       throw new QueueError(
         'TQ_ERR_UNAVAILABLE',
@@ -197,8 +217,12 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async migrate(params: { onApplied?: (name: string) => void } = {}): Promise<MigrateResult> {
-    this.db.exec(`CREATE TABLE IF NOT EXISTS taskq_migrations (
-      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    // Under the write lock: as a plain statement it reads the schema, then writes, and a commit by
+    // another migrator in between fails it at once (SQLITE_BUSY, no busy wait).
+    this.write(() =>
+      this.db.exec(`CREATE TABLE IF NOT EXISTS taskq_migrations (
+        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`),
+    );
     const applied: string[] = [];
     for (const migration of MIGRATIONS) {
       const didApply = this.write(() => {
