@@ -37,11 +37,17 @@ export function registerRun(program: Command): void {
     const { createLogger } = await import('../../logger.js');
     const { Service } = await import('../../service.js');
     const logger = createLogger(config.logLevel);
-    // A handler's stray promise or timer callback must not take the service down.
+    // A handler's stray promise rejects nothing the service holds: log it and go on.
     process.on('unhandledRejection', (reason) =>
       logger.error({ err: reason }, 'unhandled rejection (ignored)'),
     );
-    process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (ignored)'));
+    // A synchronous throw that nothing caught may have left any state half-changed: exit so a
+    // supervisor starts a clean process. Nothing answered 202 is lost (it is committed), and
+    // the tasks this process held run again elsewhere once their leases expire.
+    process.on('uncaughtException', (err) => {
+      logger.fatal({ err }, 'uncaught exception: exiting (a supervisor should restart taskq)');
+      process.exit(70); // EX_SOFTWARE
+    });
 
     const service = await Service.create({ config, logger });
     let stopping = false;
