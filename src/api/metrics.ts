@@ -90,6 +90,29 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
       this.set(oldestQueuedAt === null ? 0 : Math.max(0, Date.now() - oldestQueuedAt) / 1000);
     },
   });
+  if (pool) {
+    new Gauge({
+      name: 'taskq_results_pending',
+      help: 'Task results finished by this process and not yet written (claims pause at 2000)',
+      registers: [registry],
+      collect() {
+        this.set(pool.completer.pending);
+      },
+    });
+    new Gauge({
+      name: 'taskq_results_stuck_seconds',
+      help: 'How long writing task results has failed without a success; 0 while they are written',
+      registers: [registry],
+      collect() {
+        this.set((pool.completer.stuckFor(0)?.ms ?? 0) / 1000);
+      },
+    });
+  }
+  const resultWriteFailures = new Counter({
+    name: 'taskq_result_write_failures_total',
+    help: 'Failed writes of task results (each is retried)',
+    registers: [registry],
+  });
   const httpDuration = new Histogram({
     name: 'taskq_http_request_duration_seconds',
     help: 'HTTP request duration by method, route pattern and status code',
@@ -120,11 +143,14 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     else if (outcome.kind === 'failed' || outcome.abort.kind === 'timeout') failedBy(action).inc();
     else if (outcome.abort.kind === 'cancel') cancelledBy(action).inc();
   };
+  const onWriteFailed = () => resultWriteFailures.inc();
   pool?.on('taskFinished', onFinished);
+  pool?.completer.on('writeFailed', onWriteFailed);
   app.addHook('onClose', async () => {
     queue.off('enqueued', onEnqueued);
     queue.off('retried', onRetried);
     pool?.off('taskFinished', onFinished);
+    pool?.completer.off('writeFailed', onWriteFailed);
   });
 
   app.addHook('onResponse', async (request, reply) => {

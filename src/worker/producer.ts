@@ -45,6 +45,8 @@ export interface ProducerOptions {
   pollMs: number;
   now: () => number;
   health: DbHealth;
+  /** True while nothing more may be claimed (the completer's backlog is full); wake() after. */
+  claimsPaused?: () => boolean;
   /** Runs one task to its recorded end; its slot frees when this settles. */
   run: (task: TaskRecord, abort: TaskAbortHandle) => Promise<void>;
   /** Records a held task that never started as cancelled (through the completer). */
@@ -57,8 +59,11 @@ export interface ProducerEvents {
   taskStarted: [task: TaskRecord];
   /** A claim was answered with `count` tasks (0 included) of the `limit` asked for. */
   claimReturned: [count: number, limit: number];
-  /** A wake-up that did not claim: no room left, or the buffer is still above half of prefetch. */
-  claimSkipped: [reason: 'no_room' | 'buffer_above_half'];
+  /**
+   * A wake-up that did not claim: no room left, the buffer still above half of prefetch, or
+   * results waiting to be written.
+   */
+  claimSkipped: [reason: 'no_room' | 'buffer_above_half' | 'results_backlog'];
 }
 
 const CANCELLED = 'cancelled by request';
@@ -191,6 +196,10 @@ export class Producer extends Signals<ProducerEvents> {
     const limit = this.room();
     if (limit <= 0) {
       this.emit('claimSkipped', 'no_room');
+      return;
+    }
+    if (this.options.claimsPaused?.()) {
+      this.emit('claimSkipped', 'results_backlog');
       return;
     }
     // Refill only when the buffer is down to half of prefetch, so claims come in batches.

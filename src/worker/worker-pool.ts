@@ -31,6 +31,11 @@ import { TaskRunner } from './runner.js';
 import { Signals } from './signals.js';
 
 export const ACK_DELAY_MS_DEFAULT = 10;
+/**
+ * Results waiting to be written before claims pause: twice the largest ack batch (1000), so it is
+ * never reached while writes succeed, and a bound on memory while they fail.
+ */
+export const RESULTS_BACKLOG_MAX_DEFAULT = 2000;
 
 export interface WorkerPoolOptions {
   driver: QueueDriver;
@@ -44,6 +49,8 @@ export interface WorkerPoolOptions {
   backoff: BackoffPolicy;
   /** How long acks wait to be batched. */
   ackDelayMs?: number;
+  /** Claims pause while this many results wait to be written. */
+  resultsBacklogMax?: number;
   /** Identifies this pool in leases; unique per process by default. */
   owner?: string;
   /**
@@ -89,6 +96,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       // promptly while batching ~5x more per commit.
       delayMs: options.ackDelayMs ?? ACK_DELAY_MS_DEFAULT,
       maxBatch: 1000,
+      maxBacklog: options.resultsBacklogMax ?? RESULTS_BACKLOG_MAX_DEFAULT,
       now,
     });
     const runner = new TaskRunner({
@@ -112,6 +120,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       pollMs: options.pollMs,
       now,
       health,
+      claimsPaused: () => this.completer.backlogFull,
       run: (task, abort) => runner.run(task, abort),
       recordCancelled: (task, error) =>
         this.completer.fail({ ...leaseOf(task, owner), error, outcome: 'cancelled' }),
@@ -132,9 +141,10 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
     this.producer.on('taskStarted', (task) => this.emit('taskStarted', task));
     runner.on('taskFinished', (task, outcome, ms) => this.emit('taskFinished', task, outcome, ms));
     this.rescuer.on('rescued', (result) => this.emit('rescued', result));
-    this.completer.on('written', ({ completions, failures }) =>
-      this.emit('resultsWritten', completions.length + failures.length),
-    );
+    this.completer.on('written', ({ completions, failures }) => {
+      this.emit('resultsWritten', completions.length + failures.length);
+      this.producer.wake(); // claims may have waited for the backlog to shrink
+    });
   }
 
   /** Tasks held by this pool: running plus buffered. */
@@ -144,13 +154,21 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
 
   /**
    * Healthy while the pool can reach the database: a stalled worker (claims and heartbeats failing
-   * for longer than a lease) reports unhealthy so an orchestrator can restart it.
+   * for longer than a lease, or results not written for longer than a lease) reports unhealthy
+   * so an orchestrator can restart it.
    */
   health(): { ok: boolean; reason?: string } {
     if (!this.started || this.stopping) return { ok: false, reason: 'worker pool is not running' };
     const failing = this.dbHealth.failingFor(Math.max(this.options.leaseMs, this.options.pollMs * 3));
     if (failing) {
       return { ok: false, reason: `cannot claim work for ${failing.silentMs} ms: ${failing.error.message}` };
+    }
+    const stuck = this.completer.stuckFor(this.options.leaseMs);
+    if (stuck) {
+      return {
+        ok: false,
+        reason: `cannot write task results for ${stuck.ms} ms (${this.completer.pending} waiting): ${stuck.error.message}`,
+      };
     }
     return { ok: true };
   }
