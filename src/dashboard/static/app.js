@@ -229,8 +229,10 @@
             buffer = buffer.slice(end + 2);
           }
         }
-      } catch {
-        // network error or abort: retry below unless aborted
+      } catch (err) {
+        // A network error: say so in the console and retry below (an abort is ours: no retry).
+        if (!controller.signal.aborted)
+          console.warn('taskq: the live stats stream dropped; reconnecting', err);
       }
       setLive(false);
       if (!controller.signal.aborted) await new Promise((r) => setTimeout(r, 2000));
