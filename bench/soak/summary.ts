@@ -90,6 +90,7 @@ export function rowLine(row: SoakRow): string {
 
 export const p99 = (xs: number[]): number | null => (xs.length === 0 ? null : round(percentile(xs, 99), 2));
 
+/** Nearest rank, as every percentile of the bench: the lower middle value of an even count. */
 const median = (xs: number[]): number => percentile(xs, 50);
 
 export interface Verdict {
@@ -136,21 +137,25 @@ export function verdicts(rows: SoakRow[], warmup: number, rules: SeriesRule[]): 
 /** At least this many rows after the warm-up before a verdict means much. */
 export const ROWS_TO_JUDGE = 3;
 
+function verdictLine(v: Verdict): string {
+  const mark = v.flat === null ? 'n/a ' : v.flat ? 'flat' : 'NOT FLAT';
+  const span = (rows: number[]) => `min ${rows[0] ?? '-'}${rows.length > 1 ? `-${rows.at(-1)}` : ''}`;
+  let change = '';
+  if (v.firstMedian !== null && v.lastMedian !== null) {
+    const pct = v.firstMedian === 0 ? null : (100 * (v.lastMedian - v.firstMedian)) / v.firstMedian;
+    if (pct !== null) change = ` (${pct >= 0 ? '+' : ''}${round(pct, 1)} %)`;
+    else if (v.lastMedian === 0) change = ' (=)';
+  }
+  return `  ${mark.padEnd(8)} ${v.series.padEnd(26)} first third (${span(v.firstRows)}) ${show(v.firstMedian)}, last third (${span(v.lastRows)}) ${show(v.lastMedian)}${change}; flat if ${v.limit}`;
+}
+
 export function renderVerdicts(list: Verdict[], measuredRows: number): string[] {
-  const change = (v: Verdict): string => {
-    if (v.firstMedian === null || v.lastMedian === null) return '';
-    if (v.firstMedian === 0) return v.lastMedian === 0 ? ' (=)' : '';
-    return ` (${v.lastMedian >= v.firstMedian ? '+' : ''}${round((100 * (v.lastMedian - v.firstMedian)) / v.firstMedian, 1)} %)`;
-  };
-  const lines = list.map((v) => {
-    const mark = v.flat === null ? 'n/a ' : v.flat ? 'flat' : 'NOT FLAT';
-    const span = (rows: number[]) => `min ${rows[0] ?? '-'}${rows.length > 1 ? `-${rows.at(-1)}` : ''}`;
-    return `  ${mark.padEnd(8)} ${v.series.padEnd(26)} first third (${span(v.firstRows)}) ${show(v.firstMedian)}, last third (${span(v.lastRows)}) ${show(v.lastMedian)}${change(v)}; flat if ${v.limit}`;
-  });
+  // With one row or none there is nothing to compare.
+  const lines = measuredRows < 2 ? [] : list.map(verdictLine);
   const notFlat = list.filter((v) => v.flat === false).map((v) => v.series);
   if (measuredRows < ROWS_TO_JUDGE)
     lines.push(
-      `Verdict: TOO SHORT TO JUDGE (${measuredRows} rows after the warm-up; ${ROWS_TO_JUDGE} at least)${notFlat.length > 0 ? `; would be NOT FLAT: ${notFlat.join(', ')}` : ''}`,
+      `Verdict: TOO SHORT TO JUDGE (${measuredRows} row(s) after the warm-up; ${ROWS_TO_JUDGE} at least)${notFlat.length > 0 ? `; would be NOT FLAT: ${notFlat.join(', ')}` : ''}`,
     );
   else
     lines.push(
