@@ -6,11 +6,10 @@
  * table on stdout and JSON in bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { killAll, ROOT } from './lib/proc.js';
 import { parseOptions, wants, type BenchOptions } from './lib/options.js';
-import { idlePercent, renderReport, type Report } from './lib/report.js';
+import { machineInfo, renderReport, type Report } from './lib/report.js';
 import { watchdog } from './lib/util.js';
 import { runDrain } from './scenarios/drain.js';
 import { runE2e } from './scenarios/e2e.js';
@@ -35,14 +34,7 @@ watchdog((opts.peers ? 45 : 20) * 60_000 + (wants(opts, 'memory') ? 40 * 60_000 
 const report: Report = {
   startedAt: new Date().toISOString(),
   options: opts,
-  machine: {
-    node: process.version,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memGiB: Math.round(totalmem() / 2 ** 30),
-    loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
-    idlePctAtStart: await idlePercent(),
-  },
+  machine: await machineInfo(),
   storage: opts.db?.startsWith('postgres') ? 'postgresql' : 'sqlite (temp file, synchronous=FULL)',
   errors: [],
 };

@@ -30,6 +30,21 @@ export interface BenchOptions {
 
 const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
 
+/** Readers of the value after the flag at argv[i] (shared by the bench's and the soak's flags). */
+export function flagValues(argv: string[], usage: string) {
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${usage}`);
+    return v;
+  };
+  const integer = (i: number, flag: string, min: number, max: number): number => {
+    const n = Number(value(i, flag));
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be ${min}..${max}`);
+    return n;
+  };
+  return { value, integer };
+}
+
 export function parseOptions(argv: string[]): BenchOptions {
   const opts: BenchOptions = {
     db: undefined,
@@ -49,16 +64,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     latencyTasks: 200,
     out: undefined,
   };
-  const value = (i: number, flag: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${USAGE}`);
-    return v;
-  };
-  const integer = (i: number, flag: string, min: number, max: number): number => {
-    const n = Number(value(i, flag));
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be ${min}..${max}`);
-    return n;
-  };
+  const { value, integer } = flagValues(argv, USAGE);
   // Sizes given on the command line win over --quick's, whichever comes first.
   const explicit: Partial<BenchOptions> = {};
   for (let i = 0; i < argv.length; i++) {

@@ -1,5 +1,6 @@
 /** The bench's result document and its table. */
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import type { BenchOptions } from './options.js';
 import type { DrainResult } from '../scenarios/drain.js';
 import type { E2eResult } from '../scenarios/e2e.js';
@@ -29,6 +30,18 @@ export interface Report {
   memory?: MemoryResult;
   peers?: PeerResult[];
   errors: string[];
+}
+
+/** The machine a run happened on, and how busy it was at the start. */
+export async function machineInfo(): Promise<Record<string, unknown>> {
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    idlePctAtStart: await idlePercent(),
+  };
 }
 
 /** CPU idle over 0.5 s (Linux /proc/stat), to show how busy the shared machine was; null elsewhere. */

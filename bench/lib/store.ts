@@ -32,14 +32,14 @@ process.on('exit', () => {
 
 /**
  * A database with no tasks for one scenario: a new SQLite file in a temp folder, or, for
- * PostgreSQL, the URL's `?schema=` (default `taskq_bench`, never the service's own `taskq`)
- * dropped and created again: a table without the dead rows of earlier scenarios, as the peers
- * start from a TRUNCATEd table.
+ * PostgreSQL, the URL's `?schema=` (else `defaultSchema`, `taskq_bench` unless the caller names
+ * its own; never the service's own `taskq`) dropped and created again: a table without the dead
+ * rows of earlier scenarios, as the peers start from a TRUNCATEd table.
  */
-export async function freshDb(base: string | undefined): Promise<string> {
+export async function freshDb(base: string | undefined, defaultSchema = BENCH_SCHEMA): Promise<string> {
   if (base && isPostgresUrl(base)) {
     const url = new URL(base);
-    if (!url.searchParams.has('schema')) url.searchParams.set('schema', BENCH_SCHEMA);
+    if (!url.searchParams.has('schema')) url.searchParams.set('schema', defaultSchema);
     await recreateSchema(url.toString());
     return url.toString();
   }

@@ -1,5 +1,5 @@
 /** Small shared helpers; every wait here is bounded in time. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const now = (): number => performance.now();
@@ -50,6 +50,15 @@ function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
     return match ? round(Number(match[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Open file descriptors of a live Linux process (entries of /proc/<pid>/fd), or null. */
+export function openFds(pid: number): number | null {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
   } catch {
     return null;
   }
