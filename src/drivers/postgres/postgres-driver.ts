@@ -336,6 +336,11 @@ export class PostgresDriver implements QueueDriver {
       throw unavailable(err);
     }
     let broken: Error | undefined;
+    // The pool stops listening for errors on a client it hands out, and a client whose backend is
+    // terminated emits 'error' even while its query is failing: without this listener that is an
+    // uncaught exception. The failing query rejects as well, and the catch below handles it.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const run: Run = (name, params) => client.query(statement(name, params));
@@ -349,6 +354,7 @@ export class PostgresDriver implements QueueDriver {
       throw unavailable(err);
     } finally {
       // A connection that failed mid-transaction is discarded rather than reused.
+      client.off('error', onError);
       client.release(broken);
     }
   }
