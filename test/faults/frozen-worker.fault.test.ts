@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dropSchema, postgresSkip, postgresTestUrl, randomSchema } from '../support/postgres.js';
+import { dropSchema, postgresSkip, postgresTestUrl, randomSchema, withSchema } from '../support/postgres.js';
 import { nextOutputLine, runCli, startCli, type RunningService } from '../support/process.js';
 import { eventually, http } from '../support/service.js';
 import { tempDir } from '../support/temp.js';
@@ -167,9 +167,7 @@ describe('a worker frozen past its lease and woken again', () => {
       const url = postgresTestUrl() as string;
       const schema = randomSchema();
       cleanups.push(() => dropSchema(url, schema));
-      const db = new URL(url);
-      db.searchParams.set('schema', schema);
-      await frozenWorkerCase(db.toString());
+      await frozenWorkerCase(withSchema(url, schema));
       console.log(`frozen worker (postgres): ${Date.now() - started} ms`);
     },
   );

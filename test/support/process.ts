@@ -80,3 +80,18 @@ export function nextOutputLine(svc: RunningService, pattern: RegExp, timeoutMs =
     svc.child.once('exit', onExit);
   });
 }
+
+/** Starts any `taskq` command (`migrate`, ...) without waiting for it; `exited` gives its code and signal. */
+export function spawnCli(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [TASKQ_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, exited, output: () => output };
+}
