@@ -5,12 +5,17 @@
 import { ConfigError, QueueError } from '../core/errors.js';
 import { isPostgresUrl, type Config } from '../core/config.js';
 import type { QueueDriver } from './driver.js';
+import type { DriverLogger } from './postgres/warn-limited.js';
 import { SqliteDriver } from './sqlite/sqlite-driver.js';
 
-export async function openDriver(config: Pick<Config, 'db' | 'sync' | 'pgPoolSize'>): Promise<QueueDriver> {
+/** `logger` hears of lost database connections (PostgreSQL). */
+export async function openDriver(
+  config: Pick<Config, 'db' | 'sync' | 'pgPoolSize'>,
+  logger?: DriverLogger,
+): Promise<QueueDriver> {
   if (isPostgresUrl(config.db)) {
     const { PostgresDriver } = await import('./postgres/postgres-driver.js');
-    return new PostgresDriver({ connectionString: config.db, poolSize: config.pgPoolSize });
+    return new PostgresDriver({ connectionString: config.db, poolSize: config.pgPoolSize, logger });
   }
   try {
     return new SqliteDriver({ path: config.db, sync: config.sync });

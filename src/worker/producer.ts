@@ -12,7 +12,9 @@
  *   PostgreSQL), when its last claim came back full, when a slot frees, and every `pollMs`
  *   otherwise, so delayed tasks, retries and tasks queued by other processes are found within
  *   `pollMs`. Claims always run on a later turn of the event loop (setImmediate; see
- *   `scheduleFetch`), and many wake-ups before it coalesce into one claim.
+ *   `scheduleFetch`), and many wake-ups before it coalesce into one claim. A claim that fails
+ *   (database unreachable) is tried again after a backoff (100 ms doubling to 5 s), not left to
+ *   the next poll: notifications sent meanwhile are lost, and `pollMs` may be long.
  * - Per-action limits: a handler may set its own `concurrency`: at most that many tasks of its
  *   action are held (running or buffered) here; claims skip actions at their limit, and a claim
  *   that returns more of one such action than it has room for gives the extra tasks straight back.
@@ -67,6 +69,8 @@ export interface ProducerEvents {
 }
 
 const CANCELLED = 'cancelled by request';
+const CLAIM_RETRY_MIN_MS = 100;
+const CLAIM_RETRY_MAX_MS = 5000;
 
 interface RunningTask {
   task: TaskRecord;
@@ -90,6 +94,9 @@ export class Producer extends Signals<ProducerEvents> {
   /** The last claim came back full, or something woke us since: more work is likely there. */
   private moreLikely = true;
   private stopping = false;
+  /** The wait before the next claim after a failed one, and the timer of that claim. */
+  private claimRetryMs = CLAIM_RETRY_MIN_MS;
+  private claimRetry: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: ProducerOptions) {
     super();
@@ -211,6 +218,7 @@ export class Producer extends Signals<ProducerEvents> {
     this.moreLikely = false;
     this.cancelsDuringClaim = new Set();
     let claimed: TaskRecord[] = [];
+    let failed = false;
     try {
       claimed = await this.options.driver.claimTasks({
         owner: this.options.owner,
@@ -220,12 +228,15 @@ export class Producer extends Signals<ProducerEvents> {
         excludeActions: this.actionsAtLimit(),
       });
       this.options.health.success();
+      this.claimRetryMs = CLAIM_RETRY_MIN_MS;
       this.emit('claimReturned', claimed.length, limit);
     } catch (err) {
       this.options.health.error(err, 'claiming tasks failed');
+      failed = true;
     } finally {
       this.fetching = false;
     }
+    if (failed) return this.retryClaimLater();
     // Nothing awaits from here to accept(): no cancel can come in between.
     const cancelled = this.cancelsDuringClaim;
     this.cancelsDuringClaim = null;
@@ -241,6 +252,17 @@ export class Producer extends Signals<ProducerEvents> {
       this.dispatch();
     }
     if (this.moreLikely) this.scheduleFetch();
+  }
+
+  private retryClaimLater(): void {
+    if (this.claimRetry || this.stopping) return;
+    const waitMs = this.claimRetryMs;
+    this.claimRetryMs = Math.min(waitMs * 2, CLAIM_RETRY_MAX_MS);
+    this.claimRetry = setTimeout(() => {
+      this.claimRetry = null;
+      this.wake();
+    }, waitMs);
+    this.claimRetry.unref();
   }
 
   /** Actions whose per-action concurrency limit is reached by the tasks this producer holds. */
@@ -312,6 +334,8 @@ export class Producer extends Signals<ProducerEvents> {
     if (this.stopping) return;
     this.stopping = true;
     this.poll.stop();
+    if (this.claimRetry) clearTimeout(this.claimRetry);
+    this.claimRetry = null;
     const unstarted = this.buffer.splice(0);
     unstarted.forEach((task) => this.unhold(task));
     await this.giveBack(unstarted);

@@ -50,3 +50,10 @@ export function isolatedPostgres(url: string, poolSize = 4) {
   const open = () => new PostgresDriver({ connectionString: url, poolSize, schema });
   return { schema, driver: open(), openPeer: async () => open(), cleanup: () => dropSchema(url, schema) };
 }
+
+/** `url` with `?schema=` set: what the CLI takes to use one schema of the test database. */
+export function withSchema(url: string, schema: string): string {
+  const db = new URL(url);
+  db.searchParams.set('schema', schema);
+  return db.toString();
+}

@@ -49,3 +49,49 @@ export function startCli(args: string[], env: Record<string, string> = {}): Prom
     });
   });
 }
+
+/**
+ * Resolves with the first line of the service's output, from now on, that `pattern` matches;
+ * rejects if none comes within `timeoutMs` or the process exits first.
+ */
+export function nextOutputLine(svc: RunningService, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let partial = '';
+    const onData = (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      const line = lines.find((l) => pattern.test(l));
+      if (line !== undefined) finish(() => resolve(line));
+    };
+    const onExit = () => finish(() => reject(new Error(`exited before printing ${pattern}`)));
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`))),
+      timeoutMs,
+    );
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      svc.child.stdout?.off('data', onData);
+      svc.child.stderr?.off('data', onData);
+      svc.child.off('exit', onExit);
+      settle();
+    };
+    svc.child.stdout?.on('data', onData);
+    svc.child.stderr?.on('data', onData);
+    svc.child.once('exit', onExit);
+  });
+}
+
+/** Starts any `taskq` command (`migrate`, ...) without waiting for it; `exited` gives its code and signal. */
+export function spawnCli(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [TASKQ_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, exited, output: () => output };
+}

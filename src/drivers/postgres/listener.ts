@@ -8,7 +8,8 @@
  *
  * If the connection drops, it reconnects with exponential backoff (100 ms doubling to 5 s) and,
  * once listening again, calls `onReconnect`: notifications sent while it was away are lost, so
- * the driver tells workers to look for work instead.
+ * the driver tells workers to look for work instead. Each failure goes to `onError` (the driver
+ * rate-limits the warnings), so an outage shows in the log rather than as silence.
  */
 import pg from 'pg';
 
@@ -16,6 +17,8 @@ export interface ListenerOptions {
   clientConfig: pg.ClientConfig;
   onMessage: (channel: string, payload: string) => void;
   onReconnect: () => void;
+  /** A lost connection or a failed reconnect; `fields` says when the next attempt is. */
+  onError: (err: unknown, msg: string, fields?: { retryInMs: number }) => void;
 }
 
 const BACKOFF_MIN_MS = 100;
@@ -59,7 +62,9 @@ export class PgListener {
   private send(sql: string): void {
     const client = this.client;
     if (!client) return;
-    this.pending = this.pending.then(() => client.query(sql)).catch(() => this.dropped(client));
+    this.pending = this.pending
+      .then(() => client.query(sql))
+      .catch((err: unknown) => this.dropped(client, err));
   }
 
   private async connect(isReconnect: boolean, backoffMs: number): Promise<void> {
@@ -67,8 +72,8 @@ export class PgListener {
     this.connecting = true;
     const client = new pg.Client(this.options.clientConfig);
     // Until connected, a failure is handled by the catch below; afterwards by `dropped`.
-    client.on('error', () => this.dropped(client));
-    client.on('end', () => this.dropped(client));
+    client.on('error', (err) => this.dropped(client, err));
+    client.on('end', () => this.dropped(client, new Error('the LISTEN connection ended')));
     try {
       await client.connect();
       client.on('notification', (msg) => {
@@ -83,10 +88,15 @@ export class PgListener {
       }
       this.client = client;
       if (isReconnect) this.options.onReconnect();
-    } catch {
+    } catch (err) {
       this.connecting = false;
       client.removeAllListeners('end');
       await client.end().catch(() => {});
+      if (!this.closed) {
+        this.options.onError(err, 'the LISTEN connection to PostgreSQL failed; retrying', {
+          retryInMs: backoffMs,
+        });
+      }
       this.retryLater(isReconnect, Math.min(backoffMs * 2, BACKOFF_MAX_MS), backoffMs);
     }
   }
@@ -99,9 +109,12 @@ export class PgListener {
     }, waitMs);
   }
 
-  private dropped(client: pg.Client): void {
+  private dropped(client: pg.Client, err: unknown): void {
     if (this.client !== client) return;
     this.client = null;
+    this.options.onError(err, 'the LISTEN connection to PostgreSQL was lost; reconnecting', {
+      retryInMs: BACKOFF_MIN_MS,
+    });
     client.removeAllListeners('end');
     client.end().catch(() => {});
     this.retryLater(true, BACKOFF_MIN_MS * 2, BACKOFF_MIN_MS);

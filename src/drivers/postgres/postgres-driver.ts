@@ -65,6 +65,7 @@ import type {
 } from '../driver.js';
 import { TaskIdCodec } from '../task-ids.js';
 import { PgListener } from './listener.js';
+import { LimitedWarn, type DriverLogger } from './warn-limited.js';
 import { SeqReserve } from './seq-reserve.js';
 import { parseNotification, PgNotifier, type Notification } from './notifier.js';
 import {
@@ -85,6 +86,8 @@ export interface PostgresDriverOptions {
   schema?: string;
   /** Give up acquiring a connection after this long. @defaultValue 3000 */
   connectionTimeoutMs?: number;
+  /** Where lost connections are reported (rate-limited warnings); silent without one. */
+  logger?: DriverLogger;
 }
 
 export const SCHEMA_DEFAULT = 'taskq';
@@ -231,11 +234,14 @@ export class PostgresDriver implements QueueDriver {
       options: `${clientConfig.options} -c synchronous_commit=off`,
     });
     // An idle connection that dies emits here; without a listener it would crash the process.
-    // The next query gets a fresh connection (or a TQ_ERR_UNAVAILABLE error).
-    this.pool.on('error', () => {});
-    this.relaxed.on('error', () => {});
+    // The next query gets a fresh connection (or a TQ_ERR_UNAVAILABLE error). Said once in a
+    // while: it is often the first sign that the server went away.
+    const warnings = new LimitedWarn(options.logger);
+    this.pool.on('error', (err) => warnings.warn(err, 'an idle PostgreSQL connection was lost'));
+    this.relaxed.on('error', (err) => warnings.warn(err, 'an idle PostgreSQL connection was lost'));
     this.listener = new PgListener({
       clientConfig,
+      onError: (err, msg, fields) => warnings.warn(err, msg, fields),
       onMessage: (channel, payload) => this.onNotification(channel, payload),
       onReconnect: () => this.events.emit('tasksQueued', { count: 0 }),
     });
@@ -330,6 +336,11 @@ export class PostgresDriver implements QueueDriver {
       throw unavailable(err);
     }
     let broken: Error | undefined;
+    // The pool stops listening for errors on a client it hands out, and a client whose backend is
+    // terminated emits 'error' even while its query is failing: without this listener that is an
+    // uncaught exception. The failing query rejects as well, and the catch below handles it.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const run: Run = (name, params) => client.query(statement(name, params));
@@ -343,6 +354,7 @@ export class PostgresDriver implements QueueDriver {
       throw unavailable(err);
     } finally {
       // A connection that failed mid-transaction is discarded rather than reused.
+      client.off('error', onError);
       client.release(broken);
     }
   }
