@@ -70,7 +70,7 @@ export class Service {
       if (!registry.resolve(s.action))
         throw new ConfigError(`--schedules: schedule "${s.name}": unknown action "${s.action}"`);
     }
-    const driver = options.driver ?? (await openDriver(config));
+    const driver = options.driver ?? (await openDriver(config, logger.child({ component: 'db' })));
     try {
       const { applied, current } = await driver.migrate();
       if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');

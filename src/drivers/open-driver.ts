@@ -4,16 +4,20 @@
  */
 import { ConfigError, QueueError } from '../core/errors.js';
 import { isPostgresUrl, type Config } from '../core/config.js';
+import type { Logger } from 'pino';
 import type { QueueDriver } from './driver.js';
 import { SqliteDriver } from './sqlite/sqlite-driver.js';
 
-export async function openDriver(config: Pick<Config, 'db' | 'sync' | 'pgPoolSize'>): Promise<QueueDriver> {
+export async function openDriver(
+  config: Pick<Config, 'db' | 'sync' | 'pgPoolSize'>,
+  logger?: Logger,
+): Promise<QueueDriver> {
   if (isPostgresUrl(config.db)) {
     const { PostgresDriver } = await import('./postgres/postgres-driver.js');
     return new PostgresDriver({ connectionString: config.db, poolSize: config.pgPoolSize });
   }
   try {
-    return new SqliteDriver({ path: config.db, sync: config.sync });
+    return new SqliteDriver({ path: config.db, sync: config.sync, logger });
   } catch (err) {
     if (err instanceof QueueError) throw new ConfigError(`--db (TASKQ_DB): ${err.message}`);
     throw err;
