@@ -135,7 +135,9 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
       maxAttempts: input.maxAttempts ?? handler.maxAttempts ?? this.options.defaultMaxAttempts,
       uniqueKey,
       uniqueUntil:
-        uniqueKey === null ? null : now + (this.options.uniqueWindowMs ?? UNIQUE_WINDOW_MS_DEFAULT),
+        uniqueKey === null
+          ? null
+          : now + (input.uniqueForMs ?? this.options.uniqueWindowMs ?? UNIQUE_WINDOW_MS_DEFAULT),
       createdAt: now,
     };
   }
