@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { SqliteDriver } from '../src/drivers/sqlite/sqlite-driver.js';
 import { startCli, type RunningService } from './support/process.js';
-import { eventually, http } from './support/service.js';
+import { drained, eventually, http } from './support/service.js';
 import { tempDir } from './support/temp.js';
 
 const HANDLERS = new URL('./fixtures/handlers/', import.meta.url).pathname;
@@ -59,14 +59,7 @@ it('loses no accepted task when the service is killed with SIGKILL under load', 
   running.push(second);
   const driver = new SqliteDriver({ path: db });
   try {
-    await eventually(
-      async () => {
-        const counts = await driver.countTasks();
-        return counts.byStatus.queued + counts.byStatus.running === 0;
-      },
-      30_000,
-      100,
-    );
+    await drained(driver);
     for (const [id, value] of accepted) {
       const task = await driver.getTask({ id });
       expect(task?.status, `task ${id}`).toBe('completed');

@@ -47,7 +47,10 @@ export function toHttpError(err: FastifyError | QueueError | Error): {
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const { status, code, message } = toHttpError(err);
-    if (status >= 500) request.log.error({ err }, 'request failed');
+    // 503 is "not now" (the database unreachable, its disk full or locked; shutting down): one line per
+    // request, without the stack that a fault of taskq itself (500) is logged with.
+    if (status === 503) request.log.warn({ code, reason: message }, 'request refused: unavailable');
+    else if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.debug({ err: err.message }, 'client error');
     void reply.code(status).type('application/json').send({ error: message, code });
   });

@@ -4,21 +4,21 @@
  */
 import { ConfigError, QueueError } from '../core/errors.js';
 import { isPostgresUrl, type Config } from '../core/config.js';
+import type { Logger } from 'pino';
 import type { QueueDriver } from './driver.js';
-import type { DriverLogger } from './postgres/warn-limited.js';
 import { SqliteDriver } from './sqlite/sqlite-driver.js';
 
-/** `logger` hears of lost database connections (PostgreSQL). */
+/** `logger` hears of lost database connections (PostgreSQL) and failing checkpoints (SQLite). */
 export async function openDriver(
   config: Pick<Config, 'db' | 'sync' | 'pgPoolSize'>,
-  logger?: DriverLogger,
+  logger?: Logger,
 ): Promise<QueueDriver> {
   if (isPostgresUrl(config.db)) {
     const { PostgresDriver } = await import('./postgres/postgres-driver.js');
     return new PostgresDriver({ connectionString: config.db, poolSize: config.pgPoolSize, logger });
   }
   try {
-    return new SqliteDriver({ path: config.db, sync: config.sync });
+    return new SqliteDriver({ path: config.db, sync: config.sync, logger });
   } catch (err) {
     if (err instanceof QueueError) throw new ConfigError(`--db (TASKQ_DB): ${err.message}`);
     throw err;

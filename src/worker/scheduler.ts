@@ -5,6 +5,13 @@
  * however many nodes see the same tick, the database stores exactly one task for it.
  * A process queues the ticks that fall after it started; ticks missed while no node ran are
  * not caught up.
+ *
+ * Catch-up and clock policy. A check queues every tick since the previous check while checks
+ * come on time. After a gap (more than CATCH_UP_CHECKS check intervals: the process was paused,
+ * or the clock jumped forward) the ticks missed in it collapse into one, the latest: a schedule
+ * runs once for a gap, never once per missed tick. When the clock goes back, nothing is queued
+ * until it passes the last time already checked: no tick is queued twice (and its key would
+ * refuse it anyway). The time is the scheduler's `now` (Date.now unless a test injects a clock).
  */
 import { readFileSync } from 'node:fs';
 import { CronExpressionParser } from 'cron-parser';
@@ -27,8 +34,8 @@ export interface Schedule {
 
 /** How long a tick's key deduplicates: far longer than any clock skew between nodes. */
 const TICK_KEY_WINDOW_MS = 24 * 60 * 60 * 1000;
-/** At most this many ticks are queued per schedule and check (a `* * * * * *` schedule after a pause). */
-const MAX_TICKS_PER_CHECK = 60;
+/** A check that comes later than this many intervals after the last one catches up once. */
+const CATCH_UP_CHECKS = 2;
 
 function nextTicks(schedule: Schedule, after: number, until: number): Date[] {
   const expression = CronExpressionParser.parse(schedule.cron, {
@@ -36,12 +43,22 @@ function nextTicks(schedule: Schedule, after: number, until: number): Date[] {
     tz: schedule.timezone,
   });
   const ticks: Date[] = [];
-  while (ticks.length < MAX_TICKS_PER_CHECK) {
+  for (;;) {
     const tick = expression.next().toDate();
-    if (tick.getTime() > until) break;
+    if (tick.getTime() > until) return ticks;
     ticks.push(tick);
   }
-  return ticks;
+}
+
+/** The last tick in (after, until], if any. */
+function lastTick(schedule: Schedule, after: number, until: number): Date[] {
+  const tick = CronExpressionParser.parse(schedule.cron, {
+    currentDate: new Date(until + 1),
+    tz: schedule.timezone,
+  })
+    .prev()
+    .toDate();
+  return tick.getTime() > after ? [tick] : [];
 }
 
 export function nextRun(schedule: Schedule, now = Date.now()): Date {
@@ -96,7 +113,7 @@ export function loadSchedules(file: string): Schedule[] {
 
 export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
-  private checkedUntil = Date.now();
+  private checkedUntil: number;
   private checking: Promise<void> | null = null;
 
   constructor(
@@ -104,22 +121,27 @@ export class Scheduler {
     readonly schedules: readonly Schedule[],
     private readonly logger: Logger,
     private readonly checkMs = 1000,
-  ) {}
+    private readonly now: () => number = Date.now,
+  ) {
+    this.checkedUntil = now();
+  }
 
   start(): void {
     if (this.timer || this.schedules.length === 0) return;
-    this.checkedUntil = Date.now();
+    this.checkedUntil = this.now();
     this.timer = setInterval(() => void this.check(), this.checkMs);
     this.timer.unref();
   }
 
-  /** Queues every tick between the last check and now. */
-  async check(now = Date.now()): Promise<void> {
+  /** Queues the ticks since the last check, as the policy at the top of this file says. */
+  async check(now = this.now()): Promise<void> {
     if (this.checking) return this.checking;
     const from = this.checkedUntil;
+    if (now <= from) return; // the clock went back: wait until it passes `from` again
+    const ticksOf = now - from > CATCH_UP_CHECKS * this.checkMs ? lastTick : nextTicks;
     this.checking = (async () => {
       for (const schedule of this.schedules) {
-        for (const tick of nextTicks(schedule, from, now)) {
+        for (const tick of ticksOf(schedule, from, now)) {
           try {
             const { task, inserted } = await this.queue.enqueue({
               action: schedule.action,

@@ -25,6 +25,7 @@ import { DbHealth } from './db-health.js';
 import type { Outcome } from './executor.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { leaseOf } from './leases.js';
+import { LoopStallWatch } from './loop-stall.js';
 import { Producer } from './producer.js';
 import { Rescuer } from './rescuer.js';
 import { TaskRunner } from './runner.js';
@@ -77,6 +78,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
   readonly rescuer: Rescuer;
   readonly completer: Completer;
   private readonly dbHealth: DbHealth;
+  private readonly loopStalls: LoopStallWatch;
+  /** The last heartbeat that found held tasks taken by another worker (monotonic ms). */
+  private leasesLost: { count: number; at: number } | null = null;
   private stopping = false;
   private started = false;
 
@@ -88,6 +92,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
     this.owner = owner;
     this.dbHealth = new DbHealth(logger);
     const health = this.dbHealth;
+    // Half a lease: leases are renewed every third of one, so a block of two thirds can already
+    // let one lapse. One lease after: by then the heartbeats have renewed what is still ours.
+    this.loopStalls = new LoopStallWatch({ thresholdMs: leaseMs / 2, windowMs: leaseMs });
     this.completer = new Completer({
       driver,
       logger,
@@ -132,7 +139,14 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       now,
       health,
       held: () => this.producer.heldIds(),
-      onLeaseLost: (ids) => this.producer.leaseLost(ids),
+      onLeaseLost: (ids) => {
+        this.leasesLost = { count: ids.length, at: performance.now() };
+        logger.warn(
+          { tasks: ids },
+          'leases lost: this process stalled past its lease, other workers took the tasks',
+        );
+        this.producer.leaseLost(ids);
+      },
       onCancelRequested: (ids) => this.producer.cancel(ids),
     });
     this.rescuer = new Rescuer({ driver, logger, leaseMs, backoff: options.backoff, now, health });
@@ -153,15 +167,34 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
   }
 
   /**
-   * Healthy while the pool can reach the database: a stalled worker (claims and heartbeats failing
-   * for longer than a lease, or results not written for longer than a lease) reports unhealthy
-   * so an orchestrator can restart it.
+   * Healthy while the pool can reach the database and keep its leases, so an orchestrator can
+   * restart a worker that cannot. Unhealthy:
+   * - while claims and heartbeats have failed for longer than a lease (or three polls);
+   * - while the event loop is blocked for longer than half a lease, and for one lease after it
+   *   frees (loop-stall.ts): its heartbeats were late, so its leases may have lapsed;
+   * - for one lease after a heartbeat found held tasks taken by another worker (leases lost).
+   * Each turns healthy again by itself once its cause is over.
    */
   health(): { ok: boolean; reason?: string } {
     if (!this.started || this.stopping) return { ok: false, reason: 'worker pool is not running' };
-    const failing = this.dbHealth.failingFor(Math.max(this.options.leaseMs, this.options.pollMs * 3));
+    const { leaseMs, pollMs } = this.options;
+    const failing = this.dbHealth.failingFor(Math.max(leaseMs, pollMs * 3));
     if (failing) {
       return { ok: false, reason: `cannot claim work for ${failing.silentMs} ms: ${failing.error.message}` };
+    }
+    const stall = this.loopStalls.stall();
+    if (stall) {
+      return {
+        ok: false,
+        reason: `event loop blocked for ${stall.blockedMs} ms (longer than half the ${leaseMs} ms lease; a handler computing synchronously?)`,
+      };
+    }
+    if (this.leasesLost && performance.now() - this.leasesLost.at <= leaseMs) {
+      const { count } = this.leasesLost;
+      return {
+        ok: false,
+        reason: `leases lost: ${count} held tasks were taken by another worker (this process stalled past its lease)`,
+      };
     }
     const stuck = this.completer.stuckFor(this.options.leaseMs);
     if (stuck) {
@@ -176,6 +209,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.loopStalls.start();
     this.completer.start();
     this.leaseKeeper.start();
     this.rescuer.start();
@@ -198,6 +232,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
     await this.producer.stop({ graceMs });
     this.leaseKeeper.stop();
     await this.completer.stop();
+    this.loopStalls.stop();
     this.started = false;
   }
 }

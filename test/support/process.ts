@@ -95,3 +95,23 @@ export function spawnCli(args: string[], env: Record<string, string> = {}) {
   );
   return { child, exited, output: () => output };
 }
+
+/**
+ * Children a test file starts: `start` as startCli, `killAll` (after each case) kills what is
+ * still running with SIGKILL and waits for it to exit.
+ */
+export function childProcesses() {
+  let running: RunningService[] = [];
+  return {
+    async start(args: string[], env: Record<string, string> = {}): Promise<RunningService> {
+      const node = await startCli(args, env);
+      running.push(node);
+      return node;
+    },
+    async killAll(): Promise<void> {
+      for (const node of running) node.child.kill('SIGKILL');
+      await Promise.all(running.map((node) => node.exited));
+      running = [];
+    },
+  };
+}

@@ -2,6 +2,7 @@
 import { pino } from 'pino';
 import { resolveConfig, type ConfigInput } from '../../src/core/config.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
+import type { QueueDriver } from '../../src/drivers/driver.js';
 import { Service } from '../../src/service.js';
 import { tempDbPath } from './temp.js';
 
@@ -73,4 +74,16 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** Resolves once nothing is queued or running in the driver's database (every task finished). */
+export async function drained(driver: QueueDriver, timeoutMs = 30_000): Promise<void> {
+  await eventually(
+    async () => {
+      const { byStatus } = await driver.countTasks();
+      return byStatus.queued + byStatus.running === 0;
+    },
+    timeoutMs,
+    100,
+  );
 }

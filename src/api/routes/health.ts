@@ -17,6 +17,11 @@ export function healthRoutes(app: FastifyInstance, { driver, pool, role }: Healt
       config: { public: true },
       schema: {
         summary: 'Health: 200 when the database answers (and the workers can claim), 503 otherwise',
+        description:
+          'On nodes that run workers, `checks.workers` is unhealthy (503) while claims and lease renewals have ' +
+          'failed for longer than a lease; while the event loop is blocked for longer than half a lease and ' +
+          'for one lease after it frees ("event loop blocked for N ms"); and for one lease after a heartbeat ' +
+          'found held tasks taken by another worker ("leases lost"). Each turns 200 again by itself.',
         tags: ['operations'],
         response: { 200: HealthSchema, 503: HealthSchema },
       },

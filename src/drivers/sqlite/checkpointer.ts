@@ -5,6 +5,10 @@
  * the cost of a claim or an ack. So the main connection checkpoints only as a safety net (a WAL of
  * SAFETY_PAGES) and this worker thread, with a connection of its own, runs PASSIVE checkpoints
  * every `intervalMs`; a PASSIVE checkpoint never waits for or blocks readers and writers.
+ *
+ * A checkpoint that fails (a full disk: the database file cannot grow to take the WAL's pages)
+ * leaves the WAL growing until writes fail too, so it is reported: once when checkpoints start
+ * failing (or fail differently), and once when one succeeds again, not every `intervalMs`.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -18,19 +22,37 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.modulePath);
 const db = new Database(workerData.path, { timeout: 5000 });
 db.pragma('synchronous = NORMAL');
+let failing = null;
+let failures = 0;
 const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (err) { parentPort.postMessage(String(err && err.message)); }
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+    if (failing !== null) parentPort.postMessage({ kind: 'recovered', failures });
+    failing = null;
+    failures = 0;
+  } catch (err) {
+    const message = String(err && err.message);
+    failures++;
+    if (message !== failing) parentPort.postMessage({ kind: 'failed', message });
+    failing = message;
+  }
 }, workerData.intervalMs);
 `;
+
+/** What the checkpoint thread reports: a (new) failure, or success after `failures` failures. */
+export type CheckpointReport = { kind: 'failed'; message: string } | { kind: 'recovered'; failures: number };
 
 export class Checkpointer {
   private readonly worker: Worker;
 
-  constructor(path: string, intervalMs = 200, onError: (message: string) => void = () => {}) {
+  constructor(path: string, onReport: (report: CheckpointReport) => void, intervalMs = 200) {
     const modulePath = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { path, modulePath, intervalMs } });
-    this.worker.on('message', (message: string) => onError(message));
-    this.worker.on('error', (err) => onError(err.message));
+    this.worker.on('message', onReport);
+    // The thread itself died (it could not open the file): no more checkpoints from it.
+    this.worker.on('error', (err) =>
+      onReport({ kind: 'failed', message: `checkpoint thread: ${err.message}` }),
+    );
     // Never keeps the process alive on its own.
     this.worker.unref();
   }

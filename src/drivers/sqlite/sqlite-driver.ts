@@ -12,6 +12,7 @@
  * commit makes them durable anyway (the WAL is written in order).
  */
 import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -65,6 +66,8 @@ export interface SqliteDriverOptions {
   path: string;
   sync?: 'full' | 'normal';
   busyTimeoutMs?: number;
+  /** Where failures off the request path go (WAL checkpoints); silent if not given. */
+  logger?: Logger;
 }
 
 type TaskRow = GenericTaskRow<string, number>;
@@ -95,10 +98,31 @@ function enterWalMode(db: Database.Database, busyTimeoutMs: number): void {
   }
 }
 
+/**
+ * SQLite errors that mean "not now" rather than a fault of taskq become TQ_ERR_UNAVAILABLE (HTTP
+ * 503), named for what an operator can act on: a full disk (SQLITE_FULL), or a write lock another
+ * connection held past the busy timeout (SQLITE_BUSY; SQLITE_LOCKED within one connection). The
+ * failed transaction is rolled back whole, and the next write simply tries again.
+ */
+function unavailableError(err: unknown, busyTimeoutMs: number): unknown {
+  const code = String((err as { code?: unknown }).code ?? '');
+  if (code === 'SQLITE_FULL')
+    return new QueueError('TQ_ERR_UNAVAILABLE', 'the database disk is full', { cause: err });
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new QueueError(
+      'TQ_ERR_UNAVAILABLE',
+      `the database is locked: another connection held its write lock for longer than the busy timeout (${busyTimeoutMs} ms)`,
+      { cause: err },
+    );
+  }
+  return err;
+}
+
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
   readonly description: string;
   private readonly db: Database.Database;
+  private readonly busyTimeoutMs: number;
   private readonly events = new EventEmitter();
   private readonly statements = new Map<string, Database.Statement>();
   /** Multi-row INSERT statements by row count (insertTasksSql). */
@@ -121,8 +145,8 @@ export class SqliteDriver implements QueueDriver {
         );
       }
     }
+    const busyTimeoutMs = (this.busyTimeoutMs = options.busyTimeoutMs ?? 5000);
     try {
-      const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
       this.db = new Database(options.path, { timeout: busyTimeoutMs });
       enterWalMode(this.db, busyTimeoutMs);
     } catch (err) {
@@ -135,7 +159,15 @@ export class SqliteDriver implements QueueDriver {
     this.wal = durable ? new WalSyncer(`${options.path}-wal`) : null;
     if (options.path !== ':memory:') {
       this.db.pragma(`wal_autocheckpoint = ${SAFETY_PAGES}`);
-      this.checkpointer = new Checkpointer(options.path);
+      const logger = options.logger;
+      this.checkpointer = new Checkpointer(options.path, (report) => {
+        if (report.kind === 'failed')
+          logger?.error(
+            { db: options.path, err: report.message },
+            `WAL checkpoint failed: ${report.message}`,
+          );
+        else logger?.info({ db: options.path, failures: report.failures }, 'WAL checkpoints succeed again');
+      });
     }
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
@@ -162,14 +194,19 @@ export class SqliteDriver implements QueueDriver {
    * Writes never nest, so no savepoints are needed.
    */
   private write<T>(fn: () => T): T {
-    this.stmt('begin', 'BEGIN IMMEDIATE').run();
+    try {
+      this.stmt('begin', 'BEGIN IMMEDIATE').run();
+    } catch (err) {
+      throw unavailableError(err, this.busyTimeoutMs);
+    }
     try {
       const result = fn();
       this.stmt('commit', 'COMMIT').run();
       return result;
     } catch (err) {
+      // SQLite may have rolled back already (it does on some SQLITE_FULL errors).
       if (this.db.inTransaction) this.stmt('rollback', 'ROLLBACK').run();
-      throw err;
+      throw unavailableError(err, this.busyTimeoutMs);
     }
   }
 
