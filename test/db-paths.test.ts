@@ -1,8 +1,8 @@
 /**
- * Unusable `--db` paths: `taskq migrate`, `run` and `prune` each end within 2 s with one line on
- * stderr that names the database and says why, and a non-zero exit, without creating anything on
- * the way (no folder under a bad path, no -journal beside /dev/null, no database under /dev).
- * Each case spawns the built CLI and times it.
+ * Unusable `--db` values: `taskq migrate`, `run` and `prune` each end within 2 s (PostgreSQL: within
+ * its connect timeout) with one line on stderr that names the database and says why, and a
+ * non-zero exit, without creating anything on the way (no folder under a bad path, no -journal
+ * beside /dev/null, no database under /dev). Each case spawns the built CLI and times it.
  *
  * Tests run as root here, and permission bits deny root nothing: the no-permission cases run the
  * CLI as `nobody`, and the read-only cases use a tmpfs this file mounts read-only (skipped, with
@@ -10,10 +10,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDriver } from '../src/drivers/sqlite/sqlite-driver.js';
+import { postgresTestUrl } from './support/postgres.js';
 import { TASKQ_BIN } from './support/process.js';
 import { tempDir } from './support/temp.js';
 
@@ -230,5 +232,68 @@ describe('good paths still work', () => {
     const out = await timedCli(['migrate']);
     expect(out.code, out.stderr).toBe(0);
     expect(existsSync(join(root.dir, 'data', 'tasks.db'))).toBe(true);
+  });
+});
+
+describe('unusable PostgreSQL URLs', () => {
+  let closedPort = 0;
+  let silent: Server;
+  let silentPort = 0;
+  const silentSockets = new Set<Socket>();
+  beforeAll(async () => {
+    // A port that was just free: nothing listens on it.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    closedPort = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    // Accepts connections and never answers: only the connect timeout ends the wait.
+    silent = createServer((socket) => {
+      silentSockets.add(socket);
+      socket.on('close', () => silentSockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    silentPort = (silent.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const socket of silentSockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  const testUrl = postgresTestUrl();
+  const missingDb = () => {
+    const url = new URL(testUrl as string);
+    url.pathname = '/taskq_no_such_database';
+    return url;
+  };
+
+  describe.each(Object.keys(COMMANDS))('taskq %s', (command) => {
+    it('a closed port', async () => {
+      await expectFastFailure(command, `postgres://postgres@127.0.0.1:${closedPort}/test`, /ECONNREFUSED/, {
+        names: `127.0.0.1:${closedPort}/test`,
+      });
+    });
+
+    it('an unknown host', async () => {
+      await expectFastFailure(
+        command,
+        'postgres://postgres@no-such-host.invalid/test',
+        /ENOTFOUND|EAI_AGAIN/,
+        {
+          names: 'no-such-host.invalid/test',
+        },
+      );
+    });
+
+    it('a server that never answers: within the 3 s connect timeout', async () => {
+      await expectFastFailure(command, `postgres://postgres@127.0.0.1:${silentPort}/test`, /timeout/, {
+        names: `127.0.0.1:${silentPort}/test`,
+        limitMs: 3000 + LIMIT_MS,
+      });
+    });
+
+    it.skipIf(testUrl === undefined)('a database that does not exist', async () => {
+      const url = missingDb();
+      await expectFastFailure(command, url.href, /does not exist/, { names: `${url.host}${url.pathname}` });
+    });
   });
 });
