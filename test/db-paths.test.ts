@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDriver } from '../src/drivers/sqlite/sqlite-driver.js';
 import { postgresTestUrl } from './support/postgres.js';
-import { TASKQ_BIN } from './support/process.js';
+import { startCli, TASKQ_BIN } from './support/process.js';
 import { tempDir } from './support/temp.js';
 
 const LIMIT_MS = 2000;
@@ -226,6 +226,14 @@ describe('good paths still work', () => {
     const out = await timedCli(['migrate', '--db', db]);
     expect(out.code, out.stderr).toBe(0);
     expect(existsSync(db)).toBe(true);
+  });
+
+  it('taskq run opens a new file and serves', async () => {
+    const db = join(root.dir, 'served', 'tasks.db');
+    const service = await startCli(['--db', db]);
+    expect(existsSync(db)).toBe(true);
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toBe(0);
   });
 
   it('a relative path (the default ./data/tasks.db) is created in the working folder', async () => {

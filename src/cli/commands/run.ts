@@ -33,6 +33,10 @@ export function registerRun(program: Command): void {
     'schedules',
   ]).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
+    // Opened before the server modules load (about half a second on a busy machine), so an
+    // unusable SQLite path is reported at once; the service owns and closes it from here on.
+    const { openDriver } = await import('../../drivers/open-driver.js');
+    const driver = await openDriver(config);
     // Loaded here, not at the top, so `--help` and bad settings answer without loading the server.
     const { createLogger } = await import('../../logger.js');
     const { Service } = await import('../../service.js');
@@ -43,7 +47,7 @@ export function registerRun(program: Command): void {
     );
     process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (ignored)'));
 
-    const service = await Service.create({ config, logger });
+    const service = await Service.create({ config, logger, driver });
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) {
