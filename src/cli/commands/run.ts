@@ -33,10 +33,15 @@ export function registerRun(program: Command): void {
     'schedules',
   ]).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
+    // Opened before the server modules load (about half a second on a busy machine), so an
+    // unusable SQLite path is reported at once; the service owns and closes it from here on.
     // Loaded here, not at the top, so `--help` and bad settings answer without loading the server.
     const { createLogger } = await import('../../logger.js');
-    const { Service } = await import('../../service.js');
     const logger = createLogger(config.logLevel);
+    const { openDriver } = await import('../../drivers/open-driver.js');
+    // With the logger: lost connections (PostgreSQL) and failing checkpoints (SQLite) are logged.
+    const driver = await openDriver(config, logger.child({ component: 'db' }));
+    const { Service } = await import('../../service.js');
     // A handler's stray promise rejects nothing the service holds: log it and go on.
     process.on('unhandledRejection', (reason) =>
       logger.error({ err: reason }, 'unhandled rejection (ignored)'),
@@ -49,7 +54,7 @@ export function registerRun(program: Command): void {
       process.exit(70); // EX_SOFTWARE
     });
 
-    const service = await Service.create({ config, logger });
+    const service = await Service.create({ config, logger, driver });
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) {

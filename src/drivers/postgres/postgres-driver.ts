@@ -360,6 +360,19 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async migrate(params: { onApplied?: (name: string) => void } = {}): Promise<MigrateResult> {
+    try {
+      return await this.applyMigrations(params);
+    } catch (err) {
+      // Usually the first contact with the server: say which database could not be reached or
+      // used (node-postgres names a host, or nothing, and "does not exist" names no server).
+      const message = `cannot migrate ${this.description}: ${(err as Error).message}`;
+      throw err instanceof QueueError
+        ? new QueueError(err.code, message, { cause: err })
+        : new Error(message, { cause: err });
+    }
+  }
+
+  private async applyMigrations(params: { onApplied?: (name: string) => void }): Promise<MigrateResult> {
     const result = await this.transaction(async (_run, client) => {
       await client.query(MIGRATION_LOCK, [this.schema]);
       await client.query(createSchemaSql(this.schema));
