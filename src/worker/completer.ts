@@ -8,11 +8,13 @@
  * Two things keep a failing write from growing without end:
  * - the backlog is bounded: the producer claims nothing while `backlogFull` (the pool wires it);
  * - one bad result cannot hold the rest back: a failed batch is retried one result at a time, and
- *   a result that fails alone while others succeed is recorded as the task's failure instead
- *   (or, if even that fails, dropped with a log line: its lease expires and it runs again).
+ *   a result that fails alone while others succeed, with an error other than "unavailable"
+ *   (gone, locked, full), is recorded as the task's failure instead (or, if even that fails,
+ *   dropped with a log line: its lease expires and it runs again).
  * `stuckFor` tells /healthz and /metrics how long results have not been written.
  */
 import type { Logger } from 'pino';
+import { QueueError } from '../core/errors.js';
 import type { Completion, Failure, QueueDriver } from '../drivers/driver.js';
 import { Signals } from './signals.js';
 
@@ -40,6 +42,8 @@ export interface CompleterEvents {
   /** A write failed; the results are kept and retried. */
   writeFailed: [err: Error];
 }
+
+const isUnavailable = (err: unknown) => err instanceof QueueError && err.code === 'TQ_ERR_UNAVAILABLE';
 
 /** What a result that cannot be stored is recorded as instead (its text is kept short and plain). */
 function unstorable(err: unknown): string {
@@ -179,17 +183,19 @@ export class Completer extends Signals<CompleterEvents> {
     for (const c of completions)
       await attempt(c, () => this.options.driver.completeTasks({ completions: [c], now }));
     for (const f of failures) await attempt(f, () => this.options.driver.failTasks({ failures: [f], now }));
-    if (!wroteAny) {
-      const first = rejected[0]?.err;
-      this.failed(first, rejected.length);
-      for (const { result } of rejected.reverse()) {
+    // An unavailable database (gone, locked, full) says nothing about the result: keep those.
+    const retry = rejected.filter(({ err }) => !wroteAny || isUnavailable(err));
+    if (retry.length > 0) {
+      this.failed(retry[0]?.err, retry.length);
+      for (const { result } of retry.reverse()) {
         if ('result' in result) this.completions.unshift(result);
         else this.failures.unshift(result);
       }
-      return false;
     }
-    for (const { result, err } of rejected) await this.recordUnstorable(result, err, now);
-    return true;
+    for (const { result, err } of rejected) {
+      if (wroteAny && !isUnavailable(err)) await this.recordUnstorable(result, err, now);
+    }
+    return retry.length === 0;
   }
 
   private async recordUnstorable(result: Completion | Failure, err: unknown, now: number): Promise<void> {
