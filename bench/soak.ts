@@ -150,8 +150,10 @@ console.log(header());
 const rows: SoakRow[] = [];
 for (let k = 1; k <= rowCount; k++) {
   const rss = sampleRss(child.pid);
+  const anon = sampleRss(child.pid, undefined, undefined, 'RssAnon');
   const complete = await waitRowEnd(client, t0 + k * rowMs, t0);
   const samples = rss.stop();
+  const anonSamples = anon.stop();
   if (!complete) break;
   const current = await scrape(client);
   const counts = client.takeRow();
@@ -159,6 +161,7 @@ for (let k = 1; k <= rowCount; k++) {
   const row: SoakRow = {
     minute: round((k * opts.rowSeconds) / 60, 2),
     rssMiB: samples.length > 0 ? Math.max(...samples) : null,
+    anonMiB: anonSamples.length > 0 ? Math.max(...anonSamples) : null,
     fds: openFds(child.pid),
     loopP99Ms: current?.loopP99Ms ?? null,
     postP99Ms: p99(counts.postMs),

@@ -45,7 +45,7 @@ export function emitResult(result: object): void {
 }
 
 /** A `kB` field of /proc/<pid>/status (VmHWM, VmRSS, ...) in MiB, or null (exited, not Linux). */
-function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS' | 'RssAnon'): number | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
@@ -70,18 +70,20 @@ export async function peakRssMiB(pid: number): Promise<number | null> {
 }
 
 /**
- * Samples another process's resident set size (VmRSS of /proc/<pid>/status, MiB) every
- * `intervalMs` while `active()` holds; `stop()` ends it and returns the samples.
+ * Samples another process's resident set size (VmRSS of /proc/<pid>/status, MiB; or RssAnon, the
+ * part that is not mapped files) every `intervalMs` while `active()` holds; `stop()` ends it and
+ * returns the samples.
  */
 export function sampleRss(
   pid: number,
   active: () => boolean = () => true,
   intervalMs = 1000,
+  field: 'VmRSS' | 'RssAnon' = 'VmRSS',
 ): { stop(): number[] } {
   const samples: number[] = [];
   const timer = setInterval(() => {
     if (!active()) return;
-    const rss = procStatusMiB(pid, 'VmRSS');
+    const rss = procStatusMiB(pid, field);
     if (rss !== null) samples.push(rss);
   }, intervalMs);
   return {

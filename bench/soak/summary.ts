@@ -10,6 +10,12 @@ export interface SoakRow {
   minute: number;
   /** Highest VmRSS of the taskq process in the row (sampled every second), MiB. */
   rssMiB: number | null;
+  /**
+   * Highest RssAnon in the row, MiB: RSS without mapped files. SQLite memory-maps the database
+   * (mmap_size 256 MiB), so VmRSS grows with the file as pages are read; RssAnon is the heap and
+   * native allocations, where a leak would show.
+   */
+  anonMiB: number | null;
   /** Entries of /proc/<pid>/fd at the end of the row. */
   fds: number | null;
   /** nodejs_eventloop_lag_p99_seconds of the row's /metrics read, ms (the histogram is reset at each read). */
@@ -31,7 +37,8 @@ export interface SoakRow {
   sseEvents: number;
 }
 
-type Numeric = 'rssMiB' | 'fds' | 'loopP99Ms' | 'postP99Ms' | 'getP99Ms' | 'done' | 'errors' | 'queued';
+type Numeric =
+  'rssMiB' | 'anonMiB' | 'fds' | 'loopP99Ms' | 'postP99Ms' | 'getP99Ms' | 'done' | 'errors' | 'queued';
 
 interface SeriesRule {
   key: Numeric;
@@ -47,6 +54,7 @@ interface SeriesRule {
 export function seriesRules(rate: number): SeriesRule[] {
   return [
     { key: 'rssMiB', label: 'RSS (MiB)', rel: 0.1, abs: 5 },
+    { key: 'anonMiB', label: 'anonymous RSS (MiB)', rel: 0.1, abs: 5 },
     { key: 'fds', label: 'open fds', rel: 0.1, abs: 5 },
     { key: 'loopP99Ms', label: 'event-loop delay p99 (ms)', rel: 0.5, abs: 5 },
     { key: 'postP99Ms', label: 'POST p99 (ms)', rel: 0.5, abs: 5 },
@@ -61,6 +69,7 @@ export function seriesRules(rate: number): SeriesRule[] {
 const COLUMNS: { title: string; cell: (r: SoakRow) => string }[] = [
   { title: 'min', cell: (r) => String(r.minute) },
   { title: 'RSS MiB', cell: (r) => show(r.rssMiB) },
+  { title: 'anon MiB', cell: (r) => show(r.anonMiB) },
   { title: 'fds', cell: (r) => show(r.fds) },
   { title: 'loop p99 ms', cell: (r) => show(r.loopP99Ms) },
   { title: 'POST p99 ms', cell: (r) => show(r.postP99Ms) },
