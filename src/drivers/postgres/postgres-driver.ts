@@ -249,10 +249,16 @@ export class PostgresDriver implements QueueDriver {
       channels: this.channels,
       sender: this.sender,
       send: async (notifications: Notification[]) => {
-        await this.runOn(this.relaxed, 'notify', [
-          notifications.map((n) => n.channel),
-          notifications.map((n) => n.payload),
-        ]);
+        try {
+          await this.runOn(this.relaxed, 'notify', [
+            notifications.map((n) => n.channel),
+            notifications.map((n) => n.payload),
+          ]);
+        } catch (err) {
+          // Dropped (other processes' polling covers it, notifier.ts), but not silently.
+          warnings.warn(err, 'announcing task changes to other processes failed');
+          throw err;
+        }
       },
     });
     this.events.setMaxListeners(0);
