@@ -184,7 +184,12 @@ for (const { name, make, skip } of drivers) {
 
       // claim (queued -> running), heartbeat and progress (no status change)
       const claimed = await claim(5);
-      await driver.extendLeases({ owner: 'w1', now: tick(), leaseMs: LEASE });
+      await driver.extendLeases({
+        owner: 'w1',
+        seqs: claimed.map((t) => t.seq),
+        now: tick(),
+        leaseMs: LEASE,
+      });
       await driver.setProgress({ ...lease(claimed[0]!), progress: 50, message: 'half' });
       await expectExact('claim, heartbeat, progress');
       const [c1, c2, c3, c4, c5] = claimed;
@@ -338,7 +343,12 @@ for (const { name, make, skip } of drivers) {
           held.splice(0);
         } else if (r < 0.95) {
           label = 'heartbeat';
-          await driver.extendLeases({ owner, now: tick(), leaseMs: LEASE });
+          await driver.extendLeases({
+            owner,
+            seqs: heldOf(owner).map((t) => t.seq),
+            now: tick(),
+            leaseMs: LEASE,
+          });
         } else {
           label = 'prune';
           const cut = clock - Math.floor(random() * 50);

@@ -85,6 +85,11 @@ export interface FailTasksParams {
 
 export interface ExtendLeasesParams {
   owner: string;
+  /**
+   * The tasks to renew: those the worker still holds or has a result waiting for. Any other task
+   * of the owner (one it failed to give back, a result it dropped) is left to expire and be rescued.
+   */
+  seqs: number[];
   now: number;
   leaseMs: number;
 }

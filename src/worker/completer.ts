@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import { QueueError } from '../core/errors.js';
-import type { Completion, Failure, QueueDriver } from '../drivers/driver.js';
+import type { Completion, Failure, LeaseRef, QueueDriver } from '../drivers/driver.js';
 import { Signals } from './signals.js';
 
 export interface CompleterOptions {
@@ -76,6 +76,11 @@ export class Completer extends Signals<CompleterEvents> {
 
   get pending(): number {
     return this.completions.length + this.failures.length;
+  }
+
+  /** The tasks whose results wait to be written (the lease keeper renews their leases). */
+  unwritten(): LeaseRef[] {
+    return [...this.completions, ...this.failures];
   }
 
   /** True while the producer should claim nothing more: results are not being written. */

@@ -1,10 +1,18 @@
 /**
  * The lease keeper: every `leaseMs / 3` one statement renews the leases of every task this pool
- * holds, running or buffered. A held task the renewal no longer finds was rescued elsewhere (this
+ * holds, running or buffered, and of those whose results wait in the completer (so a slow write
+ * does not let them be run again). Only those: a task this process failed to give back, or whose
+ * result it dropped, is left to expire and be rescued. A held task the renewal no longer finds was rescued elsewhere (this
  * process stalled past its lease) and is reported lost; a task the renewal finds with a cancel
  * request is reported too (the cancel event of another process may never reach this one).
  */
 import type { QueueDriver } from '../drivers/driver.js';
+
+/** What a renewal names a task by. */
+export interface TaskRef {
+  id: string;
+  seq: number;
+}
 import type { DbHealth } from './db-health.js';
 import { PeriodicService } from './timers.js';
 
@@ -14,8 +22,10 @@ export interface LeaseKeeperOptions {
   leaseMs: number;
   now: () => number;
   health: DbHealth;
-  /** Ids of the tasks held now. */
-  held: () => string[];
+  /** The tasks held now (judged: one not renewed has lost its lease). */
+  held: () => TaskRef[];
+  /** Finished tasks whose results are not written yet: renewed, not judged. */
+  awaitingResult: () => TaskRef[];
   onLeaseLost: (ids: string[]) => void;
   onCancelRequested: (ids: string[]) => void;
 }
@@ -50,18 +60,19 @@ export class LeaseKeeper extends PeriodicService<LeaseKeeperEvents> {
     // missing from its answer on PostgreSQL (the UPDATE sees rows as of its start), yet that
     // task's lease is fresh; calling it lost would strand it until its lease expires and run it twice.
     const asked = this.options.held();
-    if (asked.length === 0) return;
+    const seqs = [...asked, ...this.options.awaitingResult()].map((t) => t.seq);
+    if (seqs.length === 0) return;
     const { driver, owner, leaseMs, health } = this.options;
     let held;
     try {
-      held = await driver.extendLeases({ owner, now: this.options.now(), leaseMs });
+      held = await driver.extendLeases({ owner, seqs, now: this.options.now(), leaseMs });
       health.success();
     } catch (err) {
       health.error(err, 'renewing leases failed');
       return;
     }
     const renewed = new Set(held.map((h) => h.id));
-    const lost = asked.filter((id) => !renewed.has(id));
+    const lost = asked.filter((t) => !renewed.has(t.id)).map((t) => t.id);
     const cancelRequested = held.filter((h) => h.cancelRequested).map((h) => h.id);
     if (lost.length > 0) this.options.onLeaseLost(lost);
     if (cancelRequested.length > 0) this.options.onCancelRequested(cancelRequested);

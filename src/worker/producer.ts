@@ -114,9 +114,9 @@ export class Producer extends Signals<ProducerEvents> {
     return { running: this.running.size, buffered: this.buffer.length };
   }
 
-  /** Ids of every task held, running or buffered (the lease keeper renews these). */
-  heldIds(): string[] {
-    return [...this.running.keys(), ...this.buffer.map((t) => t.id)];
+  /** Every task held, running or buffered (the lease keeper renews these). */
+  heldTasks(): TaskRecord[] {
+    return [...[...this.running.values()].map((r) => r.task), ...this.buffer];
   }
 
   start(): void {

@@ -138,7 +138,8 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       leaseMs,
       now,
       health,
-      held: () => this.producer.heldIds(),
+      held: () => this.producer.heldTasks(),
+      awaitingResult: () => this.completer.unwritten(),
       onLeaseLost: (ids) => {
         this.leasesLost = { count: ids.length, at: performance.now() };
         logger.warn(

@@ -568,18 +568,24 @@ export function describeDriverContract(name: string, options: ContractOptions): 
       });
 
       describe('extendLeases', () => {
-        it('renews every running task of the owner and returns them', async () => {
+        it('renews the named running tasks of the owner and returns them', async () => {
+          await insert();
           await insert();
           await insert();
           await insert();
           const mine = await claim(2, T0, 'me');
-          await claim(1, T0, 'other');
-          const held = await driver.extendLeases({ owner: 'me', now: T0 + 3000, leaseMs: LEASE });
+          const theirs = await claim(1, T0, 'other');
+          const [forgotten] = await claim(1, T0, 'me');
+          // Another owner's task named by mistake is not renewed; an unnamed one of mine is not either.
+          const seqs = [...mine, ...theirs].map((t) => t.seq);
+          const held = await driver.extendLeases({ owner: 'me', seqs, now: T0 + 3000, leaseMs: LEASE });
           expect(held.map((h) => h.id).sort()).toEqual(mine.map((t) => t.id).sort());
           expect(held.every((h) => h.cancelRequested === false)).toBe(true);
           for (const t of mine) {
             expect((await driver.getTask({ id: t.id }))!.leaseExpiresAt).toBe(T0 + 3000 + LEASE);
           }
+          expect((await driver.getTask({ id: forgotten!.id }))!.leaseExpiresAt).toBe(T0 + LEASE);
+          expect((await driver.getTask({ id: theirs[0]!.id }))!.leaseExpiresAt).toBe(T0 + LEASE);
         });
 
         it('reports a cancel request and leaves out tasks the owner lost', async () => {
@@ -588,7 +594,8 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const [a, b] = await claim(2, T0, 'me');
           await driver.cancelTask({ id: a!.id, now: T0 });
           await driver.completeTasks({ completions: [{ ...leaseOf(b!, 'me'), result: 1 }], now: T0 });
-          const held = await driver.extendLeases({ owner: 'me', now: T0 + 1, leaseMs: LEASE });
+          const seqs = [a!.seq, b!.seq];
+          const held = await driver.extendLeases({ owner: 'me', seqs, now: T0 + 1, leaseMs: LEASE });
           expect(held).toEqual([{ id: a!.id, cancelRequested: true }]);
         });
       });
@@ -902,7 +909,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           await insert({ action: 'b' });
           const task = await claimOne();
           const before = await driver.countTasks();
-          await driver.extendLeases({ owner: 'w1', now: T0, leaseMs: LEASE });
+          await driver.extendLeases({ owner: 'w1', seqs: [task.seq], now: T0, leaseMs: LEASE });
           await driver.setProgress({ ...leaseOf(task), progress: 10, message: null });
           await driver.cancelTask({ id: task.id, now: T0 });
           expect(await driver.countTasks()).toEqual(before);

@@ -69,7 +69,8 @@ suite('PostgreSQL relaxed commits', () => {
     );
 
     // The worker, unaware, renews and acks: neither touches the task.
-    expect(await driver.extendLeases({ owner: 'a', now: T0 + 2, leaseMs: LEASE_MS })).toEqual([]);
+    const seqs = [claimed.seq];
+    expect(await driver.extendLeases({ owner: 'a', seqs, now: T0 + 2, leaseMs: LEASE_MS })).toEqual([]);
     await driver.completeTasks({ completions: [{ ...lease(claimed, 'a'), result: 'stale' }], now: T0 + 3 });
     expect((await driver.getTask({ id: task.id }))?.status).toBe('queued');
 
@@ -84,7 +85,8 @@ suite('PostgreSQL relaxed commits', () => {
     const { driver, admin } = await setup();
     await driver.insertTasks({ tasks: [newTask()], now: T0 });
     const claimed = only(await driver.claimTasks({ owner: 'a', limit: 1, now: T0 + 1, leaseMs: 100 }));
-    await driver.extendLeases({ owner: 'a', now: T0 + 50, leaseMs: 100 });
+    const seqs = [claimed.seq];
+    await driver.extendLeases({ owner: 'a', seqs, now: T0 + 50, leaseMs: 100 });
     // Recovery without the renewal: the lease ends where the claim set it.
     await admin.query(`UPDATE tasks SET lease_expires_at = $2 WHERE seq = $1`, [claimed.seq, T0 + 101]);
 
@@ -95,7 +97,7 @@ suite('PostgreSQL relaxed commits', () => {
 
     // The first worker's late ack and renewal change nothing; the second worker's result stands.
     await driver.completeTasks({ completions: [{ ...lease(claimed, 'a'), result: 'late' }], now: T0 + 140 });
-    expect(await driver.extendLeases({ owner: 'a', now: T0 + 140, leaseMs: LEASE_MS })).toEqual([]);
+    expect(await driver.extendLeases({ owner: 'a', seqs, now: T0 + 140, leaseMs: LEASE_MS })).toEqual([]);
     await driver.completeTasks({ completions: [{ ...lease(rerun, 'b'), result: 'kept' }], now: T0 + 150 });
     expect(await driver.getTask({ id: claimed.id })).toMatchObject({ status: 'completed', result: 'kept' });
   });

@@ -536,12 +536,13 @@ export class PostgresDriver implements QueueDriver {
     this.announce(changeEvents(rows.map((r) => ({ id: idOf.get(r.seq) as string, status: r.status }))));
   }
 
-  async extendLeases({ owner, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+  async extendLeases({ owner, seqs, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+    if (seqs.length === 0) return [];
     // Relaxed: a renewal lost in a database crash is a lease expiry.
     const { rows } = await this.runOn<{ id: string; cancel_requested: boolean }>(
       this.relaxed,
       'extendLeases',
-      [owner, now + leaseMs],
+      [owner, now + leaseMs, seqs],
     );
     return rows.map((r) => ({ id: r.id, cancelRequested: r.cancel_requested }));
   }

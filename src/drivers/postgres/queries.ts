@@ -149,10 +149,10 @@ export const SQL = {
     ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
     SELECT seq, status FROM changed`,
 
-  /** $1: owner, $2: lease until. */
+  /** $1: owner, $2: lease until, $3: seqs of the tasks to renew. */
   extendLeases: `
     UPDATE tasks SET lease_expires_at = $2
-     WHERE lease_owner = $1 AND status = 'running'
+     WHERE seq = ANY($3::int8[]) AND lease_owner = $1 AND status = 'running'
     RETURNING id, cancel_requested`,
 
   /** $1..$3: arrays of seq, owner, attempt. */

@@ -64,7 +64,7 @@ export const SQL = {
 
   extendLeases: `
     UPDATE tasks SET lease_expires_at = @leaseUntil
-     WHERE lease_owner = @owner AND status = 'running'
+     WHERE seq IN (SELECT value FROM json_each(@seqs)) AND lease_owner = @owner AND status = 'running'
     RETURNING id, cancel_requested`,
 
   releaseTasks: `

@@ -425,10 +425,11 @@ export class SqliteDriver implements QueueDriver {
     if (written.length > 0) this.emit('tasksChanged', { ids: written.map((f) => f.id) });
   }
 
-  async extendLeases({ owner, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+  async extendLeases({ owner, seqs, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+    if (seqs.length === 0) return [];
     const rows = this.write(
       () =>
-        this.stmt('extendLeases').all({ owner, leaseUntil: now + leaseMs }) as {
+        this.stmt('extendLeases').all({ owner, leaseUntil: now + leaseMs, seqs: JSON.stringify(seqs) }) as {
           id: string;
           cancel_requested: number;
         }[],
