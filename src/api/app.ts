@@ -17,6 +17,7 @@ import { dashboardRoutes } from '../dashboard/routes.js';
 import { installAuth } from './auth.js';
 import { installErrorHandlers } from './error-handler.js';
 import { installMetrics } from './metrics.js';
+import { installJsonParser } from './json-body.js';
 import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -51,6 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // The API speaks JSON only; without this, text/plain bodies would reach the schema as strings.
   app.removeContentTypeParser('text/plain');
+  installJsonParser(app);
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
