@@ -11,6 +11,7 @@ import {
   BatchCreated,
   BatchError,
   GetTaskQuery,
+  IdempotencyKeyHeader,
   CreatedTask,
   CreateTaskBody,
   ErrorSchema,
@@ -76,7 +77,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
         headers: {
           type: 'object',
           properties: {
-            'idempotency-key': { type: 'string', description: 'deduplicates repeated requests' },
+            'idempotency-key': IdempotencyKeyHeader,
           },
         },
         body: CreateTaskBody,
