@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/core/config.js';
 import type { QueueDriver } from '../src/drivers/driver.js';
 import { Service } from '../src/service.js';
+import { exchange } from './support/raw-http.js';
+import { startTestService, type TestService } from './support/service.js';
 import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
 import { tempDbPath } from './support/temp.js';
 
@@ -104,6 +106,44 @@ describe.each(drivers)('hostile input on %s', (_name, openDriver, skip) => {
       expect(res.statusCode).toBe(202);
       const task = await service.queue.get((res.json() as { id: string }).id);
       expect(task?.data).toEqual({ 'k\u0000': '\u0000' });
+    });
+  });
+});
+
+describe('malformed HTTP over a socket', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService();
+  });
+  afterAll(() => svc?.stop());
+  const port = () => Number(new URL(svc.url).port);
+
+  /** The single answer to `request`: its status and parsed JSON body. */
+  async function answer(request: string): Promise<{ status: number; body: unknown }> {
+    const raw = await exchange(port(), Buffer.from(request, 'latin1'));
+    const match = /^HTTP\/1\.1 (\d{3}) [^\r]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/.exec(raw);
+    if (!match) throw new Error(`no answer: ${JSON.stringify(raw)}`);
+    expect(match[2]).toMatch(/content-type: application\/json/i);
+    return { status: Number(match[1]), body: JSON.parse(match[3] as string) };
+  }
+
+  // Once an empty 400 from Node itself, which checked the Host header before any route ran.
+  it('answers an HTTP/1.1 request without Host with 400 {error, code}', async () => {
+    expect(await answer('GET /healthz HTTP/1.1\r\n\r\n')).toEqual({
+      status: 400,
+      body: { error: 'an HTTP/1.1 request needs a Host header', code: 'TQ_ERR_VALIDATION' },
+    });
+  });
+
+  it('answers parser errors with {error, code}, not a bare status', async () => {
+    expect(await answer('GARBAGE\r\n\r\n')).toEqual({
+      status: 400,
+      body: { error: expect.stringMatching(/^malformed HTTP request: /), code: 'TQ_ERR_VALIDATION' },
+    });
+    const big = await answer(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(70_000)}\r\n\r\n`);
+    expect(big).toEqual({
+      status: 431,
+      body: { error: expect.any(String), code: 'TQ_ERR_HEADERS_TOO_LARGE' },
     });
   });
 });

@@ -15,7 +15,7 @@ import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { installAuth } from './auth.js';
-import { installErrorHandlers } from './error-handler.js';
+import { clientErrorHandler, installErrorHandlers, installHostCheck } from './error-handler.js';
 import { installMetrics } from './metrics.js';
 import { installJsonParser } from './json-body.js';
 import { operationRoutes } from './routes/operations.js';
@@ -49,6 +49,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    clientErrorHandler,
+    http: { requireHostHeader: false },
   });
   // The API speaks JSON only; without this, text/plain bodies would reach the schema as strings.
   app.removeContentTypeParser('text/plain');
@@ -58,6 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
   installErrorHandlers(app);
+  installHostCheck(app);
   installAuth(app, deps.apiToken);
   // Request logs are at debug level: at info they would cost more than the queue itself under load.
   if (deps.logger.isLevelEnabled('debug')) {
