@@ -74,6 +74,15 @@ describe.each(drivers)('hostile input on %s', (_name, openDriver, skip) => {
     });
   });
 
+  // Once answered by Fastify's router with its own codes (FST_ERR_BAD_URL, a 414), outside docs/errors.md.
+  it.skipIf(skip !== undefined).each([
+    ['/tasks/%zz', /not valid percent-encoded/],
+    ['/tasks/%c0%af/events', /not valid percent-encoded/],
+    [`/tasks/${'a'.repeat(101)}`, /longer than 100 characters/],
+  ])('GET %s answers 400 TQ_ERR_VALIDATION', async (url, message) => {
+    await expect400(await inject('GET', url), message);
+  });
+
   describe.skipIf(skip !== undefined)('NUL characters', () => {
     // Once a 500 on PostgreSQL, whose text columns cannot hold NUL; SQLite stored them.
     it.each([

@@ -15,7 +15,13 @@ import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { installAuth } from './auth.js';
-import { clientErrorHandler, installErrorHandlers, installHostCheck } from './error-handler.js';
+import {
+  clientErrorHandler,
+  frameworkErrors,
+  installErrorHandlers,
+  installHostCheck,
+  MAX_PARAM_LENGTH,
+} from './error-handler.js';
 import { installMetrics } from './metrics.js';
 import { installJsonParser } from './json-body.js';
 import { operationRoutes } from './routes/operations.js';
@@ -50,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     clientErrorHandler,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
     http: { requireHostHeader: false },
   });
   // The API speaks JSON only; without this, text/plain bodies would reach the schema as strings.

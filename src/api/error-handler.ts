@@ -3,7 +3,7 @@
  * get a 4xx naming what is wrong; only our own faults are 5xx, and those are logged.
  */
 import type { ErrorObject } from 'ajv';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { describeValidation } from './validation.js';
@@ -45,6 +45,22 @@ export function toHttpError(err: FastifyError | QueueError | Error): {
     return { status, code: 'TQ_ERR_VALIDATION', message: err.message };
   return { status: 500, code: 'TQ_ERR_INTERNAL', message: 'internal error' };
 }
+
+/**
+ * Errors Fastify's router raises before any route or hook (its `frameworkErrors` option): a URL
+ * that is not valid percent-encoding, a path parameter over the router's length limit. Without
+ * this they were answered with Fastify's own codes, outside docs/errors.md.
+ */
+export function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const error =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`
+      : 'the URL is not valid percent-encoded UTF-8';
+  void reply.code(400).send({ error, code: 'TQ_ERR_VALIDATION' });
+}
+
+/** Fastify's (default) limit on one path parameter, in characters. */
+export const MAX_PARAM_LENGTH = 100;
 
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
