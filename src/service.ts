@@ -103,6 +103,13 @@ export class Service {
         bodyLimit: config.bodyLimit,
         apiToken: config.apiToken,
         schedules,
+        maxEventStreams: config.maxEventStreams,
+        limits: {
+          keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+          headersTimeoutMs: config.headersTimeoutMs,
+          requestTimeoutMs: config.requestTimeoutMs,
+          maxConnections: config.maxConnections,
+        },
       });
       // Retention runs where the workers run, so API-only nodes stay light.
       const pruner = pool

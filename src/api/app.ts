@@ -15,8 +15,16 @@ import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { installAuth } from './auth.js';
-import { installErrorHandlers } from './error-handler.js';
+import {
+  clientErrorHandler,
+  frameworkErrors,
+  installErrorHandlers,
+  installHostCheck,
+  MAX_PARAM_LENGTH,
+} from './error-handler.js';
 import { installMetrics } from './metrics.js';
+import { installJsonParser } from './json-body.js';
+import { StreamSlots } from './stream-slots.js';
 import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -37,25 +45,62 @@ export interface AppDeps {
   bodyLimit?: number;
   /** When set, every route but /healthz and the dashboard shell needs `Authorization: Bearer <token>`. */
   apiToken?: string;
+  /** Event streams open at once; absent: no cap. */
+  maxEventStreams?: number;
+  /** Connection limits of the HTTP server; absent: Node's and Fastify's defaults. */
+  limits?: ServerLimits;
   /** Called for every route as it is registered (tests check each one is documented). */
   onRoute?: (route: RouteOptions) => void;
 }
 
+/**
+ * The connection settings of docs/deployment.md, in milliseconds and counts (0: no limit). There
+ * is deliberately no maxRequestsPerSocket: Node only marks the last answer `Connection: close`,
+ * keeps the socket, and answers a pipelined request after it with a bare 503.
+ */
+export interface ServerLimits {
+  keepAliveTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const limits = deps.limits;
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    clientErrorHandler,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
+    http: {
+      requireHostHeader: false,
+      ...(limits && {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        // Node checks both timeouts on this period (30 s by default), so it bounds their precision.
+        connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(limits.headersTimeoutMs / 4))),
+      }),
+    },
+    // Fastify sets these on the server after creating it, so they go here, not in `http`.
+    ...(limits && {
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+    }),
   });
+  if (limits && limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
   // The API speaks JSON only; without this, text/plain bodies would reach the schema as strings.
   app.removeContentTypeParser('text/plain');
+  installJsonParser(app);
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
   installErrorHandlers(app);
+  installHostCheck(app);
   installAuth(app, deps.apiToken);
   // Request logs are at debug level: at info they would cost more than the queue itself under load.
   if (deps.logger.isLevelEnabled('debug')) {
@@ -78,8 +123,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   healthRoutes(app, { driver: deps.queue.driver, pool: deps.pool, role: deps.role });
   installMetrics(app, { queue: deps.queue, pool: deps.pool });
   if (deps.role !== 'worker') {
-    taskRoutes(app, deps.queue);
-    operationRoutes(app, deps.queue);
+    const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
+    taskRoutes(app, deps.queue, streams);
+    operationRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
     dashboardRoutes(app);
   }

@@ -2,7 +2,7 @@
  * The HTTP API's schemas: one definition serves request validation, the TypeScript types of the
  * handlers, response serialization and the OpenAPI document.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox';
 import { TASK_STATUSES } from '../core/task.js';
 
 export const ACTION_MAX_LENGTH = 128;
@@ -10,6 +10,15 @@ export const LIST_LIMIT_DEFAULT = 100;
 export const LIST_LIMIT_MAX = 1000;
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/**
+ * Refuses NUL characters. PostgreSQL text cannot hold them (it answers an error, which failed
+ * the request with a 500 and, for inserts, every other task of the same insert batch), while
+ * SQLite would store them: refusing them here keeps both drivers alike.
+ */
+export const NO_NUL = '^[^\\u0000]*$';
+/** A string the database stores or compares as text. */
+const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern: NO_NUL });
 /** Any JSON value (data, result). */
 const JsonAny = Type.Unknown();
 
@@ -25,7 +34,7 @@ export const ErrorSchema = Type.Object(
 
 export const CreateTaskBody = Type.Object(
   {
-    action: Type.String({ minLength: 1, maxLength: ACTION_MAX_LENGTH, description: 'the handler to run' }),
+    action: Text({ minLength: 1, maxLength: ACTION_MAX_LENGTH, description: 'the handler to run' }),
     data: Type.Optional(
       Type.Record(Type.String(), JsonAny, { description: 'a JSON object given to the handler; default {}' }),
     ),
@@ -46,7 +55,7 @@ export const CreateTaskBody = Type.Object(
       }),
     ),
     unique_key: Type.Optional(
-      Type.String({
+      Text({
         minLength: 1,
         maxLength: 255,
         description: 'idempotency key; the Idempotency-Key header does the same',
@@ -83,10 +92,10 @@ export const TaskSchema = Type.Object(
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),
-    action: Type.Optional(Type.String({ minLength: 1, maxLength: ACTION_MAX_LENGTH })),
+    action: Type.Optional(Text({ minLength: 1, maxLength: ACTION_MAX_LENGTH })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_LIMIT_MAX, default: LIST_LIMIT_DEFAULT })),
     cursor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' }),
+      Text({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' }),
     ),
   },
   { additionalProperties: false },
@@ -99,7 +108,9 @@ export const TaskList = Type.Object({
   next_cursor: Nullable(Type.String({ description: 'pass as ?cursor= for the next page; null on the last' })),
 });
 
-export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const TaskIdParams = Type.Object({ id: Text({ minLength: 1, maxLength: 64 }) });
+/** The Idempotency-Key header; idempotencyKeyOf checks its length. */
+export const IdempotencyKeyHeader = Text({ description: 'deduplicates repeated requests' });
 export type TaskIdParams = Static<typeof TaskIdParams>;
 /** The task id of a path, as stored: UUIDs are case-insensitive (RFC 9562), stored ids lower case. */
 export const taskIdOf = (params: TaskIdParams): string => params.id.toLowerCase();

@@ -3,6 +3,7 @@
  * unknown fields are refused), while query strings and params, which are always text, are coerced.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { NO_NUL } from './schemas.js';
 
 const common = { allErrors: false, useDefaults: true, removeAdditional: false, strict: false } as const;
 export const strictAjv = new Ajv.default({ ...common, coerceTypes: false });
@@ -26,6 +27,9 @@ export function describeValidation(where: string, issue: ErrorObject): string {
       return `${at} has an unknown field "${String(issue.params.additionalProperty)}"`;
     case 'enum':
       return `${at} must be one of: ${(issue.params.allowedValues as string[]).join(', ')}`;
+    case 'pattern':
+      if (issue.params.pattern === NO_NUL) return `${at} must not contain NUL (\\u0000) characters`;
+      return `${at} ${issue.message ?? 'is invalid'}`;
     case 'required':
       return `${at} is missing "${String(issue.params.missingProperty)}"`;
     default:

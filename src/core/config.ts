@@ -55,6 +55,11 @@ export interface Config {
   retentionCompletedMs: number;
   retentionFailedMs: number;
   schedules: string | undefined;
+  maxEventStreams: number;
+  keepAliveTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -260,6 +265,50 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: 'string' },
     description: 'JSON file of recurring tasks: [{name, cron, timezone?, action, data?}]',
   },
+  {
+    key: 'maxEventStreams',
+    flag: '--max-event-streams',
+    env: ['TASKQ_MAX_EVENT_STREAMS'],
+    default: 1000,
+    kind: { type: 'int', min: 0, max: 1000000 },
+    description:
+      'event streams (GET /events/stats, /tasks/:id/events) open at once in this process; more answer 503',
+  },
+  {
+    key: 'keepAliveTimeoutMs',
+    flag: '--keep-alive-timeout-ms',
+    env: ['TASKQ_KEEP_ALIVE_TIMEOUT_MS'],
+    default: 72000,
+    kind: { type: 'int', min: 1000, max: 3600000 },
+    description:
+      "an idle keep-alive connection is closed after this long; keep it above a load balancer's idle timeout",
+  },
+  {
+    key: 'headersTimeoutMs',
+    flag: '--headers-timeout-ms',
+    env: ['TASKQ_HEADERS_TIMEOUT_MS'],
+    default: 20000,
+    kind: { type: 'int', min: 100, max: 3600000 },
+    description:
+      'a connection that has not sent a whole request line and headers within this gets 408 and is closed',
+  },
+  {
+    key: 'requestTimeoutMs',
+    flag: '--request-timeout-ms',
+    env: ['TASKQ_REQUEST_TIMEOUT_MS'],
+    default: 60000,
+    kind: { type: 'int', min: 0, max: 3600000 },
+    description: 'a request whose body has not arrived within this gets 408 and is closed (0: no limit)',
+  },
+  {
+    key: 'maxConnections',
+    flag: '--max-connections',
+    env: ['TASKQ_MAX_CONNECTIONS'],
+    default: 10000,
+    kind: { type: 'int', min: 0, max: 1000000 },
+    description:
+      'open connections per process; more are closed as they arrive (0: no limit; keep below ulimit -n)',
+  },
 ];
 
 export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | undefined>>;
@@ -341,7 +390,14 @@ export function resolveConfig(
     else if (envName !== undefined) out[spec.key] = parseValue(spec, env[envName] as string, envName);
     else out[spec.key] = spec.default === undefined ? undefined : parseValue(spec, spec.default, 'default');
   }
-  return Object.freeze(out as unknown as Config);
+  const config = out as unknown as Config;
+  // Node refuses a headers timeout above a request timeout: say which settings, not its error.
+  if (config.requestTimeoutMs !== 0 && config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new ConfigError(
+      `--headers-timeout-ms (${config.headersTimeoutMs}) must not exceed --request-timeout-ms (${config.requestTimeoutMs})`,
+    );
+  }
+  return Object.freeze(config);
 }
 
 /** True when `db` names a PostgreSQL database rather than a SQLite file. */

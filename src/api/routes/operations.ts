@@ -17,6 +17,7 @@ import { QueueError } from '../../core/errors.js';
 import { TASK_STATUSES, toTaskView, type TaskStatus } from '../../core/task.js';
 import type { Unsubscribe } from '../../drivers/driver.js';
 import type { TaskQueue } from '../../queue/queue.js';
+import type { StreamSlots } from '../stream-slots.js';
 import { ErrorSchema, STATS_WINDOW_MS, StatsSchema, TaskIdParams, taskIdOf, type Stats } from '../schemas.js';
 
 export const STATS_PUSH_INTERVAL_MS = 1000;
@@ -142,7 +143,7 @@ class StatsStream {
   }
 }
 
-export function operationRoutes(app: FastifyInstance, queue: TaskQueue): void {
+export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams: StreamSlots): void {
   const idRoute = (summary: string, description: string) => ({
     schema: {
       summary,
@@ -201,11 +202,13 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue): void {
             description: 'an event stream',
             content: { 'text/event-stream': { schema: { type: 'string' } } },
           },
+          503: ErrorSchema,
         },
       },
     },
     async (_request, reply) => {
       if (stream.closed) throw new QueueError('TQ_ERR_UNAVAILABLE', 'the service is shutting down');
+      streams.take(reply.raw);
       reply.hijack();
       reply.raw.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',

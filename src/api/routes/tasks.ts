@@ -5,12 +5,14 @@ import { isFinished, toTaskView } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
 import { describeValidation, strictAjv } from '../validation.js';
+import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
 import {
   BatchBody,
   BatchCreated,
   BatchError,
   GetTaskQuery,
+  IdempotencyKeyHeader,
   CreatedTask,
   CreateTaskBody,
   ErrorSchema,
@@ -64,7 +66,7 @@ function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>
   return key;
 }
 
-export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
+export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: StreamSlots): void {
   app.post<{ Body: CreateTaskBody }>(
     '/tasks',
     {
@@ -76,7 +78,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
         headers: {
           type: 'object',
           properties: {
-            'idempotency-key': { type: 'string', description: 'deduplicates repeated requests' },
+            'idempotency-key': IdempotencyKeyHeader,
           },
         },
         body: CreateTaskBody,
@@ -194,13 +196,14 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue): void {
         tags: ['tasks'],
         params: TaskIdParams,
         produces: ['text/event-stream'],
-        response: { 404: ErrorSchema },
+        response: { 404: ErrorSchema, 503: ErrorSchema },
       },
     },
     async (request, reply) => {
       const id = taskIdOf(request.params);
       let task = await queue.get(id);
       if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
+      streams.take(reply.raw);
       const closed = abortOnClose(reply.raw);
       reply.hijack();
       const out = reply.raw;
