@@ -41,6 +41,15 @@ export function registerRun(program: Command): void {
     const { openDriver } = await import('../../drivers/open-driver.js');
     // With the logger: lost connections (PostgreSQL) and failing checkpoints (SQLite) are logged.
     const driver = await openDriver(config, logger.child({ component: 'db' }));
+    // Migrated here too, for the same reason: a PostgreSQL URL is first used by the migration
+    // (the Service's own migrate() then finds nothing to do).
+    try {
+      const { applied, current } = await driver.migrate();
+      if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');
+    } catch (err) {
+      await driver.close().catch(() => undefined); // the error below is the one to report
+      throw err;
+    }
     const { Service } = await import('../../service.js');
     // A handler's stray promise rejects nothing the service holds: log it and go on.
     process.on('unhandledRejection', (reason) =>
