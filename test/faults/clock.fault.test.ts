@@ -14,20 +14,20 @@
  */
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../src/core/task.js';
-import type { QueueDriver } from '../src/drivers/driver.js';
-import { BUILTIN_HANDLERS } from '../src/handlers/builtin.js';
-import { HandlerRegistry } from '../src/handlers/registry.js';
-import { TaskQueue } from '../src/queue/queue.js';
-import { Scheduler } from '../src/worker/scheduler.js';
-import type { WorkerPool } from '../src/worker/worker-pool.js';
-import type { ContractDriver } from './contract/driver-contract.js';
-import { newTask } from './support/factories.js';
-import { makePool } from './support/pool.js';
-import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
-import { ResultLog } from './support/results.js';
-import { Gates, nextSignal, testClock, watch } from './support/signals.js';
-import { isolatedSqlite } from './support/sqlite.js';
+import type { TaskRecord } from '../../src/core/task.js';
+import type { QueueDriver } from '../../src/drivers/driver.js';
+import { BUILTIN_HANDLERS } from '../../src/handlers/builtin.js';
+import { HandlerRegistry } from '../../src/handlers/registry.js';
+import { TaskQueue } from '../../src/queue/queue.js';
+import { Scheduler } from '../../src/worker/scheduler.js';
+import type { WorkerPool } from '../../src/worker/worker-pool.js';
+import type { ContractDriver } from '../contract/driver-contract.js';
+import { newTask } from '../support/factories.js';
+import { makePool } from '../support/pool.js';
+import { isolatedPostgres, postgresSkip, postgresTestUrl } from '../support/postgres.js';
+import { ResultLog } from '../support/results.js';
+import { Gates, nextSignal, testClock, watch } from '../support/signals.js';
+import { isolatedSqlite } from '../support/sqlite.js';
 
 const HOUR = 60 * 60 * 1000;
 const LEASE_MS = 300;
