@@ -143,4 +143,15 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     expect(overflow).toBeLessThanOrEqual(0);
     await page.screenshot({ path: `${SHOTS}/dashboard-narrow.png`, fullPage: true });
   });
+
+  it('says in the console when the live stream drops, and reconnects', async () => {
+    await page.locator('#live[data-state="on"]').waitFor();
+    const warned = page.waitForEvent(
+      'console',
+      (m) => m.type() === 'warning' && /live stats stream dropped/.test(m.text()),
+    );
+    service.service.app.server.closeAllConnections(); // the server side of every socket, the stream's included
+    await warned;
+    await page.locator('#live[data-state="on"]').waitFor({ timeout: 10_000 });
+  });
 });
