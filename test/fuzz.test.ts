@@ -496,7 +496,8 @@ const pathRequests = (target: Target): fc.Arbitrary<Req> =>
     })
     .map(({ id, suffix, prefix, method, auth, wait }) => ({
       method,
-      url: `${prefix}${id}${suffix}${wait === undefined ? '' : `?wait=${wait}`}`,
+      // An empty request target is not HTTP (inject itself throws on it): the root stands in.
+      url: `${prefix}${id}${suffix}${wait === undefined ? '' : `?wait=${wait}`}` || '/',
       headers: { authorization: auth },
     }));
 
