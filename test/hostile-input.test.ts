@@ -155,4 +155,11 @@ describe('malformed HTTP over a socket', () => {
       body: { error: expect.any(String), code: 'TQ_ERR_HEADERS_TOO_LARGE' },
     });
   });
+
+  // Found by the fuzz test (seed 573520755): Fastify's 404 for a method it does not route came
+  // with the code of a 400.
+  it('gives a Fastify 4xx the code of its status', async () => {
+    const res = await answer('PRI /tasks\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(res).toEqual({ status: 404, body: { error: expect.any(String), code: 'TQ_ERR_NOT_FOUND' } });
+  });
 });

@@ -9,6 +9,12 @@ import type { Duplex } from 'node:stream';
 import { describeValidation } from './validation.js';
 import { ERROR_CODES, QueueError, type ErrorCode } from '../core/errors.js';
 
+/** The first code of each status (TQ_ERR_VALIDATION for 400). */
+const CODE_OF_STATUS = new Map<number, ErrorCode>();
+for (const [code, status] of Object.entries(ERROR_CODES) as [ErrorCode, number][]) {
+  if (!CODE_OF_STATUS.has(status)) CODE_OF_STATUS.set(status, code);
+}
+
 const FASTIFY_CODES: Record<string, [ErrorCode, string?]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: ['TQ_ERR_VALIDATION', 'invalid JSON body'],
   FST_ERR_CTP_EMPTY_JSON_BODY: ['TQ_ERR_VALIDATION', 'the body is empty; send a JSON object'],
@@ -41,11 +47,16 @@ export function toHttpError(err: FastifyError | QueueError | Error): {
     return { status: 400, code: 'TQ_ERR_VALIDATION', message: `invalid JSON body: ${err.message}` };
   }
   const status = fastifyError.statusCode;
-  if (status && status >= 400 && status < 500)
-    return { status, code: 'TQ_ERR_VALIDATION', message: err.message };
+  if (status && status >= 400 && status < 500) {
+    // Another 4xx of Fastify's (say 404 for a method it does not route): the code of that status
+    // when there is one, else a plain 400, so a code always means the same status.
+    const code = CODE_OF_STATUS.get(status);
+    return code
+      ? { status, code, message: err.message }
+      : { status: 400, code: 'TQ_ERR_VALIDATION', message: err.message };
+  }
   return { status: 500, code: 'TQ_ERR_INTERNAL', message: 'internal error' };
 }
-
 /**
  * Errors Fastify's router raises before any route or hook (its `frameworkErrors` option): a URL
  * that is not valid percent-encoding, a path parameter over the router's length limit. Without
