@@ -57,6 +57,7 @@ interface Scrape {
   failed: number | null;
   queued: number | null;
   loopP99Ms: number | null;
+  heapMiB: number | null;
 }
 
 /**
@@ -84,12 +85,14 @@ async function scrape(client: SoakClient): Promise<Scrape | null> {
   const failed = metricSum(text, 'taskq_tasks_failed_total');
   // prom-client resets its event-loop histogram at each read, so this p99 covers one row.
   const loop = metricSum(text, 'nodejs_eventloop_lag_p99_seconds');
+  const heap = metricSum(text, 'nodejs_heap_size_used_bytes');
   return {
     finished: completed === null || failed === null ? null : completed + failed,
     failed,
     retried: metricSum(text, 'taskq_tasks_retried_total', 'trigger="backoff"'),
     queued: metricSum(text, 'taskq_tasks', 'status="queued"'),
     loopP99Ms: loop === null ? null : round(loop * 1000, 2),
+    heapMiB: heap === null ? null : round(heap / 1024 / 1024),
   };
 }
 
@@ -164,6 +167,7 @@ for (let k = 1; k <= rowCount; k++) {
     anonMiB: anonSamples.length > 0 ? Math.max(...anonSamples) : null,
     fds: openFds(child.pid),
     loopP99Ms: current?.loopP99Ms ?? null,
+    heapMiB: current?.heapMiB ?? null,
     postP99Ms: p99(counts.postMs),
     getP99Ms: p99(counts.getMs),
     posts: counts.posts,

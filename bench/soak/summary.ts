@@ -16,6 +16,8 @@ export interface SoakRow {
    * native allocations, where a leak would show.
    */
   anonMiB: number | null;
+  /** nodejs_heap_size_used_bytes at the row's /metrics read, MiB: the JavaScript heap alone. */
+  heapMiB: number | null;
   /** Entries of /proc/<pid>/fd at the end of the row. */
   fds: number | null;
   /** nodejs_eventloop_lag_p99_seconds of the row's /metrics read, ms (the histogram is reset at each read). */
@@ -38,7 +40,16 @@ export interface SoakRow {
 }
 
 type Numeric =
-  'rssMiB' | 'anonMiB' | 'fds' | 'loopP99Ms' | 'postP99Ms' | 'getP99Ms' | 'done' | 'errors' | 'queued';
+  | 'rssMiB'
+  | 'anonMiB'
+  | 'heapMiB'
+  | 'fds'
+  | 'loopP99Ms'
+  | 'postP99Ms'
+  | 'getP99Ms'
+  | 'done'
+  | 'errors'
+  | 'queued';
 
 interface SeriesRule {
   key: Numeric;
@@ -55,6 +66,8 @@ export function seriesRules(rate: number): SeriesRule[] {
   return [
     { key: 'rssMiB', label: 'RSS (MiB)', rel: 0.1, abs: 5 },
     { key: 'anonMiB', label: 'anonymous RSS (MiB)', rel: 0.1, abs: 5 },
+    // Sampled at one instant, between collections: a wider margin than RSS.
+    { key: 'heapMiB', label: 'JS heap used (MiB)', rel: 0.25, abs: 5 },
     { key: 'fds', label: 'open fds', rel: 0.1, abs: 5 },
     { key: 'loopP99Ms', label: 'event-loop delay p99 (ms)', rel: 0.5, abs: 5 },
     { key: 'postP99Ms', label: 'POST p99 (ms)', rel: 0.5, abs: 5 },
@@ -70,6 +83,7 @@ const COLUMNS: { title: string; cell: (r: SoakRow) => string }[] = [
   { title: 'min', cell: (r) => String(r.minute) },
   { title: 'RSS MiB', cell: (r) => show(r.rssMiB) },
   { title: 'anon MiB', cell: (r) => show(r.anonMiB) },
+  { title: 'heap MiB', cell: (r) => show(r.heapMiB) },
   { title: 'fds', cell: (r) => show(r.fds) },
   { title: 'loop p99 ms', cell: (r) => show(r.loopP99Ms) },
   { title: 'POST p99 ms', cell: (r) => show(r.postP99Ms) },
