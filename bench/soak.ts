@@ -124,6 +124,29 @@ async function readStats(): Promise<Stats | null> {
   }
 }
 
+/** Queues `count` tasks in batches of 500 and waits until taskq has worked them all off. */
+async function prefill(count: number): Promise<void> {
+  const batch = {
+    tasks: Array.from({ length: 500 }, (_, i) => ({ action: 'sum', data: { numbers: [i, 1] } })),
+  };
+  for (let sent = 0; sent < count; sent += 500) {
+    const res = await fetch(`${url}/tasks/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(sent + 500 <= count ? batch : { tasks: batch.tasks.slice(0, count - sent) }),
+    });
+    if (res.status !== 202) throw new Error(`prefill: POST /tasks/batch answered ${res.status}`);
+    if (sent % 50_000 === 0) log(`  prefill: ${sent} of ${count} queued`);
+  }
+  for (;;) {
+    const stats = await readStats();
+    const left = stats ? stats.counts.queued + stats.counts.running : Infinity;
+    if (left === 0) break;
+    log(`  prefill: ${left} left to work off`);
+    await sleep(5000);
+  }
+}
+
 /** Every 202 must end as a finished task: waits (bounded) for the queue to empty, then counts. */
 async function finalCheck(accepted: number) {
   const end = now() + 60_000;
@@ -143,6 +166,7 @@ async function finalCheck(accepted: number) {
   };
 }
 
+if (opts.prefill > 0) await prefill(opts.prefill);
 const client = new SoakClient(url, opts.rate, opts.readRate);
 // The first read sets the counters' baseline and resets the event-loop histogram.
 let previous = await scrape(client);
@@ -190,7 +214,8 @@ await client.stop();
 // Read before stopping taskq, whose exit would otherwise count as a stop.
 const stoppedEarly = halt.reason;
 log('load stopped; waiting for the queue to empty');
-const finish = stoppedEarly ? null : await finalCheck(client.accepted);
+// The prefill tasks are in the counts too (all of them complete).
+const finish = stoppedEarly ? null : await finalCheck(client.accepted + opts.prefill);
 await child.stop();
 
 const measured = rows.slice(opts.warmup);

@@ -15,6 +15,8 @@ export interface SoakOptions {
   warmup: number;
   /** Length of one row; 60 but for trying the script out. */
   rowSeconds: number;
+  /** Tasks queued and worked off before the clock starts, so the run starts on a grown database. */
+  prefill: number;
   out: string;
 }
 
@@ -37,6 +39,9 @@ verdict on whether every series stayed flat. Not part of npm test or CI.
                      a new temp folder, removed at exit)
   --warmup N         leading rows left out of the verdict (default 1)
   --row-seconds N    length of a row (default 60; shorter only to try the script out)
+  --prefill N        before the clock starts, queue N tasks (POST /tasks/batch) and let taskq
+                     work them off, so the soak measures a service on a database larger than
+                     its page cache instead of the cache filling up (default 0)
   --out FILE         the JSON result (default bench/results/soak-latest.json)
   --help             this text
 
@@ -51,6 +56,7 @@ export function parseSoakOptions(argv: string[]): SoakOptions {
     readRate: 50,
     warmup: 1,
     rowSeconds: 60,
+    prefill: 0,
     out: DEFAULT_OUT,
   };
   const { value, integer } = flagValues(argv, USAGE);
@@ -74,6 +80,9 @@ export function parseSoakOptions(argv: string[]): SoakOptions {
         break;
       case '--row-seconds':
         opts.rowSeconds = integer(i++, flag, 5, 3600);
+        break;
+      case '--prefill':
+        opts.prefill = integer(i++, flag, 0, 100_000_000);
         break;
       case '--out':
         opts.out = value(i++, flag);
