@@ -22,8 +22,10 @@ export interface ServiceOptions {
   logger: Logger;
   /** Extra handlers given in code (tests, embedding); the handlers folder is loaded too. */
   handlers?: HandlerDefinition[];
-  /** Use this driver instead of opening `config.db` (tests). */
+  /** Use this driver instead of opening `config.db` (taskq run, tests). */
   driver?: QueueDriver;
+  /** The caller already migrated `driver` (taskq run does, before loading the server). */
+  migrated?: boolean;
 }
 
 export class Service {
@@ -72,8 +74,10 @@ export class Service {
     }
     const driver = options.driver ?? (await openDriver(config, logger.child({ component: 'db' })));
     try {
-      const { applied, current } = await driver.migrate();
-      if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');
+      if (!options.migrated) {
+        const { applied, current } = await driver.migrate();
+        if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');
+      }
       const queue = new TaskQueue({
         driver,
         registry,

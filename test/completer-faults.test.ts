@@ -10,10 +10,9 @@ import type { CompleteTasksParams, QueueDriver } from '../src/drivers/driver.js'
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import type { WorkerPool } from '../src/worker/worker-pool.js';
 import { makePool, newTask } from './support/pool.js';
-import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
+import { BOTH_DRIVERS } from './support/drivers.js';
 import { eventually } from './support/service.js';
 import { nextSignal } from './support/signals.js';
-import { isolatedSqlite } from './support/sqlite.js';
 
 /** The real driver, except that completeTasks runs through `completeTasks` given here. */
 function withFaultyCompletions(
@@ -31,13 +30,7 @@ function withFaultyCompletions(
 
 const echo: HandlerDefinition = { action: 'echo', handle: async (task) => task.data };
 
-const harnesses = [
-  ['sqlite', () => isolatedSqlite()],
-  ['postgres', () => isolatedPostgres(postgresTestUrl() ?? '')],
-] as const;
-
-describe.each(harnesses)('completer faults on %s', (name, open) => {
-  const skip = name === 'postgres' && postgresSkip() !== undefined;
+describe.each(BOTH_DRIVERS)('completer faults on %s', (_name, open, skip) => {
   let stops: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const stop of stops.reverse()) await stop();

@@ -9,19 +9,13 @@ import { describe, expect, it } from 'vitest';
 import { DbHealth } from '../src/worker/db-health.js';
 import { LeaseKeeper } from '../src/worker/lease-keeper.js';
 import { newTask } from './support/factories.js';
-import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
-import { isolatedSqlite } from './support/sqlite.js';
+import { BOTH_DRIVERS } from './support/drivers.js';
 
 const T0 = 1_700_000_000_000;
 const LEASE = 1000;
 
-const harnesses = [
-  ['sqlite', () => isolatedSqlite()],
-  ['postgres', () => isolatedPostgres(postgresTestUrl() ?? '')],
-] as const;
-
-describe.each(harnesses)('lease keeper on %s', (name, open) => {
-  it.skipIf(name === 'postgres' && postgresSkip() !== undefined)(
+describe.each(BOTH_DRIVERS)('lease keeper on %s', (_name, open, skip) => {
+  it.skipIf(skip)(
     'renews held tasks and unwritten results only; an abandoned task of the owner expires and is rescued',
     async () => {
       const { driver, cleanup } = open();

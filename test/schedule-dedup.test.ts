@@ -8,8 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HandlerRegistry } from '../src/handlers/registry.js';
 import { TaskQueue } from '../src/queue/queue.js';
 import { Scheduler, type Schedule } from '../src/worker/scheduler.js';
-import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
-import { isolatedSqlite } from './support/sqlite.js';
+import { BOTH_DRIVERS } from './support/drivers.js';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0); // on a whole second, so the next tick is T0 + 1 s
 const EVERY_SECOND: Schedule = {
@@ -24,13 +23,8 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const harnesses = [
-  ['sqlite', () => isolatedSqlite()],
-  ['postgres', () => isolatedPostgres(postgresTestUrl() ?? '')],
-] as const;
-
-describe.each(harnesses)('schedule tick dedup on %s', (name, open) => {
-  it.skipIf(name === 'postgres' && postgresSkip() !== undefined)(
+describe.each(BOTH_DRIVERS)('schedule tick dedup on %s', (_name, open, skip) => {
+  it.skipIf(skip)(
     'a lagging node does not queue a tick again after the request idempotency window',
     async () => {
       const { driver, cleanup } = open();

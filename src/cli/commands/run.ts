@@ -41,8 +41,7 @@ export function registerRun(program: Command): void {
     const { openDriver } = await import('../../drivers/open-driver.js');
     // With the logger: lost connections (PostgreSQL) and failing checkpoints (SQLite) are logged.
     const driver = await openDriver(config, logger.child({ component: 'db' }));
-    // Migrated here too, for the same reason: a PostgreSQL URL is first used by the migration
-    // (the Service's own migrate() then finds nothing to do).
+    // Migrated here, for the same reason: a PostgreSQL URL is first used by the migration.
     try {
       const { applied, current } = await driver.migrate();
       if (applied.length > 0) logger.info({ applied, version: current }, 'applied migrations');
@@ -63,7 +62,7 @@ export function registerRun(program: Command): void {
       process.exit(70); // EX_SOFTWARE
     });
 
-    const service = await Service.create({ config, logger, driver });
+    const service = await Service.create({ config, logger, driver, migrated: true });
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) {
