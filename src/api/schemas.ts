@@ -83,6 +83,7 @@ export const TaskSchema = Type.Object(
     progress_message: Nullable(Type.String()),
     run_at: Type.String({ description: 'ISO 8601' }),
     created_at: Type.String({ description: 'ISO 8601' }),
+    claimed_at: Nullable(Type.String()),
     started_at: Nullable(Type.String()),
     processed_at: Nullable(Type.String()),
   },

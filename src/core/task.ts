@@ -50,6 +50,9 @@ export interface TaskRecord {
   leaseExpiresAt: number | null;
   cancelRequested: boolean;
   createdAt: number;
+  /** When the current attempt was claimed: the task may wait in a worker's buffer after it. */
+  claimedAt: number | null;
+  /** When the current attempt's handler started; null while claimed but not started. */
   startedAt: number | null;
   processedAt: number | null;
 }
@@ -88,6 +91,7 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
     leaseExpiresAt: null,
     cancelRequested: false,
     createdAt: task.createdAt,
+    claimedAt: null,
     startedAt: null,
     processedAt: null,
   };
@@ -108,6 +112,7 @@ export interface TaskView {
   progress_message: string | null;
   run_at: string;
   created_at: string;
+  claimed_at: string | null;
   started_at: string | null;
   processed_at: string | null;
 }
@@ -129,6 +134,7 @@ export function toTaskView(task: TaskRecord): TaskView {
     progress_message: task.progressMessage,
     run_at: new Date(task.runAt).toISOString(),
     created_at: new Date(task.createdAt).toISOString(),
+    claimed_at: iso(task.claimedAt),
     started_at: iso(task.startedAt),
     processed_at: iso(task.processedAt),
   };

@@ -63,11 +63,17 @@ export interface LeaseRef {
   attempt: number;
 }
 
-export interface Completion extends LeaseRef {
+/** An outcome carries when its handler started, so the start needs no write of its own. */
+interface Started {
+  /** When the handler started (`started_at`); absent for a task that never started. */
+  startedAt?: number;
+}
+
+export interface Completion extends LeaseRef, Started {
   result: JsonValue;
 }
 
-export interface Failure extends LeaseRef {
+export interface Failure extends LeaseRef, Started {
   error: string;
   /** retry: back to `queued` at `retryAt`; failed/cancelled: finished. */
   outcome: 'retry' | 'failed' | 'cancelled';
@@ -92,6 +98,11 @@ export interface ExtendLeasesParams {
   seqs: number[];
   now: number;
   leaseMs: number;
+  /**
+   * Tasks among `seqs` whose handlers have started, with when: their `started_at` is set if it
+   * is not yet, so a long-running task shows its start before its result is written.
+   */
+  started?: { seq: number; startedAt: number }[];
 }
 /** Tasks the owner still holds after the renewal; a held task missing here has lost its lease. */
 export interface HeldTask {

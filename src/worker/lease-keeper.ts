@@ -4,7 +4,8 @@
  * does not let them be run again). Only those: a task this process failed to give back, or whose
  * result it dropped, is left to expire and be rescued. A held task the renewal no longer finds was rescued elsewhere (this
  * process stalled past its lease) and is reported lost; a task the renewal finds with a cancel
- * request is reported too (the cancel event of another process may never reach this one).
+ * request is reported too (the cancel event of another process may never reach this one). The
+ * renewal also records when held tasks' handlers started, if the database does not have it yet.
  */
 import type { QueueDriver } from '../drivers/driver.js';
 
@@ -12,6 +13,8 @@ import type { QueueDriver } from '../drivers/driver.js';
 export interface TaskRef {
   id: string;
   seq: number;
+  /** When its handler started, if it has (the renewal records it). */
+  startedAt?: number | null;
 }
 import type { DbHealth } from './db-health.js';
 import { PeriodicService } from './timers.js';
@@ -62,10 +65,14 @@ export class LeaseKeeper extends PeriodicService<LeaseKeeperEvents> {
     const asked = this.options.held();
     const seqs = [...asked, ...this.options.awaitingResult()].map((t) => t.seq);
     if (seqs.length === 0) return;
+    // Running tasks' start times ride on the renewal, so a long task shows its start before its result.
+    const started = asked.flatMap((t) =>
+      t.startedAt == null ? [] : [{ seq: t.seq, startedAt: t.startedAt }],
+    );
     const { driver, owner, leaseMs, health } = this.options;
     let held;
     try {
-      held = await driver.extendLeases({ owner, seqs, now: this.options.now(), leaseMs });
+      held = await driver.extendLeases({ owner, seqs, now: this.options.now(), leaseMs, started });
       health.success();
     } catch (err) {
       health.error(err, 'renewing leases failed');

@@ -23,6 +23,9 @@
  *   `cancelRequested` event). A cancelled running task is aborted; a cancelled buffered one is
  *   dropped and recorded cancelled, and never starts. Outcomes go through the task runner to
  *   the completer.
+ * - Start times: a claim records when the task was claimed (`claimed_at`); when a buffered task
+ *   starts, its record here gets `startedAt`, which reaches the database with its result or the
+ *   next lease renewal (no write of its own), so buffer time never counts as running time.
  * - On stop: claim nothing more, give unstarted buffered tasks back, let running handlers finish
  *   within the grace period, then abort the rest (the runner gives them back too).
  */
@@ -309,6 +312,7 @@ export class Producer extends Signals<ProducerEvents> {
   }
 
   private startTask(task: TaskRecord): void {
+    task.startedAt = this.options.now();
     const abort = new TaskAbortHandle();
     const entry: RunningTask = { task, abort, done: Promise.resolve() };
     this.running.set(task.id, entry);

@@ -25,6 +25,9 @@ export interface TaskRunnerOptions {
   now: () => number;
 }
 
+/** The lease of a running task, with when its handler started. */
+type StartedLease = LeaseRef & { startedAt?: number };
+
 export interface TaskRunnerEvents {
   taskFinished: [task: TaskRecord, outcome: Outcome, durationMs: number];
 }
@@ -41,7 +44,8 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
     const logger = () =>
       (child ??= this.options.logger.child({ taskId: task.id, action: task.action, attempt: task.attempts }));
     const handler = this.options.registry.resolve(task.action);
-    const lease = leaseOf(task, this.options.owner);
+    // The outcome carries the handler's start (set by the producer), so it needs no write of its own.
+    const lease = { ...leaseOf(task, this.options.owner), startedAt: task.startedAt ?? undefined };
     let outcome: Outcome;
     if (!handler) {
       outcome = {
@@ -63,7 +67,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
 
   private async record(
     task: TaskRecord,
-    lease: LeaseRef,
+    lease: StartedLease,
     outcome: Outcome,
     backoff: BackoffPolicy,
     logger: () => Logger,
@@ -95,7 +99,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
   /** Records a failed attempt as a retry at its backoff or as final; returns whether it retries. */
   private failOrRetry(
     task: TaskRecord,
-    lease: LeaseRef,
+    lease: StartedLease,
     outcome: Outcome,
     error: string,
     backoff: BackoffPolicy,

@@ -369,7 +369,8 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             attempts: 1,
             leaseOwner: 'owner-a',
             leaseExpiresAt: T0 + 5 + LEASE,
-            startedAt: T0 + 5,
+            claimedAt: T0 + 5,
+            startedAt: null,
           };
           expect(claimed).toMatchObject(expected);
           expect(await driver.getTask({ id: task.id })).toMatchObject(expected);
@@ -402,6 +403,59 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const all = (await Promise.all(claimers)).flat();
           expect(all).toHaveLength(60);
           expect(new Set(all).size).toBe(60);
+        });
+      });
+
+      describe('started_at', () => {
+        it('is null for a claimed task until its start is reported by a renewal', async () => {
+          const task = await insert();
+          const claimed = await claimOne(T0 + 5, 'me');
+          expect(await driver.getTask({ id: task.id })).toMatchObject({ claimedAt: T0 + 5, startedAt: null });
+          const renew = (now: number, startedAt?: number) =>
+            driver.extendLeases({
+              owner: 'me',
+              seqs: [claimed.seq],
+              now,
+              leaseMs: LEASE,
+              started: startedAt === undefined ? [] : [{ seq: claimed.seq, startedAt }],
+            });
+          // Buffered, not started: the renewal leaves started_at alone.
+          await renew(T0 + 10);
+          expect((await driver.getTask({ id: task.id }))!.startedAt).toBeNull();
+          await renew(T0 + 30, T0 + 20);
+          expect(await driver.getTask({ id: task.id })).toMatchObject({
+            claimedAt: T0 + 5,
+            startedAt: T0 + 20,
+          });
+          // The first reported start stays.
+          await renew(T0 + 50, T0 + 40);
+          expect((await driver.getTask({ id: task.id }))!.startedAt).toBe(T0 + 20);
+        });
+
+        it('is written with a completion or a failure that carries it', async () => {
+          const done = await insert();
+          const failed = await insert();
+          const [a, b] = await claim(2, T0, 'me');
+          const byId = new Map([a!, b!].map((t) => [t.id, t]));
+          await driver.completeTasks({
+            completions: [{ ...leaseOf(byId.get(done.id)!, 'me'), result: 1, startedAt: T0 + 7 }],
+            now: T0 + 9,
+          });
+          await driver.failTasks({
+            failures: [
+              { ...leaseOf(byId.get(failed.id)!, 'me'), error: 'x', outcome: 'failed', startedAt: T0 + 8 },
+            ],
+            now: T0 + 9,
+          });
+          expect(await driver.getTask({ id: done.id })).toMatchObject({ claimedAt: T0, startedAt: T0 + 7 });
+          expect(await driver.getTask({ id: failed.id })).toMatchObject({ claimedAt: T0, startedAt: T0 + 8 });
+        });
+
+        it('is cleared, with claimed_at, when a task is given back unspent', async () => {
+          const task = await insert();
+          const claimed = await claimOne(T0, 'me');
+          await driver.releaseTasks({ tasks: [leaseOf(claimed, 'me')] });
+          expect(await driver.getTask({ id: task.id })).toMatchObject({ claimedAt: null, startedAt: null });
         });
       });
 

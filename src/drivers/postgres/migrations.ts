@@ -186,4 +186,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks DROP CONSTRAINT tasks_id_key;
     `,
   },
+  {
+    version: 5,
+    name: '0005_claimed_at',
+    // As SQLite's 0005: the claim's time gets a column of its own; started_at is the handler's start.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN claimed_at bigint;
+      UPDATE tasks SET claimed_at = started_at WHERE started_at IS NOT NULL;
+    `,
+  },
 ];

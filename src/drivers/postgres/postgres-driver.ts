@@ -25,7 +25,6 @@
  *   `ping` after 2 s, and connection errors surface as QueueError TQ_ERR_UNAVAILABLE (HTTP 503).
  */
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
@@ -36,8 +35,8 @@ import {
   type ClaimedRow as GenericClaimedRow,
   type RowDecoders,
   type TaskRow as GenericTaskRow,
-} from '../task-row.js';
-import { countsFromRows, type CounterRow } from '../counter-rows.js';
+} from '../shared/task-row.js';
+import { countsFromRows, type CounterRow } from '../shared/counts.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -64,6 +63,8 @@ import type {
   Unsubscribe,
 } from '../driver.js';
 import { TaskIdCodec } from '../task-ids.js';
+import { DriverEventBus, eventsOf, statusAfterFailure, type PendingEvent } from '../shared/events.js';
+import { listQuery } from '../shared/list-filter.js';
 import { PgListener } from './listener.js';
 import { LimitedWarn, type DriverLogger } from './warn-limited.js';
 import { SeqReserve } from './seq-reserve.js';
@@ -156,8 +157,6 @@ function unavailable(err: unknown): unknown {
   });
 }
 
-type PendingEvent = { [E in DriverEventName]: { event: E; payload: DriverEvents[E] } }[DriverEventName];
-
 /** What a transaction decided, plus the events to announce once it commits. */
 interface TxResult<T> {
   value: T;
@@ -188,7 +187,7 @@ export class PostgresDriver implements QueueDriver {
   private readonly notifier: PgNotifier;
   /** Names this driver in its notifications, so it can ignore its own. */
   private readonly sender = randomBytes(8).toString('hex');
-  private readonly events = new EventEmitter();
+  private readonly events = new DriverEventBus();
   private closed = false;
   private idCodec: Promise<TaskIdCodec> | null = null;
   private readonly seqs = new SeqReserve({
@@ -243,7 +242,8 @@ export class PostgresDriver implements QueueDriver {
       clientConfig,
       onError: (err, msg, fields) => warnings.warn(err, msg, fields),
       onMessage: (channel, payload) => this.onNotification(channel, payload),
-      onReconnect: () => this.events.emit('tasksQueued', { count: 0 }),
+      // Notifications sent while disconnected are lost: workers look for work instead.
+      onReconnect: () => this.events.emit([{ event: 'tasksQueued', payload: { count: 0 } }]),
     });
     this.notifier = new PgNotifier({
       channels: this.channels,
@@ -261,16 +261,15 @@ export class PostgresDriver implements QueueDriver {
         }
       },
     });
-    this.events.setMaxListeners(0);
   }
 
   on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe {
     // LISTEN only while someone here subscribes: a `migrate` run needs no extra connection, and a
     // worker node never receives the completions only waiting API requests care about.
     const stopListening = this.closed ? () => undefined : this.listener.subscribe(this.channels[event]);
-    this.events.on(event, listener);
+    const unsubscribe = this.events.on(event, listener);
     return () => {
-      this.events.off(event, listener);
+      unsubscribe();
       stopListening();
     };
   }
@@ -279,15 +278,14 @@ export class PostgresDriver implements QueueDriver {
     const event = this.eventOfChannel.get(channel);
     if (event === undefined) return;
     const parsed = parseNotification(event, payload, this.sender);
-    if (parsed) this.events.emit(event, parsed);
+    // parseNotification gives the payload shape of `event` (its result type does not say so).
+    if (parsed) this.events.emit([{ event, payload: parsed } as PendingEvent]);
   }
 
   /** Emits committed changes here and announces them to other processes. */
   private announce(events: PendingEvent[]): void {
-    for (const e of events) {
-      this.events.emit(e.event, e.payload);
-      this.notifier.announce(e.event, e.payload);
-    }
+    this.events.emit(events);
+    for (const e of events) this.notifier.announce(e.event, e.payload);
   }
 
   /** Runs one named statement on a connection of `pool` (autocommit: one round trip). */
@@ -348,15 +346,15 @@ export class PostgresDriver implements QueueDriver {
     const onError = (err: Error) => (broken = err);
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
+      await client.query(SQL.begin);
       const run: Run = (name, params) => client.query(statement(name, params));
       const { value, events } = await fn(run, client);
-      await client.query('COMMIT');
+      await client.query(SQL.commit);
       this.announce(events);
       return value;
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
-      else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
+      else await client.query(SQL.rollback).catch((rollbackErr: Error) => (broken = rollbackErr));
       throw unavailable(err);
     } finally {
       // A connection that failed mid-transaction is discarded rather than reused.
@@ -460,8 +458,7 @@ export class PostgresDriver implements QueueDriver {
           throw new QueueError('TQ_ERR_INTERNAL', `task ${task.id} was neither inserted nor deduplicated`);
         return { task: holder, inserted: false };
       });
-      const count = stored.size;
-      return { value, events: count > 0 ? [{ event: 'tasksQueued', payload: { count } }] : [] };
+      return { value, events: eventsOf.inserted(stored.size) };
     };
     if (keys.length > 0) return this.transaction(insert);
     const { value, events } = await insert(this.run);
@@ -475,19 +472,10 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
-    const filters = {
-      status: !!params.status,
-      action: !!params.action,
-      beforeSeq: params.beforeSeq !== undefined,
-    };
-    const values = [
-      ...(filters.status ? [params.status] : []),
-      ...(filters.action ? [params.action] : []),
-      ...(filters.beforeSeq ? [params.beforeSeq] : []),
-      params.limit,
-    ];
+    const query = listQuery(params);
     try {
-      const { rows } = await this.pool.query<TaskRow>(listTasksSql(filters), values);
+      const sql = listTasksSql(query.filters);
+      const { rows } = await this.pool.query<TaskRow>(sql, [...query.values, query.limit]);
       return rows.map(toRecord);
     } catch (err) {
       throw unavailable(err);
@@ -502,7 +490,7 @@ export class PostgresDriver implements QueueDriver {
     const { rows } = excludeActions?.length
       ? await this.runOn<ClaimedRow>(this.relaxed, 'claimTasksExceptActions', [...params, excludeActions])
       : await this.runOn<ClaimedRow>(this.relaxed, 'claimTasks', params);
-    const lease = { owner, leaseExpiresAt, startedAt: now };
+    const lease = { owner, leaseExpiresAt, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
   }
 
@@ -514,11 +502,12 @@ export class PostgresDriver implements QueueDriver {
       completions.map((c) => c.owner),
       completions.map((c) => c.attempt),
       completions.map((c) => JSON.stringify(c.result ?? null)),
+      completions.map((c) => c.startedAt ?? null),
     ]);
     // Only what the lease guards let through is announced: a stale lease writes nothing.
     const written = new Set(rows.map((r) => r.seq));
     const ids = completions.filter((c) => written.has(c.seq)).map((c) => c.id);
-    if (ids.length > 0) this.announce([{ event: 'tasksChanged', payload: { ids } }]);
+    this.announce(eventsOf.completed(ids));
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
@@ -528,21 +517,26 @@ export class PostgresDriver implements QueueDriver {
       failures.map((f) => f.seq),
       failures.map((f) => f.owner),
       failures.map((f) => f.attempt),
-      failures.map((f): TaskStatus => (f.outcome === 'retry' ? 'queued' : f.outcome)),
+      failures.map((f) => statusAfterFailure(f.outcome)),
       failures.map((f) => textValue(f.error)),
       failures.map((f) => f.retryAt ?? null),
+      failures.map((f) => f.startedAt ?? null),
     ]);
     const idOf = new Map(failures.map((f) => [f.seq, f.id]));
-    this.announce(changeEvents(rows.map((r) => ({ id: idOf.get(r.seq) as string, status: r.status }))));
+    this.announce(
+      eventsOf.leftRunning(rows.map((r) => ({ id: idOf.get(r.seq) as string, status: r.status }))),
+    );
   }
 
-  async extendLeases({ owner, seqs, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+  async extendLeases({ owner, seqs, now, leaseMs, started = [] }: ExtendLeasesParams): Promise<HeldTask[]> {
     if (seqs.length === 0) return [];
-    // Relaxed: a renewal lost in a database crash is a lease expiry.
+    const startedAt = new Map(started.map((s) => [s.seq, s.startedAt]));
+    // Relaxed: a renewal lost in a database crash is a lease expiry, and a lost start time is
+    // written again by the next renewal or with the result.
     const { rows } = await this.runOn<{ id: string; cancel_requested: boolean }>(
       this.relaxed,
       'extendLeases',
-      [owner, now + leaseMs, seqs],
+      [owner, now + leaseMs, seqs, seqs.map((seq) => startedAt.get(seq) ?? null)],
     );
     return rows.map((r) => ({ id: r.id, cancelRequested: r.cancel_requested }));
   }
@@ -555,8 +549,7 @@ export class PostgresDriver implements QueueDriver {
       tasks.map((t) => t.owner),
       tasks.map((t) => t.attempt),
     ]);
-    const count = rows.length;
-    if (count > 0) this.announce([{ event: 'tasksQueued', payload: { count } }]);
+    this.announce(eventsOf.released(rows.length));
   }
 
   async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
@@ -566,7 +559,7 @@ export class PostgresDriver implements QueueDriver {
       backoff?.baseMs ?? null,
       backoff?.maxMs ?? null,
     ]);
-    this.announce(changeEvents(rows));
+    this.announce(eventsOf.leftRunning(rows));
     return {
       requeued: rows.filter((r) => r.status === 'queued').map((r) => r.id),
       failed: rows.filter((r) => r.status !== 'queued').map((r) => r.id),
@@ -583,18 +576,15 @@ export class PostgresDriver implements QueueDriver {
     return this.transaction<{ outcome: CancelOutcome; task: TaskRecord | null }>(async (run) => {
       const row = await this.findRow(run, id);
       if (!row) return { value: { outcome: 'not_found', task: null }, events: [] };
-      const ids = [row.id];
+      const decided = (outcome: CancelOutcome, task: TaskRow) => ({
+        value: { outcome, task: toRecord(task) },
+        events: eventsOf.cancel(outcome, row.id),
+      });
       const cancelled = (await run<TaskRow>('cancelQueued', [row.seq, now])).rows[0];
-      if (cancelled) {
-        const events: PendingEvent[] = [{ event: 'tasksChanged', payload: { ids } }];
-        return { value: { outcome: 'cancelled', task: toRecord(cancelled) }, events };
-      }
+      if (cancelled) return decided('cancelled', cancelled);
       const requested = (await run<TaskRow>('requestCancel', [row.seq])).rows[0];
-      if (requested) {
-        const events: PendingEvent[] = [{ event: 'cancelRequested', payload: { ids } }];
-        return { value: { outcome: 'cancel_requested', task: toRecord(requested) }, events };
-      }
-      return { value: { outcome: 'already_finished', task: toRecord(row) }, events: [] };
+      if (requested) return decided('cancel_requested', requested);
+      return decided('already_finished', row);
     });
   }
 
@@ -610,11 +600,10 @@ export class PostgresDriver implements QueueDriver {
       if (!row) return { value: { outcome: 'not_found', task: null }, events: [] };
       const requeued = (await run<TaskRow>('retryTask', [row.seq, now])).rows[0];
       if (!requeued) return { value: { outcome: 'not_retryable', task: toRecord(row) }, events: [] };
-      const events: PendingEvent[] = [
-        { event: 'tasksQueued', payload: { count: 1 } },
-        { event: 'tasksChanged', payload: { ids: [row.id] } },
-      ];
-      return { value: { outcome: 'requeued', task: toRecord(requeued) }, events };
+      return {
+        value: { outcome: 'requeued', task: toRecord(requeued) },
+        events: eventsOf.retry('requeued', row.id),
+      };
     });
   }
 
@@ -627,7 +616,7 @@ export class PostgresDriver implements QueueDriver {
       params.progress,
       params.message === null ? null : textValue(params.message),
     ]);
-    if (rowCount) this.announce([{ event: 'tasksChanged', payload: { ids: [params.id] } }]);
+    this.announce(eventsOf.progress(params.id, !!rowCount));
   }
 
   /** From the trigger-kept counters (migration 0003, docs/stats.md): exact, and as fast at any size. */
@@ -664,20 +653,11 @@ export class PostgresDriver implements QueueDriver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.events.removeAllListeners();
+    this.events.close();
     await this.notifier.flush();
     await this.listener.close();
     await Promise.all([this.pool.end(), this.relaxed.end()]);
   }
-}
-
-/** Events of rows that left `running`: re-queued ones may be claimed, and all of them changed. */
-function changeEvents(rows: { id: string; status: TaskStatus }[]): PendingEvent[] {
-  const events: PendingEvent[] = [];
-  const count = rows.filter((r) => r.status === 'queued').length;
-  if (count > 0) events.push({ event: 'tasksQueued', payload: { count } });
-  if (rows.length > 0) events.push({ event: 'tasksChanged', payload: { ids: rows.map((r) => r.id) } });
-  return events;
 }
 
 /**

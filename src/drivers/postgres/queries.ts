@@ -6,6 +6,8 @@
  * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
+import type { ListFilter } from '../shared/list-filter.js';
+
 /**
  * The stats counters (migration 0003, docs/stats.md) are kept by the statements that change a
  * task's status, as the tail of a WITH: `changed` is the CTE of the rows the statement changed,
@@ -49,13 +51,15 @@ const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_
 
 /**
  * A claim: the first `LIMIT $4` claimable tasks in claim order, with `filter` added to what is
- * claimable. $1: owner, $2: lease until, $3: now, $4: limit.
+ * claimable. $1: owner, $2: lease until, $3: now, $4: limit. `started_at` stays NULL until the
+ * worker reports that the handler started.
  */
 const claimSql = (filter: string) => `
     WITH changed AS (
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = $1,
-           lease_expires_at = $2, started_at = $3, progress = NULL, progress_message = NULL
+           lease_expires_at = $2, claimed_at = $3, started_at = NULL,
+           progress = NULL, progress_message = NULL
      WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
                             WHERE status = 'queued' AND run_at <= $3${filter}
                             ORDER BY priority DESC, run_at, seq
@@ -66,6 +70,10 @@ const claimSql = (filter: string) => `
     SELECT ${CLAIMED_COLUMNS} FROM changed`;
 
 export const SQL = {
+  begin: `BEGIN`,
+  commit: `COMMIT`,
+  rollback: `ROLLBACK`,
+
   /**
    * $1: how many. Seqs for a batch about to be inserted, so the driver can give each task the id
    * that encodes its seq (task-ids.ts) in the insert itself.
@@ -118,7 +126,7 @@ export const SQL = {
   claimTasksExceptActions: claimSql(' AND action <> ALL($5::text[])'),
 
   /**
-   * $1: now; $2..$5: arrays of seq, owner, attempt, result (JSON text). Rows are found by seq (the
+   * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at. Rows are found by seq (the
    * primary key); owner and attempt prove the lease is still this worker's. The lease is the
    * guard, with no `status = 'running'` beside it: a task has a lease owner exactly while it is
    * running (every statement that ends a run clears it), and a status condition let the generic
@@ -128,38 +136,43 @@ export const SQL = {
     WITH changed AS (
     UPDATE tasks t
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
-           lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[]) AS c(seq, owner, attempt, result)
+           started_at = coalesce(c.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL
+      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::int8[])
+           AS c(seq, owner, attempt, result, started_at)
      WHERE t.seq = c.seq AND t.lease_owner = c.owner AND t.attempts = c.attempt
     RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
     ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
     SELECT seq FROM changed`,
 
-  /** $1: now; $2..$7: arrays of seq, owner, attempt, new status, error, retry_at. */
+  /** $1: now; $2..$8: arrays of seq, owner, attempt, new status, error, retry_at, started_at. */
   failTasks: `
     WITH changed AS (
     UPDATE tasks t
        SET status = f.status, error = f.error, run_at = coalesce(f.retry_at, t.run_at),
            processed_at = CASE WHEN f.status = 'queued' THEN NULL ELSE $1::int8 END,
-           lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[])
-           AS f(seq, owner, attempt, status, error, retry_at)
+           started_at = coalesce(f.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL
+      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[], $8::int8[])
+           AS f(seq, owner, attempt, status, error, retry_at, started_at)
      WHERE t.seq = f.seq AND t.lease_owner = f.owner AND t.attempts = f.attempt
     RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
     ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
     SELECT seq, status FROM changed`,
 
-  /** $1: owner, $2: lease until, $3: seqs of the tasks to renew. */
+  /**
+   * $1: owner, $2: lease until, $3: seqs of the tasks to renew, $4: their handlers' start times
+   * (NULL for a task not started yet), recorded where `started_at` is not set yet.
+   */
   extendLeases: `
-    UPDATE tasks SET lease_expires_at = $2
-     WHERE seq = ANY($3::int8[]) AND lease_owner = $1 AND status = 'running'
-    RETURNING id, cancel_requested`,
+    UPDATE tasks t SET lease_expires_at = $2, started_at = coalesce(t.started_at, r.started_at)
+      FROM unnest($3::int8[], $4::int8[]) AS r(seq, started_at)
+     WHERE t.seq = r.seq AND t.lease_owner = $1 AND t.status = 'running'
+    RETURNING t.id, t.cancel_requested`,
 
   /** $1..$3: arrays of seq, owner, attempt. */
   releaseTasks: `
     WITH changed AS (
     UPDATE tasks t
-       SET status = 'queued', attempts = t.attempts - 1, started_at = NULL,
+       SET status = 'queued', attempts = t.attempts - 1, claimed_at = NULL, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($1::int8[], $2::text[], $3::int[]) AS r(seq, owner, attempt)
      WHERE t.seq = r.seq AND t.lease_owner = r.owner AND t.attempts = r.attempt
@@ -209,7 +222,7 @@ export const SQL = {
     ), changed AS (
       UPDATE tasks t
          SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
-             started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+             claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
         FROM old WHERE t.seq = old.seq
       RETURNING t.*, old.status AS old_status
     ), ${COUNT_CHANGES}
@@ -261,13 +274,19 @@ export const SQL = {
 
 export type QueryName = keyof typeof SQL;
 
-/** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
-export function listTasksSql(filters: { status: boolean; action: boolean; beforeSeq: boolean }): string {
-  // Parameters are numbered in this order: status, action, beforeSeq (each when set), then limit.
-  const where: string[] = [];
-  if (filters.status) where.push(`status = $${where.length + 1}`);
-  if (filters.action) where.push(`action = $${where.length + 1}`);
-  if (filters.beforeSeq) where.push(`seq < $${where.length + 1}`);
-  const limit = `$${where.length + 1}`;
+/** Each `listTasks` filter as a condition on positional parameter `n`. */
+const LIST_CONDITIONS: Record<ListFilter, (n: number) => string> = {
+  status: (n) => `status = $${n}`,
+  action: (n) => `action = $${n}`,
+  beforeSeq: (n) => `seq < $${n}`,
+};
+
+/**
+ * `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts.
+ * Parameters are numbered in the filters' order, then the limit.
+ */
+export function listTasksSql(filters: readonly ListFilter[]): string {
+  const where = filters.map((f, i) => LIST_CONDITIONS[f](i + 1));
+  const limit = `$${filters.length + 1}`;
   return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}`;
 }

@@ -220,4 +220,15 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 5,
+    name: '0005_claimed_at',
+    // started_at now means "the handler started", reported by the worker; the claim's time gets a
+    // column of its own, so a task waiting in a worker's buffer does not look started. A task
+    // claimed before this migration keeps its claim time as both.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN claimed_at INTEGER;
+      UPDATE tasks SET claimed_at = started_at WHERE started_at IS NOT NULL;
+    `,
+  },
 ];

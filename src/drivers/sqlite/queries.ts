@@ -3,7 +3,34 @@
  * Parameters are named (@name), except in the hottest statement (insertTasksSql). Statements are
  * prepared once, on first use.
  */
+import type { ListFilter } from '../shared/list-filter.js';
+
+/**
+ * A claim: the first @limit claimable tasks in claim order, with `filter` added to what is
+ * claimable. `started_at` stays NULL until the worker reports that the handler started.
+ */
+function claimSql(filter: string): string {
+  return `
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
+           lease_expires_at = @leaseUntil, claimed_at = @now, started_at = NULL,
+           progress = NULL, progress_message = NULL
+     WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
+                    WHERE status = 'queued' AND run_at <= @now${filter}
+                    ORDER BY priority DESC, run_at, seq
+                    LIMIT @limit)
+    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
+              cancel_requested, created_at`;
+}
+
 export const SQL = {
+  // Transactions: prepared once, as statements (db.transaction() builds a wrapper per call).
+  begin: `BEGIN IMMEDIATE`,
+  commit: `COMMIT`,
+  rollback: `ROLLBACK`,
+  /** Whether migrations have run (taskq_meta comes with 0003). */
+  isMigrated: `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taskq_meta'`,
+
   // An insert batch numbers its tasks itself (under the write lock), so it knows every id before
   // it writes (task-ids.ts): above the newest task and above every seq pruning may have deleted.
   // Reading the floor instead of keeping a counter saves a page write per commit.
@@ -25,51 +52,38 @@ export const SQL = {
   // INDEXED BY: without statistics the planner picks tasks_status_seq and sorts every queued row
   // on each claim (quadratic in the backlog); the partial index walks them in claim order.
   // Claims return only the columns the claim did not just set: RETURNING * made a claim twice
-  // as expensive (the rest of the record is known: see claimedRecord in sqlite-driver.ts).
-  claimTasks: `
-    UPDATE tasks
-       SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
-           lease_expires_at = @leaseUntil, started_at = @now, progress = NULL, progress_message = NULL
-     WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
-                    WHERE status = 'queued' AND run_at <= @now
-                    ORDER BY priority DESC, run_at, seq
-                    LIMIT @limit)
-    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              cancel_requested, created_at`,
+  // as expensive (the rest of the record is known: see claimedRecord in task-row.ts).
+  claimTasks: claimSql(''),
   /** The same, skipping actions at their per-action limit; @excludeActions is a JSON array. */
-  claimTasksExceptActions: `
-    UPDATE tasks
-       SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
-           lease_expires_at = @leaseUntil, started_at = @now, progress = NULL, progress_message = NULL
-     WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
-                    WHERE status = 'queued' AND run_at <= @now
-                      AND action NOT IN (SELECT value FROM json_each(@excludeActions))
-                    ORDER BY priority DESC, run_at, seq
-                    LIMIT @limit)
-    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              cancel_requested, created_at`,
+  claimTasksExceptActions: claimSql(
+    '\n                      AND action NOT IN (SELECT value FROM json_each(@excludeActions))',
+  ),
 
   completeTasks: `
     UPDATE tasks
        SET status = 'completed', result = @result, error = NULL, processed_at = @now,
-           lease_owner = NULL, lease_expires_at = NULL
+           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   failTasks: `
     UPDATE tasks
        SET status = @status, error = @error, run_at = coalesce(@retryAt, run_at),
            processed_at = CASE WHEN @status = 'queued' THEN NULL ELSE @now END,
-           lease_owner = NULL, lease_expires_at = NULL
+           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
+  /** @seqs: JSON array of seqs; @started: JSON array of [seq, startedAt] of those whose handler started. */
   extendLeases: `
-    UPDATE tasks SET lease_expires_at = @leaseUntil
+    UPDATE tasks
+       SET lease_expires_at = @leaseUntil,
+           started_at = coalesce(started_at, (SELECT s.value ->> '$[1]' FROM json_each(@started) s
+                                                WHERE s.value ->> '$[0]' = seq))
      WHERE seq IN (SELECT value FROM json_each(@seqs)) AND lease_owner = @owner AND status = 'running'
     RETURNING id, cancel_requested`,
 
   releaseTasks: `
     UPDATE tasks
-       SET status = 'queued', attempts = attempts - 1, started_at = NULL,
+       SET status = 'queued', attempts = attempts - 1, claimed_at = NULL, started_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
@@ -99,7 +113,7 @@ export const SQL = {
   retryTask: `
     UPDATE tasks
        SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
-           started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+           claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
      WHERE seq = @seq AND status IN ('failed', 'cancelled')`,
 
   setProgress: `
@@ -151,12 +165,15 @@ export function insertTasksSql(rows: number): string {
     VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
 }
 
+/** Each `listTasks` filter as a condition on its named parameter. */
+const LIST_CONDITIONS: Record<ListFilter, string> = {
+  status: 'status = @status',
+  action: 'action = @action',
+  beforeSeq: 'seq < @beforeSeq',
+};
+
 /** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
-export function listTasksSql(filters: { status: boolean; action: boolean; beforeSeq: boolean }): string {
-  const where = [
-    filters.status ? 'status = @status' : null,
-    filters.action ? 'action = @action' : null,
-    filters.beforeSeq ? 'seq < @beforeSeq' : null,
-  ].filter(Boolean);
+export function listTasksSql(filters: readonly ListFilter[]): string {
+  const where = filters.map((f) => LIST_CONDITIONS[f]);
   return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`;
 }

@@ -13,7 +13,6 @@
  */
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
@@ -25,8 +24,8 @@ import {
   type ClaimedRow as GenericClaimedRow,
   type RowDecoders,
   type TaskRow as GenericTaskRow,
-} from '../task-row.js';
-import { countsFromRows, type CounterRow } from '../counter-rows.js';
+} from '../shared/task-row.js';
+import { countsFromRows, type CounterRow } from '../shared/counts.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -56,6 +55,8 @@ import { describeSqliteError, unusablePathReason } from './db-path.js';
 import { MIGRATIONS } from './migrations.js';
 import { Checkpointer, SAFETY_PAGES } from './checkpointer.js';
 import { TaskIdCodec } from '../task-ids.js';
+import { DriverEventBus, eventsOf, statusAfterFailure } from '../shared/events.js';
+import { listQuery } from '../shared/list-filter.js';
 import { WalSyncer } from './wal-sync.js';
 import { INSERT_COLUMNS, insertTasksSql, listTasksSql, SQL, type QueryName } from './queries.js';
 
@@ -125,8 +126,10 @@ export class SqliteDriver implements QueueDriver {
   private readonly path: string;
   private readonly db: Database.Database;
   private readonly busyTimeoutMs: number;
-  private readonly events = new EventEmitter();
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly events = new DriverEventBus();
+  private readonly statements = new Map<QueryName, Database.Statement>();
+  /** listTasks statements by their combination of filters (listTasksSql). */
+  private readonly lists = new Map<string, Database.Statement>();
   /** Multi-row INSERT statements by row count (insertTasksSql). */
   private readonly inserts: Database.Statement[] = [];
   /** Makes commits durable; null when nothing is synced (`sync: 'normal'`, or in memory). */
@@ -184,13 +187,12 @@ export class SqliteDriver implements QueueDriver {
         else logger?.info({ db: options.path, failures: report.failures }, 'WAL checkpoints succeed again');
       });
     }
-    this.events.setMaxListeners(0);
   }
 
-  private stmt(name: QueryName | string, sql?: string): Database.Statement {
+  private stmt(name: QueryName): Database.Statement {
     let statement = this.statements.get(name);
     if (!statement) {
-      statement = this.db.prepare(sql ?? SQL[name as QueryName]);
+      statement = this.db.prepare(SQL[name]);
       this.statements.set(name, statement);
     }
     return statement;
@@ -204,27 +206,24 @@ export class SqliteDriver implements QueueDriver {
    */
   private write<T>(fn: () => T): T {
     try {
-      this.stmt('begin', 'BEGIN IMMEDIATE').run();
+      this.stmt('begin').run();
     } catch (err) {
       throw unavailableError(err, this.busyTimeoutMs);
     }
     try {
       const result = fn();
-      this.stmt('commit', 'COMMIT').run();
+      this.stmt('commit').run();
       return result;
     } catch (err) {
       // SQLite may have rolled back already (it does on some SQLITE_FULL errors).
-      if (this.db.inTransaction) this.stmt('rollback', 'ROLLBACK').run();
+      if (this.db.inTransaction) this.stmt('rollback').run();
       throw unavailableError(err, this.busyTimeoutMs);
     }
   }
 
   private ids(): TaskIdCodec {
     if (!this.idCodec) {
-      const migrated = this.db
-        .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'taskq_meta'`)
-        .get();
-      if (!migrated)
+      if (!this.stmt('isMigrated').get())
         throw new QueueError('TQ_ERR_UNAVAILABLE', 'the database is not migrated: run taskq migrate');
       this.idCodec = new TaskIdCodec((this.stmt('readIdKey').get() as { value: Buffer }).value);
     }
@@ -253,13 +252,8 @@ export class SqliteDriver implements QueueDriver {
     return this.wal?.syncs ?? 0;
   }
 
-  private emit<E extends DriverEventName>(event: E, payload: DriverEvents[E]): void {
-    this.events.emit(event, payload);
-  }
-
   on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe {
-    this.events.on(event, listener);
-    return () => this.events.off(event, listener);
+    return this.events.on(event, listener);
   }
 
   async migrate(params: { onApplied?: (name: string) => void } = {}): Promise<MigrateResult> {
@@ -335,10 +329,9 @@ export class SqliteDriver implements QueueDriver {
       this.insertRows(rows);
       return results;
     });
-    const count = out.filter((r) => r.inserted).length;
     // Workers may start on a committed task while its sync is under way: the producer is
     // answered only after the sync, and a task lost to power loss before it was never accepted.
-    if (count > 0) this.emit('tasksQueued', { count });
+    this.events.emit(eventsOf.inserted(out.filter((r) => r.inserted).length));
     await this.wal?.sync();
     return out;
   }
@@ -360,18 +353,11 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
-    const filters = {
-      status: !!params.status,
-      action: !!params.action,
-      beforeSeq: params.beforeSeq !== undefined,
-    };
-    const key = `list:${+filters.status}${+filters.action}${+filters.beforeSeq}`;
-    const rows = this.stmt(key, listTasksSql(filters)).all({
-      status: params.status,
-      action: params.action,
-      beforeSeq: params.beforeSeq,
-      limit: params.limit,
-    }) as TaskRow[];
+    const query = listQuery(params);
+    let statement = this.lists.get(query.key);
+    if (!statement) this.lists.set(query.key, (statement = this.db.prepare(listTasksSql(query.filters))));
+    const named = Object.fromEntries(query.filters.map((f, i) => [f, query.values[i]]));
+    const rows = statement.all({ ...named, limit: query.limit }) as TaskRow[];
     return rows.map(toRecord);
   }
 
@@ -385,7 +371,7 @@ export class SqliteDriver implements QueueDriver {
       return this.stmt('claimTasksExceptActions').all(params) as ClaimedRow[];
     });
     // RETURNING rows come in no particular order.
-    const lease = { owner, leaseExpiresAt: now + leaseMs, startedAt: now };
+    const lease = { owner, leaseExpiresAt: now + leaseMs, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
   }
 
@@ -403,36 +389,42 @@ export class SqliteDriver implements QueueDriver {
               attempt: c.attempt,
               now,
               result: JSON.stringify(c.result ?? null),
+              startedAt: c.startedAt ?? null,
             }).changes === 1,
         )
         .map((c) => c.id);
     });
-    if (ids.length > 0) this.emit('tasksChanged', { ids });
+    this.events.emit(eventsOf.completed(ids));
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
     const written = await this.durableWrite(() => {
       const stmt = this.stmt('failTasks');
-      return failures.filter((f) => {
-        const status: TaskStatus = f.outcome === 'retry' ? 'queued' : f.outcome;
+      return failures.flatMap((f) => {
+        const status = statusAfterFailure(f.outcome);
         const params = { seq: f.seq, owner: f.owner, attempt: f.attempt, now, status, error: f.error };
-        return stmt.run({ ...params, retryAt: f.retryAt ?? null }).changes === 1;
+        const { changes } = stmt.run({
+          ...params,
+          retryAt: f.retryAt ?? null,
+          startedAt: f.startedAt ?? null,
+        });
+        return changes === 1 ? [{ id: f.id, status }] : [];
       });
     });
-    const retried = written.filter((f) => f.outcome === 'retry').length;
-    if (retried > 0) this.emit('tasksQueued', { count: retried });
-    if (written.length > 0) this.emit('tasksChanged', { ids: written.map((f) => f.id) });
+    this.events.emit(eventsOf.leftRunning(written));
   }
 
-  async extendLeases({ owner, seqs, now, leaseMs }: ExtendLeasesParams): Promise<HeldTask[]> {
+  async extendLeases({ owner, seqs, now, leaseMs, started = [] }: ExtendLeasesParams): Promise<HeldTask[]> {
     if (seqs.length === 0) return [];
+    const params = {
+      owner,
+      leaseUntil: now + leaseMs,
+      seqs: JSON.stringify(seqs),
+      started: JSON.stringify(started.map((s) => [s.seq, s.startedAt])),
+    };
     const rows = this.write(
-      () =>
-        this.stmt('extendLeases').all({ owner, leaseUntil: now + leaseMs, seqs: JSON.stringify(seqs) }) as {
-          id: string;
-          cancel_requested: number;
-        }[],
+      () => this.stmt('extendLeases').all(params) as { id: string; cancel_requested: number }[],
     );
     return rows.map((r) => ({ id: r.id, cancelRequested: r.cancel_requested === 1 }));
   }
@@ -446,7 +438,7 @@ export class SqliteDriver implements QueueDriver {
             this.stmt('releaseTasks').run({ seq: t.seq, owner: t.owner, attempt: t.attempt }).changes === 1,
         ).length,
     );
-    if (count > 0) this.emit('tasksQueued', { count });
+    this.events.emit(eventsOf.released(count));
   }
 
   async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
@@ -456,8 +448,7 @@ export class SqliteDriver implements QueueDriver {
     );
     const requeued = rows.filter((r) => r.status === 'queued').map((r) => r.id);
     const failed = rows.filter((r) => r.status !== 'queued').map((r) => r.id);
-    if (requeued.length > 0) this.emit('tasksQueued', { count: requeued.length });
-    if (rows.length > 0) this.emit('tasksChanged', { ids: rows.map((r) => r.id) });
+    this.events.emit(eventsOf.leftRunning(rows));
     return { requeued, failed };
   }
 
@@ -475,8 +466,7 @@ export class SqliteDriver implements QueueDriver {
         return 'already_finished';
       }),
     );
-    if (outcome === 'cancelled') this.emit('tasksChanged', { ids: [id] });
-    if (outcome === 'cancel_requested') this.emit('cancelRequested', { ids: [id] });
+    this.events.emit(eventsOf.cancel(outcome, id));
     return { outcome, task };
   }
 
@@ -492,10 +482,7 @@ export class SqliteDriver implements QueueDriver {
         this.stmt('retryTask').run({ seq, now }).changes === 1 ? 'requeued' : 'not_retryable',
       ),
     );
-    if (outcome === 'requeued') {
-      this.emit('tasksQueued', { count: 1 });
-      this.emit('tasksChanged', { ids: [id] });
-    }
+    this.events.emit(eventsOf.retry(outcome, id));
     return { outcome, task };
   }
 
@@ -515,7 +502,7 @@ export class SqliteDriver implements QueueDriver {
     const { changes } = this.write(() =>
       this.stmt('setProgress').run({ seq, owner, attempt, progress, message }),
     );
-    if (changes === 1) this.emit('tasksChanged', { ids: [params.id] });
+    this.events.emit(eventsOf.progress(params.id, changes === 1));
   }
 
   /** From the trigger-kept counters (migration 0004, docs/stats.md): exact, and as fast at any size. */
@@ -548,7 +535,7 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async close(): Promise<void> {
-    this.events.removeAllListeners();
+    this.events.close();
     if (this.db.open) this.db.close();
     this.wal?.close();
     await this.checkpointer?.close();

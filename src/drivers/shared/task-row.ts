@@ -3,7 +3,7 @@
  * (text in SQLite, json in PostgreSQL) and the cancel flag (0/1 or boolean) come back in each
  * driver's own types, so each passes its decoders and the column-to-field mapping lives here once.
  */
-import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../core/task.js';
+import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 
 export interface TaskRow<Json, Flag> {
   seq: number;
@@ -25,6 +25,7 @@ export interface TaskRow<Json, Flag> {
   lease_expires_at: number | null;
   cancel_requested: Flag;
   created_at: number;
+  claimed_at: number | null;
   started_at: number | null;
   processed_at: number | null;
 }
@@ -57,6 +58,7 @@ export function toTaskRecord<Json, Flag>(
     leaseExpiresAt: row.lease_expires_at,
     cancelRequested: decode.flag(row.cancel_requested),
     createdAt: row.created_at,
+    claimedAt: row.claimed_at,
     startedAt: row.started_at,
     processedAt: row.processed_at,
   };
@@ -86,7 +88,7 @@ export type ClaimedRow<Json, Flag> = Pick<
  */
 export function claimedRecord<Json, Flag>(
   row: ClaimedRow<Json, Flag>,
-  lease: { owner: string; leaseExpiresAt: number; startedAt: number },
+  lease: { owner: string; leaseExpiresAt: number; claimedAt: number },
   decode: RowDecoders<Json, Flag>,
 ): TaskRecord {
   return {
@@ -108,7 +110,9 @@ export function claimedRecord<Json, Flag>(
     leaseExpiresAt: lease.leaseExpiresAt,
     cancelRequested: decode.flag(row.cancel_requested),
     createdAt: row.created_at,
-    startedAt: lease.startedAt,
+    claimedAt: lease.claimedAt,
+    // Set when the handler starts (the worker reports it with the result or a lease renewal).
+    startedAt: null,
     processedAt: null,
   };
 }

@@ -4,8 +4,8 @@
  * GROUP BY action, status gave: actions as the database sorted them, statuses alphabetically,
  * zero counts left out.
  */
-import { TASK_STATUSES, type TaskStatus } from '../core/task.js';
-import type { TaskCounts } from './driver.js';
+import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
+import type { TaskCounts } from '../driver.js';
 
 export type CounterRow = { action: string } & Record<TaskStatus, number>;
 
