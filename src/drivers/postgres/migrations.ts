@@ -1,5 +1,5 @@
 /**
- * PostgreSQL schema, forward-only, numbered like the SQLite migrations. `migrate()` runs them all
+ * PostgreSQL schema, forward-only, numbered like the SQLite migrations (shared/migrator.ts runs it). `migrate()` runs them all
  * in one transaction that first takes an advisory lock on the schema, so ten nodes starting at
  * once apply each migration exactly once (the others wait, then find the versions recorded).
  * Times are epoch milliseconds in bigint columns, like SQLite's integers, so both drivers agree.
@@ -9,11 +9,7 @@
  * given, like SQLite. jsonb would refuse a "\u0000" escape, and one handler result holding it
  * would fail the Completer's whole batch on every retry.
  */
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from '../shared/migrator.js';
 
 /** Taken before anything else; $1 is the schema name, so each schema migrates independently. */
 export const MIGRATION_LOCK = `SELECT pg_advisory_xact_lock(hashtext('taskq:migrate:' || $1))`;
@@ -76,9 +72,7 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 2,
     name: '0002_drop_lease_indexes',
-    // Running tasks are few (at most concurrency + prefetch per worker), so heartbeats and the
-    // rescuer find them through tasks_status_seq just as fast; the two lease indexes cost an
-    // index write on every claim and every ack, which measurably slowed draining.
+    // Why: see SQLite's 0002 (an index write on every claim and ack, for few running rows).
     sql: `
       DROP INDEX IF EXISTS tasks_lease_owner;
       DROP INDEX IF EXISTS tasks_lease_expiry;

@@ -65,6 +65,7 @@ import type {
 import { TaskIdCodec } from '../task-ids.js';
 import { DriverEventBus, eventsOf, statusAfterFailure, type PendingEvent } from '../shared/events.js';
 import { listQuery } from '../shared/list-filter.js';
+import { runMigrations } from '../shared/migrator.js';
 import { PgListener } from './listener.js';
 import { LimitedWarn, type DriverLogger } from './warn-limited.js';
 import { SeqReserve } from './seq-reserve.js';
@@ -377,22 +378,26 @@ export class PostgresDriver implements QueueDriver {
   }
 
   private async applyMigrations(params: { onApplied?: (name: string) => void }): Promise<MigrateResult> {
+    // All migrations in one transaction under the schema's advisory lock.
     const result = await this.transaction(async (_run, client) => {
-      await client.query(MIGRATION_LOCK, [this.schema]);
-      await client.query(createSchemaSql(this.schema));
-      await client.query(MIGRATIONS_TABLE);
-      const applied: string[] = [];
-      for (const migration of MIGRATIONS) {
-        const done = await client.query(IS_APPLIED, [migration.version]);
-        if (done.rowCount) continue;
-        await client.query(RECORD_APPLIED, [migration.version, migration.name, Date.now()]);
-        await client.query(migration.sql);
-        applied.push(migration.name);
-      }
+      const run = await runMigrations(MIGRATIONS, {
+        prepare: async () => {
+          await client.query(MIGRATION_LOCK, [this.schema]);
+          await client.query(createSchemaSql(this.schema));
+          await client.query(MIGRATIONS_TABLE);
+        },
+        applyOnce: async (migration) => {
+          if ((await client.query(IS_APPLIED, [migration.version])).rowCount) return false;
+          await client.query(RECORD_APPLIED, [migration.version, migration.name, Date.now()]);
+          await client.query(migration.sql);
+          return true;
+        },
+        currentVersion: async () =>
+          (await client.query<{ v: number | null }>(CURRENT_VERSION)).rows[0]?.v ?? 0,
+      });
       // Every database gets its own secret id key once; later runs keep the first.
       await client.query(statement('setIdKey', [randomBytes(16)]));
-      const current = (await client.query<{ v: number | null }>(CURRENT_VERSION)).rows[0]?.v ?? 0;
-      return { value: { applied, current }, events: [] };
+      return { value: run, events: [] };
     });
     // Reported once committed, so a name printed is a migration that is really in place.
     for (const name of result.applied) params.onApplied?.(name);

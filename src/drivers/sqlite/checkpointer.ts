@@ -4,17 +4,19 @@
  * on the main thread that stalls every request and worker for milliseconds, and measured as half
  * the cost of a claim or an ack. So the main connection checkpoints only as a safety net (a WAL of
  * SAFETY_PAGES) and this worker thread, with a connection of its own, runs PASSIVE checkpoints
- * every `intervalMs`; a PASSIVE checkpoint never waits for or blocks readers and writers.
+ * every INTERVAL_MS (200 ms); a PASSIVE checkpoint never waits for or blocks readers and writers.
  *
  * A checkpoint that fails (a full disk: the database file cannot grow to take the WAL's pages)
  * leaves the WAL growing until writes fail too, so it is reported: once when checkpoints start
- * failing (or fail differently), and once when one succeeds again, not every `intervalMs`.
+ * failing (or fail differently), and once when one succeeds again, not on every try.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /** The main connection's own checkpoint threshold, in pages: only if this thread falls far behind. */
 export const SAFETY_PAGES = 20_000;
+/** How often the thread checkpoints. */
+const INTERVAL_MS = 200;
 
 // Plain CommonJS run with `eval`, so the same code works from src/ (tests) and dist/.
 const THREAD_SOURCE = `
@@ -45,9 +47,12 @@ export type CheckpointReport = { kind: 'failed'; message: string } | { kind: 're
 export class Checkpointer {
   private readonly worker: Worker;
 
-  constructor(path: string, onReport: (report: CheckpointReport) => void, intervalMs = 200) {
+  constructor(path: string, onReport: (report: CheckpointReport) => void) {
     const modulePath = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { path, modulePath, intervalMs } });
+    this.worker = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: { path, modulePath, intervalMs: INTERVAL_MS },
+    });
     this.worker.on('message', onReport);
     // The thread itself died (it could not open the file): no more checkpoints from it.
     this.worker.on('error', (err) =>

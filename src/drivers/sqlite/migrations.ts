@@ -1,13 +1,18 @@
 /**
- * SQLite schema, forward-only. Each migration runs in its own IMMEDIATE transaction that first
- * records its version, so two processes starting at once apply it exactly once (the second waits
- * for the write lock, then sees the version and skips). Times are epoch milliseconds.
+ * SQLite schema, forward-only (shared/migrator.ts runs it). Each migration runs in its own
+ * IMMEDIATE transaction that first records its version, so two processes starting at once apply
+ * it exactly once (the second waits for the write lock, then sees the version and skips). Times
+ * are epoch milliseconds.
  */
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from '../shared/migrator.js';
+
+/** The table of applied versions. */
+export const MIGRATIONS_TABLE = `
+  CREATE TABLE IF NOT EXISTS taskq_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`;
+export const IS_APPLIED = `SELECT 1 FROM taskq_migrations WHERE version = ?`;
+export const RECORD_APPLIED = `INSERT INTO taskq_migrations (version, name, applied_at) VALUES (?, ?, ?)`;
+export const CURRENT_VERSION = `SELECT max(version) AS v FROM taskq_migrations`;
 
 /** Migration 0004's ring upsert: the finish of row `new` in its minute (see that migration). */
 const COUNT_FINISH_OF_NEW = `INSERT INTO task_throughput (slot, minute, completed, failed)

@@ -52,7 +52,8 @@ import type {
   Unsubscribe,
 } from '../driver.js';
 import { describeSqliteError, unusablePathReason } from './db-path.js';
-import { MIGRATIONS } from './migrations.js';
+import { CURRENT_VERSION, IS_APPLIED, MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from './migrations.js';
+import { runMigrations } from '../shared/migrator.js';
 import { Checkpointer, SAFETY_PAGES } from './checkpointer.js';
 import { TaskIdCodec } from '../task-ids.js';
 import { DriverEventBus, eventsOf, statusAfterFailure } from '../shared/events.js';
@@ -270,35 +271,28 @@ export class SqliteDriver implements QueueDriver {
   }
 
   private async applyMigrations(params: { onApplied?: (name: string) => void }): Promise<MigrateResult> {
-    // Under the write lock: as a plain statement it reads the schema, then writes, and a commit by
-    // another migrator in between fails it at once (SQLITE_BUSY, no busy wait).
-    this.write(() =>
-      this.db.exec(`CREATE TABLE IF NOT EXISTS taskq_migrations (
-        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`),
+    const result = await runMigrations(
+      MIGRATIONS,
+      {
+        // Under the write lock: as a plain statement it reads the schema, then writes, and a commit
+        // by another migrator in between fails it at once (SQLITE_BUSY, no busy wait).
+        prepare: async () => {
+          this.write(() => this.db.exec(MIGRATIONS_TABLE));
+        },
+        applyOnce: async (migration) =>
+          this.write(() => {
+            if (this.db.prepare(IS_APPLIED).get(migration.version)) return false;
+            this.db.prepare(RECORD_APPLIED).run(migration.version, migration.name, Date.now());
+            this.db.exec(migration.sql);
+            return true;
+          }),
+        currentVersion: async () => (this.db.prepare(CURRENT_VERSION).get() as { v: number | null }).v ?? 0,
+      },
+      // Each migration committed on its own: reported as it is in place.
+      params.onApplied,
     );
-    const applied: string[] = [];
-    for (const migration of MIGRATIONS) {
-      const didApply = this.write(() => {
-        const done = this.db
-          .prepare('SELECT 1 FROM taskq_migrations WHERE version = ?')
-          .get(migration.version);
-        if (done) return false;
-        this.db
-          .prepare('INSERT INTO taskq_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-          .run(migration.version, migration.name, Date.now());
-        this.db.exec(migration.sql);
-        return true;
-      });
-      if (didApply) {
-        applied.push(migration.name);
-        params.onApplied?.(migration.name);
-      }
-    }
     await this.wal?.sync();
-    const row = this.db.prepare('SELECT max(version) AS v FROM taskq_migrations').get() as {
-      v: number | null;
-    };
-    return { applied, current: row.v ?? 0 };
+    return result;
   }
 
   async ping(): Promise<void> {
