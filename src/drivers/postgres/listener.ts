@@ -12,6 +12,7 @@
  * rate-limits the warnings), so an outage shows in the log rather than as silence.
  */
 import pg from 'pg';
+import { listenSql, unlistenSql } from './queries.js';
 
 export interface ListenerOptions {
   clientConfig: pg.ClientConfig;
@@ -23,9 +24,6 @@ export interface ListenerOptions {
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
-
-/** Channel names are the driver's own (a prefix and a checked schema identifier); quoted anyway. */
-const quoted = (channel: string) => `"${channel}"`;
 
 export class PgListener {
   private client: pg.Client | null = null;
@@ -44,7 +42,7 @@ export class PgListener {
     const count = this.wanted.get(channel) ?? 0;
     this.wanted.set(channel, count + 1);
     if (count === 0) {
-      if (this.client) this.send(`LISTEN ${quoted(channel)}`);
+      if (this.client) this.send(listenSql(channel));
       else void this.connect(false, BACKOFF_MIN_MS);
     }
     let subscribed = true;
@@ -54,7 +52,7 @@ export class PgListener {
       const left = (this.wanted.get(channel) ?? 1) - 1;
       if (left > 0) return void this.wanted.set(channel, left);
       this.wanted.delete(channel);
-      if (this.client) this.send(`UNLISTEN ${quoted(channel)}`);
+      if (this.client) this.send(unlistenSql(channel));
     };
   }
 
@@ -80,7 +78,7 @@ export class PgListener {
         if (msg.payload !== undefined && this.wanted.has(msg.channel))
           this.options.onMessage(msg.channel, msg.payload);
       });
-      for (const channel of this.wanted.keys()) await client.query(`LISTEN ${quoted(channel)}`);
+      for (const channel of this.wanted.keys()) await client.query(listenSql(channel));
       this.connecting = false;
       if (this.closed) {
         await client.end().catch(() => {});

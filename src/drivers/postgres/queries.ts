@@ -290,3 +290,9 @@ export function listTasksSql(filters: readonly ListFilter[]): string {
   const limit = `$${filters.length + 1}`;
   return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}`;
 }
+
+/** Channel names are the driver's own (a prefix and a checked schema identifier); quoted anyway. */
+const quoted = (channel: string) => `"${channel}"`;
+/** LISTEN takes no parameters, so the channel is part of the text. */
+export const listenSql = (channel: string) => `LISTEN ${quoted(channel)}`;
+export const unlistenSql = (channel: string) => `UNLISTEN ${quoted(channel)}`;
