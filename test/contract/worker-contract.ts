@@ -152,6 +152,44 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
       });
     });
 
+    describe('start times', () => {
+      it('leaves started_at null while a claimed task waits in the buffer; its start reaches the database', async () => {
+        await insertMany(2, { action: 'slow' });
+        const gates = new Gates();
+        const { pool, results } = makePool([{ action: 'slow', handle: () => gates.pass() }], {
+          concurrency: 1,
+          prefetch: 1,
+        });
+        pool.start();
+        await gates.entered(1);
+        await holding(pool, { running: 1, buffered: 1 });
+        const claimedAt = clock.now();
+        // The renewal carries the running task's start; the buffered task has not started.
+        const beat = nextSignal(pool.leaseKeeper, 'heartbeat');
+        await pool.leaseKeeper.beat();
+        await beat;
+        const [runningTask] = pool.producer.heldTasks() as [TaskRecord, TaskRecord];
+        const buffered = pool.producer.heldTasks().find((t) => t.id !== runningTask.id) as TaskRecord;
+        expect(await getTask(runningTask.id)).toMatchObject({
+          status: 'running',
+          claimedAt,
+          startedAt: claimedAt,
+        });
+        expect(await getTask(buffered.id)).toMatchObject({ status: 'running', claimedAt, startedAt: null });
+        // The buffered task starts later; its result carries that start.
+        clock.advance(100);
+        gates.open(0);
+        await gates.entered(2);
+        gates.open(1);
+        await results.count(2);
+        expect(await getTask(buffered.id)).toMatchObject({
+          status: 'completed',
+          claimedAt,
+          startedAt: claimedAt + 100,
+        });
+      });
+    });
+
     describe('per-action concurrency', () => {
       it('runs at most `concurrency` tasks of a limited action while other actions use the free slots', async () => {
         await insertMany(6, { action: 'limited' });
