@@ -23,7 +23,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { pino } from 'pino';
-import { readStats } from '../src/api/routes/operations.js';
+import { readStats } from '../src/queue/stats.js';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { openDriver } from '../src/drivers/open-driver.js';
 import { Service } from '../src/service.js';

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import type { Config } from './core/config.js';
 import type { QueueDriver } from './drivers/driver.js';
 import { openDriver } from './drivers/open-driver.js';
@@ -107,6 +108,7 @@ export class Service {
         bodyLimit: config.bodyLimit,
         apiToken: config.apiToken,
         schedules,
+        pages: dashboardRoutes,
         maxEventStreams: config.maxEventStreams,
         limits: {
           keepAliveTimeoutMs: config.keepAliveTimeoutMs,
@@ -146,7 +148,7 @@ export class Service {
     }
     // Nodes that serve the task API listen for changes from the start, so the first long-poll
     // does not wait on a LISTEN still being set up; worker-only nodes never listen to them.
-    if (config.role !== 'worker') this.queue.watcher.start();
+    if (config.role !== 'worker') this.queue.startWatching();
     this.pool?.start();
     this.pruner?.start();
     this.scheduler?.start();
@@ -172,7 +174,7 @@ export class Service {
     this.stopped = true;
     const { config, logger } = this.options;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
-    this.queue.watcher.close(); // ends long-polls and event streams, so the server can close
+    this.queue.stopWatching(); // ends long-polls and event streams, so the server can close
     await Promise.all([
       this.app.close(),
       this.pool?.stop({ graceMs: config.shutdownGraceMs }),

@@ -93,47 +93,6 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
   };
 }
 
-/** The task as the HTTP API shows it: JSON values, ISO 8601 times. */
-export interface TaskView {
-  id: string;
-  action: string;
-  data: JsonObject;
-  status: TaskStatus;
-  result: JsonValue | null;
-  error: string | null;
-  attempts: number;
-  max_attempts: number;
-  priority: number;
-  progress: number | null;
-  progress_message: string | null;
-  run_at: string;
-  created_at: string;
-  started_at: string | null;
-  processed_at: string | null;
-}
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
-export function toTaskView(task: TaskRecord): TaskView {
-  return {
-    id: task.id,
-    action: task.action,
-    data: task.data,
-    status: task.status,
-    result: task.result,
-    error: task.error,
-    attempts: task.attempts,
-    max_attempts: task.maxAttempts,
-    priority: task.priority,
-    progress: task.progress,
-    progress_message: task.progressMessage,
-    run_at: new Date(task.runAt).toISOString(),
-    created_at: new Date(task.createdAt).toISOString(),
-    started_at: iso(task.startedAt),
-    processed_at: iso(task.processedAt),
-  };
-}
-
 /** Claim order: higher priority first, then earlier `runAt`, then insertion order. */
 export const compareClaimOrder = (a: TaskRecord, b: TaskRecord): number =>
   b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
