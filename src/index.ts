@@ -6,5 +6,5 @@ export type { TaskStatus, JsonValue, JsonObject } from './core/task.js';
 export type { TaskView } from './api/schemas.js';
 export { resolveConfig } from './core/config.js';
 export type { Config } from './core/config.js';
-export { Service } from './service.js';
+export { TaskqNode } from './service.js';
 export { createLogger } from './logger.js';

@@ -1,6 +1,8 @@
 /**
- * A taskq process: the storage driver, the queue, the HTTP app and, unless it is an API-only
- * node, the worker pool, with one start and one stop. The CLI's `run` command is a thin wrapper.
+ * TaskqNode: one taskq process, a node of the deployment (docs/deployment.md): the storage
+ * driver, the queue, the HTTP app and, unless it is an API-only node, the worker pool, built
+ * together with one start and one stop. This file and src/cli/ are the only places that compose
+ * the layers (eslint.config.js). The CLI's `run` command is a thin wrapper.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -18,7 +20,7 @@ import { loadSchedules, Scheduler } from './worker/scheduler.js';
 import { ConfigError } from './core/errors.js';
 import { WorkerPool } from './worker/worker-pool.js';
 
-export interface ServiceOptions {
+export interface TaskqNodeOptions {
   config: Readonly<Config>;
   logger: Logger;
   /** Extra handlers given in code (tests, embedding); the handlers folder is loaded too. */
@@ -29,7 +31,7 @@ export interface ServiceOptions {
   migrated?: boolean;
 }
 
-export class Service {
+export class TaskqNode {
   readonly app: FastifyInstance;
   readonly queue: TaskQueue;
   readonly pool: WorkerPool | undefined;
@@ -39,7 +41,7 @@ export class Service {
   private stopped = false;
 
   private constructor(
-    private readonly options: ServiceOptions,
+    private readonly options: TaskqNodeOptions,
     parts: {
       app: FastifyInstance;
       queue: TaskQueue;
@@ -58,7 +60,7 @@ export class Service {
   }
 
   /** Opens the database, applies pending migrations, loads handlers and builds the app. */
-  static async create(options: ServiceOptions): Promise<Service> {
+  static async create(options: TaskqNodeOptions): Promise<TaskqNode> {
     const { config, logger } = options;
     const registry = new HandlerRegistry(
       [...BUILTIN_HANDLERS, ...(options.handlers ?? [])],
@@ -129,7 +131,7 @@ export class Service {
       const scheduler = pool
         ? new Scheduler(queue, schedules, logger.child({ component: 'scheduler' }))
         : undefined;
-      return new Service(options, { app, queue, pool, pruner, scheduler, driver });
+      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver });
     } catch (err) {
       await driver.close();
       throw err;
