@@ -3,7 +3,7 @@
  * metrics label it; it lives here because all three read it.
  */
 import type { AbortKind } from './retry.js';
-import type { JsonValue } from './task.js';
+import type { JsonText } from './task.js';
 
 /** The reason given to `AbortController.abort()`, so handlers can tell why (`ctx.signal.reason`). */
 export class TaskAbort extends Error {
@@ -17,6 +17,6 @@ export class TaskAbort extends Error {
 }
 
 export type Outcome =
-  | { kind: 'completed'; result: JsonValue }
+  | { kind: 'completed'; result: JsonText }
   | { kind: 'failed'; error: string; permanent: boolean }
   | { kind: 'aborted'; abort: TaskAbort };

@@ -28,6 +28,19 @@ export function isFinished(status: TaskStatus): boolean {
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/**
+ * A JSON value already serialised: a handler's result is turned into text once, by the executor,
+ * and the drivers store that text as it is instead of serialising the value a second time.
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/** The JSON text of `value` for storage; JsonText is stored as it is. */
+export function jsonTextOf(value: JsonValue | JsonText): string {
+  return value instanceof JsonText ? value.text : JSON.stringify(value ?? null);
+}
+
 /** A task as the storage drivers return it. Times are epoch milliseconds. */
 export interface TaskRecord {
   /** Insertion order; newest first means highest `seq` first. Internal, never shown to clients. */

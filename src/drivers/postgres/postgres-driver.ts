@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
+import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -513,7 +513,7 @@ export class PostgresDriver implements QueueDriver {
       completions.map((c) => c.seq),
       completions.map((c) => c.owner),
       completions.map((c) => c.attempt),
-      completions.map((c) => JSON.stringify(c.result ?? null)),
+      completions.map((c) => jsonTextOf(c.result)),
     ]);
     // Only what the lease guards let through is announced: a stale lease writes nothing.
     const written = new Set(rows.map((r) => r.seq));

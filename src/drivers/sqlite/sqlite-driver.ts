@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
+import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -402,7 +402,7 @@ export class SqliteDriver implements QueueDriver {
               owner: c.owner,
               attempt: c.attempt,
               now,
-              result: JSON.stringify(c.result ?? null),
+              result: jsonTextOf(c.result),
             }).changes === 1,
         )
         .map((c) => c.id);
