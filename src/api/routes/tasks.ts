@@ -5,7 +5,7 @@ import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
 import { toTaskView } from '../views.js';
-import { describeValidation, strictAjv } from '../validation.js';
+import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
 import {
@@ -50,7 +50,7 @@ export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, wh
   };
 }
 
-const validateCreateTask = strictAjv.compile<CreateTaskBody>(CreateTaskBody);
+const validateCreateTask = bodyValidator<CreateTaskBody>(CreateTaskBody);
 
 /** An AbortSignal that fires when the response closes, e.g. the client went away (ends long-polls and streams). */
 function abortOnClose(response: ServerResponse): AbortSignal {
