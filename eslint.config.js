@@ -2,6 +2,45 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Layers: each folder of src/ imports only the folders it lists (and packages). Imports point down
+ * `core <- drivers <- queue <- worker | api | dashboard | cli`. handlers/ sits beside drivers/,
+ * above core/ only: the queue reads each action's defaults from it and the worker runs it.
+ * Composition (opening a driver, building queue, pool and app together) happens only in src/cli/
+ * and src/service.ts, which are therefore not listed; nor are index.ts and logger.ts.
+ * test/layers.test.ts proves the rule fires.
+ */
+const LAYERS = {
+  core: [],
+  drivers: ['core'],
+  handlers: ['core'],
+  queue: ['core', 'drivers', 'handlers'],
+  worker: ['core', 'drivers', 'handlers', 'queue'],
+  api: ['core', 'queue'],
+  client: ['core', 'api'],
+};
+const SRC_FOLDERS = ['core', 'drivers', 'handlers', 'queue', 'worker', 'api', 'dashboard', 'cli', 'client'];
+const layerRules = Object.entries(LAYERS).map(([layer, allowed]) => {
+  const denied = SRC_FOLDERS.filter((f) => f !== layer && !allowed.includes(f));
+  return {
+    files: [`src/${layer}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              // A relative path up out of this folder into a denied one, or to a top-level module.
+              regex: `^(\\.\\./)+(${denied.join('|')})/|^(\\.\\./)+(service|index|logger)\\.js$`,
+              message: `src/${layer}/ may import only ${allowed.length ? allowed.map((f) => `${f}/`).join(', ') : 'itself'} (layers: eslint.config.js)`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+});
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'src/dashboard/static/**'] },
   js.configs.recommended,
@@ -21,4 +60,5 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  ...layerRules,
 );

@@ -23,10 +23,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { pino } from 'pino';
-import { readStats } from '../src/api/routes/operations.js';
+import { readStats } from '../src/queue/stats.js';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { openDriver } from '../src/drivers/open-driver.js';
-import { Service } from '../src/service.js';
+import { TaskqNode } from '../src/service.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -209,7 +209,7 @@ else fillSqlite(db);
 log(`fill took ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`);
 
 // 2. the real service; posters write without pause while the reads are timed
-const service = await Service.create({ config, logger: pino({ level: 'silent' }) });
+const service = await TaskqNode.create({ config, logger: pino({ level: 'silent' }) });
 const url = await service.start();
 const oldCounts = old ? await timeOldCounts() : undefined;
 const counts = await service.queue.counts();

@@ -1,10 +1,13 @@
 /**
- * A taskq process: the storage driver, the queue, the HTTP app and, unless it is an API-only
- * node, the worker pool, with one start and one stop. The CLI's `run` command is a thin wrapper.
+ * TaskqNode: one taskq process, a node of the deployment (docs/deployment.md): the storage
+ * driver, the queue, the HTTP app and, unless it is an API-only node, the worker pool, built
+ * together with one start and one stop. This file and src/cli/ are the only places that compose
+ * the layers (eslint.config.js). The CLI's `run` command is a thin wrapper.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import type { Config } from './core/config.js';
 import type { QueueDriver } from './drivers/driver.js';
 import { openDriver } from './drivers/open-driver.js';
@@ -17,7 +20,7 @@ import { loadSchedules, Scheduler } from './worker/scheduler.js';
 import { ConfigError } from './core/errors.js';
 import { WorkerPool } from './worker/worker-pool.js';
 
-export interface ServiceOptions {
+export interface TaskqNodeOptions {
   config: Readonly<Config>;
   logger: Logger;
   /** Extra handlers given in code (tests, embedding); the handlers folder is loaded too. */
@@ -28,7 +31,7 @@ export interface ServiceOptions {
   migrated?: boolean;
 }
 
-export class Service {
+export class TaskqNode {
   readonly app: FastifyInstance;
   readonly queue: TaskQueue;
   readonly pool: WorkerPool | undefined;
@@ -38,7 +41,7 @@ export class Service {
   private stopped = false;
 
   private constructor(
-    private readonly options: ServiceOptions,
+    private readonly options: TaskqNodeOptions,
     parts: {
       app: FastifyInstance;
       queue: TaskQueue;
@@ -57,7 +60,7 @@ export class Service {
   }
 
   /** Opens the database, applies pending migrations, loads handlers and builds the app. */
-  static async create(options: ServiceOptions): Promise<Service> {
+  static async create(options: TaskqNodeOptions): Promise<TaskqNode> {
     const { config, logger } = options;
     const registry = new HandlerRegistry(
       [...BUILTIN_HANDLERS, ...(options.handlers ?? [])],
@@ -107,6 +110,7 @@ export class Service {
         bodyLimit: config.bodyLimit,
         apiToken: config.apiToken,
         schedules,
+        pages: dashboardRoutes,
         maxEventStreams: config.maxEventStreams,
         limits: {
           keepAliveTimeoutMs: config.keepAliveTimeoutMs,
@@ -127,7 +131,7 @@ export class Service {
       const scheduler = pool
         ? new Scheduler(queue, schedules, logger.child({ component: 'scheduler' }))
         : undefined;
-      return new Service(options, { app, queue, pool, pruner, scheduler, driver });
+      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver });
     } catch (err) {
       await driver.close();
       throw err;
@@ -146,7 +150,7 @@ export class Service {
     }
     // Nodes that serve the task API listen for changes from the start, so the first long-poll
     // does not wait on a LISTEN still being set up; worker-only nodes never listen to them.
-    if (config.role !== 'worker') this.queue.watcher.start();
+    if (config.role !== 'worker') this.queue.startWatching();
     this.pool?.start();
     this.pruner?.start();
     this.scheduler?.start();
@@ -172,7 +176,7 @@ export class Service {
     this.stopped = true;
     const { config, logger } = this.options;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
-    this.queue.watcher.close(); // ends long-polls and event streams, so the server can close
+    this.queue.stopWatching(); // ends long-polls and event streams, so the server can close
     await Promise.all([
       this.app.close(),
       this.pool?.stop({ graceMs: config.shutdownGraceMs }),

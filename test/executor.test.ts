@@ -1,7 +1,7 @@
 /** The executor: one handler call, its timeout, and the AbortSignal it creates only on demand. */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../src/core/task.js';
+import { JsonText, type TaskRecord } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { execute, TaskAbort, TaskAbortHandle } from '../src/worker/executor.js';
 
@@ -31,7 +31,7 @@ describe('execute', () => {
       aborted = ctx.signal.aborted;
       return 'ok';
     });
-    expect(outcome).toEqual({ kind: 'completed', result: 'ok' });
+    expect(outcome).toEqual({ kind: 'completed', result: new JsonText('"ok"') });
     expect(aborted).toBe(false);
   });
 

@@ -18,7 +18,7 @@ import { ERROR_CODES } from '../src/core/errors.js';
 import { TASK_STATUSES } from '../src/core/task.js';
 import type { QueueDriver } from '../src/drivers/driver.js';
 import { encodeCursor } from '../src/queue/queue.js';
-import { Service } from '../src/service.js';
+import { TaskqNode } from '../src/service.js';
 import { exchange } from './support/raw-http.js';
 import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
 import { tempDbPath } from './support/temp.js';
@@ -42,7 +42,7 @@ interface Req {
 }
 
 interface Target {
-  service: Service;
+  service: TaskqNode;
   port: number;
   /** Lines the service logged at error level or above: each is a fault of ours. */
   errors: string[];
@@ -64,7 +64,7 @@ async function startTarget(driver?: QueueDriver): Promise<Target> {
       done();
     },
   });
-  const service = await Service.create({ config, logger: pino({ level: 'error' }, sink), driver });
+  const service = await TaskqNode.create({ config, logger: pino({ level: 'error' }, sink), driver });
   const address = await service.start();
   const created = await service.app.inject({
     method: 'POST',

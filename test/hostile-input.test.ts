@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/core/config.js';
 import type { QueueDriver } from '../src/drivers/driver.js';
-import { Service } from '../src/service.js';
+import { TaskqNode } from '../src/service.js';
 import { exchange } from './support/raw-http.js';
 import { startTestService, type TestService } from './support/service.js';
 import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
@@ -26,14 +26,14 @@ const drivers: [
 ];
 
 describe.each(drivers)('hostile input on %s', (_name, openDriver, skip) => {
-  let service: Service;
+  let service: TaskqNode;
   let cleanup: () => Promise<void>;
   beforeAll(async () => {
     if (skip) return;
     const db = tempDbPath();
     const pg = openDriver?.();
     const config = resolveConfig({ db: db.path, logLevel: 'silent' }, {});
-    service = await Service.create({ config, logger: pino({ level: 'silent' }), driver: pg?.driver });
+    service = await TaskqNode.create({ config, logger: pino({ level: 'silent' }), driver: pg?.driver });
     cleanup = async () => {
       await service.stop();
       await pg?.cleanup();

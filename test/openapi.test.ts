@@ -3,6 +3,7 @@ import type { RouteOptions } from 'fastify';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/api/app.js';
+import { dashboardRoutes } from '../src/dashboard/routes.js';
 import { openDriver } from '../src/drivers/open-driver.js';
 import { BUILTIN_HANDLERS } from '../src/handlers/builtin.js';
 import { HandlerRegistry } from '../src/handlers/registry.js';
@@ -27,6 +28,7 @@ describe('GET /openapi.json', () => {
       queue,
       logger: pino({ level: 'silent' }),
       role: 'all',
+      pages: dashboardRoutes,
       onRoute: (r) => routes.push(r),
     });
     try {

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/core/config.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
-import { Service } from '../src/service.js';
+import { TaskqNode } from '../src/service.js';
 import { eventually, http, startTestService, type TestService } from './support/service.js';
 import { tempDbPath } from './support/temp.js';
 
@@ -221,7 +221,7 @@ describe('API tokens', () => {
       lines.length = 0;
       const db = tempDbPath();
       const config = resolveConfig({ db: db.path, port: 0, host, role: 'api', apiToken }, {});
-      const service = await Service.create({ config, logger: pino({ level: 'warn' }, sink) });
+      const service = await TaskqNode.create({ config, logger: pino({ level: 'warn' }, sink) });
       await service.start();
       await service.stop();
       db.cleanup();

@@ -6,7 +6,7 @@
  */
 import { resolveConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/logger.js';
-import { Service } from '../../src/service.js';
+import { TaskqNode } from '../../src/service.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { freshDb, noopTask } from '../lib/store.js';
 import { now, percentile, round, sleep, waitUntil } from '../lib/util.js';
@@ -48,7 +48,7 @@ export async function runLatency(opts: BenchOptions, gapMs = 5): Promise<Latency
   const db = await freshDb(opts.db);
   const config = resolveConfig({ db, port: 0, host: '127.0.0.1', role: 'all', logLevel: 'warn' });
   const latencies: number[] = [];
-  const service = await Service.create({
+  const service = await TaskqNode.create({
     config,
     logger: createLogger('warn'),
     handlers: [

@@ -12,8 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { TaskQueue } from '../queue/queue.js';
-import type { WorkerPool } from '../worker/worker-pool.js';
-import { dashboardRoutes } from '../dashboard/routes.js';
+import type { WorkerStatus } from '../core/worker-status.js';
 import { installAuth } from './auth.js';
 import {
   clientErrorHandler,
@@ -29,7 +28,7 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
-import type { Schedule } from '../worker/scheduler.js';
+import type { Schedule } from '../core/schedule.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
 import { validatorCompiler } from './validation.js';
 
@@ -38,8 +37,13 @@ export interface AppDeps {
   schedules?: readonly Schedule[];
   queue: TaskQueue;
   logger: Logger;
-  /** The workers of this process, for /healthz; absent on an API-only node. */
-  pool?: WorkerPool;
+  /** The workers of this process, for /healthz and /metrics; absent on an API-only node. */
+  pool?: WorkerStatus;
+  /**
+   * Pages served beside the API where it is served (the dashboard). The composition root passes
+   * them, so api/ does not import its sibling dashboard/.
+   */
+  pages?: (app: FastifyInstance) => void;
   /** 'api' serves the task routes and the dashboard; 'worker' only /healthz and /metrics. */
   role: 'all' | 'api' | 'worker';
   bodyLimit?: number;
@@ -120,14 +124,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  healthRoutes(app, { driver: deps.queue.driver, pool: deps.pool, role: deps.role });
+  healthRoutes(app, { queue: deps.queue, pool: deps.pool, role: deps.role });
   installMetrics(app, { queue: deps.queue, pool: deps.pool });
   if (deps.role !== 'worker') {
     const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
-    dashboardRoutes(app);
+    deps.pages?.(app);
   }
   await app.ready();
   return app;

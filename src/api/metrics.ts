@@ -9,15 +9,15 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { TASK_STATUSES } from '../core/task.js';
-import type { TaskCounts } from '../drivers/driver.js';
-import type { TaskQueue } from '../queue/queue.js';
-import type { Outcome } from '../worker/executor.js';
+import type { Outcome } from '../core/outcome.js';
 import { willRetry } from '../core/retry.js';
-import type { WorkerPool, WorkerPoolEvents } from '../worker/worker-pool.js';
+import type { TaskRecord } from '../core/task.js';
+import type { WorkerStatus } from '../core/worker-status.js';
+import type { TaskCounts, TaskQueue } from '../queue/queue.js';
 
 export interface MetricsDeps {
   queue: TaskQueue;
-  pool?: WorkerPool;
+  pool?: WorkerStatus;
 }
 
 /** What happened to a task after one run, as the `outcome` label shows it. */
@@ -96,7 +96,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
       help: 'Task results finished by this process and not yet written (claims pause at 2000)',
       registers: [registry],
       collect() {
-        this.set(pool.completer.pending);
+        this.set(pool.resultsPending);
       },
     });
     new Gauge({
@@ -104,7 +104,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
       help: 'How long writing task results has failed without a success; 0 while they are written',
       registers: [registry],
       collect() {
-        this.set((pool.completer.stuckFor(0)?.ms ?? 0) / 1000);
+        this.set(pool.resultsStuckMs() / 1000);
       },
     });
   }
@@ -134,7 +134,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
   const onRetried = (task: { action: string }) => retriedBy(task.action, 'manual').inc();
   queue.on('enqueued', onEnqueued);
   queue.on('retried', onRetried);
-  const onFinished = (...[task, outcome, durationMs]: WorkerPoolEvents['taskFinished']) => {
+  const onFinished = (task: TaskRecord, outcome: Outcome, durationMs: number) => {
     const retry = willRetry(task, outcome);
     const action = task.action;
     durationBy(action, outcomeLabel(outcome, retry)).observe(durationMs / 1000);
@@ -144,13 +144,11 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     else if (outcome.abort.kind === 'cancel') cancelledBy(action).inc();
   };
   const onWriteFailed = () => resultWriteFailures.inc();
-  pool?.on('taskFinished', onFinished);
-  pool?.completer.on('writeFailed', onWriteFailed);
+  const unsubscribes = pool ? [pool.onTaskFinished(onFinished), pool.onResultWriteFailed(onWriteFailed)] : [];
   app.addHook('onClose', async () => {
     queue.off('enqueued', onEnqueued);
     queue.off('retried', onRetried);
-    pool?.off('taskFinished', onFinished);
-    pool?.completer.off('writeFailed', onWriteFailed);
+    for (const unsubscribe of unsubscribes) unsubscribe();
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -3,7 +3,7 @@
  * handlers, response serialization and the OpenAPI document.
  */
 import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox';
-import { TASK_STATUSES } from '../core/task.js';
+import { TASK_STATUSES, type JsonValue } from '../core/task.js';
 
 export const ACTION_MAX_LENGTH = 128;
 export const LIST_LIMIT_DEFAULT = 100;
@@ -19,8 +19,8 @@ const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null
 export const NO_NUL = '^[^\\u0000]*$';
 /** A string the database stores or compares as text. */
 const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern: NO_NUL });
-/** Any JSON value (data, result). */
-const JsonAny = Type.Unknown();
+/** Any JSON value (data, result); documented as `{}`, as Type.Unknown() would be. */
+const JsonAny = Type.Unsafe<JsonValue>({});
 
 export const TaskStatusSchema = Type.Unsafe<(typeof TASK_STATUSES)[number]>({
   type: 'string',
@@ -68,6 +68,7 @@ export type CreateTaskBody = Static<typeof CreateTaskBody>;
 
 export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), status: TaskStatusSchema });
 
+/** The task as the HTTP API shows it: JSON values, ISO 8601 times (views.ts maps a row to it). */
 export const TaskSchema = Type.Object(
   {
     id: Type.String(),
@@ -89,6 +90,7 @@ export const TaskSchema = Type.Object(
   },
   { $id: 'Task' },
 );
+export type TaskView = Static<typeof TaskSchema>;
 
 export const ListTasksQuery = Type.Object(
   {
@@ -164,9 +166,6 @@ export const GetTaskQuery = Type.Object(
   { additionalProperties: false },
 );
 export type GetTaskQuery = Static<typeof GetTaskQuery>;
-
-/** How far back GET /stats reports throughput, one point per minute. */
-export const STATS_WINDOW_MS = 60 * 60 * 1000;
 
 const StatusCounts = Type.Object(
   Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])) as Record<

@@ -6,8 +6,19 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { NO_NUL } from './schemas.js';
 
 const common = { allErrors: false, useDefaults: true, removeAdditional: false, strict: false } as const;
-export const strictAjv = new Ajv.default({ ...common, coerceTypes: false });
+const strictAjv = new Ajv.default({ ...common, coerceTypes: false });
 const coercingAjv = new Ajv.default({ ...common, coerceTypes: true });
+const bodyValidators = new WeakMap<object, ValidateFunction>();
+
+/**
+ * The validator of a body schema, compiled once per schema: POST /tasks and every item of
+ * /tasks/batch share the one of CreateTaskBody.
+ */
+export function bodyValidator<T>(schema: object): ValidateFunction<T> {
+  let validate = bodyValidators.get(schema);
+  if (!validate) bodyValidators.set(schema, (validate = strictAjv.compile(schema)));
+  return validate as ValidateFunction<T>;
+}
 
 export function validatorCompiler({
   schema,
@@ -16,7 +27,7 @@ export function validatorCompiler({
   schema: object;
   httpPart?: string;
 }): ValidateFunction {
-  return (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
+  return httpPart === 'body' ? bodyValidator(schema) : coercingAjv.compile(schema);
 }
 
 /** One validation error in words, e.g. `body/action must NOT have fewer than 1 characters`. */

@@ -6,7 +6,8 @@
  * const { id } = await client.enqueue('uppercase', { text: 'hi' });
  * const task = await client.wait(id, { timeoutMs: 30_000 });
  */
-import type { TaskStatus, TaskView } from '../core/task.js';
+import type { TaskStatus } from '../core/task.js';
+import type { TaskView } from '../api/schemas.js';
 
 export type Task = TaskView;
 export type { TaskStatus };

@@ -1,6 +1,6 @@
 /**
  * Errors with a stable code and the HTTP status they map to. docs/errors.md lists every code;
- * test/errors-doc.test.ts keeps the two in step. api/error-handler.ts is the only place that turns
+ * test/docs.test.ts keeps the two in step. api/error-handler.ts is the only place that turns
  * them into responses.
  */
 export const ERROR_CODES = {

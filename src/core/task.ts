@@ -28,6 +28,19 @@ export function isFinished(status: TaskStatus): boolean {
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/**
+ * A JSON value already serialised: a handler's result is turned into text once, by the executor,
+ * and the drivers store that text as it is instead of serialising the value a second time.
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/** The JSON text of `value` for storage; JsonText is stored as it is. */
+export function jsonTextOf(value: JsonValue | JsonText): string {
+  return value instanceof JsonText ? value.text : JSON.stringify(value ?? null);
+}
+
 /** A task as the storage drivers return it. Times are epoch milliseconds. */
 export interface TaskRecord {
   /** Insertion order; newest first means highest `seq` first. Internal, never shown to clients. */
@@ -94,49 +107,6 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
     claimedAt: null,
     startedAt: null,
     processedAt: null,
-  };
-}
-
-/** The task as the HTTP API shows it: JSON values, ISO 8601 times. */
-export interface TaskView {
-  id: string;
-  action: string;
-  data: JsonObject;
-  status: TaskStatus;
-  result: JsonValue | null;
-  error: string | null;
-  attempts: number;
-  max_attempts: number;
-  priority: number;
-  progress: number | null;
-  progress_message: string | null;
-  run_at: string;
-  created_at: string;
-  claimed_at: string | null;
-  started_at: string | null;
-  processed_at: string | null;
-}
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
-export function toTaskView(task: TaskRecord): TaskView {
-  return {
-    id: task.id,
-    action: task.action,
-    data: task.data,
-    status: task.status,
-    result: task.result,
-    error: task.error,
-    attempts: task.attempts,
-    max_attempts: task.maxAttempts,
-    priority: task.priority,
-    progress: task.progress,
-    progress_message: task.progressMessage,
-    run_at: new Date(task.runAt).toISOString(),
-    created_at: new Date(task.createdAt).toISOString(),
-    claimed_at: iso(task.claimedAt),
-    started_at: iso(task.startedAt),
-    processed_at: iso(task.processedAt),
   };
 }
 

@@ -5,7 +5,7 @@
  * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
  */
 import type { BackoffPolicy } from '../core/retry.js';
-import type { JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import type { JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
 
 export interface DriverCapabilities {
   /** Other processes learn about new tasks at once (PostgreSQL LISTEN/NOTIFY); otherwise they poll. */
@@ -70,7 +70,8 @@ interface Started {
 }
 
 export interface Completion extends LeaseRef, Started {
-  result: JsonValue;
+  /** The worker's result comes serialised (JsonText); store it with jsonTextOf. */
+  result: JsonValue | JsonText;
 }
 
 export interface Failure extends LeaseRef, Started {

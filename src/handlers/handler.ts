@@ -5,7 +5,7 @@
  * with backoff until max_attempts); `PermanentFailure` fails the task at once.
  */
 import type { Logger } from 'pino';
-import type { JsonObject, JsonValue } from '../core/task.js';
+import { JsonText, type JsonObject } from '../core/task.js';
 
 export interface HandlerTask {
   id: string;
@@ -53,8 +53,11 @@ export function defineHandler(options: HandlerOptions): HandlerOptions {
   return options;
 }
 
-/** The handler's return value, made JSON-safe (undefined becomes null). */
-export function toResult(value: unknown): JsonValue {
-  if (value === undefined) return null;
-  return JSON.parse(JSON.stringify(value) ?? 'null') as JsonValue;
+/**
+ * The handler's return value as JSON text, serialised once here (the driver stores the text as
+ * it is). Undefined, and anything else JSON has no text for (a function), becomes null; a value
+ * JSON cannot hold (a BigInt, a cycle) throws.
+ */
+export function toResult(value: unknown): JsonText {
+  return new JsonText(JSON.stringify(value) ?? 'null');
 }

@@ -38,10 +38,6 @@ export class Batcher<I, R> {
     });
   }
 
-  get size(): number {
-    return this.pending.length;
-  }
-
   /** Resolves once nothing is pending or in flight (used by shutdown). */
   async drain(): Promise<void> {
     if (this.pending.length === 0 && this.inFlight === 0) return;

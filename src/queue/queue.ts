@@ -8,10 +8,19 @@ import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { QueueError } from '../core/errors.js';
 import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
-import type { InsertedTask, QueueDriver, TaskCounts, ThroughputPoint } from '../drivers/driver.js';
+import type {
+  InsertedTask,
+  QueueDriver,
+  TaskCounts,
+  ThroughputPoint,
+  Unsubscribe,
+} from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
 import { TaskWatcher } from './watcher.js';
+
+// The queue's own words for what it reads; the layers above import them from here, not from drivers/.
+export type { TaskCounts, ThroughputPoint, Unsubscribe };
 
 export interface EnqueueInput {
   action: string;
@@ -20,6 +29,8 @@ export interface EnqueueInput {
   priority?: number;
   /** Not before this time (epoch ms). */
   runAt?: number;
+  /** Not sooner than this many ms after it is queued (instead of `runAt`). */
+  delayMs?: number;
   uniqueKey?: string;
   /** How long `uniqueKey` deduplicates; defaults to the queue's window. */
   uniqueForMs?: number;
@@ -75,6 +86,8 @@ function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
   return result;
 }
 
+const newestOf = (tasks: NewTask[]): number => tasks.reduce((t, task) => Math.max(t, task.createdAt), 0);
+
 export function encodeCursor(seq: number): string {
   return Buffer.from(`s${seq}`).toString('base64url');
 }
@@ -96,10 +109,10 @@ export interface TaskQueueEvents {
 }
 
 export class TaskQueue extends EventEmitter<TaskQueueEvents> {
-  readonly driver: QueueDriver;
+  private readonly driver: QueueDriver;
   private readonly registry: HandlerRegistry;
   private readonly inserts: Batcher<NewTask, InsertedTask>;
-  readonly watcher: TaskWatcher;
+  private readonly watcher: TaskWatcher;
 
   constructor(private readonly options: QueueOptions) {
     super();
@@ -108,7 +121,8 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
     const fallbackMs = this.driver.capabilities.crossProcessNotify ? 5000 : (options.pollMs ?? 1000);
     this.watcher = new TaskWatcher(this.driver, fallbackMs);
-    this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: Date.now() }), {
+    // The clock was read once per task, in prepare(): a batch is as late as its newest task.
+    this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: newestOf(tasks) }), {
       maxBatch: options.maxInsertBatch ?? 500,
       delayMs: 0,
       // Several batches in flight: while one waits for its sync (SQLite) or its round trip
@@ -131,7 +145,7 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
       action: input.action,
       data: input.data ?? {},
       priority: input.priority ?? 0,
-      runAt: Math.max(now, input.runAt ?? now),
+      runAt: Math.max(now, input.runAt ?? now + (input.delayMs ?? 0)),
       maxAttempts: input.maxAttempts ?? handler.maxAttempts ?? this.options.defaultMaxAttempts,
       uniqueKey,
       uniqueUntil:
@@ -150,11 +164,9 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     return result;
   }
 
-  /** All tasks in one transaction: all are stored or none. */
-  async enqueueMany(inputs: EnqueueInput[]): Promise<EnqueueResult[]> {
-    const now = Date.now();
-    const tasks = inputs.map((input) => this.prepare(input, now));
-    const results = await this.driver.insertTasks({ tasks, now });
+  /** All tasks, made by prepare(), in one transaction: all are stored or none. */
+  async enqueueMany(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    const results = await this.driver.insertTasks({ tasks, now: newestOf(tasks) });
     const checked = results.map((result, i) => checkReplay(tasks[i] as NewTask, result));
     const inserted = checked.filter((r) => r.inserted).map((r) => r.task);
     if (inserted.length > 0) this.emit('enqueued', inserted);
@@ -163,6 +175,43 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
 
   async get(id: string): Promise<TaskRecord | null> {
     return this.driver.getTask({ id });
+  }
+
+  /** Resolves when the database answers (health checks). */
+  async ping(): Promise<void> {
+    await this.driver.ping();
+  }
+
+  /**
+   * `task` now and again after each of its changes, until it finishes, `signal` aborts or the
+   * queue stops watching; at least every `idleMs` even when nothing changed (for keep-alives).
+   */
+  async *follow(task: TaskRecord, idleMs: number, signal: AbortSignal): AsyncGenerator<TaskRecord> {
+    let current: TaskRecord | null = task;
+    while (current && !signal.aborted) {
+      yield current;
+      if (isFinished(current.status) || this.watcher.closed) return;
+      await this.watcher.nextChange(current.id, idleMs, signal);
+      current = await this.driver.getTask({ id: current.id });
+    }
+  }
+
+  /** Calls `listener` whenever this process sees tasks queued, changed or asked to cancel. */
+  onChange(listener: () => void): Unsubscribe {
+    const unsubscribes = (['tasksQueued', 'tasksChanged', 'cancelRequested'] as const).map((event) =>
+      this.driver.on(event, listener),
+    );
+    return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
+  }
+
+  /** Listens for task changes now, so the first long-poll does not wait on a LISTEN being set up. */
+  startWatching(): void {
+    this.watcher.start();
+  }
+
+  /** Ends every long-poll and event stream at once (shutdown), so the server can close. */
+  stopWatching(): void {
+    this.watcher.close();
   }
 
   /**

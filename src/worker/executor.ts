@@ -9,24 +9,16 @@
  */
 import type { Logger } from 'pino';
 import { coerceError, PermanentFailure } from '../core/errors.js';
-import type { JsonValue, TaskRecord } from '../core/task.js';
+import { TaskAbort, type Outcome } from '../core/outcome.js';
+import type { TaskRecord } from '../core/task.js';
 import type { HandlerDefinition, HandlerTask } from '../handlers/handler.js';
 import { toResult } from '../handlers/handler.js';
 
 import type { AbortKind } from '../core/retry.js';
 
-export type { AbortKind };
-
-/** The reason given to `AbortController.abort()`, so handlers can tell why (`ctx.signal.reason`). */
-export class TaskAbort extends Error {
-  constructor(
-    readonly kind: AbortKind,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TaskAbort';
-  }
-}
+// Homes in core/ (metrics and retries read them too); re-exported for the worker's own files.
+export { TaskAbort };
+export type { AbortKind, Outcome };
 
 /**
  * How the worker pool aborts a running task. The AbortController behind `ctx.signal` is created
@@ -51,11 +43,6 @@ export class TaskAbortHandle {
     this.controller?.abort(reason);
   }
 }
-
-export type Outcome =
-  | { kind: 'completed'; result: JsonValue }
-  | { kind: 'failed'; error: string; permanent: boolean }
-  | { kind: 'aborted'; abort: TaskAbort };
 
 export interface ExecuteOptions {
   abort: TaskAbortHandle;

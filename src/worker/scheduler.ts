@@ -17,20 +17,11 @@ import { readFileSync } from 'node:fs';
 import { CronExpressionParser } from 'cron-parser';
 import type { Logger } from 'pino';
 import { ConfigError } from '../core/errors.js';
+import { nextRun, type Schedule } from '../core/schedule.js';
 import type { JsonObject } from '../core/task.js';
 import type { TaskQueue } from '../queue/queue.js';
 
-export interface Schedule {
-  name: string;
-  /** Five fields (minute precision) or six (with seconds first). */
-  cron: string;
-  /** IANA zone, e.g. Europe/Berlin; default UTC. */
-  timezone: string;
-  action: string;
-  data: JsonObject;
-  priority?: number;
-  maxAttempts?: number;
-}
+export type { Schedule };
 
 /** How long a tick's key deduplicates: far longer than any clock skew between nodes. */
 const TICK_KEY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -59,12 +50,6 @@ function lastTick(schedule: Schedule, after: number, until: number): Date[] {
     .prev()
     .toDate();
   return tick.getTime() > after ? [tick] : [];
-}
-
-export function nextRun(schedule: Schedule, now = Date.now()): Date {
-  return CronExpressionParser.parse(schedule.cron, { currentDate: new Date(now), tz: schedule.timezone })
-    .next()
-    .toDate();
 }
 
 /** Reads and checks a schedules file; any mistake is a ConfigError naming the schedule. */

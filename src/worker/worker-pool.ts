@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
+import type { WorkerStatus } from '../core/worker-status.js';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Completer } from './completer.js';
@@ -70,7 +71,7 @@ export interface WorkerPoolEvents {
   resultsWritten: [count: number];
 }
 
-export class WorkerPool extends Signals<WorkerPoolEvents> {
+export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatus {
   readonly owner: string;
   /** The services the pool is made of; tests await their signals. */
   readonly producer: Producer;
@@ -205,6 +206,24 @@ export class WorkerPool extends Signals<WorkerPoolEvents> {
       };
     }
     return { ok: true };
+  }
+
+  get resultsPending(): number {
+    return this.completer.pending;
+  }
+
+  resultsStuckMs(): number {
+    return this.completer.stuckFor(0)?.ms ?? 0;
+  }
+
+  onTaskFinished(listener: (...args: WorkerPoolEvents['taskFinished']) => void): () => void {
+    this.on('taskFinished', listener);
+    return () => this.off('taskFinished', listener);
+  }
+
+  onResultWriteFailed(listener: () => void): () => void {
+    this.completer.on('writeFailed', listener);
+    return () => this.completer.off('writeFailed', listener);
   }
 
   start(): void {

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
-import { Service } from '../../src/service.js';
+import { TaskqNode } from '../../src/service.js';
 import pg from 'pg';
 import { eventually, http } from '../support/service.js';
 import { dropSchema, postgresSkip, postgresTestUrl, randomSchema } from '../support/postgres.js';
@@ -42,7 +42,7 @@ test('the API answers 503 while PostgreSQL is unreachable, and recovers', async 
     { port: 0, host: '127.0.0.1', logLevel: 'silent', role: 'api', db: proxied.toString() },
     {},
   );
-  const service = await Service.create({ config, logger: pino({ level: 'silent' }), driver });
+  const service = await TaskqNode.create({ config, logger: pino({ level: 'silent' }), driver });
   const base = await service.start();
   stop = async () => {
     await service.stop();
@@ -71,7 +71,7 @@ test('the API answers 503 while PostgreSQL is unreachable, and recovers', async 
 test('a worker in another process picks up a task at once through NOTIFY', async () => {
   const url = postgresTestUrl() as string;
   const schema = randomSchema();
-  const services: Service[] = [];
+  const services: TaskqNode[] = [];
   stop = async () => {
     for (const s of services) await s.stop();
     await dropSchema(url, schema);
@@ -83,7 +83,7 @@ test('a worker in another process picks up a task at once through NOTIFY', async
       {},
     );
     const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
-    const service = await Service.create({ config, logger: pino({ level: 'silent' }), driver });
+    const service = await TaskqNode.create({ config, logger: pino({ level: 'silent' }), driver });
     services.push(service);
     return service.start();
   };

@@ -3,11 +3,11 @@ import { pino } from 'pino';
 import { resolveConfig, type ConfigInput } from '../../src/core/config.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
-import { Service } from '../../src/service.js';
+import { TaskqNode } from '../../src/service.js';
 import { tempDbPath } from './temp.js';
 
 export interface TestService {
-  service: Service;
+  service: TaskqNode;
   url: string;
   stop: () => Promise<void>;
 }
@@ -21,7 +21,7 @@ export async function startTestService(
     { port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path },
     {},
   );
-  const service = await Service.create({ config, logger: pino({ level: config.logLevel }), handlers });
+  const service = await TaskqNode.create({ config, logger: pino({ level: config.logLevel }), handlers });
   const url = await service.start();
   return {
     service,

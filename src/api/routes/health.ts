@@ -1,16 +1,16 @@
 /** /healthz: for load balancers and orchestrators; never needs a token. */
 import type { FastifyInstance } from 'fastify';
-import type { QueueDriver } from '../../drivers/driver.js';
-import type { WorkerPool } from '../../worker/worker-pool.js';
+import type { WorkerStatus } from '../../core/worker-status.js';
+import type { TaskQueue } from '../../queue/queue.js';
 import { HealthSchema } from '../schemas.js';
 
 export interface HealthDeps {
-  driver: QueueDriver;
-  pool?: WorkerPool;
+  queue: TaskQueue;
+  pool?: WorkerStatus;
   role: string;
 }
 
-export function healthRoutes(app: FastifyInstance, { driver, pool, role }: HealthDeps): void {
+export function healthRoutes(app: FastifyInstance, { queue, pool, role }: HealthDeps): void {
   app.get(
     '/healthz',
     {
@@ -30,7 +30,7 @@ export function healthRoutes(app: FastifyInstance, { driver, pool, role }: Healt
       const checks: Record<string, string> = {};
       let ok = true;
       try {
-        await withTimeout(driver.ping(), 2000);
+        await withTimeout(queue.ping(), 2000);
         checks.database = 'ok';
       } catch (err) {
         ok = false;

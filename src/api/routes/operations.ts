@@ -1,145 +1,71 @@
 /**
  * Operator routes: cancel and retry a task, read queue statistics, and follow them live.
  *
- * GET /events/stats is a server-sent-event stream. One ticker per app serves every client, and
- * only while at least one listens, so many open dashboards cost one read per tick between them
- * and none cost nothing. The read is cheap at any table size (trigger-kept counters, a
- * per-minute rollup and one index probe: docs/stats.md), so the ticker reads when the driver
- * announced a change in this process and every STATS_REFRESH_MS for changes it cannot see
- * (claims, other processes, queue age); it still never spends more than a tenth of its time
- * reading, should a database be slow. It pushes only when the stats changed, plus a comment line
- * every 15 s so proxies keep the connection. The streams are ended in `preClose`, because
- * app.close() would otherwise wait forever for responses that never finish.
+ * GET /events/stats is a server-sent-event stream fed by one StatsFeed per app (queue/stats.ts
+ * says when it reads); each stream gets the stats when they change, plus a comment line every
+ * 15 s so proxies keep the connection. The streams are ended in `preClose`, because app.close()
+ * would otherwise wait forever for responses that never finish.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { QueueError } from '../../core/errors.js';
-import { TASK_STATUSES, toTaskView, type TaskStatus } from '../../core/task.js';
-import type { Unsubscribe } from '../../drivers/driver.js';
-import type { TaskQueue } from '../../queue/queue.js';
+import type { TaskQueue, Unsubscribe } from '../../queue/queue.js';
+import { readStats, StatsFeed, type QueueStats } from '../../queue/stats.js';
 import type { StreamSlots } from '../stream-slots.js';
-import { ErrorSchema, STATS_WINDOW_MS, StatsSchema, TaskIdParams, taskIdOf, type Stats } from '../schemas.js';
+import { ErrorSchema, StatsSchema, TaskIdParams, taskIdOf, type Stats } from '../schemas.js';
+import { toStatsView, toTaskView } from '../views.js';
 
-export const STATS_PUSH_INTERVAL_MS = 1000;
-/** Reads cost the same at any table size (docs/stats.md), so even unseen changes show within 2 s. */
-const STATS_REFRESH_MS = 2000;
 const KEEPALIVE_MS = 15_000;
-const MINUTE_MS = 60_000;
 
-const zeroCounts = (): Record<TaskStatus, number> =>
-  Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-
-/** Counts, queue age and the last hour's throughput with every minute present (zeros included). */
-export async function readStats(queue: TaskQueue, now = Date.now()): Promise<Stats> {
-  const firstMinute = Math.floor(now / MINUTE_MS) * MINUTE_MS - STATS_WINDOW_MS + MINUTE_MS;
-  const [counts, points] = await Promise.all([queue.counts(), queue.throughput(firstMinute)]);
-  const byAction = new Map<string, Record<TaskStatus, number>>();
-  for (const { action, status, count } of counts.byAction) {
-    const entry = byAction.get(action) ?? zeroCounts();
-    entry[status] += count;
-    byAction.set(action, entry);
-  }
-  const perMinute = new Map(points.map((p) => [Number(p.minute), p]));
-  const sum = (c: Record<TaskStatus, number>) => TASK_STATUSES.reduce((n, s) => n + c[s], 0);
-  return {
-    counts: counts.byStatus,
-    total: sum(counts.byStatus),
-    by_action: [...byAction].map(([action, c]) => ({ action, counts: c, total: sum(c) })),
-    oldest_queued_age_ms: counts.oldestQueuedAt === null ? null : Math.max(0, now - counts.oldestQueuedAt),
-    throughput: Array.from({ length: STATS_WINDOW_MS / MINUTE_MS }, (_, i) => {
-      const minute = firstMinute + i * MINUTE_MS;
-      const point = perMinute.get(minute);
-      return {
-        minute: new Date(minute).toISOString(),
-        completed: Number(point?.completed ?? 0),
-        failed: Number(point?.failed ?? 0),
-      };
-    }),
-    generated_at: new Date(now).toISOString(),
-  };
-}
-
-/** Pushes stats to every connected SSE client from one shared ticker. */
-class StatsStream {
-  private readonly clients = new Set<ServerResponse>();
-  private timer: NodeJS.Timeout | undefined;
-  private last = '';
-  private reading = false;
+/** The open /events/stats streams of one app. */
+class StatsStreams {
+  private readonly open = new Map<ServerResponse, Unsubscribe>();
+  private readonly feed: StatsFeed;
+  /** The message of the latest stats, made once for every stream. */
+  private message: { stats: QueueStats; text: string } | undefined;
   closed = false;
-  private lastWriteAt = 0;
-  private dirty = true;
-  private lastReadAt = 0;
-  /** Reads are spaced so that counting takes at most a tenth of the time. */
-  private nextReadAt = 0;
-  private readonly unsubscribes: Unsubscribe[] = [];
 
-  constructor(
-    private readonly queue: TaskQueue,
-    private readonly log: FastifyInstance['log'],
-  ) {
-    const markDirty = () => (this.dirty = true);
-    for (const event of ['tasksQueued', 'tasksChanged', 'cancelRequested'] as const) {
-      this.unsubscribes.push(queue.driver.on(event, markDirty));
-    }
+  constructor(queue: TaskQueue, log: FastifyInstance['log']) {
+    this.feed = new StatsFeed(queue, (err) => log.warn({ err }, 'reading stats for /events/stats failed'));
   }
 
   add(res: ServerResponse): void {
-    this.clients.add(res);
-    res.on('close', () => {
-      this.clients.delete(res);
-      if (this.clients.size === 0) this.stopTicker();
+    let lastWriteAt = 0;
+    const unfollow = this.feed.follow({
+      changed: (stats) => {
+        lastWriteAt = Date.now();
+        res.write(this.messageOf(stats));
+      },
+      idle: () => {
+        if (Date.now() - lastWriteAt < KEEPALIVE_MS) return;
+        lastWriteAt = Date.now();
+        res.write(': keepalive\n\n');
+      },
     });
-    // A new client gets the current stats at once, not after the next change.
-    if (this.last) res.write(this.last);
-    else this.dirty = true;
-    void this.tick();
-    this.timer ??= setInterval(() => void this.tick(), STATS_PUSH_INTERVAL_MS).unref();
+    this.open.set(res, unfollow);
+    res.on('close', () => {
+      this.open.delete(res);
+      unfollow();
+    });
   }
 
-  private async tick(): Promise<void> {
-    const startedAt = Date.now();
-    const due = this.dirty || startedAt - this.lastReadAt >= STATS_REFRESH_MS;
-    if (!due || startedAt < this.nextReadAt || this.reading) return this.keepAlive();
-    this.dirty = false;
-    this.reading = true;
-    this.lastReadAt = startedAt;
-    let message: string;
-    try {
-      // generated_at changes every time; compare without it.
-      const stats: Partial<Stats> = await readStats(this.queue);
-      delete stats.generated_at;
-      message = `event: stats\ndata: ${JSON.stringify(stats)}\n\n`;
-    } catch (err) {
-      this.log.warn({ err }, 'reading stats for /events/stats failed');
-      return;
-    } finally {
-      this.reading = false;
-      this.nextReadAt = Date.now() + 9 * (Date.now() - startedAt);
+  private messageOf(stats: QueueStats): string {
+    if (this.message?.stats !== stats) {
+      // generated_at changes every time: streams send it only with GET /stats.
+      const view: Partial<Stats> = toStatsView(stats);
+      delete view.generated_at;
+      this.message = { stats, text: `event: stats\ndata: ${JSON.stringify(view)}\n\n` };
     }
-    if (message !== this.last) this.broadcast((this.last = message));
-    else this.keepAlive();
-  }
-
-  private keepAlive(): void {
-    if (Date.now() - this.lastWriteAt >= KEEPALIVE_MS) this.broadcast(': keepalive\n\n');
-  }
-
-  private broadcast(text: string): void {
-    this.lastWriteAt = Date.now();
-    for (const res of this.clients) res.write(text);
-  }
-
-  private stopTicker(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    return this.message.text;
   }
 
   closeAll(): void {
     this.closed = true;
-    this.stopTicker();
-    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
-    for (const res of this.clients) res.end();
-    this.clients.clear();
+    for (const [res, unfollow] of this.open) {
+      unfollow();
+      res.end();
+    }
+    this.open.clear();
   }
 }
 
@@ -184,10 +110,10 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams:
         response: { 200: StatsSchema },
       },
     },
-    async () => readStats(queue),
+    async () => toStatsView(await readStats(queue)),
   );
 
-  const stream = new StatsStream(queue, app.log);
+  const stream = new StatsStreams(queue, app.log);
   app.addHook('preClose', async () => stream.closeAll());
   app.get(
     '/events/stats',

@@ -1,7 +1,7 @@
 /** GET /schedules: the recurring tasks this service was configured with, and when each runs next. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { nextRun, type Schedule } from '../../worker/scheduler.js';
+import { nextRun, type Schedule } from '../../core/schedule.js';
 
 const ScheduleList = Type.Object({
   schedules: Type.Array(

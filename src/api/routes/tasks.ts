@@ -1,10 +1,11 @@
 /** /tasks: create, list and read tasks. */
 import type { FastifyInstance } from 'fastify';
 import { QueueError } from '../../core/errors.js';
-import { isFinished, toTaskView } from '../../core/task.js';
+import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
-import { describeValidation, strictAjv } from '../validation.js';
+import { toTaskView } from '../views.js';
+import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
 import {
@@ -34,21 +35,22 @@ export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, wh
     runAt = Date.parse(body.run_at);
     if (Number.isNaN(runAt))
       throw new QueueError('TQ_ERR_VALIDATION', `${where}/run_at must be an ISO 8601 date-time`);
-  } else if (body.delay_ms !== undefined) runAt = Date.now() + body.delay_ms;
+  }
   if (idempotencyKey !== undefined && body.unique_key !== undefined && idempotencyKey !== body.unique_key) {
     throw new QueueError('TQ_ERR_VALIDATION', 'the Idempotency-Key header and body/unique_key differ');
   }
   return {
     action: body.action,
-    data: body.data as EnqueueInput['data'],
+    data: body.data,
     maxAttempts: body.max_attempts,
     priority: body.priority,
     runAt,
+    delayMs: body.delay_ms, // from the queue's clock, read once when it prepares the task
     uniqueKey: idempotencyKey ?? body.unique_key,
   };
 }
 
-const validateCreateTask = strictAjv.compile<CreateTaskBody>(CreateTaskBody);
+const validateCreateTask = bodyValidator<CreateTaskBody>(CreateTaskBody);
 
 /** An AbortSignal that fires when the response closes, e.g. the client went away (ends long-polls and streams). */
 function abortOnClose(response: ServerResponse): AbortSignal {
@@ -131,8 +133,9 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       },
     },
     async (request, reply) => {
-      const inputs: EnqueueInput[] = [];
+      const tasks: NewTask[] = [];
       const errors: { index: number; error: string }[] = [];
+      const now = Date.now();
       request.body.tasks.forEach((item, index) => {
         const where = `body/tasks/${index}`;
         try {
@@ -142,9 +145,8 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
               describeValidation(where, validateCreateTask.errors?.[0] as ErrorObject),
             );
           }
-          const input = toEnqueueInput(item, undefined, where);
-          queue.prepare(input); // refuses unknown actions in strict mode
-          inputs.push(input);
+          // prepare() refuses unknown actions in strict mode; its rows are the ones stored.
+          tasks.push(queue.prepare(toEnqueueInput(item, undefined, where), now));
         } catch (err) {
           if (!(err instanceof QueueError)) throw err;
           errors.push({ index, error: err.message });
@@ -162,7 +164,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
           errors,
         });
       }
-      const results = await queue.enqueueMany(inputs);
+      const results = await queue.enqueueMany(tasks);
       return reply.code(202).send({ ids: results.map((r) => r.task.id) });
     },
   );
@@ -201,7 +203,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
     },
     async (request, reply) => {
       const id = taskIdOf(request.params);
-      let task = await queue.get(id);
+      const task = await queue.get(id);
       if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
       streams.take(reply.raw);
       const closed = abortOnClose(reply.raw);
@@ -213,14 +215,11 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
         connection: 'keep-alive',
       });
       let last = '';
-      while (task && !closed.aborted) {
-        const json = JSON.stringify(toTaskView(task));
+      for await (const current of queue.follow(task, 15_000, closed)) {
+        const json = JSON.stringify(toTaskView(current));
         if (json !== last) out.write(`event: task\ndata: ${json}\n\n`);
         else out.write(': keep-alive\n\n');
         last = json;
-        if (isFinished(task.status) || queue.watcher.closed) break;
-        await queue.watcher.nextChange(id, 15_000, closed);
-        task = await queue.get(id);
       }
       out.end();
     },

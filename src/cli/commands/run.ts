@@ -49,7 +49,7 @@ export function registerRun(program: Command): void {
       await driver.close().catch(() => undefined); // the error below is the one to report
       throw err;
     }
-    const { Service } = await import('../../service.js');
+    const { TaskqNode } = await import('../../service.js');
     // A handler's stray promise rejects nothing the service holds: log it and go on.
     process.on('unhandledRejection', (reason) =>
       logger.error({ err: reason }, 'unhandled rejection (ignored)'),
@@ -62,7 +62,7 @@ export function registerRun(program: Command): void {
       process.exit(70); // EX_SOFTWARE
     });
 
-    const service = await Service.create({ config, logger, driver, migrated: true });
+    const service = await TaskqNode.create({ config, logger, driver, migrated: true });
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) {

@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
+import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -506,7 +506,7 @@ export class PostgresDriver implements QueueDriver {
       completions.map((c) => c.seq),
       completions.map((c) => c.owner),
       completions.map((c) => c.attempt),
-      completions.map((c) => JSON.stringify(c.result ?? null)),
+      completions.map((c) => jsonTextOf(c.result)),
       completions.map((c) => c.startedAt ?? null),
     ]);
     // Only what the lease guards let through is announced: a stale lease writes nothing.

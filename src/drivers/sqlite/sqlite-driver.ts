@@ -17,7 +17,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, newTaskRecord } from '../../core/task.js';
+import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -382,7 +382,7 @@ export class SqliteDriver implements QueueDriver {
               owner: c.owner,
               attempt: c.attempt,
               now,
-              result: JSON.stringify(c.result ?? null),
+              result: jsonTextOf(c.result),
               startedAt: c.startedAt ?? null,
             }).changes === 1,
         )

@@ -1,0 +1,19 @@
+/**
+ * What the HTTP layer reads of this process's workers, for /healthz and /metrics. worker/'s
+ * WorkerPool implements it; api/ accepts it, so api/ never imports worker/.
+ */
+import type { Outcome } from './outcome.js';
+import type { TaskRecord } from './task.js';
+
+export interface WorkerStatus {
+  /** Healthy while the workers can claim and keep their leases; otherwise why not. */
+  health(): { ok: boolean; reason?: string };
+  /** Results finished and not yet written. */
+  readonly resultsPending: number;
+  /** How long writing results has failed without a success (ms); 0 while they are written. */
+  resultsStuckMs(): number;
+  /** Calls `listener` after every run of a handler; returns the unsubscribe. */
+  onTaskFinished(listener: (task: TaskRecord, outcome: Outcome, durationMs: number) => void): () => void;
+  /** Calls `listener` for every failed write of results (each is retried); returns the unsubscribe. */
+  onResultWriteFailed(listener: () => void): () => void;
+}
