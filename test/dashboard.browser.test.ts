@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TASK_STATUSES } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { eventually, http, startTestService, type TestService } from './support/service.js';
 
@@ -76,6 +77,15 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     await expect.poll(() => page.textContent('#live')).toBe('live');
     const count = (status: string) => page.textContent(`[data-count="${status}"]`);
     expect(await count('completed')).toBe('0');
+
+    // The statuses come from GET /meta, which reads them from core: the filter and cards list them.
+    const meta = (await http(`${service.url}/meta`, { headers: auth })).body as { statuses: string[] };
+    expect(meta.statuses).toEqual([...TASK_STATUSES]);
+    const attributes = async (selector: string, name: string) =>
+      Promise.all((await page.locator(selector).all()).map((node) => node.getAttribute(name)));
+    expect(await attributes('#filter-status option', 'value')).toEqual(['', ...meta.statuses]);
+    const cards = await attributes('.count[data-status]', 'data-status');
+    expect(cards).toEqual(meta.statuses);
 
     // Counts change in the page without a reload (server-sent events).
     const done: string[] = [];

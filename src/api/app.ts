@@ -29,6 +29,7 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../worker/scheduler.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
 import { validatorCompiler } from './validation.js';
@@ -127,6 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
+    metaRoutes(app);
     dashboardRoutes(app);
   }
   await app.ready();
