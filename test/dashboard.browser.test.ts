@@ -154,6 +154,42 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     await page.screenshot({ path: `${SHOTS}/dashboard-narrow.png`, fullPage: true });
   });
 
+  it('shows a claimed task whose handler has not started as waiting for a slot', async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Such a task lives only for a moment in a real service, so the API's answer is stubbed.
+    const id = '00000000-0000-4000-8000-00000000c1a1';
+    const now = new Date().toISOString();
+    const task = {
+      id,
+      action: 'sum',
+      data: {},
+      status: 'running',
+      result: null,
+      error: null,
+      attempts: 1,
+      max_attempts: 3,
+      priority: 0,
+      progress: null,
+      progress_message: null,
+      run_at: now,
+      created_at: now,
+      claimed_at: now,
+      started_at: null,
+      processed_at: null,
+    };
+    await page.route(`**/tasks/${id}`, (route) => route.fulfill({ json: task }));
+    await page.fill('#search-id', id);
+    await page.press('#search-id', 'Enter');
+    await expect.poll(() => page.textContent('#detail-id')).toBe(id);
+    const facts = await page.textContent('#detail-facts');
+    expect(facts).toContain('claimed, waiting for a slot');
+    expect(facts).toContain('Claimed');
+    expect(await page.isDisabled('#detail-cancel')).toBe(false);
+    expect(await page.isDisabled('#detail-retry')).toBe(true);
+    await page.unroute(`**/tasks/${id}`);
+    await page.click('#detail-close');
+  });
+
   it('says in the console when the live stream drops, and reconnects', async () => {
     await page.locator('#live[data-state="on"]').waitFor();
     const warned = page.waitForEvent(
