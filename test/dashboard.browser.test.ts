@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TASK_STATUSES } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { eventually, http, startTestService, type TestService } from './support/service.js';
 
@@ -77,6 +78,15 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     const count = (status: string) => page.textContent(`[data-count="${status}"]`);
     expect(await count('completed')).toBe('0');
 
+    // The statuses come from GET /meta, which reads them from core: the filter and cards list them.
+    const meta = (await http(`${service.url}/meta`, { headers: auth })).body as { statuses: string[] };
+    expect(meta.statuses).toEqual([...TASK_STATUSES]);
+    const attributes = async (selector: string, name: string) =>
+      Promise.all((await page.locator(selector).all()).map((node) => node.getAttribute(name)));
+    expect(await attributes('#filter-status option', 'value')).toEqual(['', ...meta.statuses]);
+    const cards = await attributes('.count[data-status]', 'data-status');
+    expect(cards).toEqual(meta.statuses);
+
     // Counts change in the page without a reload (server-sent events).
     const done: string[] = [];
     for (let i = 0; i < 12; i++) done.push(await post({ action: 'uppercase', data: { text: `hello ${i}` } }));
@@ -142,6 +152,42 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await page.screenshot({ path: `${SHOTS}/dashboard-narrow.png`, fullPage: true });
+  });
+
+  it('shows a claimed task whose handler has not started as waiting for a slot', async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Such a task lives only for a moment in a real service, so the API's answer is stubbed.
+    const id = '00000000-0000-4000-8000-00000000c1a1';
+    const now = new Date().toISOString();
+    const task = {
+      id,
+      action: 'sum',
+      data: {},
+      status: 'running',
+      result: null,
+      error: null,
+      attempts: 1,
+      max_attempts: 3,
+      priority: 0,
+      progress: null,
+      progress_message: null,
+      run_at: now,
+      created_at: now,
+      claimed_at: now,
+      started_at: null,
+      processed_at: null,
+    };
+    await page.route(`**/tasks/${id}`, (route) => route.fulfill({ json: task }));
+    await page.fill('#search-id', id);
+    await page.press('#search-id', 'Enter');
+    await expect.poll(() => page.textContent('#detail-id')).toBe(id);
+    const facts = await page.textContent('#detail-facts');
+    expect(facts).toContain('claimed, waiting for a slot');
+    expect(facts).toContain('Claimed');
+    expect(await page.isDisabled('#detail-cancel')).toBe(false);
+    expect(await page.isDisabled('#detail-retry')).toBe(true);
+    await page.unroute(`**/tasks/${id}`);
+    await page.click('#detail-close');
   });
 
   it('says in the console when the live stream drops, and reconnects', async () => {

@@ -51,6 +51,7 @@ describe('GET /openapi.json', () => {
         'POST /tasks/{id}/retry',
         'GET /stats',
         'GET /metrics',
+        'GET /meta',
       ]) {
         const [method, path] = route.split(' ') as [string, string];
         expect(doc.paths[path][method.toLowerCase()].summary, route).toBeTruthy();

@@ -28,6 +28,7 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
 import { validatorCompiler } from './validation.js';
@@ -131,6 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
+    metaRoutes(app);
     deps.pages?.(app);
   }
   await app.ready();

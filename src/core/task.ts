@@ -24,6 +24,12 @@ export function isFinished(status: TaskStatus): boolean {
   return FINISHED_STATUSES.includes(status);
 }
 
+/** Statuses an operator may retry (back to `queued`); the drivers' retryTask queries hold the same list. */
+export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'cancelled'];
+
+/** Statuses an operator may cancel: every one that is not finished. */
+export const CANCELLABLE_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter((s) => !isFinished(s));
+
 /** A JSON value as stored in `data` and `result`. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };

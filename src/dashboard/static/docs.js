@@ -1,8 +1,16 @@
 // Renders /openapi.json as a plain list of operations. Uses the dashboard's token if it has one.
 'use strict';
 
-(async () => {
+/**
+ * The parts of an OpenAPI document this page reads.
+ * @typedef {{ summary?: string, description?: string, tags?: string[], responses?: Record<string, unknown> }} Operation
+ * @typedef {{ info: { title: string, version: string, description?: string }, paths: Record<string, Record<string, Operation>> }} OpenApiDoc
+ */
+
+void (async () => {
   const root = document.getElementById('docs');
+  if (!root) throw new Error('docs: #docs is missing');
+  /** @param {string} tag @param {string} cls @param {string} [text] */
   const el = (tag, cls, text) => {
     const node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -23,7 +31,8 @@
     );
     return;
   }
-  const doc = await res.json();
+  // GET /openapi.json answers what @fastify/swagger generates: an OpenAPI 3.1 document.
+  const doc = /** @type {OpenApiDoc} */ (await res.json());
   const head = el('section', 'card');
   head.append(
     el('h2', '', `${doc.info.title} ${doc.info.version}`),
