@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SERVICE_SETTINGS } from '../src/cli/options.js';
+import { SETTINGS } from '../src/core/config.js';
 import { MIGRATIONS } from '../src/drivers/sqlite/migrations.js';
 import { TASKQ_BIN, runCli, startCli } from './support/process.js';
 import { eventually, http } from './support/service.js';
@@ -43,6 +45,14 @@ describe('help', () => {
     ]) {
       expect(stdout).toContain(text);
     }
+  });
+  it('documents every setting of taskq run, and TASKQ_DEBUG', () => {
+    const { stdout } = runCli(['run', '--help']);
+    for (const key of SERVICE_SETTINGS) {
+      expect(stdout).toContain(SETTINGS[key].flag);
+      for (const env of SETTINGS[key].env) expect(stdout).toContain(env);
+    }
+    expect(runCli(['--help']).stdout).toContain('TASKQ_DEBUG=1');
   });
 });
 

@@ -29,7 +29,7 @@ describe('docs', () => {
 
   it('the README settings table has a row per setting with its flag, env vars and default', () => {
     const rows = tableRows(read('README.md'));
-    for (const spec of SETTINGS) {
+    for (const spec of Object.values(SETTINGS)) {
       const row = rows.find((r) => r[0] === `\`${spec.flag}\``);
       expect(row, spec.flag).toBeDefined();
       expect(row?.[1]).toBe(spec.env.map((e) => `\`${e}\``).join(', '));

@@ -3,6 +3,7 @@
  * the `run` command binds the configured port.
  */
 import swagger from '@fastify/swagger';
+import { BODY_LIMIT_DEFAULT } from '../core/config.js';
 import { PACKAGE_VERSION } from '../core/version.js';
 import Fastify, {
   LogController,
@@ -75,7 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    bodyLimit: deps.bodyLimit ?? BODY_LIMIT_DEFAULT,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     clientErrorHandler,

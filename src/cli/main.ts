@@ -1,6 +1,7 @@
 /**
  * The `taskq` command. Errors a user can fix (bad settings, unusable database) end as one line
- * on stderr: exit 2 for a bad setting, 1 for anything else. Stack traces only with --log-level debug.
+ * on stderr: exit 2 for a bad setting, 1 for anything else. The stack trace too only when the
+ * environment sets TASKQ_DEBUG (any command, even one that fails before its settings are read).
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueError } from '../core/errors.js';
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .description('A durable task queue: HTTP API, worker pool, embedded SQLite or PostgreSQL')
     .version(PACKAGE_VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', '\nA failing command prints one line; set TASKQ_DEBUG=1 for its stack trace too.')
     .exitOverride();
   registerRun(program);
   registerMigrate(program);

@@ -7,10 +7,10 @@
  * const task = await client.wait(id, { timeoutMs: 30_000 });
  */
 import type { TaskStatus } from '../core/task.js';
-import type { TaskView } from '../api/schemas.js';
+import type { Stats, TaskView, WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS } from '../api/schemas.js';
 
 export type Task = TaskView;
-export type { TaskStatus };
+export type { Stats, TaskStatus };
 
 export interface TaskqClientOptions {
   /** e.g. `http://localhost:8080` */
@@ -93,7 +93,11 @@ const ERRORS_BY_STATUS: Record<number, typeof TaskqError> = {
   503: TaskqUnavailableError,
 };
 const FINISHED: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
-const WAIT_MAX_SECONDS = 60;
+// The client imports nothing at run time (it runs in browsers too), so the server's limit is
+// repeated here; its type makes the compiler fail if the two ever differ.
+const WAIT_MAX_SECONDS: typeof SERVER_WAIT_MAX_SECONDS = 60;
+/** How long `wait()` waits when not told. */
+export const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 
 function toBody(action: string, data: Record<string, unknown> | undefined, options: EnqueueOptions) {
   const runAt = options.runAt instanceof Date ? options.runAt.toISOString() : options.runAt;
@@ -155,7 +159,10 @@ export class TaskqClient {
   }
 
   /** Resolves with the task once it is finished; throws TaskqTimeoutError after `timeoutMs`. */
-  async wait(id: string, { timeoutMs = 60_000 }: { timeoutMs?: number } = {}): Promise<Task> {
+  async wait(
+    id: string,
+    { timeoutMs = WAIT_TIMEOUT_MS_DEFAULT }: { timeoutMs?: number } = {},
+  ): Promise<Task> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = deadline - Date.now();
@@ -178,7 +185,7 @@ export class TaskqClient {
   }
 
   /** Counts by status and action, oldest queued age, throughput. */
-  stats(): Promise<Record<string, unknown>> {
+  stats(): Promise<Stats> {
     return this.request('GET', '/stats');
   }
 

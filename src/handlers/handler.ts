@@ -3,8 +3,14 @@
  * default either a function `(task, ctx) => result` or `defineHandler({ handle, ...options })`.
  * The resolved value becomes the task's result; a thrown error is a nack (the task is retried
  * with backoff until max_attempts); `PermanentFailure` fails the task at once.
+ *
+ * A module's options are checked when it is loaded (parseHandlerOptions): each number is held to
+ * the range of the setting it overrides, and an unknown option is refused with a suggestion, so a
+ * typo fails the start with one line instead of being ignored.
  */
 import type { Logger } from 'pino';
+import { SETTINGS, unknownName } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
 import { JsonText, type JsonObject } from '../core/task.js';
 
 export interface HandlerTask {
@@ -50,6 +56,71 @@ export interface HandlerDefinition extends HandlerOptions {
 
 /** Typed helper for handler modules: `export default defineHandler({ handle: async (task) => ... })`. */
 export function defineHandler(options: HandlerOptions): HandlerOptions {
+  return options;
+}
+
+/** The error for a module whose default export is no handler. */
+export const NOT_A_HANDLER = 'the default export must be a function or defineHandler({ handle })';
+
+const OPTION_NAMES = ['action', 'handle', 'timeoutMs', 'maxAttempts', 'concurrency', 'backoff'] as const;
+const BACKOFF_NAMES = ['baseMs', 'maxMs'] as const;
+/** The setting whose range each numeric option must keep to. */
+type RangeSetting = 'taskTimeoutMs' | 'maxAttempts' | 'concurrency' | 'backoffMs' | 'backoffMaxMs';
+
+/** The fields of a plain object, refusing any not in `known`. */
+function fieldsOf(where: string, value: object, known: readonly string[]): Map<string, unknown> {
+  const entries: [string, unknown][] = Object.entries(value);
+  for (const [key] of entries) {
+    if (!known.includes(key)) throw new ConfigError(`${where}: ${unknownName('option', key, known)}`);
+  }
+  return new Map(entries);
+}
+
+function shown(value: unknown): string {
+  return `${typeof value} ${JSON.stringify(value) ?? ''}`.trim();
+}
+
+function numberOption(name: string, value: unknown, range: RangeSetting): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number') throw new ConfigError(`${name}: expected a number, got ${shown(value)}`);
+  return SETTINGS[range].kind.parse(value, name);
+}
+
+/**
+ * The options a handler module exported, checked; `where` (e.g. `handler /path/resize.ts`)
+ * starts every error message.
+ */
+export function parseHandlerOptions(where: string, value: object): HandlerOptions {
+  const fields = fieldsOf(where, value, OPTION_NAMES);
+  const handle = fields.get('handle');
+  if (typeof handle !== 'function') {
+    throw new ConfigError(`${where}: ${NOT_A_HANDLER}`);
+  }
+  const action = fields.get('action');
+  if (action !== undefined && typeof action !== 'string') {
+    throw new ConfigError(`${where}: action: expected a string, got ${shown(action)}`);
+  }
+  const options: HandlerOptions = {
+    // A function's parameters cannot be checked at run time; its type is the module's promise.
+    handle: handle as TaskHandler,
+    action,
+    timeoutMs: numberOption(`${where}: timeoutMs`, fields.get('timeoutMs'), 'taskTimeoutMs'),
+    maxAttempts: numberOption(`${where}: maxAttempts`, fields.get('maxAttempts'), 'maxAttempts'),
+    concurrency: numberOption(`${where}: concurrency`, fields.get('concurrency'), 'concurrency'),
+  };
+  const backoff = fields.get('backoff');
+  if (backoff !== undefined) {
+    if (backoff === null || typeof backoff !== 'object') {
+      throw new ConfigError(`${where}: backoff: expected { baseMs, maxMs }, got ${shown(backoff)}`);
+    }
+    const parts = fieldsOf(`${where}: backoff`, backoff, BACKOFF_NAMES);
+    const part = (key: 'baseMs' | 'maxMs', range: RangeSetting) => {
+      const ms = numberOption(`${where}: backoff.${key}`, parts.get(key), range);
+      if (ms === undefined) throw new ConfigError(`${where}: backoff.${key} is missing`);
+      return ms;
+    };
+    options.backoff = { baseMs: part('baseMs', 'backoffMs'), maxMs: part('maxMs', 'backoffMaxMs') };
+  }
   return options;
 }
 

@@ -8,7 +8,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../core/errors.js';
 import { BUILTIN_HANDLERS, fallback } from './builtin.js';
-import type { HandlerDefinition, HandlerOptions, TaskHandler } from './handler.js';
+import { NOT_A_HANDLER, parseHandlerOptions, type HandlerDefinition, type TaskHandler } from './handler.js';
 
 const MODULE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
 const ACTION_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -31,10 +31,6 @@ export class HandlerRegistry {
   /** The handler for `action`: its own, the fallback, or undefined in strict mode. */
   resolve(action: string): HandlerDefinition | undefined {
     return this.handlers.get(action) ?? (this.strict ? undefined : fallback);
-  }
-
-  has(action: string): boolean {
-    return this.handlers.has(action);
   }
 
   actions(): string[] {
@@ -71,13 +67,11 @@ function toDefinition(file: string, exported: unknown): HandlerDefinition {
   }
   let definition: HandlerDefinition;
   if (typeof value === 'function') definition = { action: fromFile, handle: value as TaskHandler };
-  else if (value && typeof value === 'object' && typeof (value as HandlerOptions).handle === 'function') {
-    const options = value as HandlerOptions;
+  else if (value && typeof value === 'object') {
+    const options = parseHandlerOptions(`handler ${file}`, value);
     definition = { ...options, action: options.action ?? fromFile };
   } else {
-    throw new ConfigError(
-      `handler ${file}: the default export must be a function or defineHandler({ handle })`,
-    );
+    throw new ConfigError(`handler ${file}: ${NOT_A_HANDLER}`);
   }
   if (!ACTION_PATTERN.test(definition.action)) {
     throw new ConfigError(

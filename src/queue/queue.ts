@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
+import { IDEMPOTENCY_WINDOW_MS_DEFAULT, POLL_MS_DEFAULT } from '../core/config.js';
 import { QueueError } from '../core/errors.js';
 import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
 import type {
@@ -66,7 +67,7 @@ export interface QueueOptions {
   maxInsertBatch?: number;
 }
 
-export const UNIQUE_WINDOW_MS_DEFAULT = 24 * 60 * 60 * 1000;
+export const UNIQUE_WINDOW_MS_DEFAULT = IDEMPOTENCY_WINDOW_MS_DEFAULT;
 
 /** A repeated idempotency key must come with the same request; otherwise it is a conflict. */
 function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
@@ -119,7 +120,9 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     this.driver = options.driver;
     this.registry = options.registry;
     // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
-    const fallbackMs = this.driver.capabilities.crossProcessNotify ? 5000 : (options.pollMs ?? 1000);
+    const fallbackMs = this.driver.capabilities.crossProcessNotify
+      ? 5000
+      : (options.pollMs ?? POLL_MS_DEFAULT);
     this.watcher = new TaskWatcher(this.driver, fallbackMs);
     // The clock was read once per task, in prepare(): a batch is as late as its newest task.
     this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: newestOf(tasks) }), {

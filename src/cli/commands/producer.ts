@@ -3,11 +3,10 @@
  * `taskq enqueue`, `taskq tasks`, `taskq stats`.
  */
 import type { Command } from 'commander';
-import { TaskqClient, type Task } from '../../client/index.js';
+import { TaskqClient, WAIT_TIMEOUT_MS_DEFAULT, type Task } from '../../client/index.js';
 import { ConfigError } from '../../core/errors.js';
 import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
 import { addSettings, configFrom } from '../options.js';
-import type { Stats } from '../../api/schemas.js';
 
 function clientFrom(options: Record<string, unknown>): TaskqClient {
   const config = configFrom({ url: options.url });
@@ -73,7 +72,7 @@ export function registerProducerCommands(program: Command): void {
       .description('queue a task on a running service and print its id (with --wait, its result)')
       .option('--data <json>', 'the task data, a JSON object', '{}')
       .option('--wait', 'wait until the task finishes and print its result')
-      .option('--timeout-ms <n>', 'with --wait: give up after this long', '60000')
+      .option('--timeout-ms <n>', 'with --wait: give up after this long', String(WAIT_TIMEOUT_MS_DEFAULT))
       .option('--priority <n>', 'higher runs first (-100..100)')
       .option('--delay-ms <n>', 'run no sooner than this many ms from now')
       .option('--max-attempts <n>', 'runs before the task fails (1..100)')
@@ -143,7 +142,7 @@ export function registerProducerCommands(program: Command): void {
       )
       .option('--json', 'print the JSON of GET /stats'),
   ).action(async (options: Record<string, unknown>) => {
-    const stats = (await clientFrom(options).stats()) as unknown as Stats;
+    const stats = await clientFrom(options).stats();
     if (options.json) {
       console.log(JSON.stringify(stats, null, 2));
       return;

@@ -1,37 +1,12 @@
 /** `taskq run`: migrate, then serve the API and run the workers, until SIGTERM or SIGINT. */
 import type { Command } from 'commander';
-import { addSettings, configFrom } from '../options.js';
+import { SERVICE_SETTINGS, addSettings, configFrom } from '../options.js';
 
 export function registerRun(program: Command): void {
   const command = program
     .command('run', { isDefault: true })
     .description('apply pending migrations, then serve the HTTP API and run the workers in this process');
-  addSettings(command, [
-    'db',
-    'port',
-    'host',
-    'role',
-    'concurrency',
-    'prefetch',
-    'handlers',
-    'strictActions',
-    'logLevel',
-    'bodyLimit',
-    'maxAttempts',
-    'taskTimeoutMs',
-    'leaseMs',
-    'pollMs',
-    'backoffMs',
-    'backoffMaxMs',
-    'shutdownGraceMs',
-    'sync',
-    'pgPoolSize',
-    'apiToken',
-    'idempotencyWindowMs',
-    'retentionCompletedMs',
-    'retentionFailedMs',
-    'schedules',
-  ]).action(async (options: Record<string, unknown>) => {
+  addSettings(command, SERVICE_SETTINGS).action(async (options: Record<string, unknown>) => {
     const config = configFrom(options);
     // Opened before the server modules load (about half a second on a busy machine), so an
     // unusable SQLite path is reported at once; the service owns and closes it from here on.
