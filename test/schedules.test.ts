@@ -35,8 +35,13 @@ describe('schedules', () => {
     services.push(a);
     const b = await startTestService({ db, schedules: file });
     services.push(b);
-    await new Promise((r) => setTimeout(r, 3500));
-    await Promise.all([a.service.scheduler?.check(), b.service.scheduler?.check()]);
+    // Both schedulers are driven by hand through 3.5 s from now, a check a second as their timers
+    // would make (each check queues the ticks since that node's previous one).
+    const [sa, sb] = [a.service.scheduler!, b.service.scheduler!];
+    await Promise.all([sa.stop(), sb.stop()]);
+    const start = Date.now();
+    for (const at of [1000, 2000, 3000, 3500])
+      await Promise.all([sa.check(start + at), sb.check(start + at)]);
     const tasks = await a.service.driver.listTasks({ action: 'uppercase', limit: 100 });
     const keys = tasks.map((t) => t.uniqueKey);
     expect(tasks.length).toBeGreaterThanOrEqual(3);
