@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTask as baseTask } from '../support/factories.js';
+import { untilHeard } from '../support/signals.js';
 import type { NewTask, TaskRecord } from '../../src/core/task.js';
 import type { DriverEventName, DriverEvents, LeaseRef, QueueDriver } from '../../src/drivers/driver.js';
 
@@ -891,11 +892,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const peer = await openPeer();
           const queued = recorder(peer, 'tasksQueued');
           const requested = recorder(peer, 'cancelRequested');
-          // The peer's listener connects in the background: insert until it hears one.
-          for (let i = 0; i < 50 && queued.seen.length === 0; i++) {
-            await insert();
-            await queued.next(100).catch(() => undefined);
-          }
+          await untilHeard(peer, () => insert());
           expect(queued.seen.length).toBeGreaterThan(0);
           const claimed = await claimOne();
           const next = requested.next();
