@@ -4,19 +4,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './support/process.js';
 import { http, startTestService, type TestService } from './support/service.js';
-import { tempDir } from './support/temp.js';
+import { cleanupAfterEach, freshDir as freshDirFor } from './support/cleanup.js';
 
 const services: TestService[] = [];
-const cleanups: (() => void)[] = [];
+const defer = cleanupAfterEach();
 afterEach(async () => {
   for (const s of services.splice(0)) await s.stop();
-  for (const fn of cleanups.splice(0)) fn();
 });
-function freshDir(): string {
-  const dir = tempDir();
-  cleanups.push(dir.cleanup);
-  return dir.dir;
-}
+const freshDir = () => freshDirFor(defer);
 
 function schedulesFile(content: unknown): string {
   const file = join(freshDir(), 'schedules.json');
