@@ -2,23 +2,16 @@
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SERVICE_SETTINGS } from '../src/cli/options.js';
 import { SETTINGS } from '../src/core/config.js';
 import { MIGRATIONS } from '../src/drivers/sqlite/migrations.js';
 import { TASKQ_BIN, runCli, startCli } from './support/process.js';
 import { eventually, http } from './support/service.js';
-import { tempDir } from './support/temp.js';
+import { cleanupAfterEach, freshDir as freshDirFor } from './support/cleanup.js';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const fn of cleanups.splice(0)) fn();
-});
-function freshDir() {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.dir;
-}
+const defer = cleanupAfterEach();
+const freshDir = () => freshDirFor(defer);
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
 
 describe('help', () => {
@@ -135,7 +128,7 @@ describe('taskq run', () => {
   it('loads TypeScript and JavaScript handlers, survives a stray rejection, and exits 0 on SIGTERM', async () => {
     const db = join(freshDir(), 'tasks.db');
     const svc = await startCli(['--db', db, '--handlers', join(FIXTURES, 'handlers'), '--log-level', 'info']);
-    cleanups.push(() => svc.child.kill('SIGKILL'));
+    defer(() => svc.child.kill('SIGKILL'));
     const bad = await http(`${svc.url}/tasks`, { method: 'POST', json: { action: 'misbehave' } });
     const good = await http(`${svc.url}/tasks`, {
       method: 'POST',
@@ -158,7 +151,7 @@ describe('taskq run', () => {
   it('exits 70 after a last log line when an exception goes uncaught, keeping what it accepted', async () => {
     const db = join(freshDir(), 'tasks.db');
     const svc = await startCli(['--db', db, '--handlers', join(FIXTURES, 'crash-handlers')]);
-    cleanups.push(() => svc.child.kill('SIGKILL'));
+    defer(() => svc.child.kill('SIGKILL'));
     const accepted = await http(`${svc.url}/tasks`, { method: 'POST', json: { action: 'throw-later' } });
     expect(accepted.status).toBe(202);
     expect(await svc.exited).toBe(70);
@@ -166,7 +159,7 @@ describe('taskq run', () => {
     // The restarted service still has the task: finished before the crash (its ack is usually
     // out within the 250 ms), or run again by the fallback handler after it.
     const restarted = await startCli(['--db', db]);
-    cleanups.push(() => restarted.child.kill('SIGKILL'));
+    defer(() => restarted.child.kill('SIGKILL'));
     const task = await eventually(async () => {
       const r = await http(`${restarted.url}/tasks/${accepted.body.id}`);
       return r.body.status === 'completed' ? r.body : null;

@@ -1,5 +1,5 @@
 /** Retention: the background pruner and `taskq prune`. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
 import { Pruner } from '../src/worker/pruner.js';
 import { insert, newTask, openTestDriver } from './support/pool.js';
@@ -57,11 +57,17 @@ describe('retention', () => {
     const { driver, cleanup } = await openTestDriver();
     const errors: unknown[] = [];
     const logger = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
-    const pruner = new Pruner(driver, { completedMs: DAY, failedMs: DAY }, logger, 30);
-    pruner.start();
-    await pruner.stop();
-    await cleanup(); // closes the driver
-    await new Promise((resolve) => setTimeout(resolve, 100)); // past the first run's 30 ms
+    // The pruner's timers are driven by hand: the first run's 30 ms pass at once, without waiting.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const pruner = new Pruner(driver, { completedMs: DAY, failedMs: DAY }, logger, 30);
+      pruner.start();
+      await pruner.stop();
+      await cleanup(); // closes the driver
+      await vi.advanceTimersByTimeAsync(100); // past the first run's 30 ms
+    } finally {
+      vi.useRealTimers();
+    }
     expect(errors).toEqual([]);
   });
 

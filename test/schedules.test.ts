@@ -4,19 +4,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './support/process.js';
 import { http, startTestService, type TestService } from './support/service.js';
-import { tempDir } from './support/temp.js';
+import { cleanupAfterEach, freshDir as freshDirFor } from './support/cleanup.js';
 
 const services: TestService[] = [];
-const cleanups: (() => void)[] = [];
+const defer = cleanupAfterEach();
 afterEach(async () => {
   for (const s of services.splice(0)) await s.stop();
-  for (const fn of cleanups.splice(0)) fn();
 });
-function freshDir(): string {
-  const dir = tempDir();
-  cleanups.push(dir.cleanup);
-  return dir.dir;
-}
+const freshDir = () => freshDirFor(defer);
 
 function schedulesFile(content: unknown): string {
   const file = join(freshDir(), 'schedules.json');
@@ -35,8 +30,13 @@ describe('schedules', () => {
     services.push(a);
     const b = await startTestService({ db, schedules: file });
     services.push(b);
-    await new Promise((r) => setTimeout(r, 3500));
-    await Promise.all([a.service.scheduler?.check(), b.service.scheduler?.check()]);
+    // Both schedulers are driven by hand through 3.5 s from now, a check a second as their timers
+    // would make (each check queues the ticks since that node's previous one).
+    const [sa, sb] = [a.service.scheduler!, b.service.scheduler!];
+    await Promise.all([sa.stop(), sb.stop()]);
+    const start = Date.now();
+    for (const at of [1000, 2000, 3000, 3500])
+      await Promise.all([sa.check(start + at), sb.check(start + at)]);
     const tasks = await a.service.driver.listTasks({ action: 'uppercase', limit: 100 });
     const keys = tasks.map((t) => t.uniqueKey);
     expect(tasks.length).toBeGreaterThanOrEqual(3);

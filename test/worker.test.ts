@@ -3,21 +3,18 @@
  * and what it holds. Queue semantics (limits, retries, leases, shutdown) are the worker contract,
  * run on every driver: test/contract/worker-contract.ts.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { TaskRecord } from '../src/core/task.js';
 import type { Outcome } from '../src/worker/executor.js';
+import { cleanupAfterEach } from './support/cleanup.js';
 import { insert, makePool, newTask, openTestDriver } from './support/pool.js';
 import { Gates, testClock, watch } from './support/signals.js';
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-  cleanups = [];
-});
+const defer = cleanupAfterEach();
 
 it('announces claims, starts, finishes, written results and rescues as its public events', async () => {
   const { driver, cleanup } = await openTestDriver();
-  cleanups.push(cleanup);
+  defer(cleanup);
   const clock = testClock();
   // A worker claims one task and dies: its lease runs out.
   const [orphan] = await insert(driver, newTask({ action: 'ok' }, clock.now()));
@@ -37,7 +34,7 @@ it('announces claims, starts, finishes, written results and rescues as its publi
     ],
     { now: clock.now, leaseMs: 300 },
   );
-  cleanups.push(() => pool.stop({ graceMs: 1000 }));
+  defer(() => pool.stop({ graceMs: 1000 }));
   const claimed = watch(pool, 'claimed');
   const started = watch(pool, 'taskStarted');
   const finished = watch(pool, 'taskFinished');

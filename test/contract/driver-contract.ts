@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTask as baseTask } from '../support/factories.js';
+import { untilHeard } from '../support/signals.js';
 import type { NewTask, TaskRecord } from '../../src/core/task.js';
 import type { DriverEventName, DriverEvents, LeaseRef, QueueDriver } from '../../src/drivers/driver.js';
 
@@ -36,7 +37,12 @@ export function newTask(overrides: Partial<NewTask> = {}): NewTask {
   return baseTask({ action: 'echo', data: { text: 'hello', nested: { n: 1 } }, ...overrides }, T0);
 }
 
-/** Records one event of a driver; `next` waits for the next one (events may arrive after the call). */
+/**
+ * Records one event of a driver; `next` waits for the next one (a listener may act after the call).
+ * A driver emits a call's own events after its commit and before the call resolves (a peer's
+ * arrive whenever they are heard), so once a call has resolved, a case with no peer writing can
+ * assert that the call emitted nothing without waiting for anything.
+ */
 function recorder<E extends DriverEventName>(driver: QueueDriver, event: E) {
   const seen: DriverEvents[E][] = [];
   const waiters: ((payload: DriverEvents[E]) => void)[] = [];
@@ -58,9 +64,6 @@ function recorder<E extends DriverEventName>(driver: QueueDriver, event: E) {
     },
   };
 }
-
-/** Lets notifications that are in flight arrive before a test asserts that none came. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 150));
 
 export function describeDriverContract(name: string, options: ContractOptions): void {
   const suite = options.skip ? describe.skip : describe;
@@ -246,12 +249,17 @@ export function describeDriverContract(name: string, options: ContractOptions): 
         it('emits tasksQueued with the inserted count, after commit', async () => {
           const peer = await openPeer();
           const visible: TaskRecord[][] = [];
-          driver.on('tasksQueued', () => void peer.listTasks({ limit: 10 }).then((t) => visible.push(t)));
+          const looked = new Promise<void>((resolve) => {
+            driver.on(
+              'tasksQueued',
+              () => void peer.listTasks({ limit: 10 }).then((t) => resolve(void visible.push(t))),
+            );
+          });
           const queued = recorder(driver, 'tasksQueued');
           const next = queued.next();
           const inserted = await driver.insertTasks({ tasks: [newTask(), newTask()], now: T0 });
           expect(await next).toEqual({ count: 2 });
-          await settle();
+          await looked;
           expect(visible[0]?.map((t) => t.id).sort()).toEqual(inserted.map((r) => r.task.id).sort());
         });
 
@@ -262,7 +270,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             tasks: [newTask({ uniqueKey: 'k4', uniqueUntil: T0 + 1000 })],
             now: T0,
           });
-          await settle();
           expect(queued.seen).toEqual([]);
         });
       });
@@ -519,7 +526,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             now: T0 + 1,
           });
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({ status: 'running', result: null });
-          await settle();
           expect(changed.seen).toEqual([]);
         });
 
@@ -528,14 +534,16 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           await insert();
           const claimed = await claimOne();
           const statuses: (string | undefined)[] = [];
-          driver.on('tasksChanged', () => {
-            void peer.getTask({ id: claimed.id }).then((t) => statuses.push(t?.status));
+          const looked = new Promise<void>((resolve) => {
+            driver.on('tasksChanged', () => {
+              void peer.getTask({ id: claimed.id }).then((t) => resolve(void statuses.push(t?.status)));
+            });
           });
           const changed = recorder(driver, 'tasksChanged');
           const next = changed.next();
           await driver.completeTasks({ completions: [{ ...leaseOf(claimed), result: 1 }], now: T0 + 1 });
           expect(await next).toEqual({ ids: [claimed.id] });
-          await settle();
+          await looked;
           expect(statuses).toEqual(['completed']);
         });
       });
@@ -587,7 +595,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             status: 'cancelled',
             processedAt: T0 + 20,
           });
-          await settle();
           expect(queued.seen).toEqual([]);
         });
 
@@ -616,7 +623,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             now: T0,
           });
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({ status: 'running', error: null });
-          await settle();
           expect([...queued.seen, ...changed.seen]).toEqual([]);
         });
       });
@@ -677,7 +683,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const queued = recorder(driver, 'tasksQueued');
           await driver.releaseTasks({ tasks: [leaseOf(claimed, 'other')] });
           expect(await statusOf(claimed.id)).toBe('running');
-          await settle();
           expect(queued.seen).toEqual([]);
         });
       });
@@ -814,7 +819,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const changed = recorder(driver, 'tasksChanged');
           await driver.setProgress({ ...leaseOf(claimed), progress: 40, message: 'reading' });
           await driver.setProgress({ ...leaseOf(claimed, 'other'), progress: 90, message: 'stale' });
-          await settle();
           expect(changed.seen).toEqual([{ ids: [claimed.id] }]);
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({
             progress: 40,
@@ -934,7 +938,6 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const queued = recorder(driver, 'tasksQueued');
           queued.off();
           await insert();
-          await settle();
           expect(queued.seen).toEqual([]);
         });
 
@@ -943,11 +946,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const peer = await openPeer();
           const queued = recorder(peer, 'tasksQueued');
           const requested = recorder(peer, 'cancelRequested');
-          // The peer's listener connects in the background: insert until it hears one.
-          for (let i = 0; i < 50 && queued.seen.length === 0; i++) {
-            await insert();
-            await new Promise((r) => setTimeout(r, 100));
-          }
+          await untilHeard(peer, () => insert());
           expect(queued.seen.length).toBeGreaterThan(0);
           const claimed = await claimOne();
           const next = requested.next();

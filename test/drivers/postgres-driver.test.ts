@@ -12,6 +12,7 @@ import { openDriver } from '../../src/drivers/open-driver.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from '../../src/drivers/postgres/migrations.js';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
 import { newTask } from '../contract/driver-contract.js';
+import { eventually } from '../support/service.js';
 import {
   dropSchema,
   isolatedPostgres,
@@ -171,7 +172,22 @@ suite('PostgresDriver', () => {
     toClose.push(driver, peer);
     await driver.migrate();
     const heard: number[] = [];
-    driver.on('tasksQueued', ({ count }) => heard.push(count));
+    const hearers = new Set<() => void>();
+    driver.on('tasksQueued', ({ count }) => {
+      heard.push(count);
+      for (const hear of hearers) hear();
+    });
+    /** Resolves once `count` is among the tasksQueued heard (now or later). */
+    const hears = (count: number) =>
+      new Promise<void>((resolve) => {
+        const hear = () => {
+          if (!heard.includes(count)) return;
+          hearers.delete(hear);
+          resolve();
+        };
+        hearers.add(hear);
+        hear();
+      });
 
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
@@ -182,27 +198,20 @@ suite('PostgresDriver', () => {
             `LISTEN "tqq:${made.schema}"`,
           ])
         ).rows.map((r) => r.pid);
-      const waitFor = async <T>(check: () => Promise<T | undefined>): Promise<T> => {
-        for (let i = 0; i < 100; i++) {
-          const value = await check();
-          if (value !== undefined) return value;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error('condition not met within 5 s');
-      };
-      const [pid] = await waitFor(async () => {
+      // Nothing announces that the listener has issued its LISTEN: the server's view is polled.
+      const [pid] = await eventually(async () => {
         const pids = await listenerPids();
         return pids.length > 0 ? pids : undefined;
-      });
+      }, 5000);
       await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-      await waitFor(async () => (heard.includes(0) ? true : undefined));
+      await hears(0);
       const [newPid] = await listenerPids();
       expect(newPid).toBeDefined();
       expect(newPid).not.toBe(pid);
       // and it hears other processes again
       heard.length = 0;
       await peer.insertTasks({ tasks: [newTask()], now: 0 });
-      await waitFor(async () => (heard.includes(1) ? true : undefined));
+      await hears(1);
     } finally {
       await admin.end();
     }

@@ -14,6 +14,7 @@ import type { QueueDriver } from '../../src/drivers/driver.js';
 import type { TaskRecord } from '../../src/core/task.js';
 import { newTask as fixtureTask } from '../support/factories.js';
 import { dropSchema, isolatedPostgres, postgresSkip, postgresTestUrl } from '../support/postgres.js';
+import { untilHeard } from '../support/signals.js';
 
 const skip = postgresSkip();
 const suite = skip ? describe.skip : describe;
@@ -129,14 +130,7 @@ suite('PostgreSQL relaxed commits', () => {
       });
     });
     // The peer LISTENs in the background: once it hears an insert, it hears completions too.
-    const listening = new Promise<void>((resolve) => peer.on('tasksQueued', () => resolve()));
-    let ready = false;
-    void listening.then(() => (ready = true));
-    for (let i = 0; i < 200 && !ready; i++) {
-      await driver.insertTasks({ tasks: [newTask()], now: T0 });
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    await listening;
+    await untilHeard(peer, () => driver.insertTasks({ tasks: [newTask()], now: T0 }));
     await driver.completeTasks({ completions: [{ ...lease(claimed, 'a'), result: 'done' }], now: T0 + 2 });
     expect(await seen).toMatchObject({ status: 'completed', result: 'done' });
   });

@@ -1,19 +1,17 @@
 /** SQLite task ids: UUID v4 values that encode seq (task-ids.ts), and databases from before them. */
 import Database from 'better-sqlite3';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { MIGRATIONS } from '../../src/drivers/sqlite/migrations.js';
 import { SqliteDriver } from '../../src/drivers/sqlite/sqlite-driver.js';
 import { TaskIdCodec } from '../../src/drivers/task-ids.js';
+import { cleanupAfterEach } from '../support/cleanup.js';
 import { newTask } from '../support/factories.js';
 import { tempDbPath } from '../support/temp.js';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 it('encodes every seq as a distinct UUID v4 that decodes back to it', () => {
   const codec = new TaskIdCodec(randomBytes(16));
@@ -59,7 +57,7 @@ it('decodes ids it did not make, or made under another key, to nothing', () => {
 
 it('keeps finding tasks whose random ids were issued before migration 0003', async () => {
   const db = tempDbPath();
-  cleanups.push(db.cleanup);
+  defer(db.cleanup);
   // A database as version 2 left it, holding three tasks with random ids.
   const old = new Database(db.path);
   old.exec(`CREATE TABLE taskq_migrations (
@@ -77,7 +75,7 @@ it('keeps finding tasks whose random ids were issued before migration 0003', asy
   old.close();
 
   const driver = new SqliteDriver({ path: db.path });
-  cleanups.push(() => driver.close());
+  defer(() => driver.close());
   expect((await driver.migrate()).applied).toContain('0003_ids_from_seq');
   for (const id of legacyIds) expect((await driver.getTask({ id }))?.id).toBe(id);
   expect((await driver.cancelTask({ id: legacyIds[0]!, now: 1 })).outcome).toBe('cancelled');
@@ -94,8 +92,8 @@ it('keeps finding tasks whose random ids were issued before migration 0003', asy
 
 it('answers a clear error when used on a database that was never migrated', async () => {
   const db = tempDbPath();
-  cleanups.push(db.cleanup);
+  defer(db.cleanup);
   const driver = new SqliteDriver({ path: db.path });
-  cleanups.push(() => driver.close());
+  defer(() => driver.close());
   await expect(driver.getTask({ id: randomUUID() })).rejects.toThrow(/not migrated/);
 });

@@ -1,27 +1,60 @@
 /**
- * PostgreSQL for tests. The URL comes from TASKQ_TEST_POSTGRES_URL. Without it, PostgreSQL suites
- * are skipped, except under CI, where they are required and missing it fails. The one console
- * line that says they were skipped comes from `setup` below (a vitest globalSetup), so a run
- * prints it once rather than once per file. Each test gets its own schema, dropped afterwards.
+ * PostgreSQL for tests. The URL is TASKQ_TEST_POSTGRES_URL, or else the local test database
+ * (`DEFAULT_URL`) when it answers. `setup` below, a vitest globalSetup, decides once per run: it
+ * probes the local database when no URL is set, hands the result to the test workers through
+ * vitest's `provide`, and prints the one line that says PostgreSQL suites are skipped. Under CI a
+ * database that does not answer fails the run instead. Each test gets its own schema, dropped
+ * afterwards.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { inject } from 'vitest';
+import type { TestProject } from 'vitest/node';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
 
-const SKIP_MESSAGE = 'PostgreSQL tests skipped: set TASKQ_TEST_POSTGRES_URL=postgres://... to run them';
-/** The test database URL, or undefined when PostgreSQL tests should skip; throws under CI. */
-export function postgresTestUrl(): string | undefined {
-  const url = process.env.TASKQ_TEST_POSTGRES_URL;
-  if (url) return url;
-  if (process.env.CI === 'true') {
-    throw new Error('TASKQ_TEST_POSTGRES_URL is required under CI: PostgreSQL tests must run there');
+const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const PROBE_TIMEOUT_MS = 1000;
+const SKIP_MESSAGE = `PostgreSQL tests skipped: nothing answers at ${DEFAULT_URL} and TASKQ_TEST_POSTGRES_URL is not set`;
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The PostgreSQL URL the suites use, or null when they skip. */
+    postgresUrl: string | null;
   }
-  return undefined;
 }
 
-/** vitest globalSetup: runs once per test run. */
-export function setup(): void {
-  if (postgresTestUrl() === undefined) console.warn(SKIP_MESSAGE);
+/** Whether a PostgreSQL server accepts a connection and a query at `url`, within the probe timeout. */
+async function answers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: PROBE_TIMEOUT_MS });
+  // A refused or failed connection also emits 'error'; without a listener it would be thrown.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** vitest globalSetup: runs once per test run, before any test file. */
+export async function setup(project: TestProject): Promise<void> {
+  const configured = process.env.TASKQ_TEST_POSTGRES_URL;
+  const url = configured || ((await answers(DEFAULT_URL)) ? DEFAULT_URL : null);
+  if (url === null) {
+    if (process.env.CI === 'true') {
+      throw new Error(`PostgreSQL tests must run under CI, but nothing answers at ${DEFAULT_URL}`);
+    }
+    console.warn(SKIP_MESSAGE);
+  }
+  project.provide('postgresUrl', url);
+}
+
+/** The test database URL, or undefined when PostgreSQL tests should skip (decided by `setup`). */
+export function postgresTestUrl(): string | undefined {
+  return inject('postgresUrl') ?? undefined;
 }
 
 /** `{ reason }` to pass as a suite's skip when there is no test database. */

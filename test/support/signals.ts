@@ -3,6 +3,7 @@
  * says which event it waits for and what it must carry, and fails with the event's name when it
  * does not come in time.
  */
+import type { QueueDriver } from '../../src/drivers/driver.js';
 import type { EventMap, Signals } from '../../src/worker/signals.js';
 
 export interface Watch<A extends unknown[]> {
@@ -128,4 +129,39 @@ export class Gates {
   openAll(): void {
     this.opens.forEach((open) => open());
   }
+}
+
+/**
+ * Resolves once `peer` hears a `tasksQueued` from another driver, calling `poke` (which should
+ * queue a task elsewhere) until it does: a PostgreSQL driver starts to LISTEN in the background
+ * when first subscribed, and nothing announces when it has, so each poke waits for the event
+ * for `waitMs` at most before trying again.
+ */
+export async function untilHeard(
+  peer: QueueDriver,
+  poke: () => Promise<unknown>,
+  { tries = 50, waitMs = 100 } = {},
+): Promise<void> {
+  let heard = false;
+  let wake = () => {};
+  const off = peer.on('tasksQueued', () => {
+    heard = true;
+    wake();
+  });
+  try {
+    for (let i = 0; i < tries && !heard; i++) {
+      await poke();
+      await new Promise<void>((resolve) => {
+        if (heard) return resolve();
+        const timer = setTimeout(resolve, waitMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    off();
+  }
+  if (!heard) throw new Error(`the peer heard no tasksQueued after ${tries} inserts`);
 }
