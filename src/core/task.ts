@@ -3,11 +3,12 @@
  *
  * - task: one unit of work, `{action, data}`, stored as a row the moment it is accepted.
  * - action: the name of the handler that runs a task (`uppercase`, `sum`, ...).
- * - status: where a task is in its life; see `TaskStatus` and docs/state-machine.md.
+ * - status: where a task is in its life; see `TaskStatus` and docs/architecture.md (States).
  * - claim: a worker takes queued tasks and marks them `running` under a lease.
  * - lease: owner + expiry on a running task; renewed by heartbeats while the worker lives.
  *   A lease that expires (the worker died or stalled) returns the task to `queued`.
- * - prefetch: tasks claimed ahead of time and waiting in a worker's memory.
+ * - prefetch: tasks claimed ahead of time and waiting in a worker's memory (`running`, with
+ *   `claimed_at` set and `started_at` null until the handler starts).
  * - ack: a handler's result, written with status `completed` in one transaction.
  * - nack: a handler's error; the task is retried after a backoff or ends `failed`.
  * - attempt: one claim of a task; `attempts` counts them, `max_attempts` bounds them.
