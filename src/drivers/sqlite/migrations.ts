@@ -2,7 +2,8 @@
  * SQLite schema, forward-only (shared/migrator.ts runs it). Each migration runs in its own
  * IMMEDIATE transaction that first records its version, so two processes starting at once apply
  * it exactly once (the second waits for the write lock, then sees the version and skips). Times
- * are epoch milliseconds.
+ * are epoch milliseconds. What the schema both drivers share is for (columns, indexes, counters)
+ * is explained here once; postgres/migrations.ts points back to these comments.
  */
 import type { Migration } from '../shared/migrator.js';
 
