@@ -25,7 +25,7 @@ export function isFinished(status: TaskStatus): boolean {
   return FINISHED_STATUSES.includes(status);
 }
 
-/** Statuses an operator may retry (back to `queued`); the drivers' retryTask queries hold the same list. */
+/** Statuses an operator may retry (back to `queued`); the drivers' retryTask queries are built from it. */
 export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'cancelled'];
 
 /** Statuses an operator may cancel: every one that is not finished. */

@@ -4,8 +4,8 @@
  * stores none and the driver computes the id from `seq` when it reads a row.)
  *
  * Why: ids of the random kind land all over a B-tree index, so every insert dirtied a page of
- * its own and that page had to be written to the WAL at commit. That index was half the cost of
- * an insert (docs/benchmarks.md). Here an id is the AES-128 encryption of its `seq` under a
+ * its own and that page had to be written to the WAL at commit: a large part of an insert's cost
+ * (docs/benchmarks.md). Here an id is the AES-128 encryption of its `seq` under a
  * random key kept in the database (`taskq_meta`). That is the construction of NIST's CTR_DRBG:
  * AES applied to a counter under a secret key is cryptographically secure pseudorandom output. So
  * ids stay unguessable and uniformly spread, as RFC 9562 asks of version 4, while a lookup

@@ -99,9 +99,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
     this.completer = new Completer({
       driver,
       logger,
-      // Each ack batch is an fsync'd commit that blocks the event loop (synchronous SQLite): at
-      // 2 ms the fsyncs alone took a large share of a fast drain. 10 ms keeps results visible
-      // promptly while batching ~5x more per commit.
+      // Each ack batch is an fsync'd commit that blocks the event loop (synchronous SQLite), so a
+      // short delay spends a fast drain on fsyncs; a longer one batches more acks per commit while
+      // results still show promptly (docs/benchmarks.md has the measurements).
       delayMs: options.ackDelayMs ?? ACK_DELAY_MS_DEFAULT,
       maxBatch: 1000,
       maxBacklog: options.resultsBacklogMax ?? RESULTS_BACKLOG_MAX_DEFAULT,

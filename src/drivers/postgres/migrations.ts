@@ -32,22 +32,24 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 1,
     name: '0001_init',
     sql: `
+      -- The columns and indexes of SQLite's 0001 (sqlite/migrations.ts says what each is for),
+      -- in PostgreSQL types.
       CREATE TABLE tasks (
-        seq              bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- insertion order
-        id               text    NOT NULL UNIQUE,    -- uuid v4, the public id
+        seq              bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id               text    NOT NULL UNIQUE,
         action           text    NOT NULL,
-        data             json    NOT NULL,           -- JSON object, kept as given (see below)
+        data             json    NOT NULL,           -- kept as given (see the top of this file)
         status           text    NOT NULL
                          CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
-        priority         integer NOT NULL DEFAULT 0, -- higher runs first
-        run_at           bigint  NOT NULL,           -- not claimed before (delays, retry backoff)
+        priority         integer NOT NULL DEFAULT 0,
+        run_at           bigint  NOT NULL,
         attempts         integer NOT NULL DEFAULT 0,
         max_attempts     integer NOT NULL,
-        result           json,                       -- JSON value
+        result           json,
         error            text,
         progress         integer,
         progress_message text,
-        unique_key       text,                       -- idempotency key, deduplicates until unique_until
+        unique_key       text,
         unique_until     bigint,
         lease_owner      text,
         lease_expires_at bigint,
@@ -56,15 +58,11 @@ export const MIGRATIONS: readonly Migration[] = [
         started_at       bigint,
         processed_at     bigint
       );
-      -- the claim query walks this index in claim order
       CREATE INDEX tasks_claimable ON tasks (priority DESC, run_at, seq) WHERE status = 'queued';
-      -- heartbeats (by owner) and the rescuer (by expiry) look only at running tasks
       CREATE INDEX tasks_lease_owner ON tasks (lease_owner) WHERE status = 'running';
       CREATE INDEX tasks_lease_expiry ON tasks (lease_expires_at) WHERE status = 'running';
-      -- listing newest first, filtered by status or action
       CREATE INDEX tasks_status_seq ON tasks (status, seq);
       CREATE INDEX tasks_action_seq ON tasks (action, seq);
-      -- throughput per minute and retention pruning
       CREATE INDEX tasks_finished ON tasks (status, processed_at) WHERE processed_at IS NOT NULL;
       CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
     `,
@@ -81,15 +79,14 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 3,
     name: '0003_stats_counters',
-    // Counts and throughput kept as rows change, so reading them costs the same at any table size
-    // (docs/stats.md). Every statement that changes a task's status updates the counters in the
-    // same statement (queries.ts, COUNT_CHANGES): one grouped upsert, no trigger machinery on the
-    // hot path; pruning does it in a statement trigger.
+    // The counters and the throughput ring of SQLite's 0004 (see there and docs/stats.md), kept
+    // differently: every statement that changes a task's status updates the counters in the same
+    // statement (queries.ts, COUNT_CHANGES): one grouped upsert, no trigger machinery on the hot
+    // path; pruning does it in a statement trigger.
     // Counter rows are sharded by backend (pg_backend_pid() % 64; readers sum the shards), so
     // concurrent commits do not queue on one row lock through their WAL flush; a shard alone may
-    // go negative. task_throughput is a ring of 1440 minutes (one day) per shard, so it never
-    // needs pruning: a minute's row is reused a day later. The backfill runs under a lock that
-    // keeps writers out until the migration commits.
+    // go negative. The ring has 1440 minutes per shard. The backfill runs under a lock that keeps
+    // writers out until the migration commits.
     sql: `
       CREATE TABLE task_counts (
         action    text    NOT NULL,
@@ -140,7 +137,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER tasks_stats_truncate AFTER TRUNCATE ON tasks
         FOR EACH STATEMENT EXECUTE FUNCTION taskq_stats_truncate();
 
-      -- the one full count: existing tasks, and the finishes of the last day
+      -- the one full count, as in SQLite's 0004
       LOCK TABLE tasks IN SHARE MODE;
       INSERT INTO task_counts (action, shard, queued, running, completed, failed, cancelled)
       SELECT action, 0,

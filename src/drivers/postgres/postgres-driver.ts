@@ -79,7 +79,7 @@ import {
   MIGRATIONS_TABLE,
   RECORD_APPLIED,
 } from './migrations.js';
-import { listTasksSql, SQL, type QueryName } from './queries.js';
+import { listTasksSql, RELAXED_SESSION_OPTIONS, sessionOptions, SQL, type QueryName } from './queries.js';
 
 export interface PostgresDriverOptions {
   connectionString: string;
@@ -224,14 +224,14 @@ export class PostgresDriver implements QueueDriver {
       keepAlive: true,
       // Names the process in pg_stat_activity (a URL's own application_name wins).
       application_name: `taskq:${process.pid}`,
-      options: `-c search_path=${schema}`,
+      options: sessionOptions(schema),
       types: TYPES,
     };
     this.pool = new pg.Pool({ ...clientConfig, max: options.poolSize });
     this.relaxed = new pg.Pool({
       ...clientConfig,
       max: RELAXED_POOL_SIZE,
-      options: `${clientConfig.options} -c synchronous_commit=off`,
+      options: `${sessionOptions(schema)} ${RELAXED_SESSION_OPTIONS}`,
     });
     // An idle connection that dies emits here; without a listener it would crash the process.
     // The next query gets a fresh connection (or a TQ_ERR_UNAVAILABLE error). Said once in a

@@ -6,7 +6,17 @@
  * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
+import { RETRYABLE_STATUSES } from '../../core/task.js';
 import type { ListFilter } from '../shared/list-filter.js';
+import { statusList } from '../shared/status-list.js';
+
+/**
+ * Session settings, sent as the connection's startup `options`: every statement resolves its
+ * tables in `schema` (a checked identifier), so no statement names one.
+ */
+export const sessionOptions = (schema: string) => `-c search_path=${schema}`;
+/** Added for the relaxed pool: its commits do not wait for the WAL flush (postgres-driver.ts says why). */
+export const RELAXED_SESSION_OPTIONS = '-c synchronous_commit=off';
 
 /**
  * The stats counters (migration 0003, docs/stats.md) are kept by the statements that change a
@@ -181,9 +191,9 @@ export const SQL = {
     SELECT seq FROM changed`,
 
   /**
-   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now). A requeued
-   * task waits as backoffDelayMs(attempts) in core/retry.ts: ceiling = min(max, base * 2^(attempts-1)),
-   * delay = round(ceiling/2 + random() * ceiling/2).
+   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now). The rescue
+   * policy of core/retry.ts, in the same shape as in sqlite/queries.ts (the comment there says
+   * what each CASE decides); random() is already in [0, 1) here.
    */
   rescueExpiredLeases: `
     WITH changed AS (
@@ -192,8 +202,8 @@ export const SQL = {
                          WHEN attempts >= max_attempts THEN 'failed'
                          ELSE 'queued' END,
            error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
-           processed_at = CASE WHEN attempts >= max_attempts OR cancel_requested THEN $1::int8 END,
-           run_at = CASE WHEN $2::float8 IS NULL OR attempts >= max_attempts OR cancel_requested THEN $1::int8
+           processed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1::int8 END,
+           run_at = CASE WHEN cancel_requested OR attempts >= max_attempts OR $2::float8 IS NULL THEN $1::int8
                          ELSE $1::int8 + round(
                                 least($3::float8, $2::float8 * power(2::float8, least(greatest(attempts - 1, 0), 60)))
                                 * (0.5 + random() / 2))::int8
@@ -218,7 +228,7 @@ export const SQL = {
   /** $1: seq, $2: now. */
   retryTask: `
     WITH old AS (
-      SELECT seq, status FROM tasks WHERE seq = $1 AND status IN ('failed', 'cancelled') FOR UPDATE
+      SELECT seq, status FROM tasks WHERE seq = $1 AND status IN (${statusList(RETRYABLE_STATUSES)}) FOR UPDATE
     ), changed AS (
       UPDATE tasks t
          SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,

@@ -1,8 +1,8 @@
 /**
  * WAL checkpoints off the main thread. SQLite normally checkpoints inside whichever COMMIT pushes
  * the WAL past `wal_autocheckpoint` pages, and a checkpoint fsyncs the WAL and the database file:
- * on the main thread that stalls every request and worker for milliseconds, and measured as half
- * the cost of a claim or an ack. So the main connection checkpoints only as a safety net (a WAL of
+ * on the main thread that stalls every request and worker, and it weighs on every claim and ack
+ * (`npm run bench`). So the main connection checkpoints only as a safety net (a WAL of
  * SAFETY_PAGES) and this worker thread, with a connection of its own, runs PASSIVE checkpoints
  * every INTERVAL_MS (200 ms); a PASSIVE checkpoint never waits for or blocks readers and writers.
  *
@@ -12,6 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { PRAGMA } from './queries.js';
 
 /** The main connection's own checkpoint threshold, in pages: only if this thread falls far behind. */
 export const SAFETY_PAGES = 20_000;
@@ -23,12 +24,12 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.modulePath);
 const db = new Database(workerData.path, { timeout: 5000 });
-db.pragma('synchronous = NORMAL');
+db.pragma(workerData.pragma.synchronous);
 let failing = null;
 let failures = 0;
 const timer = setInterval(() => {
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    db.pragma(workerData.pragma.checkpointPassive);
     if (failing !== null) parentPort.postMessage({ kind: 'recovered', failures });
     failing = null;
     failures = 0;
@@ -51,7 +52,13 @@ export class Checkpointer {
     const modulePath = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(THREAD_SOURCE, {
       eval: true,
-      workerData: { path, modulePath, intervalMs: INTERVAL_MS },
+      workerData: {
+        path,
+        modulePath,
+        intervalMs: INTERVAL_MS,
+        // The statements travel as data: the thread's source is plain text and imports nothing.
+        pragma: { synchronous: PRAGMA.synchronous, checkpointPassive: PRAGMA.checkpointPassive },
+      },
     });
     this.worker.on('message', onReport);
     // The thread itself died (it could not open the file): no more checkpoints from it.

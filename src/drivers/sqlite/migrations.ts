@@ -2,7 +2,8 @@
  * SQLite schema, forward-only (shared/migrator.ts runs it). Each migration runs in its own
  * IMMEDIATE transaction that first records its version, so two processes starting at once apply
  * it exactly once (the second waits for the write lock, then sees the version and skips). Times
- * are epoch milliseconds.
+ * are epoch milliseconds. What the schema both drivers share is for (columns, indexes, counters)
+ * is explained here once; postgres/migrations.ts points back to these comments.
  */
 import type { Migration } from '../shared/migrator.js';
 
@@ -81,8 +82,8 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 3,
     name: '0003_ids_from_seq',
-    // Ids become the encryption of `seq` (task-ids.ts), so the unique index on `id` goes: it was
-    // half the cost of an insert. SQLite cannot drop a UNIQUE constraint, so the table is
+    // Ids become the encryption of `seq` (task-ids.ts), so the unique index on `id` goes: every
+    // insert wrote it at a random place. SQLite cannot drop a UNIQUE constraint, so the table is
     // rebuilt. Ids issued before this migration were random; taskq_legacy_ids still finds them.
     // New seqs start above `seq_floor` too, which pruning raises to the highest seq it may delete,
     // so a pruned task's seq, and therefore its id, is never issued again.

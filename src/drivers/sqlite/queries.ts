@@ -3,7 +3,9 @@
  * Parameters are named (@name), except in the hottest statement (insertTasksSql). Statements are
  * prepared once, on first use.
  */
+import { RETRYABLE_STATUSES } from '../../core/task.js';
 import type { ListFilter } from '../shared/list-filter.js';
+import { statusList } from '../shared/status-list.js';
 
 /**
  * A claim: the first @limit claimable tasks in claim order, with `filter` added to what is
@@ -22,6 +24,37 @@ function claimSql(filter: string): string {
     RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
               cancel_requested, created_at`;
 }
+
+/**
+ * Connection settings, as the text after PRAGMA that better-sqlite3's db.pragma() takes. The
+ * driver's connection applies `walMode` (retried while busy) and then CONNECTION_SETTINGS; the
+ * checkpoint thread's connection applies `synchronous` and runs `checkpointPassive`.
+ */
+export const PRAGMA = {
+  walMode: 'journal_mode = WAL',
+  // Commits reach the OS, not the disk: durable writes wait for wal-sync.ts to flush the WAL.
+  synchronous: 'synchronous = NORMAL',
+  foreignKeys: 'foreign_keys = ON',
+  // The default page cache (2 MiB) is smaller than a busy queue's indexes: a 64 MiB cache and
+  // memory-mapped reads keep claims and acks from reading index pages back from the file
+  // (`npm run bench` measures the claim-and-ack loop).
+  cacheSize: 'cache_size = -65536',
+  mmapSize: 'mmap_size = 268435456',
+  /** Pages the WAL may reach before a COMMIT checkpoints it itself (checkpointer.ts). */
+  walAutocheckpoint: (pages: number) => `wal_autocheckpoint = ${pages}`,
+  checkpointPassive: 'wal_checkpoint(PASSIVE)',
+} as const;
+
+/** What every connection of the driver sets after entering WAL mode, in order. */
+export const CONNECTION_SETTINGS = [
+  PRAGMA.synchronous,
+  PRAGMA.foreignKeys,
+  PRAGMA.cacheSize,
+  PRAGMA.mmapSize,
+];
+
+/** A random number in [0, 1): SQLite's random() is a signed 64-bit integer. */
+const RANDOM_UNIT = '(random() / 18446744073709551616.0 + 0.5)';
 
 export const SQL = {
   // Transactions: prepared once, as statements (db.transaction() builds a wrapper per call).
@@ -51,8 +84,8 @@ export const SQL = {
 
   // INDEXED BY: without statistics the planner picks tasks_status_seq and sorts every queued row
   // on each claim (quadratic in the backlog); the partial index walks them in claim order.
-  // Claims return only the columns the claim did not just set: RETURNING * made a claim twice
-  // as expensive (the rest of the record is known: see claimedRecord in task-row.ts).
+  // Claims return only the columns the claim did not just set (the rest of the record is known:
+  // see claimedRecord in task-row.ts): fewer values to copy out on the hottest statement.
   claimTasks: claimSql(''),
   /** The same, skipping actions at their per-action limit; @excludeActions is a JSON array. */
   claimTasksExceptActions: claimSql(
@@ -87,19 +120,23 @@ export const SQL = {
            lease_owner = NULL, lease_expires_at = NULL
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
-  // A requeued task waits its backoff (@baseMs, @maxMs; NULL: at once), as backoffDelayMs in
-  // core/retry.ts computes it; random() is a signed 64-bit integer, scaled here to [0, 1).
+  // The rescue policy, written in the same shape in postgres/queries.ts; both are core/retry.ts
+  // in SQL for an attempt that ended as `lease_expired`: willRetry (a cancel request ends it
+  // `cancelled`, no attempts left ends it `failed`, else back to `queued`) and backoffDelayMs of
+  // `attempts` (@baseMs, @maxMs; NULL: requeued at once). Only the dialect differs: see
+  // RANDOM_UNIT and the integer cast. The exponent stops at 60, where the ceiling is long past
+  // any @maxMs, so power() cannot overflow.
   rescueExpiredLeases: `
     UPDATE tasks
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
                          WHEN attempts >= max_attempts THEN 'failed'
                          ELSE 'queued' END,
            error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
-           processed_at = CASE WHEN attempts >= max_attempts OR cancel_requested THEN @now ELSE NULL END,
-           run_at = CASE WHEN @baseMs IS NULL OR attempts >= max_attempts OR cancel_requested THEN @now
+           processed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN @now END,
+           run_at = CASE WHEN cancel_requested OR attempts >= max_attempts OR @baseMs IS NULL THEN @now
                          ELSE @now + CAST(round(
                                 min(@maxMs, @baseMs * power(2, min(max(attempts - 1, 0), 60)))
-                                * (0.5 + (random() / 18446744073709551616.0 + 0.5) / 2)) AS INTEGER)
+                                * (0.5 + ${RANDOM_UNIT} / 2)) AS INTEGER)
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < @now
@@ -114,7 +151,7 @@ export const SQL = {
     UPDATE tasks
        SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
            claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
-     WHERE seq = @seq AND status IN ('failed', 'cancelled')`,
+     WHERE seq = @seq AND status IN (${statusList(RETRYABLE_STATUSES)})`,
 
   setProgress: `
     UPDATE tasks SET progress = @progress, progress_message = @message
@@ -155,9 +192,9 @@ export type QueryName = keyof typeof SQL;
 export const INSERT_COLUMNS = 10;
 
 /**
- * An INSERT of `rows` tasks in one statement: a batch of 16 rows cost 7.0 µs a row as 16
- * statements and 5.3 µs as one. Parameters are positional: binding 10 named parameters cost
- * 2 µs a row more.
+ * An INSERT of `rows` tasks in one statement: one statement per batch pays the per-statement work
+ * (bind, step, reset) once per batch instead of once a row. Parameters are positional: binding by
+ * name costs a lookup per parameter per row. `npm run bench` measures the insert path.
  */
 export function insertTasksSql(rows: number): string {
   const row = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`;
