@@ -170,3 +170,8 @@ export async function finished(request: Http, id: string, waitSeconds = 30): Pro
   if (res.status !== 200) throw new Error(`GET /tasks/${id} answered ${res.status}`);
   return res.body;
 }
+
+/** The task's status as the API shows it now. */
+export async function statusOf(request: Http, id: string): Promise<string> {
+  return (await request(`/tasks/${id}`)).body.status as string;
+}
