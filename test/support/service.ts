@@ -59,18 +59,25 @@ async function createNode(
   };
 }
 
+/**
+ * Everything TaskqNode.start (src/service.ts) does but listen and log: the app answers through
+ * inject(), and the workers, pruner and scheduler run.
+ */
+export async function runWithoutListening(service: TaskqNode, role: string): Promise<void> {
+  await service.app.ready();
+  if (role !== 'worker') service.queue.startWatching();
+  service.pool?.start();
+  service.pruner?.start();
+  service.scheduler?.start();
+}
+
 /** A node whose app answers through inject(): everything TaskqNode.start does but listen. */
 export async function startTestApp(
   overrides: ConfigInput = {},
   handlers: HandlerDefinition[] = [],
 ): Promise<TestApp> {
   const { service, role, stop } = await createNode(overrides, handlers);
-  await service.app.ready();
-  // Mirrors TaskqNode.start (src/service.ts) without the listen and the startup log lines.
-  if (role !== 'worker') service.queue.startWatching();
-  service.pool?.start();
-  service.pruner?.start();
-  service.scheduler?.start();
+  await runWithoutListening(service, role);
   return { service, stop, http: (path, init) => injectHttp(service, path, init) };
 }
 
