@@ -1,13 +1,13 @@
-/** The HTTP API contract, against a real service on a real SQLite file. */
+/** The HTTP API contract, against a real service on a real SQLite file, through inject(). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, http, startTestService, type TestService } from './support/service.js';
+import { finished, startTestApp, type TestApp } from './support/service.js';
 
-let svc: TestService;
+let svc: TestApp;
 const post = (body: unknown, headers: Record<string, string> = {}) =>
-  http(`${svc.url}/tasks`, { method: 'POST', headers, json: body });
+  svc.http(`/tasks`, { method: 'POST', headers, json: body });
 
 beforeAll(async () => {
-  svc = await startTestService({ bodyLimit: 64 * 1024 });
+  svc = await startTestApp({ bodyLimit: 64 * 1024 });
 });
 afterAll(async () => {
   await svc.stop();
@@ -29,22 +29,21 @@ describe('POST /tasks', () => {
     const sum = await post({ action: 'sum', data: { numbers: [1, 2, 3.5] } });
     const other = await post({ action: 'resize-image' });
     const done = async (id: string) => {
-      const res = await http(`${svc.url}/tasks/${id}`);
-      return res.body.status === 'completed' ? res.body : null;
+      const task = await finished(svc.http, id);
+      expect(task.status).toBe('completed');
+      return task;
     };
-    expect((await eventually(() => done(upper.body.id))).result).toEqual({ output: 'HELLO WORLD' });
-    expect((await eventually(() => done(sum.body.id))).result).toEqual({ output: 6.5 });
-    const fallback = await eventually(() => done(other.body.id));
+    expect((await done(upper.body.id)).result).toEqual({ output: 'HELLO WORLD' });
+    expect((await done(sum.body.id)).result).toEqual({ output: 6.5 });
+    const fallback = await done(other.body.id);
     expect(fallback.result).toEqual({ output: 'processed' });
     expect(fallback.data).toEqual({});
   });
 
   it('fails sum with a clear error when a number is not a number, without retrying', async () => {
     const res = await post({ action: 'sum', data: { numbers: [1, 'two'] } });
-    const task = await eventually(async () => {
-      const r = await http(`${svc.url}/tasks/${res.body.id}`);
-      return r.body.status === 'failed' ? r.body : null;
-    });
+    const task = await finished(svc.http, res.body.id);
+    expect(task.status).toBe('failed');
     expect(task.error).toBe('sum: data.numbers[1] is not a number ("two")');
     expect(task.attempts).toBe(1);
     expect(task.processed_at).not.toBeNull();
@@ -73,7 +72,7 @@ describe('POST /tasks', () => {
   });
 
   it('refuses invalid JSON with 400', async () => {
-    const res = await http(`${svc.url}/tasks`, {
+    const res = await svc.http(`/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"action": "sum",',
@@ -83,7 +82,7 @@ describe('POST /tasks', () => {
   });
 
   it('refuses an empty JSON body with 400', async () => {
-    const res = await http(`${svc.url}/tasks`, {
+    const res = await svc.http(`/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '',
@@ -99,7 +98,7 @@ describe('POST /tasks', () => {
   });
 
   it('refuses a body that is not JSON with 415', async () => {
-    const res = await http(`${svc.url}/tasks`, {
+    const res = await svc.http(`/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'text/plain' },
       body: 'action=sum',
@@ -110,7 +109,7 @@ describe('POST /tasks', () => {
 
   it('stays up and correct through a burst of malformed requests', async () => {
     const bad = Array.from({ length: 300 }, (_, i) =>
-      http(`${svc.url}/tasks`, {
+      svc.http(`/tasks`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: ['{', '[]', 'null', '{"action":1}', '"x"', '{"action":"a","data":[]}'][i % 6],
@@ -120,7 +119,7 @@ describe('POST /tasks', () => {
     expect(results.every((r) => r.status === 400)).toBe(true);
     const good = await post({ action: 'uppercase', data: { text: 'still here' } });
     expect(good.status).toBe(202);
-    const health = await http(`${svc.url}/healthz`);
+    const health = await svc.http(`/healthz`);
     expect(health.status).toBe(200);
   });
 });
@@ -133,7 +132,7 @@ describe('GET /tasks', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await http(`${svc.url}/tasks?action=page-test&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      const res = await svc.http(`/tasks?action=page-test&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
       expect(res.status).toBe(200);
       expect(res.body.count).toBe(res.body.tasks.length);
       seen.push(...res.body.tasks.map((t: { id: string }) => t.id));
@@ -146,8 +145,8 @@ describe('GET /tasks', () => {
 
   it('filters by status', async () => {
     const { body } = await post({ action: 'uppercase', data: { text: 'x' } });
-    await eventually(async () => (await svc.service.queue.get(body.id))?.status === 'completed');
-    const res = await http(`${svc.url}/tasks?status=completed&limit=1000`);
+    expect((await finished(svc.http, body.id)).status).toBe('completed');
+    const res = await svc.http(`/tasks?status=completed&limit=1000`);
     expect(res.body.tasks.length).toBeGreaterThan(0);
     expect(res.body.tasks.every((t: { status: string }) => t.status === 'completed')).toBe(true);
     expect(res.body.tasks.map((t: { id: string }) => t.id)).toContain(body.id);
@@ -155,10 +154,8 @@ describe('GET /tasks', () => {
 
   it('shows tasks with JSON values and ISO times', async () => {
     const { body } = await post({ action: 'uppercase', data: { text: 'shape' } });
-    const task = await eventually(async () => {
-      const r = await http(`${svc.url}/tasks/${body.id}`);
-      return r.body.status === 'completed' ? r.body : null;
-    });
+    const task = await finished(svc.http, body.id);
+    expect(task.status).toBe('completed');
     expect(Object.keys(task)).toEqual(
       expect.arrayContaining([
         'id',
@@ -193,7 +190,7 @@ describe('GET /tasks', () => {
     ['an unknown parameter', 'sort=asc', /unknown field "sort"/],
     ['a forged cursor', 'cursor=bm9wZQ', /cursor/],
   ])('refuses %s with 400', async (_name, query, message) => {
-    const res = await http(`${svc.url}/tasks?${query}`);
+    const res = await svc.http(`/tasks?${query}`);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(message);
   });
@@ -201,7 +198,7 @@ describe('GET /tasks', () => {
 
 describe('GET /tasks/:id and other routes', () => {
   it('answers 404 {error} for an unknown task', async () => {
-    const res = await http(`${svc.url}/tasks/00000000-0000-4000-8000-000000000000`);
+    const res = await svc.http(`/tasks/00000000-0000-4000-8000-000000000000`);
     expect(res.status).toBe(404);
     expect(res.body.error).toMatch(/not found/);
   });
@@ -209,21 +206,21 @@ describe('GET /tasks/:id and other routes', () => {
   it('takes a task id in upper case as well (UUIDs are case-insensitive)', async () => {
     const created = await post({ action: 'uppercase', data: { text: 'x' } });
     const upper = created.body.id.toUpperCase();
-    const res = await http(`${svc.url}/tasks/${upper}`);
+    const res = await svc.http(`/tasks/${upper}`);
     expect(res.status).toBe(200);
     expect(res.body.id).toBe(created.body.id);
-    const retry = await http(`${svc.url}/tasks/${upper}/retry`, { method: 'POST' });
+    const retry = await svc.http(`/tasks/${upper}/retry`, { method: 'POST' });
     expect(retry.status).toBe(409); // found, and not retryable: queued, running or completed
   });
 
   it('answers 404 {error} for an unknown route', async () => {
-    const res = await http(`${svc.url}/nope`);
+    const res = await svc.http(`/nope`);
     expect(res.status).toBe(404);
     expect(res.body.error).toMatch(/no route/);
   });
 
   it('reports health', async () => {
-    const res = await http(`${svc.url}/healthz`);
+    const res = await svc.http(`/healthz`);
     expect(res.status).toBe(200);
     expect(res.body.checks.database).toBe('ok');
   });
@@ -231,12 +228,12 @@ describe('GET /tasks/:id and other routes', () => {
 
 describe('strict actions', () => {
   it('refuses an unknown action with 400 naming the known ones', async () => {
-    const strict = await startTestService({ strictActions: true });
+    const strict = await startTestApp({ strictActions: true });
     try {
-      const res = await http(`${strict.url}/tasks`, { method: 'POST', json: { action: 'resize' } });
+      const res = await strict.http(`/tasks`, { method: 'POST', json: { action: 'resize' } });
       expect(res.status).toBe(400);
       expect(res.body.error).toBe('unknown action "resize"; known actions: sum, uppercase');
-      const ok = await http(`${strict.url}/tasks`, {
+      const ok = await strict.http(`/tasks`, {
         method: 'POST',
         json: { action: 'sum', data: { numbers: [1] } },
       });
@@ -249,10 +246,10 @@ describe('strict actions', () => {
 
 describe('health when the database is gone', () => {
   it('answers 503', async () => {
-    const svc2 = await startTestService({ role: 'api' });
+    const svc2 = await startTestApp({ role: 'api' });
     try {
       await svc2.service.driver.close();
-      const res = await http(`${svc2.url}/healthz`);
+      const res = await svc2.http(`/healthz`);
       expect(res.status).toBe(503);
       expect(res.body.status).toBe('unavailable');
     } finally {

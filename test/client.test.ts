@@ -19,6 +19,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let svc: TestService;
 let client: TaskqClient;
 beforeAll(async () => {
+  // A real port: the client is a fetch client, and the CLI runs in other processes.
   svc = await startTestService({}, [
     { action: 'slow', handle: () => new Promise((r) => setTimeout(() => r({ slept: true }), 300)) },
   ]);

@@ -7,7 +7,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TASK_STATUSES } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
-import { eventually, http, startTestService, type TestService } from './support/service.js';
+import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
+import { nextSignal } from './support/signals.js';
 
 /** TASKQ_CHROMIUM overrides the path (and lets the skip path be tried). */
 const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
@@ -36,16 +37,18 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
   let browser: Browser;
   let page: Page;
   const auth = { authorization: `Bearer ${TOKEN}` };
+  /** The service's API, with the token. */
+  const api: Http = (path, init = {}) =>
+    service.http(path, { ...init, headers: { ...auth, ...init.headers } });
   const post = async (body: object) => {
-    const res = await http(`${service.url}/tasks`, { method: 'POST', json: body, headers: auth });
+    const res = await api('/tasks', { method: 'POST', json: body });
     expect(res.status).toBe(202);
     return res.body.id as string;
   };
-  const statusOf = async (id: string) =>
-    (await http(`${service.url}/tasks/${id}`, { headers: auth })).body.status as string;
 
   beforeAll(async () => {
     if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
+    // A real port: Chromium loads the dashboard over it.
     service = await startTestService({ apiToken: TOKEN }, [flaky.definition]);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -79,7 +82,7 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     expect(await count('completed')).toBe('0');
 
     // The statuses come from GET /meta, which reads them from core: the filter and cards list them.
-    const meta = (await http(`${service.url}/meta`, { headers: auth })).body as { statuses: string[] };
+    const meta = (await api('/meta')).body as { statuses: string[] };
     expect(meta.statuses).toEqual([...TASK_STATUSES]);
     const attributes = async (selector: string, name: string) =>
       Promise.all((await page.locator(selector).all()).map((node) => node.getAttribute(name)));
@@ -93,7 +96,7 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     for (let i = 0; i < 5; i++) done.push(await post({ action: 'sum', data: { numbers: [i, 2, 3] } }));
     const failing = await post({ action: 'flaky', data: { order: 42 }, max_attempts: 1 });
     const waiting = await post({ action: 'sum', data: { numbers: [1] }, delay_ms: 3_600_000 });
-    await eventually(async () => (await statusOf(failing)) === 'failed');
+    expect((await finished(api, failing)).status).toBe('failed');
     await expect.poll(() => count('completed'), { timeout: 10_000 }).toBe('17');
     await expect.poll(() => count('failed')).toBe('1');
     await expect.poll(() => count('queued')).toBe('1');
@@ -115,8 +118,11 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     expect(await page.textContent('#detail-data')).toContain('"order": 42');
     expect(await page.isDisabled('#detail-cancel')).toBe(true);
     flaky.failing = false;
+    // The retry is the browser's request: once the task runs again, the long-poll sees it end.
+    const rerun = nextSignal(service.service.pool!, 'taskStarted', (task) => task.id === failing);
     await page.click('#detail-retry');
-    await eventually(async () => (await statusOf(failing)) === 'completed');
+    await rerun;
+    expect((await finished(api, failing)).status).toBe('completed');
     await expect.poll(() => page.textContent('#detail-status'), { timeout: 10_000 }).toBe('completed');
     expect(await page.textContent('#detail-result')).toContain('"ok": true');
 
@@ -126,13 +132,13 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     await expect.poll(() => page.textContent('#detail-id')).toBe(waiting);
     await page.click('#detail-cancel');
     await expect.poll(() => page.textContent('#detail-status')).toBe('cancelled');
-    expect(await statusOf(waiting)).toBe('cancelled');
+    expect(await statusOf(api, waiting)).toBe('cancelled');
     await expect.poll(() => count('cancelled')).toBe('1');
 
     // A task that failed and stays failed makes the screenshot show every state.
     flaky.failing = true;
     const failedAgain = await post({ action: 'flaky', data: { order: 7 }, max_attempts: 1 });
-    await eventually(async () => (await statusOf(failedAgain)) === 'failed');
+    expect((await finished(api, failedAgain)).status).toBe('failed');
     await post({ action: 'uppercase', data: { text: 'later' }, delay_ms: 600_000 });
     await page.click(`#detail-close`);
     await page.reload();

@@ -20,6 +20,7 @@ import type { QueueDriver } from '../src/drivers/driver.js';
 import { encodeCursor } from '../src/queue/queue.js';
 import { TaskqNode } from '../src/service.js';
 import { exchange } from './support/raw-http.js';
+import { runWithoutListening } from './support/service.js';
 import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
 import { tempDbPath } from './support/temp.js';
 
@@ -43,7 +44,8 @@ interface Req {
 
 interface Target {
   service: TaskqNode;
-  port: number;
+  /** Set when the target listens (for raw bytes over a socket); otherwise inject() only. */
+  port: number | undefined;
   /** Lines the service logged at error level or above: each is a fault of ours. */
   errors: string[];
   /** A task that has finished, so ?wait on it answers at once. */
@@ -51,7 +53,10 @@ interface Target {
   stop: () => Promise<void>;
 }
 
-async function startTarget(driver?: QueueDriver): Promise<Target> {
+async function startTarget({
+  driver,
+  listen = false,
+}: { driver?: QueueDriver; listen?: boolean } = {}): Promise<Target> {
   const db = tempDbPath();
   const config = resolveConfig(
     { db: db.path, port: 0, host: '127.0.0.1', apiToken: TOKEN, bodyLimit: BODY_LIMIT, logLevel: 'error' },
@@ -65,7 +70,7 @@ async function startTarget(driver?: QueueDriver): Promise<Target> {
     },
   });
   const service = await TaskqNode.create({ config, logger: pino({ level: 'error' }, sink), driver });
-  const address = await service.start();
+  const address = listen ? await service.start() : await runWithoutListening(service, config.role);
   const created = await service.app.inject({
     method: 'POST',
     url: '/tasks',
@@ -76,7 +81,7 @@ async function startTarget(driver?: QueueDriver): Promise<Target> {
   await service.queue.waitForFinish(finishedId, 10_000);
   return {
     service,
-    port: Number(new URL(address).port),
+    port: address === undefined ? undefined : Number(new URL(address).port),
     errors,
     finishedId,
     stop: async () => {
@@ -600,7 +605,7 @@ fuzzSuite(
   'PostgreSQL',
   async () => {
     const pg = isolatedPostgres(postgresTestUrl() as string);
-    const target = await startTarget(pg.driver);
+    const target = await startTarget({ driver: pg.driver });
     return { ...target, stop: () => target.stop().finally(() => pg.cleanup()) };
   },
   postgresSkip(),
@@ -759,15 +764,16 @@ const FIXED_RAW = [
 describe('fuzzing raw HTTP over loopback (SQLite)', () => {
   let target: Target;
   beforeAll(async () => {
-    target = await startTarget();
+    target = await startTarget({ listen: true });
   });
   afterAll(() => target?.stop());
+  const port = () => target.port ?? 0;
 
   const check = async (bytes: Buffer) => {
     const head = bytes.toString('latin1', 0, 5) === 'HEAD ';
     const payload = bytes.toString('latin1').slice(0, 300);
     const req: Req = { method: head ? 'HEAD' : 'GET', url: '(raw)', headers: {}, payload };
-    const answers = parseAnswers(await exchange(target.port, bytes), head);
+    const answers = parseAnswers(await exchange(port(), bytes), head);
     if (answers.length === 0) tally.set(0, (tally.get(0) ?? 0) + 1);
     answers.forEach((answer, i) => {
       tally.set(answer.status, (tally.get(answer.status) ?? 0) + 1);
@@ -784,7 +790,7 @@ describe('fuzzing raw HTTP over loopback (SQLite)', () => {
     expect(target.errors).toEqual([]);
     // And the server still answers a normal request over a real socket, at once.
     const startedAt = Date.now();
-    const res = await fetch(`http://127.0.0.1:${target.port}/tasks`, {
+    const res = await fetch(`http://127.0.0.1:${port()}/tasks`, {
       method: 'POST',
       headers: { authorization: AUTH, 'content-type': 'application/json' },
       body: '{"action":"sum","data":{"numbers":[1]}}',

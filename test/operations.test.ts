@@ -1,11 +1,11 @@
-/** Operator routes over real HTTP: cancel, retry, stats, the stats stream, metrics, tokens. */
+/** Operator routes over HTTP (inject(), a real socket for the stats stream): cancel, retry, stats, metrics, tokens. */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/core/config.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { TaskqNode } from '../src/service.js';
-import { eventually, http, startTestService, type TestService } from './support/service.js';
+import { finished, startTestApp, startTestService, type Http, type TestApp } from './support/service.js';
 import { tempDbPath } from './support/temp.js';
 
 /** Runs until its signal aborts, so a test can cancel it while it runs. */
@@ -15,9 +15,9 @@ const blocking: HandlerDefinition = {
     new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
 };
 
-let running: TestService[] = [];
-async function start(...args: Parameters<typeof startTestService>): Promise<TestService> {
-  const service = await startTestService(...args);
+let running: TestApp[] = [];
+async function start(...args: Parameters<typeof startTestApp>): Promise<TestApp> {
+  const service = await startTestApp(...args);
   running.push(service);
   return service;
 }
@@ -26,22 +26,23 @@ afterEach(async () => {
   running = [];
 });
 
-async function enqueue(url: string, body: object, headers: Record<string, string> = {}): Promise<string> {
-  const res = await http(`${url}/tasks`, { method: 'POST', json: body, headers });
+async function enqueue(http: Http, body: object, headers: Record<string, string> = {}): Promise<string> {
+  const res = await http('/tasks', { method: 'POST', json: body, headers });
   expect(res.status).toBe(202);
   return res.body.id as string;
 }
 
-const statusOf = async (url: string, id: string) => (await http(`${url}/tasks/${id}`)).body.status as string;
+/** The status a task ends in, by the API's long-poll. */
+const endsAs = async (http: Http, id: string) => (await finished(http, id)).status as string;
 
 describe('POST /tasks/:id/cancel', () => {
   it('cancels a queued task at once and answers 409 once it is finished', async () => {
-    const { url } = await start();
-    const id = await enqueue(url, { action: 'sum', delay_ms: 3_600_000 });
-    const res = await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    const { http } = await start();
+    const id = await enqueue(http, { action: 'sum', delay_ms: 3_600_000 });
+    const res = await http(`/tasks/${id}/cancel`, { method: 'POST' });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id, status: 'cancelled' });
-    const again = await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    const again = await http(`/tasks/${id}/cancel`, { method: 'POST' });
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({
       code: 'TQ_ERR_CONFLICT',
@@ -50,19 +51,19 @@ describe('POST /tasks/:id/cancel', () => {
   });
 
   it('aborts a running task, which ends cancelled (202)', async () => {
-    const { url, service } = await start({}, [blocking]);
+    const { http, service } = await start({}, [blocking]);
     const started = new Promise((resolve) => service.pool?.once('taskStarted', resolve));
-    const id = await enqueue(url, { action: 'block' });
+    const id = await enqueue(http, { action: 'block' });
     await started;
-    const res = await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
+    const res = await http(`/tasks/${id}/cancel`, { method: 'POST' });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ id, status: 'running' });
-    await eventually(async () => (await statusOf(url, id)) === 'cancelled');
+    expect(await endsAs(http, id)).toBe('cancelled');
   });
 
   it('answers 404 for an unknown task', async () => {
-    const { url } = await start();
-    const res = await http(`${url}/tasks/nope/cancel`, { method: 'POST' });
+    const { http } = await start();
+    const res = await http(`/tasks/nope/cancel`, { method: 'POST' });
     expect(res.status).toBe(404);
     expect(res.body.code).toBe('TQ_ERR_NOT_FOUND');
   });
@@ -70,40 +71,38 @@ describe('POST /tasks/:id/cancel', () => {
 
 describe('POST /tasks/:id/retry', () => {
   it('puts a failed task back with its attempts reset, and refuses a queued one', async () => {
-    const { url, service } = await start({ role: 'api' });
-    const id = await enqueue(url, { action: 'sum', max_attempts: 1 });
-    const notYet = await http(`${url}/tasks/${id}/retry`, { method: 'POST' });
+    const { http, service } = await start({ role: 'api' });
+    const id = await enqueue(http, { action: 'sum', max_attempts: 1 });
+    const notYet = await http(`/tasks/${id}/retry`, { method: 'POST' });
     expect(notYet.status).toBe(409);
-    await http(`${url}/tasks/${id}/cancel`, { method: 'POST' });
-    const res = await http(`${url}/tasks/${id}/retry`, { method: 'POST' });
+    await http(`/tasks/${id}/cancel`, { method: 'POST' });
+    const res = await http(`/tasks/${id}/retry`, { method: 'POST' });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id, status: 'queued', attempts: 0 });
     expect((await service.queue.get(id))?.status).toBe('queued');
   });
 
   it('retries a task that failed in a handler, which then runs again', async () => {
-    const { url } = await start();
-    const id = await enqueue(url, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
-    await eventually(async () => (await statusOf(url, id)) === 'failed');
-    const res = await http(`${url}/tasks/${id}/retry`, { method: 'POST' });
+    const { http } = await start();
+    const id = await enqueue(http, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
+    expect(await endsAs(http, id)).toBe('failed');
+    const res = await http(`/tasks/${id}/retry`, { method: 'POST' });
     expect(res.status).toBe(200);
-    await eventually(async () => {
-      const task = (await http(`${url}/tasks/${id}`)).body;
-      return task.status === 'failed' && task.attempts === 1 && task.processed_at !== null;
-    });
-    expect((await http(`${url}/tasks/nope/retry`, { method: 'POST' })).status).toBe(404);
+    const task = await finished(http, id);
+    expect([task.status, task.attempts, task.processed_at !== null]).toEqual(['failed', 1, true]);
+    expect((await http(`/tasks/nope/retry`, { method: 'POST' })).status).toBe(404);
   });
 });
 
 describe('GET /stats', () => {
   it('counts by status and action, ages the queue and reports 60 minutes of throughput', async () => {
-    const { url } = await start();
-    const done = await enqueue(url, { action: 'uppercase', data: { text: 'a' } });
-    const bad = await enqueue(url, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
-    await enqueue(url, { action: 'sum', delay_ms: 3_600_000 });
-    await eventually(async () => (await statusOf(url, done)) === 'completed');
-    await eventually(async () => (await statusOf(url, bad)) === 'failed');
-    const { status, body } = await http(`${url}/stats`);
+    const { http } = await start();
+    const done = await enqueue(http, { action: 'uppercase', data: { text: 'a' } });
+    const bad = await enqueue(http, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
+    await enqueue(http, { action: 'sum', delay_ms: 3_600_000 });
+    expect(await endsAs(http, done)).toBe('completed');
+    expect(await endsAs(http, bad)).toBe('failed');
+    const { status, body } = await http(`/stats`);
     expect(status).toBe(200);
     expect(body.counts).toEqual({ queued: 1, running: 0, completed: 1, failed: 1, cancelled: 0 });
     expect(body.total).toBe(3);
@@ -129,6 +128,7 @@ describe('GET /stats', () => {
   });
 
   it('streams the stats as server-sent events and ends the stream on shutdown', async () => {
+    // A real connection: the stream is read while open, and must end when the server stops.
     const service = await startTestService({ role: 'api' });
     const response = await fetch(`${service.url}/events/stats`);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -142,7 +142,7 @@ describe('GET /stats', () => {
       }
     };
     await readUntil(/"queued":0/);
-    await enqueue(service.url, { action: 'sum' });
+    await enqueue(service.http, { action: 'sum' });
     await readUntil(/"queued":1/);
     const stopping = service.stop();
     // The stream ends and the service stops promptly instead of waiting on the open response.
@@ -153,14 +153,14 @@ describe('GET /stats', () => {
 
 describe('GET /metrics', () => {
   it('counts tasks by action, gauges the queue and times requests by route pattern', async () => {
-    const { url } = await start();
-    const ok = await enqueue(url, { action: 'uppercase', data: { text: 'a' } });
-    const bad = await enqueue(url, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
-    await eventually(async () => (await statusOf(url, ok)) === 'completed');
-    await eventually(async () => (await statusOf(url, bad)) === 'failed');
-    await http(`${url}/tasks/${bad}/retry`, { method: 'POST' });
-    await eventually(async () => (await statusOf(url, bad)) === 'failed');
-    const { status, headers, body } = await http(`${url}/metrics`);
+    const { http } = await start();
+    const ok = await enqueue(http, { action: 'uppercase', data: { text: 'a' } });
+    const bad = await enqueue(http, { action: 'sum', data: { numbers: ['x'] }, max_attempts: 1 });
+    expect(await endsAs(http, ok)).toBe('completed');
+    expect(await endsAs(http, bad)).toBe('failed');
+    await http(`/tasks/${bad}/retry`, { method: 'POST' });
+    expect(await endsAs(http, bad)).toBe('failed');
+    const { status, headers, body } = await http(`/metrics`);
     expect(status).toBe(200);
     expect(headers.get('content-type')).toMatch(/^text\/plain/);
     const text = body as string;
@@ -176,19 +176,19 @@ describe('GET /metrics', () => {
   });
 
   it('is served by worker-only nodes too', async () => {
-    const { url } = await start({ role: 'worker' });
-    const res = await http(`${url}/metrics`);
+    const { http } = await start({ role: 'worker' });
+    const res = await http(`/metrics`);
     expect(res.status).toBe(200);
     expect(res.body).toContain('taskq_tasks{status="queued"} 0');
-    expect((await http(`${url}/stats`)).status).toBe(404);
+    expect((await http(`/stats`)).status).toBe(404);
   });
 });
 
 describe('API tokens', () => {
   it('requires the bearer token on every route but /healthz and the dashboard shell', async () => {
-    const { url } = await start({ apiToken: 's3cret-token' });
+    const { http } = await start({ apiToken: 's3cret-token' });
     for (const path of ['/tasks', '/stats', '/metrics', '/openapi.json', '/events/stats']) {
-      const res = await http(`${url}${path}`);
+      const res = await http(`${path}`);
       expect(res.status, path).toBe(401);
       expect(res.body).toEqual({ error: expect.any(String), code: 'TQ_ERR_UNAUTHORIZED' });
     }
@@ -198,14 +198,12 @@ describe('API tokens', () => {
       's3cret-token',
       'Basic s3cret-token',
     ]) {
-      expect((await http(`${url}/stats`, { headers: { authorization: header } })).status, header).toBe(401);
+      expect((await http(`/stats`, { headers: { authorization: header } })).status, header).toBe(401);
     }
-    expect((await http(`${url}/stats`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(
-      200,
-    );
-    expect((await http(`${url}/healthz`)).status).toBe(200);
+    expect((await http(`/stats`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+    expect((await http(`/healthz`)).status).toBe(200);
     for (const path of ['/', '/dashboard', '/dashboard/app.js', '/dashboard/style.css', '/docs']) {
-      expect((await http(`${url}${path}`)).status, path).toBe(200);
+      expect((await http(`${path}`)).status, path).toBe(200);
     }
   });
 

@@ -1,32 +1,33 @@
 /** Producer features over HTTP: delays, priorities, idempotency, batches, waiting, events, progress. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { http, startTestService, type TestService } from './support/service.js';
+import { startTestApp, startTestService, type TestApp } from './support/service.js';
+import { gate } from './support/signals.js';
 
-let svc: TestService | undefined;
+let svc: TestApp | undefined;
 afterEach(async () => {
   await svc?.stop();
   svc = undefined;
 });
 const post = (body: unknown, headers: Record<string, string> = {}) =>
-  http(`${svc!.url}/tasks`, { method: 'POST', headers, json: body });
-const get = async (id: string) => (await http(`${svc!.url}/tasks/${id}`)).body;
+  svc!.http(`/tasks`, { method: 'POST', headers, json: body });
+const get = async (id: string) => (await svc!.http(`/tasks/${id}`)).body;
 
 describe('delayed tasks', () => {
   it('keeps a delayed task queued with its run_at, and runs it after', async () => {
-    svc = await startTestService({ pollMs: 20 });
+    svc = await startTestApp({ pollMs: 20 });
     const before = Date.now();
     const { body } = await post({ action: 'uppercase', data: { text: 'later' }, delay_ms: 1000 });
     const queued = await get(body.id);
     expect(queued.status).toBe('queued');
     expect(Date.parse(queued.run_at)).toBeGreaterThanOrEqual(before + 1000);
     // A long poll: answers when the task has finished.
-    const done = (await http(`${svc.url}/tasks/${body.id}?wait=10`)).body;
+    const done = (await svc.http(`/tasks/${body.id}?wait=10`)).body;
     expect(done.status).toBe('completed');
     expect(Date.parse(done.started_at)).toBeGreaterThanOrEqual(Date.parse(queued.run_at));
   });
 
   it('accepts run_at as ISO 8601 and refuses run_at with delay_ms', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const at = new Date(Date.now() + 3_600_000).toISOString();
     const { body } = await post({ action: 'sum', run_at: at });
     expect((await get(body.id)).run_at).toBe(at);
@@ -38,7 +39,7 @@ describe('delayed tasks', () => {
 
 describe('priorities', () => {
   it('runs higher priority first, FIFO within a priority', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const order: [string, number][] = [
       ['low-1', -5],
       ['mid-1', 0],
@@ -58,7 +59,7 @@ describe('priorities', () => {
   });
 
   it('refuses a priority out of range', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const res = await post({ action: 'sum', priority: 101 });
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(/priority must be <= 100/);
@@ -67,7 +68,7 @@ describe('priorities', () => {
 
 describe('idempotency', () => {
   it('answers a repeated key with the original task (200), and a different body with 409', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const first = await post({ action: 'sum', data: { numbers: [1] } }, { 'idempotency-key': 'order-42' });
     expect(first.status).toBe(202);
     const again = await post({ action: 'sum', data: { numbers: [1] } }, { 'idempotency-key': 'order-42' });
@@ -81,12 +82,12 @@ describe('idempotency', () => {
     );
     expect(different.status).toBe(409);
     expect(different.body.error).toMatch(/different request/);
-    const list = await http(`${svc.url}/tasks?action=sum`);
+    const list = await svc.http(`/tasks?action=sum`);
     expect(list.body.count).toBe(1);
   });
 
   it('queues a new task once the window has passed', async () => {
-    svc = await startTestService({ role: 'api', idempotencyWindowMs: 1000 });
+    svc = await startTestApp({ role: 'api', idempotencyWindowMs: 1000 });
     const first = await post({ action: 'sum' }, { 'idempotency-key': 'k' });
     // The queue dates keys by Date.now(): move only that clock past the window, timers stay real.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1100 });
@@ -98,7 +99,7 @@ describe('idempotency', () => {
   });
 
   it('deduplicates concurrent requests with the same key', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const results = await Promise.all(
       Array.from({ length: 20 }, () => post({ action: 'sum' }, { 'idempotency-key': 'burst' })),
     );
@@ -109,18 +110,18 @@ describe('idempotency', () => {
 
 describe('POST /tasks/batch', () => {
   it('queues all tasks in one transaction and answers their ids in order', async () => {
-    svc = await startTestService();
+    svc = await startTestApp();
     const tasks = Array.from({ length: 50 }, (_, i) => ({ action: 'sum', data: { numbers: [i, 1] } }));
-    const res = await http(`${svc.url}/tasks/batch`, { method: 'POST', json: { tasks } });
+    const res = await svc.http(`/tasks/batch`, { method: 'POST', json: { tasks } });
     expect(res.status).toBe(202);
     expect(res.body.ids).toHaveLength(50);
-    const last = await http(`${svc.url}/tasks/${res.body.ids[49]}?wait=10`);
+    const last = await svc.http(`/tasks/${res.body.ids[49]}?wait=10`);
     expect(last.body.result).toEqual({ output: 50 });
     expect((await get(res.body.ids[3])).data).toEqual({ numbers: [3, 1] });
   });
 
   it('stores nothing when any item is bad, and names the index of each bad item', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const tasks = [
       { action: 'sum' },
       { action: '' },
@@ -128,35 +129,35 @@ describe('POST /tasks/batch', () => {
       { action: 'sum' },
       { nope: 1 },
     ];
-    const res = await http(`${svc.url}/tasks/batch`, { method: 'POST', json: { tasks } });
+    const res = await svc.http(`/tasks/batch`, { method: 'POST', json: { tasks } });
     expect(res.status).toBe(400);
     expect(res.body.errors.map((e: { index: number }) => e.index)).toEqual([1, 2, 4]);
     expect(res.body.error).toMatch(/body\/tasks\/1\/action must NOT have fewer than 1 characters/);
     expect(res.body.errors[1].error).toMatch(/body\/tasks\/2\/data must be object/);
-    expect((await http(`${svc.url}/tasks`)).body.count).toBe(0);
+    expect((await svc.http(`/tasks`)).body.count).toBe(0);
   });
 
   it('refuses more than 1,000 tasks and an empty list', async () => {
-    svc = await startTestService({ role: 'api', bodyLimit: 10 * 1024 * 1024 });
-    const tooMany = await http(`${svc.url}/tasks/batch`, {
+    svc = await startTestApp({ role: 'api', bodyLimit: 10 * 1024 * 1024 });
+    const tooMany = await svc.http(`/tasks/batch`, {
       method: 'POST',
       json: { tasks: Array.from({ length: 1001 }, () => ({ action: 'sum' })) },
     });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.error).toMatch(/must NOT have more than 1000 items/);
-    const empty = await http(`${svc.url}/tasks/batch`, { method: 'POST', json: { tasks: [] } });
+    const empty = await svc.http(`/tasks/batch`, { method: 'POST', json: { tasks: [] } });
     expect(empty.status).toBe(400);
   });
 });
 
 describe('waiting for a result', () => {
   it('long-polls until the task finishes, woken by the completion', async () => {
-    svc = await startTestService({ pollMs: 5000 }, [
+    svc = await startTestApp({ pollMs: 5000 }, [
       { action: 'slow', handle: () => new Promise((r) => setTimeout(() => r('done'), 300)) },
     ]);
     const { body } = await post({ action: 'slow' });
     const t0 = Date.now();
-    const res = await http(`${svc.url}/tasks/${body.id}?wait=10`);
+    const res = await svc.http(`/tasks/${body.id}?wait=10`);
     const waited = Date.now() - t0;
     expect(res.body.status).toBe('completed');
     expect(res.body.result).toBe('done');
@@ -165,41 +166,50 @@ describe('waiting for a result', () => {
   });
 
   it('answers with the task as it is when the wait runs out', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const { body } = await post({ action: 'sum' });
     const t0 = Date.now();
-    const res = await http(`${svc.url}/tasks/${body.id}?wait=0.3`);
+    const res = await svc.http(`/tasks/${body.id}?wait=0.3`);
     expect(res.body.status).toBe('queued');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
   });
 
   it('refuses a wait over 60 seconds', async () => {
-    svc = await startTestService({ role: 'api' });
+    svc = await startTestApp({ role: 'api' });
     const { body } = await post({ action: 'sum' });
-    const res = await http(`${svc.url}/tasks/${body.id}?wait=61`);
+    const res = await svc.http(`/tasks/${body.id}?wait=61`);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(/wait must be <= 60/);
   });
 
   it('streams state changes and progress as server-sent events', async () => {
-    const g = { open: () => {} };
-    const held = new Promise<void>((r) => (g.open = r));
-    svc = await startTestService({}, [
+    // Held before and after its progress, so the stream is open when progress is reported and
+    // has sent it before the task finishes.
+    const start = gate();
+    const finish = gate();
+    // A real connection: the test reads the stream while it is still open.
+    const streaming = await startTestService({}, [
       {
         action: 'progressing',
         handle: async (_t, ctx) => {
-          await held;
+          await start.promise;
           await ctx.progress(50, 'half way');
-          await new Promise((r) => setTimeout(r, 50));
+          await finish.promise;
           return { ok: true };
         },
       },
     ]);
+    svc = streaming;
     const { body } = await post({ action: 'progressing' });
-    const response = await fetch(`${svc.url}/tasks/${body.id}/events`);
+    const response = await fetch(`${streaming.url}/tasks/${body.id}/events`);
     expect(response.headers.get('content-type')).toBe('text/event-stream');
-    setTimeout(g.open, 100);
-    const text = await response.text(); // the stream ends when the task finishes
+    start.open();
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      text += r.value;
+      if (text.includes('"progress":50')) finish.open();
+    } // the stream ends when the task finishes
     const events = text
       .split('\n\n')
       .filter((block) => block.startsWith('event: task'))

@@ -3,10 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './support/process.js';
-import { http, startTestService, type TestService } from './support/service.js';
+import { startTestApp, type TestApp } from './support/service.js';
 import { cleanupAfterEach, freshDir as freshDirFor } from './support/cleanup.js';
 
-const services: TestService[] = [];
+const services: TestApp[] = [];
 const defer = cleanupAfterEach();
 afterEach(async () => {
   for (const s of services.splice(0)) await s.stop();
@@ -26,9 +26,9 @@ describe('schedules', () => {
       { name: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', action: 'sum' },
     ]);
     const db = join(freshDir(), 'tasks.db');
-    const a = await startTestService({ db, schedules: file });
+    const a = await startTestApp({ db, schedules: file });
     services.push(a);
-    const b = await startTestService({ db, schedules: file });
+    const b = await startTestApp({ db, schedules: file });
     services.push(b);
     // Both schedulers are driven by hand through 3.5 s from now, a check a second as their timers
     // would make (each check queues the ticks since that node's previous one).
@@ -45,7 +45,7 @@ describe('schedules', () => {
       true,
     );
 
-    const res = await http(`${a.url}/schedules`);
+    const res = await a.http('/schedules');
     expect(res.status).toBe(200);
     const nightly = res.body.schedules.find((s: { name: string }) => s.name === 'nightly');
     expect(nightly).toMatchObject({ cron: '0 3 * * *', timezone: 'Europe/Berlin', action: 'sum' });

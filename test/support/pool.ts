@@ -47,13 +47,6 @@ export function makePool(
   });
 }
 
-/** A promise with its resolve exposed: lets a test hold handlers until it says go. */
-export function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => {};
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
-}
-
 /** Inserts tasks through the driver and returns their records, in order. */
 export async function insert(driver: SqliteDriver, ...tasks: NewTask[]): Promise<TaskRecord[]> {
   return (await driver.insertTasks({ tasks, now: Date.now() })).map((r) => r.task);

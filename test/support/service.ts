@@ -1,4 +1,8 @@
-/** Starts a real service (real SQLite file, real HTTP server on an ephemeral port) for a test. */
+/**
+ * A real service (real SQLite file) for a test: `startTestApp` drives its HTTP app through
+ * Fastify's inject(), with no socket; `startTestService` listens on an ephemeral port, for tests
+ * about sockets, streams over a real connection, browsers and other processes.
+ */
 import { pino } from 'pino';
 import { resolveConfig, type ConfigInput } from '../../src/core/config.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
@@ -6,26 +10,48 @@ import type { QueueDriver } from '../../src/drivers/driver.js';
 import { TaskqNode } from '../../src/service.js';
 import { tempDbPath } from './temp.js';
 
-export interface TestService {
+export interface HttpInit {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Sent as the JSON body, with its content type. */
+  json?: unknown;
+  body?: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  // Tests read whatever JSON the server sent and assert on it field by field.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+/** One request to the service under test, by path ('/tasks'); returns status, headers, parsed body. */
+export type Http = (path: string, init?: HttpInit) => Promise<HttpResponse>;
+
+export interface TestApp {
   service: TaskqNode;
-  url: string;
+  http: Http;
   stop: () => Promise<void>;
 }
 
-export async function startTestService(
-  overrides: ConfigInput = {},
-  handlers: HandlerDefinition[] = [],
-): Promise<TestService> {
+export interface TestService extends TestApp {
+  url: string;
+}
+
+async function createNode(
+  overrides: ConfigInput,
+  handlers: HandlerDefinition[],
+): Promise<{ service: TaskqNode; role: string; stop: () => Promise<void> }> {
   const db = overrides.db === undefined ? tempDbPath() : { path: String(overrides.db), cleanup: () => {} };
   const config = resolveConfig(
     { port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path },
     {},
   );
   const service = await TaskqNode.create({ config, logger: pino({ level: config.logLevel }), handlers });
-  const url = await service.start();
   return {
     service,
-    url,
+    role: config.role,
     stop: async () => {
       await service.stop();
       db.cleanup();
@@ -33,13 +59,74 @@ export async function startTestService(
   };
 }
 
-/** fetch + JSON in one call; returns status, headers and parsed body. */
-export async function http(
-  url: string,
-  init: RequestInit & { json?: unknown } = {},
-  // Tests read whatever JSON the server sent and assert on it field by field.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-): Promise<{ status: number; headers: Headers; body: any }> {
+/**
+ * Everything TaskqNode.start (src/service.ts) does but listen and log: the app answers through
+ * inject(), and the workers, pruner and scheduler run.
+ */
+export async function runWithoutListening(service: TaskqNode, role: string): Promise<void> {
+  await service.app.ready();
+  if (role !== 'worker') service.queue.startWatching();
+  service.pool?.start();
+  service.pruner?.start();
+  service.scheduler?.start();
+}
+
+/** A node whose app answers through inject(): everything TaskqNode.start does but listen. */
+export async function startTestApp(
+  overrides: ConfigInput = {},
+  handlers: HandlerDefinition[] = [],
+): Promise<TestApp> {
+  const { service, role, stop } = await createNode(overrides, handlers);
+  await runWithoutListening(service, role);
+  return { service, stop, http: (path, init) => injectHttp(service, path, init) };
+}
+
+/** A node listening on an ephemeral port of 127.0.0.1. */
+export async function startTestService(
+  overrides: ConfigInput = {},
+  handlers: HandlerDefinition[] = [],
+): Promise<TestService> {
+  const { service, stop } = await createNode(overrides, handlers);
+  const url = await service.start();
+  return { service, url, stop, http: (path, init) => http(`${url}${path}`, init) };
+}
+
+function jsonHeaders(init: HttpInit): Record<string, string> {
+  return {
+    ...(init.json === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(init.headers ?? {}),
+  };
+}
+
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // not JSON: keep the text
+  }
+}
+
+async function injectHttp(service: TaskqNode, path: string, init: HttpInit = {}): Promise<HttpResponse> {
+  const res = await service.app.inject({
+    method: (init.method ?? 'GET') as 'GET',
+    url: path,
+    headers: jsonHeaders(init),
+    ...(init.json === undefined
+      ? init.body === undefined
+        ? {}
+        : { payload: init.body }
+      : { payload: JSON.stringify(init.json) }),
+  });
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) headers.append(name, String(one));
+  }
+  return { status: res.statusCode, headers, body: parsed(res.body) };
+}
+
+/** fetch + JSON in one call, to a real URL; returns status, headers and parsed body. */
+export async function http(url: string, init: RequestInit & { json?: unknown } = {}): Promise<HttpResponse> {
   const { json, ...rest } = init;
   const response = await fetch(url, {
     ...rest,
@@ -49,14 +136,7 @@ export async function http(
     },
     body: json === undefined ? rest.body : JSON.stringify(json),
   });
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: response.status, headers: response.headers, body };
+  return { status: response.status, headers: response.headers, body: parsed(await response.text()) };
 }
 
 type Falsy = null | undefined | false | 0 | '';
@@ -86,4 +166,19 @@ export async function drained(driver: QueueDriver, timeoutMs = 30_000): Promise<
     timeoutMs,
     100,
   );
+}
+
+/**
+ * The task once it has finished, by the API's long-poll (GET /tasks/:id?wait=): woken by the
+ * change itself, where polling its status would sleep between reads.
+ */
+export async function finished(request: Http, id: string, waitSeconds = 30): Promise<HttpResponse['body']> {
+  const res = await request(`/tasks/${id}?wait=${waitSeconds}`);
+  if (res.status !== 200) throw new Error(`GET /tasks/${id} answered ${res.status}`);
+  return res.body;
+}
+
+/** The task's status as the API shows it now. */
+export async function statusOf(request: Http, id: string): Promise<string> {
+  return (await request(`/tasks/${id}`)).body.status as string;
 }

@@ -85,6 +85,13 @@ export function testClock(start = Date.now()): { now: () => number; advance: (ms
   };
 }
 
+/** A promise with its resolve exposed: lets a test hold a handler until it says go. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
 /**
  * Handlers held at a gate until the test opens it: `pass()` is a handler body that waits for its
  * turn; `entered(n)` resolves once `n` handlers have arrived; `open(i)` lets the i-th go.
