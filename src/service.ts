@@ -138,6 +138,20 @@ export class TaskqNode {
     }
   }
 
+  /**
+   * Starts what runs without a socket: change watching, the worker pool, the pruner and the
+   * scheduler. `start` calls it after listening; tests that drive the app through inject() call
+   * it alone.
+   */
+  startBackground(): void {
+    // Nodes that serve the task API listen for changes from the start, so the first long-poll
+    // does not wait on a LISTEN still being set up; worker-only nodes never listen to them.
+    if (this.options.config.role !== 'worker') this.queue.startWatching();
+    this.pool?.start();
+    this.pruner?.start();
+    this.scheduler?.start();
+  }
+
   /** Listens and starts the workers; resolves with the address it listens on. */
   async start(): Promise<string> {
     const { config, logger } = this.options;
@@ -148,12 +162,7 @@ export class TaskqNode {
         'no API token is set and the API listens beyond this machine: anyone who can reach it can read and change tasks; set TASKQ_API_TOKEN',
       );
     }
-    // Nodes that serve the task API listen for changes from the start, so the first long-poll
-    // does not wait on a LISTEN still being set up; worker-only nodes never listen to them.
-    if (config.role !== 'worker') this.queue.startWatching();
-    this.pool?.start();
-    this.pruner?.start();
-    this.scheduler?.start();
+    this.startBackground();
     logger.info(
       {
         address,

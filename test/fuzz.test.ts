@@ -20,7 +20,6 @@ import type { QueueDriver } from '../src/drivers/driver.js';
 import { encodeCursor } from '../src/queue/queue.js';
 import { TaskqNode } from '../src/service.js';
 import { exchange } from './support/raw-http.js';
-import { runWithoutListening } from './support/service.js';
 import { isolatedPostgres, postgresSkip, postgresTestUrl } from './support/postgres.js';
 import { tempDbPath } from './support/temp.js';
 
@@ -70,7 +69,12 @@ async function startTarget({
     },
   });
   const service = await TaskqNode.create({ config, logger: pino({ level: 'error' }, sink), driver });
-  const address = listen ? await service.start() : await runWithoutListening(service, config.role);
+  let address: string | undefined;
+  if (listen) address = await service.start();
+  else {
+    await service.app.ready();
+    service.startBackground();
+  }
   const created = await service.app.inject({
     method: 'POST',
     url: '/tasks',
@@ -96,6 +100,9 @@ const describeReq = (req: Req) =>
 
 /** The properties every answer must have. */
 function checkAnswer(req: Req, status: number, headers: Record<string, unknown>, body: string): void {
+  // /healthz answering 503 because this test process's event loop stalled (a loaded machine) is
+  // the health check doing its job, not an answer to the input.
+  if (status === 503 && req.url.startsWith('/healthz') && body.includes('event loop blocked')) return;
   if (status >= 500) throw new Error(`${status} ${body.slice(0, 300)} for ${describeReq(req)}`);
   if (status < 400 || req.method === 'HEAD') return;
   expect(String(headers['content-type']), describeReq(req)).toMatch(/^application\/json/);

@@ -42,7 +42,7 @@ export interface TestService extends TestApp {
 async function createNode(
   overrides: ConfigInput,
   handlers: HandlerDefinition[],
-): Promise<{ service: TaskqNode; role: string; stop: () => Promise<void> }> {
+): Promise<{ service: TaskqNode; stop: () => Promise<void> }> {
   const db = overrides.db === undefined ? tempDbPath() : { path: String(overrides.db), cleanup: () => {} };
   const config = resolveConfig(
     { port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides, db: db.path },
@@ -51,7 +51,6 @@ async function createNode(
   const service = await TaskqNode.create({ config, logger: pino({ level: config.logLevel }), handlers });
   return {
     service,
-    role: config.role,
     stop: async () => {
       await service.stop();
       db.cleanup();
@@ -59,25 +58,14 @@ async function createNode(
   };
 }
 
-/**
- * Everything TaskqNode.start (src/service.ts) does but listen and log: the app answers through
- * inject(), and the workers, pruner and scheduler run.
- */
-export async function runWithoutListening(service: TaskqNode, role: string): Promise<void> {
-  await service.app.ready();
-  if (role !== 'worker') service.queue.startWatching();
-  service.pool?.start();
-  service.pruner?.start();
-  service.scheduler?.start();
-}
-
 /** A node whose app answers through inject(): everything TaskqNode.start does but listen. */
 export async function startTestApp(
   overrides: ConfigInput = {},
   handlers: HandlerDefinition[] = [],
 ): Promise<TestApp> {
-  const { service, role, stop } = await createNode(overrides, handlers);
-  await runWithoutListening(service, role);
+  const { service, stop } = await createNode(overrides, handlers);
+  await service.app.ready();
+  service.startBackground();
   return { service, stop, http: (path, init) => injectHttp(service, path, init) };
 }
 
