@@ -11,8 +11,7 @@ import type { HandlerDefinition } from '../src/handlers/handler.js';
 import type { WorkerPool } from '../src/worker/worker-pool.js';
 import { makePool, newTask } from './support/pool.js';
 import { BOTH_DRIVERS } from './support/drivers.js';
-import { eventually } from './support/service.js';
-import { nextSignal } from './support/signals.js';
+import { checkedOn, nextSignal, onSignal } from './support/signals.js';
 
 /** The real driver, except that completeTasks runs through `completeTasks` given here. */
 function withFaultyCompletions(
@@ -81,14 +80,19 @@ describe.each(BOTH_DRIVERS)('completer faults on %s', (_name, open, skip) => {
       const running = await driver.countTasks();
       expect(running.byStatus.running).toBeLessThanOrEqual(10 + 4);
       expect(running.byStatus.queued).toBeGreaterThanOrEqual(40 - 14);
-      const unhealthy = await eventually(() => {
+      // Unhealthy once writes have failed for a lease; each retry (backoff 50, 100, 200 ms ...) is a look.
+      const unhealthy = await checkedOn(onSignal(pool.completer, 'writeFailed'), () => {
         const health = pool.health();
         return health.ok ? null : health;
       });
       expect(unhealthy.reason).toMatch(/cannot write task results for \d+ ms \(\d+ waiting\): injected/);
 
       down = false;
-      await eventually(async () => (await driver.countTasks()).byStatus.completed === 40, 20_000);
+      await checkedOn(
+        onSignal(pool, 'resultsWritten'),
+        async () => (await driver.countTasks()).byStatus.completed === 40,
+        20_000,
+      );
       expect(pool.health()).toEqual({ ok: true });
     },
   );
@@ -114,10 +118,13 @@ describe.each(BOTH_DRIVERS)('completer faults on %s', (_name, open, skip) => {
       const pool = startPool(makePool(faulty, [echo], { concurrency: 3, prefetch: 0, ackDelayMs: 50 }));
       const [good1, poison, good3] = inserted.map((r) => r.task.id) as [string, string, string];
       const final = async (id: string): Promise<TaskRecord> =>
-        eventually(async () => {
-          const task = await driver.getTask({ id });
-          return task && (task.status === 'completed' || task.status === 'failed') ? task : null;
-        });
+        checkedOn(
+          (wake) => driver.on('tasksChanged', wake),
+          async () => {
+            const task = await driver.getTask({ id });
+            return task && (task.status === 'completed' || task.status === 'failed') ? task : null;
+          },
+        );
       expect((await final(good1)).result).toEqual({ n: 1 });
       expect((await final(good3)).result).toEqual({ n: 3 });
       const refused = await final(poison);

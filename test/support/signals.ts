@@ -172,3 +172,63 @@ export async function untilHeard(
   }
   if (!heard) throw new Error(`the peer heard no tasksQueued after ${tries} inserts`);
 }
+
+/** Subscribes `wake` to some event source; returns the unsubscribe. */
+export type Subscribe = (wake: () => void) => () => void;
+
+/** `event` of a worker service as a `Subscribe` for `checkedOn`. */
+export function onSignal<E extends EventMap<E>, K extends keyof E & string>(
+  emitter: Signals<E>,
+  event: K,
+): Subscribe {
+  // As in `watch`: EventEmitter's conditional listener types do not resolve for a generic event.
+  type Listen = (event: K, listener: () => void) => void;
+  const on = emitter.on.bind(emitter) as unknown as Listen;
+  const off = emitter.off.bind(emitter) as unknown as Listen;
+  return (wake) => {
+    on(event, wake);
+    return () => off(event, wake);
+  };
+}
+
+type Falsy = null | undefined | false | 0 | '';
+
+/**
+ * Resolves with `check()`'s first truthy value, trying it now and again after each event of
+ * `subscribe`: for a state (a row count, a health flag) that changes only where an event says
+ * something happened, which a test would otherwise poll for.
+ */
+export async function checkedOn<T>(
+  subscribe: Subscribe,
+  check: () => Promise<T> | T,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<Exclude<Awaited<T>, Falsy>> {
+  let events = 0;
+  let wake = () => {};
+  const unsubscribe = subscribe(() => {
+    events++;
+    wake();
+  });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const before = events;
+      const value = await check();
+      if (value) return value as Exclude<Awaited<T>, Falsy>;
+      // An event during the check may have changed what it read: check again at once.
+      if (events !== before) continue;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`condition not met within ${timeoutMs} ms (${events} events)`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = () => {};
+    }
+  } finally {
+    unsubscribe();
+  }
+}
