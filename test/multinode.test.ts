@@ -10,7 +10,9 @@ import { afterEach, expect, it } from 'vitest';
 import { postLoad } from './support/load.js';
 import { dropSchema, postgresSkip, postgresTestUrl, randomSchema } from './support/postgres.js';
 import { runCli, startCli, type RunningService } from './support/process.js';
+import { PostgresDriver } from '../src/drivers/postgres/postgres-driver.js';
 import { eventually } from './support/service.js';
+import { checkedOn, type Subscribe } from './support/signals.js';
 
 const skip = postgresSkip();
 const test = skip ? it.skip : it;
@@ -32,7 +34,14 @@ async function startCluster(workerArgs: string[]) {
   const url = postgresTestUrl() as string;
   const schema = randomSchema();
   const sql = new pg.Pool({ connectionString: url, max: 2 });
+  // The nodes' NOTIFYs, heard from here: subscribed before any task is posted, so that the LISTEN
+  // (opened in the background) is up before the last task finishes.
+  const observer = new PostgresDriver({ connectionString: url, poolSize: 1, schema });
+  const stopObserving = observer.on('tasksChanged', () => {});
+  const changes: Subscribe = (wake) => observer.on('tasksChanged', wake);
   cleanup = async () => {
+    stopObserving();
+    await observer.close();
     await sql.end();
     await dropSchema(url, schema);
   };
@@ -62,14 +71,23 @@ async function startCluster(workerArgs: string[]) {
   const worker = ['--role', 'worker', '--concurrency', '4', '--prefetch', '8', ...workerArgs];
   const nodes = await Promise.all([start(['--role', 'api']), start(worker), start(worker), start(worker)]);
   const [api, ...workers] = nodes as [RunningService, ...RunningService[]];
-  return { api, workers, schema, sql };
+  return { api, workers, schema, sql, changes };
 }
 
 type Sql = pg.Pool;
 
-/** Waits until nothing is queued or running, then checks every accepted task's status and result. */
-async function expectAllCompleted(sql: Sql, schema: string, accepted: Map<string, number>) {
-  await eventually(
+/**
+ * Waits until nothing is queued or running (looking again at each change the nodes announce),
+ * then checks every accepted task's status and result.
+ */
+async function expectAllCompleted(
+  sql: Sql,
+  schema: string,
+  accepted: Map<string, number>,
+  changes: Subscribe,
+) {
+  await checkedOn(
+    changes,
     async () => {
       const { rows } = await sql.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM "${schema}".tasks WHERE status IN ('queued', 'running')`,
@@ -77,7 +95,6 @@ async function expectAllCompleted(sql: Sql, schema: string, accepted: Map<string
       return rows[0]?.n === 0;
     },
     45_000,
-    200,
   );
   const { rows } = await sql.query<{ id: string; status: string; result: unknown; attempts: number }>(
     `SELECT id, status, result, attempts FROM "${schema}".tasks`,
@@ -102,7 +119,7 @@ async function executions(sql: Sql, schema: string): Promise<Map<string, number>
 
 test('every accepted task completes when a worker node is killed with SIGKILL mid-way', async () => {
   const started = Date.now();
-  const { api, workers, schema, sql } = await startCluster(['--lease-ms', '2000']);
+  const { api, workers, schema, sql, changes } = await startCluster(['--lease-ms', '2000']);
   const victim = workers[0] as RunningService;
   const load = postLoad(api.url, {
     total: TOTAL,
@@ -119,11 +136,12 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
     );
     return (rows[0]?.n ?? 0) > 0;
   };
+  // A claim announces nothing (no NOTIFY) and the load reports no progress: poll for the moment.
   await eventually(async () => load.accepted.size >= TOTAL / 2 && (await holding()), 30_000, 10);
   victim.child.kill('SIGKILL');
   expect(await victim.exited).toBeNull();
   // An ack already on the wire still commits (it is one statement): look once the database has
-  // seen the dead node's connections close.
+  // seen the dead node's connections close (PostgreSQL's state, which announces nothing: polled).
   await eventually(async () => {
     const { rows } = await sql.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
@@ -139,7 +157,7 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
   const accepted = await load.done;
   expect(accepted.size).toBe(TOTAL);
 
-  const tasks = await expectAllCompleted(sql, schema, accepted);
+  const tasks = await expectAllCompleted(sql, schema, accepted, changes);
   expect(stranded.length).toBeGreaterThan(0);
   for (const { id } of stranded) expect(tasks.get(id)?.attempts, `task ${id}`).toBeGreaterThanOrEqual(2);
   // At-least-once: only what the killed node held (running, prefetched, acks not yet written) ran twice.
@@ -154,7 +172,7 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
 
 test('without a crash, every task runs exactly once across three worker nodes', async () => {
   const started = Date.now();
-  const { api, workers, schema, sql } = await startCluster([]);
+  const { api, workers, schema, sql, changes } = await startCluster([]);
   const accepted = await postLoad(api.url, {
     total: TOTAL,
     action: 'record',
@@ -163,7 +181,7 @@ test('without a crash, every task runs exactly once across three worker nodes', 
     concurrency: 8,
   }).done;
   expect(accepted.size).toBe(TOTAL);
-  await expectAllCompleted(sql, schema, accepted);
+  await expectAllCompleted(sql, schema, accepted, changes);
   const runs = await executions(sql, schema);
   expect(runs.size).toBe(TOTAL);
   const twice = [...runs].filter(([, n]) => n > 1).map(([id]) => id);
