@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/core/config.js';
-import { eventually, http, startTestService, type TestService } from './support/service.js';
+import { http, startTestService, type TestService } from './support/service.js';
+import { connectionClosed, responseClosed } from './support/signals.js';
 
 let svc: TestService | undefined;
 afterEach(async () => {
@@ -51,6 +52,7 @@ describe('--max-event-streams', () => {
   it('answers 503 {error} past the cap, across both stream routes, and a closed stream frees its slot', async () => {
     // role api: no workers, so the task stays queued and its stream stays open.
     svc = await startTestService({ maxEventStreams: 2, role: 'api' });
+    const firstClosed = responseClosed(svc.service.app.server, '/events/stats');
     const { body: task } = await http(`${svc.url}/tasks`, { method: 'POST', json: { action: 'sum' } });
     const first = await openStream('/events/stats');
     await openStream(`/tasks/${task.id}/events`);
@@ -66,14 +68,8 @@ describe('--max-event-streams', () => {
     expect((await http(`${svc.url}/stats`)).status).toBe(200);
     first.abort();
     // The slot frees when the server sees the connection close; that takes a moment, not a time.
-    await eventually(async () => {
-      try {
-        await openStream('/events/stats');
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await firstClosed;
+    await openStream('/events/stats');
   });
 });
 
@@ -135,6 +131,7 @@ describe('the timeouts and answers that take long', () => {
 describe('--max-connections', () => {
   it('closes connections past the cap as they arrive, and takes new ones once one closes', async () => {
     svc = await startTestService({ maxConnections: 2 });
+    const heldClosed = connectionClosed(svc.service.app.server);
     const held = [await openSocket(), await openSocket()];
     // A request on each proves the server accepted both before the third arrives.
     for (const socket of held) {
@@ -145,14 +142,9 @@ describe('--max-connections', () => {
     const { data } = await closed(refused);
     expect(data).toBe('');
     held[0]?.destroy();
-    // The count drops when the server sees the close: a moment, so poll for it rather than wait.
-    await eventually(async () => {
-      try {
-        return (await http(`${(svc as TestService).url}/healthz`)).status === 200;
-      } catch {
-        return false; // closed on arrival: the count had not dropped yet
-      }
-    });
+    // The count drops when the server sees the close: a moment, not a time.
+    await heldClosed;
+    expect((await http(`${svc.url}/healthz`)).status).toBe(200);
     held[1]?.destroy();
   });
 });

@@ -3,6 +3,8 @@
  * says which event it waits for and what it must carry, and fails with the event's name when it
  * does not come in time.
  */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import type { EventMap, Signals } from '../../src/worker/signals.js';
 
@@ -231,4 +233,38 @@ export async function checkedOn<T>(
   } finally {
     unsubscribe();
   }
+}
+
+/**
+ * Resolves when `server` has seen a connection it accepted from now on close (its connection
+ * count has dropped by then). Start it before the connections are made.
+ */
+export function connectionClosed(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    const track = (socket: Socket) =>
+      socket.once('close', () => {
+        server.off('connection', track);
+        resolve();
+      });
+    server.on('connection', track);
+  });
+}
+
+/**
+ * Resolves when a response of `server` to a request for `url` that answered `status` has closed
+ * (ended, or the client went away; what listens for its close has heard it by then). Start it
+ * before the request is made.
+ */
+export function responseClosed(server: Server, url: string, status = 200): Promise<void> {
+  return new Promise((resolve) => {
+    const track = (request: IncomingMessage, response: ServerResponse) => {
+      if (request.url !== url) return;
+      response.once('close', () => {
+        if (response.statusCode !== status) return;
+        server.off('request', track);
+        resolve();
+      });
+    };
+    server.on('request', track);
+  });
 }
