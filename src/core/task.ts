@@ -25,6 +25,14 @@ export function isFinished(status: TaskStatus): boolean {
   return FINISHED_STATUSES.includes(status);
 }
 
+/** A count for every status. */
+export type StatusCounts = Record<TaskStatus, number>;
+
+/** Every status at zero, the start of any tally by status. */
+export function zeroCounts(): StatusCounts {
+  return Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
+}
+
 /** Statuses an operator may retry (back to `queued`); the drivers' retryTask queries are built from it. */
 export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'cancelled'];
 

@@ -9,7 +9,7 @@
  * queue age); it still never spends more than a tenth of its time reading, should a database be
  * slow. Followers hear of new stats only when they changed, and of every other tick as `idle`.
  */
-import { TASK_STATUSES, type TaskStatus } from '../core/task.js';
+import { TASK_STATUSES, zeroCounts, type StatusCounts } from '../core/task.js';
 import type { TaskQueue, Unsubscribe } from './queue.js';
 
 /** How far back throughput is reported, one point per minute. */
@@ -19,7 +19,7 @@ export const STATS_PUSH_INTERVAL_MS = 1000;
 const STATS_REFRESH_MS = 2000;
 const MINUTE_MS = 60_000;
 
-export type StatusCounts = Record<TaskStatus, number>;
+export type { StatusCounts };
 
 /** Times are epoch milliseconds. */
 export interface QueueStats {
@@ -32,8 +32,6 @@ export interface QueueStats {
   throughput: { minute: number; completed: number; failed: number }[];
   generatedAt: number;
 }
-
-const zeroCounts = (): StatusCounts => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
 
 export async function readStats(queue: TaskQueue, now = Date.now()): Promise<QueueStats> {
   const firstMinute = Math.floor(now / MINUTE_MS) * MINUTE_MS - STATS_WINDOW_MS + MINUTE_MS;

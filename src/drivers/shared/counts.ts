@@ -4,7 +4,7 @@
  * GROUP BY action, status gave: actions as the database sorted them, statuses alphabetically,
  * zero counts left out.
  */
-import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
+import { TASK_STATUSES, zeroCounts, type TaskStatus } from '../../core/task.js';
 import type { TaskCounts } from '../driver.js';
 
 export type CounterRow = { action: string } & Record<TaskStatus, number>;
@@ -12,7 +12,7 @@ export type CounterRow = { action: string } & Record<TaskStatus, number>;
 const BY_NAME: readonly TaskStatus[] = [...TASK_STATUSES].sort();
 
 export function countsFromRows(rows: readonly CounterRow[], oldestQueuedAt: number | null): TaskCounts {
-  const byStatus = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+  const byStatus = zeroCounts();
   const byAction: TaskCounts['byAction'] = [];
   for (const row of rows) {
     for (const status of BY_NAME) {
