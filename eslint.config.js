@@ -62,16 +62,19 @@ export default tseslint.config(
   },
   ...layerRules,
   {
-    // The dashboard's browser scripts (classic scripts, not modules). tsc with lib DOM checks their
-    // names and JSDoc types (tsconfig.dashboard.json), so no-undef would only need a globals list.
+    // The dashboard's browser scripts: ES modules (docs.js is a classic script). tsc with lib DOM
+    // checks their names and JSDoc types (tsconfig.dashboard.json), so no-undef would only need a
+    // globals list.
     files: ['src/dashboard/static/**/*.js'],
     languageOptions: {
-      sourceType: 'script',
+      sourceType: 'module',
       parserOptions: { project: './tsconfig.dashboard.json' },
     },
     rules: {
       'no-undef': 'off',
       '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { varsIgnorePattern: '^_', argsIgnorePattern: '^_' }],
     },
   },
+  { files: ['src/dashboard/static/docs.js'], languageOptions: { sourceType: 'script' } },
 );

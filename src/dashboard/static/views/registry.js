@@ -1,0 +1,9 @@
+// Every view of the dashboard, in page order. A new view is one module in views/ plus one line
+// here (docs/dashboard.md, "Adding a view").
+
+import { statsView } from './stats.js';
+import { tasksView } from './tasks.js';
+import { taskPanelView } from './task-panel.js';
+
+/** @type {import('../lib/types.js').View[]} */
+export const VIEWS = [statsView, tasksView, taskPanelView];
