@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TASK_STATUSES } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
-import { nextSignal } from './support/signals.js';
+import { gate, nextSignal, responseClosed } from './support/signals.js';
 
 /** TASKQ_CHROMIUM overrides the path (and lets the skip path be tried). */
 const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
@@ -32,6 +32,22 @@ const flaky = {
   } satisfies HandlerDefinition,
 };
 
+/** Reports 30 %, waits for the test, reports 60 %, waits again, then completes: a task to tail live. */
+const steps = {
+  first: gate(),
+  second: gate(),
+  definition: {
+    action: 'steps',
+    handle: async (_task, ctx) => {
+      await ctx.progress(30, 'fetching');
+      await steps.first.promise;
+      await ctx.progress(60, 'writing');
+      await steps.second.promise;
+      return { steps: 2 };
+    },
+  } satisfies HandlerDefinition,
+};
+
 describe.skipIf(!available && !required)('dashboard in Chromium', () => {
   let service: TestService;
   let browser: Browser;
@@ -46,10 +62,22 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     return res.body.id as string;
   };
 
+  const attributes = async (selector: string, name: string) =>
+    Promise.all((await page.locator(selector).all()).map((node) => node.getAttribute(name)));
+  const rowIds = () => attributes('#rows tr', 'data-id');
+  /** The page's URL query: the dashboard keeps its state there. */
+  const query = () => new URL(page.url()).searchParams;
+  /** An expression evaluated in the page (a string, because this project's TypeScript has no DOM types). */
+  const inPage = <T>(expression: string) => page.evaluate<T>(expression);
+  const signedIn = async (path = '/dashboard') => {
+    await page.goto(`${service.url}${path}`);
+    await expect.poll(() => page.textContent('#live')).toBe('live');
+  };
+
   beforeAll(async () => {
     if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
     // A real port: Chromium loads the dashboard over it.
-    service = await startTestService({ apiToken: TOKEN }, [flaky.definition]);
+    service = await startTestService({ apiToken: TOKEN }, [flaky.definition, steps.definition]);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -84,8 +112,6 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     // The statuses come from GET /meta, which reads them from core: the filter and cards list them.
     const meta = (await api('/meta')).body as { statuses: string[] };
     expect(meta.statuses).toEqual([...TASK_STATUSES]);
-    const attributes = async (selector: string, name: string) =>
-      Promise.all((await page.locator(selector).all()).map((node) => node.getAttribute(name)));
     expect(await attributes('#filter-status option', 'value')).toEqual(['', ...meta.statuses]);
     const cards = await attributes('.count[data-status]', 'data-status');
     expect(cards).toEqual(meta.statuses);
@@ -183,7 +209,14 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
       started_at: null,
       processed_at: null,
     };
-    await page.route(`**/tasks/${id}`, (route) => route.fulfill({ json: task }));
+    // The panel follows the task's event stream: its first event is the task.
+    const events = `**/tasks/${id}/events`;
+    await page.route(events, (route) =>
+      route.fulfill({
+        contentType: 'text/event-stream',
+        body: `event: task\ndata: ${JSON.stringify(task)}\n\n`,
+      }),
+    );
     await page.fill('#search-id', id);
     await page.press('#search-id', 'Enter');
     await expect.poll(() => page.textContent('#detail-id')).toBe(id);
@@ -192,7 +225,7 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     expect(facts).toContain('Claimed');
     expect(await page.isDisabled('#detail-cancel')).toBe(false);
     expect(await page.isDisabled('#detail-retry')).toBe(true);
-    await page.unroute(`**/tasks/${id}`);
+    await page.unroute(events);
     await page.click('#detail-close');
   });
 
@@ -205,5 +238,176 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     service.service.app.server.closeAllConnections(); // the server side of every socket, the stream's included
     await warned;
     await page.locator('#live[data-state="on"]').waitFor({ timeout: 10_000 });
+  });
+
+  it('follows the system colour scheme, has a light/dark toggle it remembers, and so does the chart', async () => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await signedIn();
+    expect(await page.inputValue('#theme')).toBe('system');
+    const background = () => inPage<string>('getComputedStyle(document.documentElement).backgroundColor');
+    const bar = () =>
+      inPage<string>("getComputedStyle(document.querySelector('.chart .bar-completed')).fill");
+    const light = { background: await background(), bar: await bar() };
+    expect(light.background).toBe('rgb(245, 246, 248)');
+
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await expect.poll(background).toBe('rgb(15, 19, 28)');
+    const dark = { background: await background(), bar: await bar() };
+    expect(dark.bar).not.toBe(light.bar);
+    await page.screenshot({ path: `${SHOTS}/dashboard-dark.png`, fullPage: true });
+    const failed = ((await api('/tasks?status=failed&limit=1')).body as { tasks: { id: string }[] }).tasks[0]!
+      .id;
+    await page.fill('#search-id', failed);
+    await page.press('#search-id', 'Enter');
+    await expect.poll(() => page.textContent('#detail-status')).toBe('failed');
+    await page.screenshot({ path: `${SHOTS}/dashboard-task-dark.png` });
+    await page.click('#detail-close');
+
+    // The toggle beats the system's choice, and this browser remembers it across a reload.
+    await page.selectOption('#theme', 'light');
+    expect(await background()).toBe(light.background);
+    expect(await bar()).toBe(light.bar);
+    await page.reload();
+    await expect.poll(() => page.inputValue('#theme')).toBe('light');
+    expect(await background()).toBe(light.background);
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.selectOption('#theme', 'dark');
+    expect(await background()).toBe(dark.background);
+    expect(await bar()).toBe(dark.bar);
+    await page.selectOption('#theme', 'system');
+    expect(await background()).toBe(light.background);
+  });
+
+  it('keeps filters, page and open task in the URL: reload restores them, back and forward walk them', async () => {
+    // 31 queued uppercase tasks (one from the first test): two pages of 25 and 6.
+    const later = Array.from({ length: 30 }, (_, i) => ({
+      action: 'uppercase',
+      data: { i },
+      delay_ms: 3_600_000,
+    }));
+    expect((await api('/tasks/batch', { method: 'POST', json: { tasks: later } })).status).toBe(202);
+    await signedIn();
+    await page.selectOption('#filter-status', 'queued');
+    await expect.poll(() => query().get('status')).toBe('queued');
+    await page.selectOption('#filter-action', 'uppercase');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(25);
+    expect(query().get('action')).toBe('uppercase');
+    const firstPage = await rowIds();
+    await page.click('#older');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(6);
+    expect(query().get('cursor')).toBeTruthy();
+    const secondPage = await rowIds();
+    const opened = secondPage[0]!;
+    await page.click(`#rows tr[data-id="${opened}"]`);
+    await expect.poll(() => page.textContent('#detail-id')).toBe(opened);
+    expect(query().get('task')).toBe(opened);
+
+    // A reload restores it all: the filters, page 2 (and the way back to page 1), the open task.
+    await page.reload();
+    await expect.poll(() => page.textContent('#detail-id')).toBe(opened);
+    await expect.poll(rowIds).toEqual(secondPage);
+    expect(await page.inputValue('#filter-status')).toBe('queued');
+    expect(await page.inputValue('#filter-action')).toBe('uppercase');
+    expect(await page.textContent('#page-label')).toBe('Page 2');
+
+    // Back closes the panel, then returns to page 1; forward walks the same steps again.
+    await page.goBack();
+    await expect.poll(() => page.isHidden('#detail')).toBe(true);
+    await page.goBack();
+    await expect.poll(rowIds).toEqual(firstPage);
+    expect(await page.textContent('#page-label')).toBe('Page 1');
+    await page.goForward();
+    await expect.poll(rowIds).toEqual(secondPage);
+    await page.goForward();
+    await expect.poll(() => page.textContent('#detail-id')).toBe(opened);
+    await page.click('#detail-close');
+    await page.click('#newer');
+    await expect.poll(rowIds).toEqual(firstPage);
+    expect(query().get('cursor')).toBeNull();
+
+    // A filter key the dashboard has no control for goes to GET /tasks as it is, and shows.
+    const asked = page.waitForRequest((r) => {
+      const url = new URL(r.url());
+      return url.pathname === '/tasks' && url.searchParams.get('data.i') === '3';
+    });
+    await signedIn('/dashboard?action=uppercase&data.i=3');
+    await asked;
+    await expect.poll(() => page.textContent('#filter-extra')).toContain('data.i=3');
+    await page.click('#filter-extra .chip');
+    await expect.poll(() => query().has('data.i')).toBe(false);
+    expect(query().get('action')).toBe('uppercase');
+  });
+
+  it('has keyboard shortcuts (/ j k Enter Esc ?), none of which fires while typing', async () => {
+    await signedIn();
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(25);
+    const ids = await rowIds();
+    const selected = () => attributes('#rows tr[aria-selected="true"]', 'data-id');
+    await page.keyboard.press('/');
+    expect(await inPage<string>('document.activeElement.id')).toBe('search-id');
+    // In the field, j, k, ? and Enter are typing: nothing moves, no overlay opens.
+    await page.keyboard.type('jk?');
+    expect(await page.inputValue('#search-id')).toBe('jk?');
+    expect(await selected()).toEqual([]);
+    expect(await page.isHidden('#help')).toBe(true);
+    await page.fill('#search-id', '');
+    await page.locator('#search-id').blur();
+
+    await page.keyboard.press('j');
+    expect(await selected()).toEqual([ids[0]]);
+    await page.keyboard.press('j');
+    await page.keyboard.press('j');
+    expect(await selected()).toEqual([ids[2]]);
+    await page.keyboard.press('k');
+    expect(await selected()).toEqual([ids[1]]);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.textContent('#detail-id')).toBe(ids[1]);
+    expect(query().get('task')).toBe(ids[1]);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.isHidden('#detail')).toBe(true);
+    expect(query().get('task')).toBeNull();
+
+    await page.keyboard.press('?');
+    await page.locator('#help').waitFor({ state: 'visible' });
+    const help = await page.textContent('#help');
+    for (const line of ['Find a task by id', 'Select the next / previous task', 'Open the selected task'])
+      expect(help).toContain(line);
+    expect(help).toContain('Close the task panel');
+    await page.screenshot({ path: `${SHOTS}/dashboard-shortcuts.png` });
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.isHidden('#help')).toBe(true);
+  });
+
+  it('tails the open task: progress and status come from its event stream, with no re-read', async () => {
+    const id = await post({ action: 'steps', data: {} });
+    const reads: string[] = [];
+    const streams: string[] = [];
+    const track = (request: { url(): string }) => {
+      const path = new URL(request.url()).pathname;
+      if (path === `/tasks/${id}`) reads.push(path);
+      if (path === `/tasks/${id}/events`) streams.push(path);
+    };
+    page.on('request', track);
+    await signedIn(`/dashboard?task=${id}`);
+    const facts = () => page.textContent('#detail-facts');
+    await expect.poll(facts).toContain('30% · fetching');
+    expect(await page.textContent('#detail-status')).toBe('running');
+    steps.first.open();
+    await expect.poll(facts).toContain('60% · writing');
+    steps.second.open();
+    await expect.poll(() => page.textContent('#detail-status')).toBe('completed');
+    expect(await page.textContent('#detail-result')).toContain('"steps": 2');
+    page.off('request', track);
+    expect(reads).toEqual([]);
+    expect(streams).toEqual([`/tasks/${id}/events`]);
+  });
+
+  it("closes the task's stream when the panel closes", async () => {
+    const id = await post({ action: 'uppercase', data: { text: 'held' }, delay_ms: 3_600_000 });
+    const closed = responseClosed(service.service.app.server, `/tasks/${id}/events`);
+    await signedIn(`/dashboard?task=${id}`);
+    await expect.poll(() => page.textContent('#detail-status')).toBe('queued');
+    await page.keyboard.press('Escape');
+    await closed;
   });
 });
