@@ -6,7 +6,7 @@ import { el } from './dom.js';
 /**
  * @typedef {object} Shortcut
  * @property {string} key  KeyboardEvent.key ('j', '/', 'Enter', 'Escape', '?')
- * @property {string} help  what it does, for the `?` overlay
+ * @property {string} [help]  what it does, for the `?` overlay (none: not listed)
  * @property {(event: KeyboardEvent) => void} run
  * @property {() => boolean} [when]  only then (else the next shortcut with this key may run)
  */
@@ -48,7 +48,7 @@ document.body.append(help);
 export function showHelp() {
   /** @type {Map<string, string[]>} one row per help text, its keys together (j, k) */
   const rows = new Map();
-  for (const s of shortcuts) rows.set(s.help, [...(rows.get(s.help) ?? []), keyName(s.key)]);
+  for (const s of shortcuts) if (s.help) rows.set(s.help, [...(rows.get(s.help) ?? []), keyName(s.key)]);
   const list = el(
     'dl',
     { class: 'keys' },
@@ -61,12 +61,18 @@ export function showHelp() {
       el('dd', { text: text }),
     ]),
   );
-  help.replaceChildren(el('div', { class: 'card help' }, [el('h2', { text: 'Keyboard shortcuts' }), list]));
+  const note = el('p', {
+    class: 'muted small',
+    text: 'Esc or a click outside closes this list. None of them works while you type in a field.',
+  });
+  help.replaceChildren(
+    el('div', { class: 'card help' }, [el('h2', { text: 'Keyboard shortcuts' }), list, note]),
+  );
   help.hidden = false;
 }
 
 addShortcut({ key: '?', help: 'Show these shortcuts', run: showHelp });
-addShortcut({ key: 'Escape', help: 'Close', when: () => !help.hidden, run: () => (help.hidden = true) });
+addShortcut({ key: 'Escape', when: () => !help.hidden, run: () => (help.hidden = true) });
 
 document.addEventListener('keydown', (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented || typing(event.target))

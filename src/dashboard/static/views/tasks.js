@@ -126,6 +126,7 @@ function options(select, values, current) {
 export const tasksView = {
   id: 'tasks',
   page: 'tasks',
+  tab: 'Tasks', // the home page's tab, shown once a second page exists
   mount(ctx) {
     for (const [key, id] of Object.entries(CONTROLS)) {
       $select(id).addEventListener('change', () => {
