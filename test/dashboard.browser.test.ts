@@ -376,6 +376,10 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     await page.screenshot({ path: `${SHOTS}/dashboard-shortcuts.png` });
     await page.keyboard.press('Escape');
     await expect.poll(() => page.isHidden('#help')).toBe(true);
+    await page.click('#help-button'); // the same list, for the mouse
+    await page.locator('#help').waitFor({ state: 'visible' });
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.isHidden('#help')).toBe(true);
   });
 
   it('tails the open task: progress and status come from its event stream, with no re-read', async () => {
@@ -400,6 +404,14 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     page.off('request', track);
     expect(reads).toEqual([]);
     expect(streams).toEqual([`/tasks/${id}/events`]);
+  });
+
+  it('says so when a link names a task that does not exist', async () => {
+    await signedIn('/dashboard?task=00000000-0000-4000-8000-000000000404');
+    await expect.poll(() => page.textContent('#detail-message')).toContain('No task with id');
+    expect(await page.isHidden('#detail-body')).toBe(true);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => query().has('task')).toBe(false);
   });
 
   it("closes the task's stream when the panel closes", async () => {

@@ -111,11 +111,14 @@ function showFilter(ctx) {
   );
 }
 
-/** @param {HTMLSelectElement} select @param {string[]} values @param {string} current */
-function options(select, values, current) {
+/**
+ * @param {HTMLSelectElement} select @param {string[]} values @param {string} current
+ * @param {(value: string) => string} [text] an option's label
+ */
+function options(select, values, current, text = (v) => v) {
   select.replaceChildren(
     el('option', { value: '', text: 'All' }),
-    ...values.map((v) => el('option', { value: v, text: select.id === CONTROLS.status ? label(v) : v })),
+    ...values.map((v) => el('option', { value: v, text: text(v) })),
   );
   // A value from the URL the list does not (yet) know still shows as selected.
   if (current && !values.includes(current)) select.append(el('option', { value: current, text: current }));
@@ -188,7 +191,7 @@ export const tasksView = {
     return $('tasks-card');
   },
   start(ctx) {
-    options($select(CONTROLS.status), ctx.meta.statuses, ctx.router.route.filter.status ?? '');
+    options($select(CONTROLS.status), ctx.meta.statuses, ctx.router.route.filter.status ?? '', label);
     showFilter(ctx);
     return load(ctx);
   },
