@@ -71,6 +71,22 @@ describe('taskq run with OTEL_* set', () => {
     expect(readFileSync(join(dir, 'calls.log'), 'utf8')).toBe('start\nshutdown\n');
   });
 
+  it('taskq enqueue sends TRACEPARENT from its environment; an untraced service stores it as sent', async () => {
+    const dir = freshDir();
+    const off = { OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' };
+    const svc = await startCli(['--db', join(dir, 'tasks.db')], off, dir);
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const { code, stdout } = runCli(['enqueue', 'noop', '--url', svc.url], {
+      ...off,
+      TRACEPARENT: traceparent,
+    });
+    expect(code).toBe(0);
+    const task = (await (await fetch(`${svc.url}/tasks/${stdout.trim()}`)).json()) as { traceparent: string };
+    expect(task.traceparent).toBe(traceparent);
+    svc.child.kill('SIGTERM');
+    expect(await svc.exited).toBe(0);
+  });
+
   it('loads nothing when no variable asks for traces', async () => {
     const dir = projectWithFakeSdk();
     const svc = await startCli(

@@ -13,6 +13,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TaskqClient } from '../src/client/index.js';
 import { resolveConfig } from '../src/core/config.js';
 import type { TaskRecord } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
@@ -219,6 +220,33 @@ describe.each(BOTH_DRIVERS)('tracing on %s', (_name, open, skip) => {
     expect(enqueue.spanContext().traceId).toBe(TRACE_ID);
     for (const id of ids)
       expect(only('process traced', id).parentSpanContext?.spanId).toBe(enqueue.spanContext().spanId);
+  });
+
+  it.skipIf(skip)("the client sends its caller's context from its traceContext hook", async () => {
+    const finished = finishes();
+    // The client's fetch, answered by the app through inject() (no socket).
+    const viaInject: typeof fetch = async (input, init) => {
+      const response = await node.app.inject({
+        method: init?.method as 'POST',
+        url: new URL(String(input)).pathname,
+        headers: init?.headers as Record<string, string>,
+        payload: init?.body as string,
+      });
+      return new Response(response.body, { status: response.statusCode });
+    };
+    const client = new TaskqClient({
+      baseUrl: 'http://taskq.test',
+      fetch: viaInject,
+      traceContext: () => ({ traceparent: TRACEPARENT }),
+    });
+    const { id } = await client.enqueue('traced', {});
+    await finished.until((task) => task.id === id);
+    finished.off();
+    const enqueue = only('enqueue traced', id);
+    expect(enqueue.parentSpanContext?.spanId).toBe(PARENT_ID);
+    expect(only('process traced', id).spanContext().traceId).toBe(TRACE_ID);
+    const view = (await node.app.inject({ url: `/tasks/${id}` })).json() as { traceparent: string };
+    expect(view.traceparent).toBe(`00-${TRACE_ID}-${enqueue.spanContext().spanId}-01`);
   });
 
   it.skipIf(skip)("a library caller's active span is the enqueue span's parent", async () => {

@@ -87,6 +87,9 @@ export const TaskSchema = Type.Object(
     claimed_at: Nullable(Type.String()),
     started_at: Nullable(Type.String()),
     processed_at: Nullable(Type.String()),
+    traceparent: Nullable(
+      Type.String({ description: 'W3C trace context the task continues (docs/tracing.md); null when none' }),
+    ),
   },
   { $id: 'Task' },
 );
