@@ -41,7 +41,14 @@ afterAll(async () => {
 
 /** The span context each handler run saw as active, by task id and attempt. */
 const seenByHandler = new Map<string, SpanContext | undefined>();
+/** `held` runs until its task is aborted (timeout, cancel); `traced` completes. */
 const HANDLERS: HandlerDefinition[] = [
+  {
+    action: 'held',
+    timeoutMs: 100,
+    handle: (_task, ctx) =>
+      new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
+  },
   {
     action: 'traced',
     handle: (task) => {
@@ -175,6 +182,34 @@ describe.each(BOTH_DRIVERS)('tracing on %s', (_name, open, skip) => {
       expect(spans('wait traced', id)).toHaveLength(2);
     },
   );
+
+  it.skipIf(skip)('a timed-out attempt and a cancelled one end with those outcomes', async () => {
+    const finished = finishes();
+    const started = watch(node.pool as NonNullable<TaskqNode['pool']>, 'taskStarted');
+    const post = async (payload: object) =>
+      ((await node.app.inject({ method: 'POST', url: '/tasks', payload })).json() as { id: string }).id;
+    // One attempt only, so the timeout (100 ms of real time) ends the task.
+    const timedOut = await post({ action: 'held', max_attempts: 1 });
+    await finished.until((task) => task.id === timedOut);
+    const cancelled = await post({ action: 'held' });
+    await started.until((task) => task.id === cancelled);
+    expect((await node.app.inject({ method: 'POST', url: `/tasks/${cancelled}/cancel` })).statusCode).toBe(
+      202,
+    );
+    await finished.until((task) => task.id === cancelled);
+    finished.off();
+    started.off();
+
+    const timeout = only('process held', timedOut);
+    expect(timeout.attributes).toMatchObject({
+      'taskq.task.outcome': 'timeout',
+      'taskq.task.will_retry': false,
+    });
+    expect(timeout.status).toEqual({ code: SpanStatusCode.ERROR, message: 'timed out after 100 ms' });
+    const cancel = only('process held', cancelled);
+    expect(cancel.attributes['taskq.task.outcome']).toBe('cancelled');
+    expect(cancel.status.code).toBe(SpanStatusCode.UNSET);
+  });
 
   it.skipIf(skip)(
     'without a traceparent the enqueue span starts a new trace that the handler continues',
