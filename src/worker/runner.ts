@@ -74,6 +74,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
     this.emit('taskFinished', task, outcome, performance.now() - startedAt);
   }
 
+  /** Records how the attempt ended; returns whether a failed attempt is retried (else undefined). */
   private async record(
     task: TaskRecord,
     lease: StartedLease,
