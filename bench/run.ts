@@ -2,7 +2,8 @@
  * `npm run bench`: taskq's throughput and latency, each measured beside a baseline in the same run
  * (the machine is shared and noisy, so ratios within one run mean more than absolute figures).
  * Scenarios: http (taskq vs bare node:http), drain (c2/p5 and c50), e2e, latency; opt-in:
- * scaling (--workers N), memory (--memory) and peers (--peers, --peers-only LABEL,...). Results: a
+ * scaling (--workers N), memory (--memory), tracing (--tracing: drain with no SDK, an unsampled and
+ * a recording one) and peers (--peers, --peers-only LABEL,...). Results: a
  * table on stdout and JSON in bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import {
   type PeerResult,
   type PeerTest,
 } from './scenarios/peers.js';
+import { runTracing } from './scenarios/tracing.js';
 import { runScalingRow, scalingChecks, workerCounts } from './scenarios/scaling.js';
 
 const opts: BenchOptions = parseOptions(process.argv.slice(2));
@@ -86,6 +88,8 @@ if (wants(opts, 'memory')) {
   report.memory = await step('memory', () => runMemory(opts));
   report.errors.push(...(report.memory?.errors.map((e) => `memory: ${e}`) ?? []));
 }
+if (wants(opts, 'tracing'))
+  report.tracing = await step('tracing: drain off / unsampled / recording', () => runTracing(opts));
 if (wants(opts, 'peers')) {
   if (!peersInstalled()) {
     console.error(INSTALL_HINT);

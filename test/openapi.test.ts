@@ -56,6 +56,13 @@ describe('GET /openapi.json', () => {
         const [method, path] = route.split(' ') as [string, string];
         expect(doc.paths[path][method.toLowerCase()].summary, route).toBeTruthy();
       }
+      // The W3C trace headers of the producing routes (docs/tracing.md).
+      for (const path of ['/tasks', '/tasks/batch']) {
+        const headers = (doc.paths[path].post.parameters as { in: string; name: string }[])
+          .filter((p) => p.in === 'header')
+          .map((p) => p.name);
+        expect(headers, path).toEqual(expect.arrayContaining(['traceparent', 'tracestate']));
+      }
     } finally {
       await app.close();
       await driver.close();

@@ -16,6 +16,7 @@ import { WorkerPool } from '../../src/worker/worker-pool.js';
 import { openPgCpuMeter, pgCpuFigure } from '../lib/pg-cpu.js';
 import { analyzeSchema, completedTasks, fill, open } from '../lib/store.js';
 import { emitResult, round, watchdog } from '../lib/util.js';
+import { registerTracing, type TracingMode } from '../lib/tracing.js';
 
 interface DrainConfig {
   db: string;
@@ -27,10 +28,13 @@ interface DrainConfig {
   ackDelayMs?: number;
   /** Tasks per insert transaction of the (untimed) fill. @defaultValue 1000 */
   fillBatch?: number;
+  /** An OpenTelemetry SDK registered before the pool starts (the tracing scenario). */
+  tracing?: TracingMode;
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as DrainConfig;
 watchdog(cfg.timeoutMs ?? 120_000, 'drain');
+const tracing = registerTracing(cfg.tracing ?? 'off');
 const defaults = resolveConfig({ db: cfg.db });
 const driver = await open(cfg.db);
 await fill(driver, cfg.n, cfg.fillBatch);
@@ -94,5 +98,6 @@ emitResult({
   maxHeld,
   peakRssMiB: round(process.resourceUsage().maxRSS / 1024),
   pgCpuDrain: pg0 && pg1 ? pgCpuFigure(pg0, pg1, cfg.n) : null,
+  spans: tracing.spans(),
 });
 process.exit(0);

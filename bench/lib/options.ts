@@ -1,5 +1,14 @@
 /** Command-line flags of `npm run bench -- ...`. */
-export const SCENARIOS = ['http', 'drain', 'e2e', 'latency', 'scaling', 'memory', 'peers'] as const;
+export const SCENARIOS = [
+  'http',
+  'drain',
+  'e2e',
+  'latency',
+  'scaling',
+  'memory',
+  'peers',
+  'tracing',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -12,6 +21,8 @@ export interface BenchOptions {
   peersOnly: string[] | undefined;
   /** The opt-in memory scenario (`--memory`, or `--only memory`). */
   memory: boolean;
+  /** The opt-in tracing scenario (`--tracing`, or `--only tracing`). */
+  tracing: boolean;
   /** Tasks the memory scenario's worker node drains. */
   memoryTasks: number;
   /** Seconds of HTTP load on the memory scenario's api node. */
@@ -28,7 +39,7 @@ export interface BenchOptions {
   out: string | undefined;
 }
 
-const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
+const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--tracing] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
 
 /** Readers of the value after the flag at argv[i] (shared by the bench's and the soak's flags). */
 export function flagValues(argv: string[], usage: string) {
@@ -53,6 +64,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     peers: false,
     peersOnly: undefined,
     memory: false,
+    tracing: false,
     memoryTasks: 1_000_000,
     memoryHttpSeconds: 60,
     workers: 0,
@@ -97,6 +109,9 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--memory':
         opts.memory = true;
         break;
+      case '--tracing':
+        opts.tracing = true;
+        break;
       case '--memory-tasks':
         explicit.memoryTasks = integer(i++, flag, 1000, 10_000_000);
         break;
@@ -136,5 +151,6 @@ export function wants(opts: BenchOptions, name: ScenarioName): boolean {
   if (name === 'peers') return opts.peers;
   if (name === 'scaling') return opts.workers > 0;
   if (name === 'memory') return opts.memory;
+  if (name === 'tracing') return opts.tracing;
   return true;
 }

@@ -6,6 +6,7 @@ import type { DrainResult } from '../scenarios/drain.js';
 import type { E2eResult } from '../scenarios/e2e.js';
 import type { HttpResult } from '../scenarios/http.js';
 import type { LatencyResult } from '../scenarios/latency.js';
+import type { TracingResult } from '../scenarios/tracing.js';
 import { memoryVerdicts, type MemoryResult, type RssSummary } from '../scenarios/memory.js';
 import { peerFigure, type PeerResult } from '../scenarios/peers.js';
 import type { ScalingCheck, ScalingRow } from '../scenarios/scaling.js';
@@ -28,6 +29,7 @@ export interface Report {
   scalingReference?: PeerResult;
   scalingChecks?: ScalingCheck[];
   memory?: MemoryResult;
+  tracing?: TracingResult;
   peers?: PeerResult[];
   errors: string[];
 }
@@ -156,6 +158,17 @@ export function renderReport(r: Report): string {
       "in-process library call, like the peers' queue.add()",
       '',
     ]);
+  }
+  if (r.tracing) {
+    const t = r.tracing;
+    for (const row of t.rows) {
+      rows.push([
+        `drain ${fmt(t.n)}, c${t.concurrency} p${t.prefetch}, tracing ${row.mode} (tasks/s)`,
+        fmt(row.rate),
+        `median of ${row.rates.map((x) => fmt(x)).join(', ')}; ${row.cpuUsPerTask} µs CPU/task; ${fmt(row.spans)} spans`,
+        `${row.ratio} x off`,
+      ]);
+    }
   }
   const rss = [
     r.http ? `api ${fmt(r.http.taskq.peakRssMiB)} (bare ${fmt(r.http.bare.peakRssMiB)})` : null,

@@ -87,6 +87,9 @@ export const TaskSchema = Type.Object(
     claimed_at: Nullable(Type.String()),
     started_at: Nullable(Type.String()),
     processed_at: Nullable(Type.String()),
+    traceparent: Nullable(
+      Type.String({ description: 'W3C trace context the task continues (docs/tracing.md); null when none' }),
+    ),
   },
   { $id: 'Task' },
 );
@@ -114,6 +117,14 @@ export const TaskList = Type.Object({
 export const TaskIdParams = Type.Object({ id: Text({ minLength: 1, maxLength: 64 }) });
 /** The Idempotency-Key header; idempotencyKeyOf checks its length. */
 export const IdempotencyKeyHeader = Text({ description: 'deduplicates repeated requests' });
+/** W3C Trace Context headers (docs/tracing.md); a malformed traceparent is ignored, not refused. */
+export const TraceHeaders = {
+  traceparent: Text({
+    description:
+      'W3C trace context of the producer (`00-<trace id>-<span id>-<flags>`): the task and its handler continue this trace. A malformed value is ignored.',
+  }),
+  tracestate: Text({ description: 'W3C tracestate, kept with a valid traceparent' }),
+};
 export type TaskIdParams = Static<typeof TaskIdParams>;
 /** The task id of a path, as stored: UUIDs are case-insensitive (RFC 9562), stored ids lower case. */
 export const taskIdOf = (params: TaskIdParams): string => params.id.toLowerCase();

@@ -27,6 +27,7 @@ export function toTaskView(task: TaskRecord): TaskView {
     claimed_at: isoOrNull(task.claimedAt),
     started_at: isoOrNull(task.startedAt),
     processed_at: isoOrNull(task.processedAt),
+    traceparent: task.traceparent,
   };
 }
 

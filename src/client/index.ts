@@ -19,6 +19,19 @@ export interface TaskqClientOptions {
   token?: string;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
+  /**
+   * The caller's trace context for each enqueue, sent as the W3C headers so the task and its
+   * handler continue the caller's trace (docs/tracing.md). With OpenTelemetry:
+   * `() => { const h = {}; propagation.inject(context.active(), h); return h; }`.
+   * The client imports no tracing package itself.
+   */
+  traceContext?: () => TraceContext | undefined;
+}
+
+/** W3C Trace Context headers. */
+export interface TraceContext {
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface EnqueueOptions {
@@ -127,12 +140,22 @@ export class TaskqClient {
     data?: Record<string, unknown>,
     options: EnqueueOptions = {},
   ): Promise<{ id: string; status: TaskStatus }> {
-    return this.request('POST', '/tasks', toBody(action, data, options));
+    return this.request('POST', '/tasks', toBody(action, data, options), this.traceHeaders());
   }
 
   /** Queues up to 1,000 tasks in one transaction: all or none. */
   enqueueBatch(tasks: BatchItem[]): Promise<{ ids: string[] }> {
-    return this.request('POST', '/tasks/batch', { tasks: tasks.map((t) => toBody(t.action, t.data, t)) });
+    const body = { tasks: tasks.map((t) => toBody(t.action, t.data, t)) };
+    return this.request('POST', '/tasks/batch', body, this.traceHeaders());
+  }
+
+  /** The trace headers of the caller's context, only those the hook gave. */
+  private traceHeaders(): Record<string, string> | undefined {
+    const trace = this.options.traceContext?.();
+    if (!trace?.traceparent) return undefined;
+    return trace.tracestate
+      ? { traceparent: trace.traceparent, tracestate: trace.tracestate }
+      : { traceparent: trace.traceparent };
   }
 
   get(id: string): Promise<Task> {
@@ -189,8 +212,13 @@ export class TaskqClient {
     return this.request('GET', '/stats');
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = {};
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extraHeaders?: Record<string, string>,
+  ): Promise<T> {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const response = await this.fetchFn(`${this.baseUrl}${path}`, {

@@ -83,6 +83,9 @@ export interface TaskRecord {
   /** When the current attempt's handler started; null while claimed but not started. */
   startedAt: number | null;
   processedAt: number | null;
+  /** The producer's trace context (W3C `traceparent`, `tracestate`); null when it had none. */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 /** What a producer supplies; the queue fills in the rest. */
@@ -96,6 +99,9 @@ export interface NewTask {
   /** Until when `uniqueKey` deduplicates (epoch ms); null when there is no key. */
   uniqueUntil: number | null;
   createdAt: number;
+  /** The trace context the task continues (docs/tracing.md); null when there is none. */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 /** The record of a task just inserted from `task` as `id` and `seq`: what the database now holds. */
@@ -122,6 +128,8 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
     claimedAt: null,
     startedAt: null,
     processedAt: null,
+    traceparent: task.traceparent,
+    tracestate: task.tracestate,
   };
 }
 

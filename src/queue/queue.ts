@@ -18,6 +18,13 @@ import type {
 } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
+import {
+  activeTracer,
+  passThrough,
+  tracedEnqueue,
+  type StoredTraceContext,
+  type TraceHeaders,
+} from './tracing.js';
 import { TaskWatcher } from './watcher.js';
 
 // The queue's own words for what it reads; the layers above import them from here, not from drivers/.
@@ -35,6 +42,11 @@ export interface EnqueueInput {
   uniqueKey?: string;
   /** How long `uniqueKey` deduplicates; defaults to the queue's window. */
   uniqueForMs?: number;
+  /**
+   * The producer's W3C trace context (an HTTP request's headers); a library caller's active
+   * context is used without it. A malformed value is ignored (docs/tracing.md).
+   */
+  trace?: TraceHeaders;
 }
 
 export interface EnqueueResult {
@@ -136,6 +148,7 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
 
   /** Checks an input and turns it into a row; throws QueueError for what the schema cannot see. */
   prepare(input: EnqueueInput, now = Date.now()): NewTask {
+    const stored = passThrough(input.trace);
     const handler = this.registry.resolve(input.action);
     if (!handler) {
       throw new QueueError(
@@ -156,19 +169,47 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
           ? null
           : now + (input.uniqueForMs ?? this.options.uniqueWindowMs ?? UNIQUE_WINDOW_MS_DEFAULT),
       createdAt: now,
+      traceparent: stored.traceparent,
+      tracestate: stored.tracestate,
     };
   }
 
   /** Resolves once the task is committed. */
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    const tracer = activeTracer();
+    if (!tracer) return this.enqueueOne(this.prepare(input));
     const task = this.prepare(input);
+    const [result] = await tracedEnqueue(tracer, [task.action], input.trace, (stored) =>
+      this.enqueueOne({ ...task, ...stored }).then((r) => [r]),
+    );
+    return result as EnqueueResult;
+  }
+
+  private async enqueueOne(task: NewTask): Promise<EnqueueResult> {
     const result = checkReplay(task, await this.inserts.add(task));
     if (result.inserted) this.emit('enqueued', [result.task]);
     return result;
   }
 
-  /** All tasks, made by prepare(), in one transaction: all are stored or none. */
-  async enqueueMany(tasks: NewTask[]): Promise<EnqueueResult[]> {
+  /**
+   * All tasks, made by prepare(), in one transaction: all are stored or none. `trace` is the
+   * batch's producer context (one enqueue span covers the batch).
+   */
+  async enqueueMany(tasks: NewTask[], trace?: TraceHeaders): Promise<EnqueueResult[]> {
+    const tracer = activeTracer();
+    if (!tracer) {
+      const stored = passThrough(trace);
+      return this.insertMany(stored.traceparent === null ? tasks : tasks.map((t) => ({ ...t, ...stored })));
+    }
+    return tracedEnqueue(
+      tracer,
+      tasks.map((t) => t.action),
+      trace,
+      (stored: StoredTraceContext) => this.insertMany(tasks.map((t) => ({ ...t, ...stored }))),
+    );
+  }
+
+  private async insertMany(tasks: NewTask[]): Promise<EnqueueResult[]> {
     const results = await this.driver.insertTasks({ tasks, now: newestOf(tasks) });
     const checked = results.map((result, i) => checkReplay(tasks[i] as NewTask, result));
     const inserted = checked.filter((r) => r.inserted).map((r) => r.task);

@@ -13,6 +13,8 @@ import type { Completer } from './completer.js';
 import { execute, type Outcome, type TaskAbortHandle } from './executor.js';
 import { giveBack, leaseOf } from './leases.js';
 import { Signals } from './signals.js';
+import { activeTracer } from '../queue/tracing.js';
+import { AttemptSpan } from './tracing.js';
 
 export interface TaskRunnerOptions {
   driver: QueueDriver;
@@ -46,6 +48,9 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
     const handler = this.options.registry.resolve(task.action);
     // The outcome carries the handler's start (set by the producer), so it needs no write of its own.
     const lease = { ...leaseOf(task, this.options.owner), startedAt: task.startedAt ?? undefined };
+    // Spans only when an SDK is registered: untraced, this is one check (queue/tracing.ts).
+    const tracer = activeTracer();
+    const span = tracer ? new AttemptSpan(tracer, task, this.options.owner) : undefined;
     let outcome: Outcome;
     if (!handler) {
       outcome = {
@@ -54,33 +59,38 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         permanent: true,
       };
     } else {
-      outcome = await execute(task, handler, {
+      const options = {
         abort,
         timeoutMs: handler.timeoutMs ?? this.options.taskTimeoutMs,
         logger,
-        progress: (percent, message) => this.progress(lease, percent, message),
-      });
+        progress: (percent: number, message?: string) => this.progress(lease, percent, message),
+      };
+      outcome = await (span
+        ? span.run(() => execute(task, handler, options))
+        : execute(task, handler, options));
     }
-    await this.record(task, lease, outcome, handler?.backoff ?? this.options.backoff, logger);
+    const retry = await this.record(task, lease, outcome, handler?.backoff ?? this.options.backoff, logger);
+    span?.end(outcome, retry);
     this.emit('taskFinished', task, outcome, performance.now() - startedAt);
   }
 
+  /** Records how the attempt ended; returns whether a failed attempt is retried (else undefined). */
   private async record(
     task: TaskRecord,
     lease: StartedLease,
     outcome: Outcome,
     backoff: BackoffPolicy,
     logger: () => Logger,
-  ): Promise<void> {
+  ): Promise<boolean | undefined> {
     const { completer } = this.options;
     switch (outcome.kind) {
       case 'completed':
         completer.complete({ ...lease, result: outcome.result });
-        return;
+        return undefined;
       case 'failed': {
         const retry = this.failOrRetry(task, lease, outcome, outcome.error, backoff);
         logger().warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
-        return;
+        return retry;
       }
       case 'aborted': {
         const { abort } = outcome;
@@ -88,10 +98,12 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         else if (abort.kind === 'timeout') {
           const retry = this.failOrRetry(task, lease, outcome, abort.message, backoff);
           logger().warn({ retry }, `task ${abort.message}`);
+          return retry;
         } else if (abort.kind === 'shutdown')
           await giveBack(this.options.driver, this.options.owner, [task], this.options.logger);
         // lease_lost: the task belongs to the rescuer now; writing anything would be wrong.
         else logger().warn('lease lost while running; the task will run again elsewhere');
+        return undefined;
       }
     }
   }

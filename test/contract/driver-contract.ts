@@ -308,6 +308,23 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           });
           expect(typeof stored!.seq).toBe('number');
         });
+
+        it('stores the trace context (or none) and returns it with reads and claims', async () => {
+          const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+          const tasks = [newTask({ traceparent, tracestate: 'v=1' }), newTask({ priority: -1 })];
+          const results = await driver.insertTasks({ tasks, now: T0 });
+          const [traced, plain] = results.map((r) => r.task);
+          expect(await driver.getTask({ id: traced!.id })).toMatchObject({ traceparent, tracestate: 'v=1' });
+          expect(await driver.getTask({ id: plain!.id })).toMatchObject({
+            traceparent: null,
+            tracestate: null,
+          });
+          const claimed = await driver.claimTasks({ owner: 'w', limit: 2, now: T0, leaseMs: 1000 });
+          expect(claimed.map((t) => [t.traceparent, t.tracestate])).toEqual([
+            [traceparent, 'v=1'],
+            [null, null],
+          ]);
+        });
       });
 
       describe('listTasks', () => {

@@ -12,6 +12,8 @@ export function newTask(overrides: Partial<NewTask> = {}, now = Date.now()): New
     uniqueKey: null,
     uniqueUntil: null,
     createdAt: now,
+    traceparent: null,
+    tracestate: null,
     ...overrides,
   };
 }

@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url';
 
 export const TASKQ_BIN = fileURLToPath(new URL('../../bin/taskq.js', import.meta.url));
 
-export function runCli(args: string[], env: Record<string, string> = {}) {
+export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string) {
   const result = spawnSync(process.execPath, [TASKQ_BIN, ...args], {
+    cwd,
     encoding: 'utf8',
     env: { ...process.env, ...env },
     timeout: 30_000,
@@ -21,8 +22,13 @@ export interface RunningService {
 }
 
 /** Starts `taskq run` on an ephemeral port and resolves once it logs its address. */
-export function startCli(args: string[], env: Record<string, string> = {}): Promise<RunningService> {
+export function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<RunningService> {
   const child = spawn(process.execPath, [TASKQ_BIN, 'run', '--port', '0', '--host', '127.0.0.1', ...args], {
+    cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -22,8 +22,10 @@ import {
   TaskIdParams,
   TaskList,
   TaskSchema,
+  TraceHeaders,
   taskIdOf,
 } from '../schemas.js';
+import type { TraceHeaders as TraceHeaderValues } from '../../queue/tracing.js';
 
 /** Turns a validated POST body (and the Idempotency-Key header) into an enqueue input. */
 export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, where = 'body'): EnqueueInput {
@@ -68,6 +70,15 @@ function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>
   return key;
 }
 
+/** The request's W3C trace headers, for the queue to continue (it ignores malformed ones). */
+function traceHeadersOf(
+  headers: Record<string, string | string[] | undefined>,
+): TraceHeaderValues | undefined {
+  const { traceparent, tracestate } = headers;
+  if (typeof traceparent !== 'string') return undefined;
+  return { traceparent, tracestate: typeof tracestate === 'string' ? tracestate : undefined };
+}
+
 export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: StreamSlots): void {
   app.post<{ Body: CreateTaskBody }>(
     '/tasks',
@@ -81,6 +92,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
           type: 'object',
           properties: {
             'idempotency-key': IdempotencyKeyHeader,
+            ...TraceHeaders,
           },
         },
         body: CreateTaskBody,
@@ -95,6 +107,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
     },
     async (request, reply) => {
       const input = toEnqueueInput(request.body, idempotencyKeyOf(request.headers));
+      input.trace = traceHeadersOf(request.headers);
       const { task, inserted } = await queue.enqueue(input);
       return reply
         .code(inserted ? 202 : 200)
@@ -128,6 +141,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
         description:
           'All items are stored or none. A bad item is reported with its index; nothing is stored then.',
         tags: ['tasks'],
+        headers: { type: 'object', properties: TraceHeaders },
         body: BatchBody,
         response: { 202: BatchCreated, 400: BatchError, 409: ErrorSchema, 413: ErrorSchema },
       },
@@ -164,7 +178,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
           errors,
         });
       }
-      const results = await queue.enqueueMany(tasks);
+      const results = await queue.enqueueMany(tasks, traceHeadersOf(request.headers));
       return reply.code(202).send({ ids: results.map((r) => r.task.id) });
     },
   );

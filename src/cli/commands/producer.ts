@@ -23,7 +23,10 @@ function clientFrom(options: Record<string, unknown>): TaskqClient {
       );
     }
   };
-  return new TaskqClient({ baseUrl: config.url, token, fetch: reachable });
+  // The environment as a trace-context carrier (OpenTelemetry's TRACEPARENT / TRACESTATE), so a
+  // traced script's enqueues join its trace; these are context, not settings of taskq.
+  const traceContext = () => ({ traceparent: process.env.TRACEPARENT, tracestate: process.env.TRACESTATE });
+  return new TaskqClient({ baseUrl: config.url, token, fetch: reachable, traceContext });
 }
 
 function withClientOptions(command: Command): Command {
@@ -76,7 +79,11 @@ export function registerProducerCommands(program: Command): void {
       .option('--priority <n>', 'higher runs first (-100..100)')
       .option('--delay-ms <n>', 'run no sooner than this many ms from now')
       .option('--max-attempts <n>', 'runs before the task fails (1..100)')
-      .option('--idempotency-key <key>', 'a repeated key answers the original task'),
+      .option('--idempotency-key <key>', 'a repeated key answers the original task')
+      .addHelpText(
+        'after',
+        '\nWith TRACEPARENT (and TRACESTATE) set in the environment (W3C trace context), the task and its\nhandler continue that trace (docs/tracing.md).',
+      ),
   ).action(async (action: string, options: Record<string, unknown>) => {
     const client = clientFrom(options);
     const data = parseJsonObject(String(options.data), '--data');

@@ -13,6 +13,9 @@ export function registerRun(program: Command): void {
     // Loaded here, not at the top, so `--help` and bad settings answer without loading the server.
     const { createLogger } = await import('../../logger.js');
     const logger = createLogger(config.logLevel);
+    // Before the server modules load, so whatever instrumentation the SDK brings sees them load.
+    const { startTracing } = await import('../tracing.js');
+    const tracing = await startTracing(process.env, logger);
     const { openDriver } = await import('../../drivers/open-driver.js');
     // With the logger: lost connections (PostgreSQL) and failing checkpoints (SQLite) are logged.
     const driver = await openDriver(config, logger.child({ component: 'db' }));
@@ -46,13 +49,16 @@ export function registerRun(program: Command): void {
       }
       stopping = true;
       logger.info({ signal }, 'signal received');
-      service.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
+      service
+        .stop()
+        .then(() => tracing?.shutdown()) // exports the spans still buffered
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));

@@ -186,4 +186,13 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE tasks SET claimed_at = started_at WHERE started_at IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: '0006_trace_context',
+    // As SQLite's 0006: the producer's W3C trace context, read with the row, never searched.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN traceparent text;
+      ALTER TABLE tasks ADD COLUMN tracestate text;
+    `,
+  },
 ];

@@ -442,6 +442,8 @@ export class PostgresDriver implements QueueDriver {
       tasks.map((t) => t.uniqueKey),
       tasks.map((t) => t.uniqueUntil),
       tasks.map((t) => t.createdAt),
+      tasks.map((t) => t.traceparent),
+      tasks.map((t) => t.tracestate),
     ];
     const keys = [...new Set(tasks.flatMap((t) => (t.uniqueKey === null ? [] : [t.uniqueKey])))];
     // Without idempotency keys a batch is one autocommit statement: one round trip, one commit.

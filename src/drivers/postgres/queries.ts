@@ -57,7 +57,7 @@ const COUNT_FINISHES = (now: string) => `
 
 /** What a claim returns: the columns it did not set itself. */
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              cancel_requested, created_at`;
+              cancel_requested, created_at, traceparent, tracestate`;
 
 /**
  * A claim: the first `LIMIT $4` claimable tasks in claim order, with `filter` added to what is
@@ -90,19 +90,20 @@ export const SQL = {
    */
   allocateSeqs: `SELECT nextval(pg_get_serial_sequence('tasks', 'seq')) AS seq FROM generate_series(1, $1)`,
   /**
-   * $1..$10: arrays of seq, id, action, data (JSON text), priority, run_at, max_attempts,
-   * unique_key, unique_until, created_at. Returns the seqs stored (a taken key skips its row).
+   * $1..$12: arrays of seq, id, action, data (JSON text), priority, run_at, max_attempts,
+   * unique_key, unique_until, created_at, traceparent, tracestate. Returns the seqs stored (a taken key skips its row).
    */
   insertTasks: `
     WITH changed AS (
-    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at,
+                       traceparent, tracestate)
     OVERRIDING SYSTEM VALUE
     SELECT t.seq, t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
-           t.unique_key, t.unique_until, t.created_at
+           t.unique_key, t.unique_until, t.created_at, t.traceparent, t.tracestate
       FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int8[], $7::int[],
-                  $8::text[], $9::int8[], $10::int8[])
+                  $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[])
            WITH ORDINALITY AS t(seq, id, action, data, priority, run_at, max_attempts,
-                                unique_key, unique_until, created_at, n)
+                                unique_key, unique_until, created_at, traceparent, tracestate, n)
      ORDER BY t.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
     RETURNING seq, action, NULL::text AS old_status, status

@@ -28,6 +28,8 @@ export interface TaskRow<Json, Flag> {
   claimed_at: number | null;
   started_at: number | null;
   processed_at: number | null;
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 export interface RowDecoders<Json, Flag> {
@@ -61,6 +63,8 @@ export function toTaskRecord<Json, Flag>(
     claimedAt: row.claimed_at,
     startedAt: row.started_at,
     processedAt: row.processed_at,
+    traceparent: row.traceparent,
+    tracestate: row.tracestate,
   };
 }
 
@@ -79,6 +83,8 @@ export type ClaimedRow<Json, Flag> = Pick<
   | 'unique_key'
   | 'cancel_requested'
   | 'created_at'
+  | 'traceparent'
+  | 'tracestate'
 >;
 
 /**
@@ -114,5 +120,7 @@ export function claimedRecord<Json, Flag>(
     // Set when the handler starts (the worker reports it with the result or a lease renewal).
     startedAt: null,
     processedAt: null,
+    traceparent: row.traceparent,
+    tracestate: row.tracestate,
   };
 }

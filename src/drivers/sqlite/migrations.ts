@@ -237,4 +237,14 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE tasks SET claimed_at = started_at WHERE started_at IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: '0006_trace_context',
+    // The producer's W3C trace context, so the worker's spans continue its trace (docs/tracing.md).
+    // NULL when the producer traced nothing; no index: it is read with the row, never searched.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN traceparent TEXT;
+      ALTER TABLE tasks ADD COLUMN tracestate TEXT;
+    `,
+  },
 ];

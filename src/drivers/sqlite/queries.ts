@@ -22,7 +22,7 @@ function claimSql(filter: string): string {
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)
     RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              cancel_requested, created_at`;
+              cancel_requested, created_at, traceparent, tracestate`;
 }
 
 /**
@@ -189,7 +189,7 @@ export const SQL = {
 export type QueryName = keyof typeof SQL;
 
 /** Columns each inserted row binds, in order (see insertTasksSql). */
-export const INSERT_COLUMNS = 10;
+export const INSERT_COLUMNS = 12;
 
 /**
  * An INSERT of `rows` tasks in one statement: one statement per batch pays the per-statement work
@@ -197,8 +197,9 @@ export const INSERT_COLUMNS = 10;
  * name costs a lookup per parameter per row. `npm run bench` measures the insert path.
  */
 export function insertTasksSql(rows: number): string {
-  const row = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`;
-  return `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at)
+  const row = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`;
+  return `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at,
+                     traceparent, tracestate)
     VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
 }
 

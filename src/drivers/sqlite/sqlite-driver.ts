@@ -319,7 +319,7 @@ export class SqliteDriver implements QueueDriver {
         const id = ids.encode(seq);
         const data = JSON.stringify(task.data);
         rows.push(seq, id, task.action, data, task.priority, task.runAt, task.maxAttempts);
-        rows.push(task.uniqueKey, task.uniqueUntil, task.createdAt);
+        rows.push(task.uniqueKey, task.uniqueUntil, task.createdAt, task.traceparent, task.tracestate);
         // Built from the input rather than read back (RETURNING * cost a third of the insert).
         return { inserted: true, task: newTaskRecord(task, { id, seq }) };
       });
