@@ -35,6 +35,8 @@ export interface EnqueueInput {
   uniqueKey?: string;
   /** How long `uniqueKey` deduplicates; defaults to the queue's window. */
   uniqueForMs?: number;
+  /** Caps, with the action's concurrencyPerKey, how many tasks of this key run at once. */
+  concurrencyKey?: string;
 }
 
 export interface EnqueueResult {
@@ -77,6 +79,7 @@ function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
     existing.action === requested.action &&
     existing.priority === requested.priority &&
     existing.maxAttempts === requested.maxAttempts &&
+    existing.concurrencyKey === (requested.concurrencyKey ?? null) &&
     isDeepStrictEqual(existing.data, requested.data);
   if (!same) {
     throw new QueueError(
@@ -155,6 +158,7 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
         uniqueKey === null
           ? null
           : now + (input.uniqueForMs ?? this.options.uniqueWindowMs ?? UNIQUE_WINDOW_MS_DEFAULT),
+      concurrencyKey: input.concurrencyKey ?? null,
       createdAt: now,
     };
   }

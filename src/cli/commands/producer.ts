@@ -76,7 +76,11 @@ export function registerProducerCommands(program: Command): void {
       .option('--priority <n>', 'higher runs first (-100..100)')
       .option('--delay-ms <n>', 'run no sooner than this many ms from now')
       .option('--max-attempts <n>', 'runs before the task fails (1..100)')
-      .option('--idempotency-key <key>', 'a repeated key answers the original task'),
+      .option('--idempotency-key <key>', 'a repeated key answers the original task')
+      .option(
+        '--concurrency-key <key>',
+        "groups tasks (say a tenant id) for the action's concurrencyPerKey cap",
+      ),
   ).action(async (action: string, options: Record<string, unknown>) => {
     const client = clientFrom(options);
     const data = parseJsonObject(String(options.data), '--data');
@@ -85,6 +89,7 @@ export function registerProducerCommands(program: Command): void {
       delayMs: intOption(options.delayMs, '--delay-ms'),
       maxAttempts: intOption(options.maxAttempts, '--max-attempts'),
       idempotencyKey: options.idempotencyKey as string | undefined,
+      concurrencyKey: options.concurrencyKey as string | undefined,
     });
     if (!options.wait) {
       console.log(id);
