@@ -673,7 +673,9 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
           for (const pool of of) {
             pool.completer.on('written', (w) => {
               count += resultsOf(w).length;
-              if (count >= n) (clearTimeout(timer), resolve());
+              if (count < n) return;
+              clearTimeout(timer);
+              resolve();
             });
           }
         });
