@@ -472,6 +472,18 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect((await driver.countTasks()).byStatus.queued).toBe(3);
         });
 
+        it('claims plainly when no limited action has a queued task, and reports nothing', async () => {
+          const other = await insertN(3, { action: 'echo' });
+          const { tasks, limited } = await limitedClaim(driver, [rated, keyed], { limit: 2 });
+          expect(tasks.map((t) => t.id)).toEqual(other.slice(0, 2).map((t) => t.id));
+          expect(limited).toEqual([]);
+          // Once one is queued, it is claimed under its limit again.
+          await insertN(3, { action: 'rated' });
+          expect(
+            (await limitedClaim(driver, [rated], { limit: 10 })).tasks.map((t) => t.action).sort(),
+          ).toEqual(['echo', 'rated', 'rated']);
+        });
+
         it('a rate-limited action does not hold back other actions', async () => {
           await insertN(5, { action: 'rated' });
           const other = await insertN(3, { action: 'echo' });

@@ -501,22 +501,29 @@ export class PostgresDriver implements QueueDriver {
     const leaseExpiresAt = now + leaseMs;
     const claimParams = [owner, leaseExpiresAt, now, limit];
     // Relaxed: a claim lost in a database crash is a lease expiry (the task runs again).
+    const limitedNames = FlowClaim.limitedActions(params);
+    const underLimits =
+      limitedNames.length > 0 &&
+      (await this.runOn<{ queued: boolean }>(this.relaxed, 'limitedQueued', [limitedNames])).rows[0]?.queued;
     let rows: ClaimedRow[];
-    if (params.limits?.length) {
+    if (underLimits) {
       const { claimed, limited } = await this.transaction(
         async (run) => ({ value: await this.claimLimited(run, params, leaseExpiresAt), events: [] }),
         this.relaxed,
       );
       rows = claimed;
       if (limited.length > 0) params.onLimited?.(limited);
-    } else if (excludeActions?.length) {
+    } else {
+      const skip = FlowClaim.plainExclusions(excludeActions, limitedNames);
+      const plain = skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks';
       rows = (
-        await this.runOn<ClaimedRow>(this.relaxed, 'claimTasksExceptActions', [
-          ...claimParams,
-          excludeActions,
-        ])
+        await this.runOn<ClaimedRow>(
+          this.relaxed,
+          plain,
+          skip.length > 0 ? [...claimParams, skip] : claimParams,
+        )
       ).rows;
-    } else rows = (await this.runOn<ClaimedRow>(this.relaxed, 'claimTasks', claimParams)).rows;
+    }
     const lease = { owner, leaseExpiresAt, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
   }

@@ -149,6 +149,13 @@ export const SQL = {
   // LOCKED: claims never wait on each other's rows), then the chosen seqs are claimed. What
   // serialises the limits across nodes is said at each statement; the locks are taken in one
   // order (actions by name; per action its bucket, then its keys by hash), so claims never deadlock.
+  /**
+   * $1: limited actions. Whether any has queued tasks (one index seek each in tasks_claimable_key);
+   * without any, the plain claim (leaving them out) does the work alone, in one round trip.
+   */
+  limitedQueued: `
+    SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS a(action)
+                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)) AS queued`,
   /** $1: now, $2: limit, $3: actions to leave out. The unlimited part: the head of the queue. */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks

@@ -68,6 +68,30 @@ export class KeyCursors {
 }
 
 export class FlowClaim {
+  /**
+   * The limited actions a claim must serve under its limits (those not excluded). When none of
+   * them has a queued task, the driver makes the plain claim instead, leaving them out, so a
+   * process whose limited actions are idle pays one index seek per limited action and no more.
+   */
+  static limitedActions(params: {
+    limits?: readonly ActionLimits[];
+    excludeActions?: readonly string[];
+  }): string[] {
+    const skip = new Set(params.excludeActions ?? []);
+    return (params.limits ?? []).map((l) => l.action).filter((a) => !skip.has(a));
+  }
+
+  /**
+   * What the plain claim leaves out: the caller's exclusions and the limited actions (none of which
+   * had a queued task when checked; one queued since waits for the next claim, under its limits).
+   */
+  static plainExclusions(
+    excludeActions: readonly string[] | undefined,
+    limited: readonly string[],
+  ): string[] {
+    return [...new Set([...(excludeActions ?? []), ...limited])];
+  }
+
   /** Actions the unlimited part leaves out: the limited ones and those the caller excluded. */
   readonly excluded: string[];
   /** The limited actions this claim serves, sorted by name (the order locks are taken in). */

@@ -102,6 +102,14 @@ export const SQL = {
 
   // A claim under flow-control limits (shared/flow-claim.ts says what it decides), all under
   // the write lock: the candidates of each part are read, then the chosen seqs claimed.
+  /**
+   * Whether any of @actions (a JSON array) has queued tasks: one seek each in tasks_claimable_key.
+   * Without any, the plain claim (leaving them out) does the work alone.
+   */
+  limitedQueued: `
+    SELECT EXISTS (SELECT 1 FROM json_each(@actions) a
+                    WHERE EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claimable_key
+                                   WHERE status = 'queued' AND action = a.value)) AS queued`,
   /** The unlimited part: the head of the queue without @excluded (a JSON array of actions). */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable

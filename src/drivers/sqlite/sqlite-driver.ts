@@ -366,15 +366,22 @@ export class SqliteDriver implements QueueDriver {
     const { owner, limit, now, leaseMs, excludeActions } = params;
     if (limit <= 0) return [];
     const leaseUntil = now + leaseMs;
-    let limited: LimitedClaim[] = [];
+    const limited = FlowClaim.limitedActions(params);
+    let held: LimitedClaim[] = [];
     const rows = this.write(() => {
-      if (params.limits?.length) return this.claimLimited(params, leaseUntil, (l) => (limited = l));
-      if (!excludeActions?.length)
+      if (limited.length > 0) {
+        const found = this.stmt('limitedQueued').get({ actions: JSON.stringify(limited) }) as {
+          queued: number;
+        };
+        if (found.queued === 1) return this.claimLimited(params, leaseUntil, (l) => (held = l));
+      }
+      const skip = FlowClaim.plainExclusions(excludeActions, limited);
+      if (skip.length === 0)
         return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as ClaimedRow[];
-      const named = { owner, now, leaseUntil, limit, excludeActions: JSON.stringify(excludeActions) };
+      const named = { owner, now, leaseUntil, limit, excludeActions: JSON.stringify(skip) };
       return this.stmt('claimTasksExceptActions').all(named) as ClaimedRow[];
     });
-    if (limited.length > 0) params.onLimited?.(limited);
+    if (held.length > 0) params.onLimited?.(held);
     // RETURNING rows come in no particular order.
     const lease = { owner, leaseExpiresAt: leaseUntil, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
