@@ -92,17 +92,22 @@ export function parseRateLimits(text: string, name: string): Map<string, RateLim
  * with a limit are listed, sorted by name (the PostgreSQL claim takes its locks in this order).
  */
 export function actionLimitsOf(
-  handlers: readonly { action: string; rateLimit?: RateLimit; concurrencyPerKey?: number }[],
+  handlers: readonly {
+    action: string;
+    rateLimit?: { perSecond: number; burst?: number };
+    concurrencyPerKey?: number;
+  }[],
   rateLimits: ReadonlyMap<string, RateLimit> = new Map(),
 ): ActionLimits[] {
   const byAction = new Map<string, ActionLimits>();
   for (const h of handlers) {
     if (h.rateLimit === undefined && h.concurrencyPerKey === undefined) continue;
-    byAction.set(h.action, {
-      action: h.action,
-      rateLimit: h.rateLimit,
-      concurrencyPerKey: h.concurrencyPerKey,
-    });
+    // A definition built in code (not loaded from a module) may leave the burst out.
+    const rateLimit = h.rateLimit && {
+      perSecond: h.rateLimit.perSecond,
+      burst: h.rateLimit.burst ?? BURST_DEFAULT,
+    };
+    byAction.set(h.action, { action: h.action, rateLimit, concurrencyPerKey: h.concurrencyPerKey });
   }
   for (const [action, rateLimit] of rateLimits) {
     byAction.set(action, { ...byAction.get(action), action, rateLimit });

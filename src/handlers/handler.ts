@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { SETTINGS, unknownName } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
-import { CONCURRENCY_PER_KEY_MAX, rateLimitOf, type RateLimit } from '../core/flow.js';
+import { CONCURRENCY_PER_KEY_MAX, rateLimitOf } from '../core/flow.js';
 import { JsonText, type JsonObject } from '../core/task.js';
 
 export interface HandlerTask {
@@ -58,10 +58,8 @@ export interface HandlerOptions {
   concurrencyPerKey?: number;
 }
 
-export interface HandlerDefinition extends Omit<HandlerOptions, 'rateLimit'> {
+export interface HandlerDefinition extends HandlerOptions {
   action: string;
-  /** Checked, with its burst filled in. */
-  rateLimit?: RateLimit;
 }
 
 /** Typed helper for handler modules: `export default defineHandler({ handle: async (task) => ... })`. */
@@ -110,12 +108,7 @@ function numberOption(name: string, value: unknown, range: RangeSetting): number
  * The options a handler module exported, checked; `where` (e.g. `handler /path/resize.ts`)
  * starts every error message.
  */
-export function parseHandlerOptions(
-  where: string,
-  value: object,
-): Omit<HandlerDefinition, 'action'> & {
-  action?: string;
-} {
+export function parseHandlerOptions(where: string, value: object): HandlerOptions {
   const fields = fieldsOf(where, value, OPTION_NAMES);
   const handle = fields.get('handle');
   if (typeof handle !== 'function') {
@@ -125,7 +118,7 @@ export function parseHandlerOptions(
   if (action !== undefined && typeof action !== 'string') {
     throw new ConfigError(`${where}: action: expected a string, got ${shown(action)}`);
   }
-  const options: Omit<HandlerDefinition, 'action'> & { action?: string } = {
+  const options: HandlerOptions = {
     // A function's parameters cannot be checked at run time; its type is the module's promise.
     handle: handle as TaskHandler,
     action,
