@@ -99,6 +99,7 @@ export class TaskqNode {
               prefetch: config.prefetch,
               leaseMs: config.leaseMs,
               pollMs: config.pollMs,
+              rateLimits: config.rateLimits,
               taskTimeoutMs: config.taskTimeoutMs,
               backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },
             });

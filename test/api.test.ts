@@ -71,6 +71,37 @@ describe('POST /tasks', () => {
     expect(res.body.code).toBe('TQ_ERR_VALIDATION');
   });
 
+  it('stores a concurrency_key, alone and in a batch, and shows it on the task', async () => {
+    const one = await post({ action: 'uppercase', data: { text: 'a' }, concurrency_key: 'tenant-1' });
+    expect(one.status).toBe(202);
+    const batch = await svc.http('/tasks/batch', {
+      method: 'POST',
+      json: { tasks: [{ action: 'uppercase', concurrency_key: 'tenant-2' }, { action: 'uppercase' }] },
+    });
+    expect(batch.status).toBe(202);
+    const [keyed, plain] = batch.body.ids as string[];
+    expect((await svc.http(`/tasks/${one.body.id}`)).body.concurrency_key).toBe('tenant-1');
+    expect((await svc.http(`/tasks/${keyed}`)).body.concurrency_key).toBe('tenant-2');
+    expect((await svc.http(`/tasks/${plain}`)).body.concurrency_key).toBeNull();
+  });
+
+  it.each([
+    ['empty', ''],
+    ['too long', 'k'.repeat(256)],
+    ['not a string', 7],
+  ])('refuses a concurrency_key that is %s with 400', async (_name, key) => {
+    const res = await post({ action: 'uppercase', concurrency_key: key });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/concurrency_key/);
+  });
+
+  it('answers 409 for an idempotency key repeated with another concurrency_key', async () => {
+    const body = { action: 'uppercase', unique_key: 'flow-replay', concurrency_key: 'a' };
+    expect((await post(body)).status).toBe(202);
+    expect((await post(body)).status).toBe(200);
+    expect((await post({ ...body, concurrency_key: 'b' })).status).toBe(409);
+  });
+
   it('refuses invalid JSON with 400', async () => {
     const res = await svc.http(`/tasks`, {
       method: 'POST',

@@ -67,6 +67,17 @@ describe('TaskqClient', () => {
     expect(seen).toEqual([...ids].reverse());
   });
 
+  it('sends a concurrency key, alone and in a batch, and the CLI does too', async () => {
+    const { id } = await client.enqueue('sum', { numbers: [1] }, { concurrencyKey: 'tenant-c' });
+    expect((await client.get(id)).concurrency_key).toBe('tenant-c');
+    const { ids } = await client.enqueueBatch([{ action: 'sum', concurrencyKey: 'tenant-d' }]);
+    expect((await client.get(ids[0] as string)).concurrency_key).toBe('tenant-d');
+    const run = await cli(['enqueue', 'sum', '--concurrency-key', 'tenant-e']);
+    expect(run.code).toBe(0);
+    const cliId = /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(run.stdout)?.[0] as string;
+    expect((await client.get(cliId)).concurrency_key).toBe('tenant-e');
+  });
+
   it('throws typed errors', async () => {
     await expect(client.get('00000000-0000-4000-8000-000000000000')).rejects.toBeInstanceOf(
       TaskqNotFoundError,

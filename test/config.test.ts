@@ -42,6 +42,30 @@ describe('Config', () => {
   });
 });
 
+describe('--rate-limit', () => {
+  it('reads action=perSecond[:burst], comma-separated', () => {
+    const config = resolveConfig({}, { TASKQ_RATE_LIMITS: 'send-email=20:5, resize=0.5' });
+    expect(config.rateLimits).toEqual(
+      new Map([
+        ['send-email', { perSecond: 20, burst: 5 }],
+        ['resize', { perSecond: 0.5, burst: 1 }],
+      ]),
+    );
+    expect(resolveConfig({}, {}).rateLimits).toBeUndefined();
+  });
+
+  it.each([
+    ['send-email', '"send-email" is not action=perSecond[:burst]'],
+    ['a=1,a=2', 'action "a" is given twice'],
+    ['a=0', 'a: perSecond must be a number above 0'],
+    ['a=1:0', 'a: burst must be a whole number in 1..1000000'],
+  ])('refuses %j, naming the setting', (text, message) => {
+    expect(() => resolveConfig({}, { TASKQ_RATE_LIMITS: text })).toThrow(
+      `--rate-limit (TASKQ_RATE_LIMITS): ${message}`,
+    );
+  });
+});
+
 describe('suggestions', () => {
   it('counts insertions, deletions, substitutions and transpositions as one edit each', () => {
     expect(editDistance('concurrency', 'concurrency')).toBe(0);

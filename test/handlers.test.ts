@@ -40,6 +40,12 @@ describe('parseHandlerOptions', () => {
     expect(options.backoff).toEqual({ baseMs: 100, maxMs: 1000 });
   });
 
+  it('keeps flow-control options, filling in the burst', () => {
+    const options = parseHandlerOptions('h', { handle, rateLimit: { perSecond: 0.5 }, concurrencyPerKey: 3 });
+    expect(options.rateLimit).toEqual({ perSecond: 0.5, burst: 1 });
+    expect(options.concurrencyPerKey).toBe(3);
+  });
+
   it.each([
     [{ handle, concurrency: 0 }, 'h: concurrency: 0 is out of range 1..1000'],
     [{ handle, timeoutMs: '5000' }, 'h: timeoutMs: expected a number, got string "5000"'],
@@ -50,6 +56,23 @@ describe('parseHandlerOptions', () => {
     [{ handle, timeout: 5000 }, 'h: unknown option "timeout" (did you mean "timeoutMs"?)'],
     [{ handle, backoff: { base: 1, maxMs: 2 } }, 'h: backoff: unknown option "base"'],
     [{ concurrency: 1 }, 'h: the default export must be a function or defineHandler({ handle })'],
+    [{ handle, rateLimit: 5 }, 'h: rateLimit: expected { perSecond, burst? }, got number 5'],
+    [
+      { handle, rateLimit: { perSecond: 0 } },
+      'h: rateLimit: perSecond must be a number above 0 and at most 1000000',
+    ],
+    [
+      { handle, rateLimit: { perSecond: 1, burst: 0.5 } },
+      'h: rateLimit: burst must be a whole number in 1..1000000',
+    ],
+    [
+      { handle, rateLimit: { perSecnd: 1 } },
+      'h: rateLimit: unknown option "perSecnd" (did you mean "perSecond"?)',
+    ],
+    [
+      { handle, concurrencyPerKey: 0 },
+      'h: concurrencyPerKey: expected a whole number in 1..1000000, got number 0',
+    ],
   ])('refuses %j', (value, message) => {
     expect(() => parseHandlerOptions('h', value)).toThrow(new ConfigError(message));
   });

@@ -175,6 +175,29 @@ describe('GET /metrics', () => {
     expect(text).toContain('process_cpu_user_seconds_total');
   });
 
+  it('shows the flow-control limits per action and counts the claims they deferred', async () => {
+    const limited: HandlerDefinition = {
+      action: 'limited',
+      rateLimit: { perSecond: 0.001 },
+      concurrencyPerKey: 1,
+      handle: () => null,
+    };
+    const { http, service } = await start({ rateLimits: 'uppercase=7:3' }, [limited]);
+    const deferred = new Promise((resolve) => service.pool?.onClaimLimited(resolve));
+    const first = await enqueue(http, { action: 'limited', concurrency_key: 'tenant-1' });
+    const second = await enqueue(http, { action: 'limited', concurrency_key: 'tenant-1' });
+    await deferred; // the bucket held one token: the second waits for the next (in 1000 s)
+    expect(await endsAs(http, first)).toBe('completed');
+    const task = await http(`/tasks/${second}`);
+    expect(task.body).toMatchObject({ status: 'queued', concurrency_key: 'tenant-1' });
+    const text = (await http('/metrics')).body as string;
+    expect(text).toContain('taskq_rate_limit_per_second{action="uppercase"} 7');
+    expect(text).toContain('taskq_rate_limit_burst{action="uppercase"} 3');
+    expect(text).toContain('taskq_rate_limit_per_second{action="limited"} 0.001');
+    expect(text).toContain('taskq_concurrency_per_key{action="limited"} 1');
+    expect(text).toMatch(/taskq_claims_deferred_total\{action="limited",reason="rate_limit"\} [1-9]/);
+  });
+
   it('is served by worker-only nodes too', async () => {
     const { http } = await start({ role: 'worker' });
     const res = await http(`/metrics`);

@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LimitedClaim } from '../core/flow.js';
 import { TASK_STATUSES } from '../core/task.js';
 import type { Outcome } from '../core/outcome.js';
 import { willRetry } from '../core/retry.js';
@@ -108,6 +109,38 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
       },
     });
   }
+  if (pool && pool.flowLimits.length > 0) {
+    // The limits this process claims under (docs/flow-control.md); set once, they do not change.
+    const rate = new Gauge({
+      name: 'taskq_rate_limit_per_second',
+      help: 'Tasks of the action claimed per second at most, across every worker (its rate limit)',
+      labelNames: ['action'],
+      registers: [registry],
+    });
+    const burst = new Gauge({
+      name: 'taskq_rate_limit_burst',
+      help: 'Tasks of the action that may be claimed at once after a quiet spell (its bucket size)',
+      labelNames: ['action'],
+      registers: [registry],
+    });
+    const perKey = new Gauge({
+      name: 'taskq_concurrency_per_key',
+      help: 'Tasks of the action with one concurrency_key running at most at once, across every worker',
+      labelNames: ['action'],
+      registers: [registry],
+    });
+    for (const { action, rateLimit, concurrencyPerKey } of pool.flowLimits) {
+      if (rateLimit) rate.set({ action }, rateLimit.perSecond);
+      if (rateLimit) burst.set({ action }, rateLimit.burst);
+      if (concurrencyPerKey !== undefined) perKey.set({ action }, concurrencyPerKey);
+    }
+  }
+  const deferred = byAction(
+    'taskq_claims_deferred_total',
+    'Claims by this process that left ready tasks of the action queued: reason="rate_limit" or "concurrency_key"',
+    ['action', 'reason'],
+  );
+  const deferredBy = seriesOf((action, reason) => deferred.labels(action, reason));
   const resultWriteFailures = new Counter({
     name: 'taskq_result_write_failures_total',
     help: 'Failed writes of task results (each is retried)',
@@ -144,7 +177,16 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     else if (outcome.abort.kind === 'cancel') cancelledBy(action).inc();
   };
   const onWriteFailed = () => resultWriteFailures.inc();
-  const unsubscribes = pool ? [pool.onTaskFinished(onFinished), pool.onResultWriteFailed(onWriteFailed)] : [];
+  const onLimited = (limited: LimitedClaim[]) => {
+    for (const l of limited) deferredBy(l.action, l.reason).inc();
+  };
+  const unsubscribes = pool
+    ? [
+        pool.onTaskFinished(onFinished),
+        pool.onResultWriteFailed(onWriteFailed),
+        pool.onClaimLimited(onLimited),
+      ]
+    : [];
   app.addHook('onClose', async () => {
     queue.off('enqueued', onEnqueued);
     queue.off('retried', onRetried);

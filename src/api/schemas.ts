@@ -8,6 +8,7 @@ import { TASK_STATUSES, type JsonValue } from '../core/task.js';
 export const ACTION_MAX_LENGTH = 128;
 export const LIST_LIMIT_DEFAULT = 100;
 export const LIST_LIMIT_MAX = 1000;
+export const CONCURRENCY_KEY_MAX_LENGTH = 255;
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -61,6 +62,14 @@ export const CreateTaskBody = Type.Object(
         description: 'idempotency key; the Idempotency-Key header does the same',
       }),
     ),
+    concurrency_key: Type.Optional(
+      Text({
+        minLength: 1,
+        maxLength: CONCURRENCY_KEY_MAX_LENGTH,
+        description:
+          "groups tasks (say a tenant id): the action's concurrencyPerKey caps how many of one key run at once (docs/flow-control.md)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -80,6 +89,7 @@ export const TaskSchema = Type.Object(
     attempts: Type.Integer(),
     max_attempts: Type.Integer(),
     priority: Type.Integer(),
+    concurrency_key: Nullable(Type.String({ description: 'the key its action caps per key, if any' })),
     progress: Nullable(Type.Integer()),
     progress_message: Nullable(Type.String()),
     run_at: Type.String({ description: 'ISO 8601' }),

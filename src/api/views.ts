@@ -20,6 +20,7 @@ export function toTaskView(task: TaskRecord): TaskView {
     attempts: task.attempts,
     max_attempts: task.maxAttempts,
     priority: task.priority,
+    concurrency_key: task.concurrencyKey,
     progress: task.progress,
     progress_message: task.progressMessage,
     run_at: iso(task.runAt),

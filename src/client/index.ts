@@ -43,6 +43,8 @@ export interface EnqueueOptions {
   delayMs?: number;
   /** A repeated key answers the original task instead of queuing another. */
   idempotencyKey?: string;
+  /** Groups tasks (say a tenant id) for the action's concurrencyPerKey cap (docs/flow-control.md). */
+  concurrencyKey?: string;
 }
 
 export interface BatchItem extends EnqueueOptions {
@@ -122,6 +124,7 @@ function toBody(action: string, data: Record<string, unknown> | undefined, optio
     ...(runAt === undefined ? {} : { run_at: runAt }),
     ...(options.delayMs === undefined ? {} : { delay_ms: options.delayMs }),
     ...(options.idempotencyKey === undefined ? {} : { unique_key: options.idempotencyKey }),
+    ...(options.concurrencyKey === undefined ? {} : { concurrency_key: options.concurrencyKey }),
   };
 }
 

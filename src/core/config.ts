@@ -6,6 +6,7 @@
  * naming the setting, an unknown key one with a "did you mean", and the result is frozen.
  */
 import { ConfigError } from './errors.js';
+import { parseRateLimits, type RateLimit } from './flow.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -82,6 +83,12 @@ const duration: Kind<number> = {
       throw new ConfigError(`${name}: expected a duration like 500ms, 30s, 15m, 12h or 7d, got "${raw}"`);
     return ms;
   },
+};
+
+/** Per-action rate limits, `action=perSecond[:burst],...` (core/flow.ts). */
+const rateLimits: Kind<Map<string, RateLimit>> = {
+  placeholder: '<value>',
+  parse: (raw, name) => parseRateLimits(String(raw), name),
 };
 
 /** Any text but an empty one. */
@@ -297,6 +304,13 @@ export const SETTINGS = Object.freeze({
     default: IDEMPOTENCY_WINDOW_MS_DEFAULT,
     kind: int(1000, 31_536_000_000),
     description: 'how long an Idempotency-Key (or unique_key) answers with the original task',
+  }),
+  rateLimits: optional({
+    flag: '--rate-limit',
+    env: ['TASKQ_RATE_LIMITS'],
+    kind: rateLimits,
+    description:
+      "per-action rate limits across all workers, action=perSecond[:burst], comma-separated (e.g. uppercase=20,resize=0.5:5); wins over a handler module's rateLimit",
   }),
   apiToken: optional({
     flag: '--api-token',

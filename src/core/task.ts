@@ -74,6 +74,8 @@ export interface TaskRecord {
   progress: number | null;
   progressMessage: string | null;
   uniqueKey: string | null;
+  /** Tasks of one key are capped by their action's `concurrencyPerKey` (docs/flow-control.md). */
+  concurrencyKey: string | null;
   leaseOwner: string | null;
   leaseExpiresAt: number | null;
   cancelRequested: boolean;
@@ -98,6 +100,8 @@ export interface NewTask {
   uniqueKey: string | null;
   /** Until when `uniqueKey` deduplicates (epoch ms); null when there is no key. */
   uniqueUntil: number | null;
+  /** See TaskRecord; absent means none. */
+  concurrencyKey?: string | null;
   createdAt: number;
   /** The trace context the task continues (docs/tracing.md); null when there is none. */
   traceparent: string | null;
@@ -121,6 +125,7 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
     progress: null,
     progressMessage: null,
     uniqueKey: task.uniqueKey,
+    concurrencyKey: task.concurrencyKey ?? null,
     leaseOwner: null,
     leaseExpiresAt: null,
     cancelRequested: false,

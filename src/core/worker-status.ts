@@ -2,6 +2,7 @@
  * What the HTTP layer reads of this process's workers, for /healthz and /metrics. worker/'s
  * WorkerPool implements it; api/ accepts it, so api/ never imports worker/.
  */
+import type { ActionLimits, LimitedClaim } from './flow.js';
 import type { Outcome } from './outcome.js';
 import type { TaskRecord } from './task.js';
 
@@ -14,6 +15,10 @@ export interface WorkerStatus {
   resultsStuckMs(): number;
   /** Calls `listener` after every run of a handler; returns the unsubscribe. */
   onTaskFinished(listener: (task: TaskRecord, outcome: Outcome, durationMs: number) => void): () => void;
+  /** The flow-control limits this process claims under (rate limits, per-key caps). */
+  readonly flowLimits: readonly ActionLimits[];
+  /** Calls `listener` when a claim left ready tasks queued because of a limit; returns the unsubscribe. */
+  onClaimLimited(listener: (limited: LimitedClaim[]) => void): () => void;
   /** Calls `listener` for every failed write of results (each is retried); returns the unsubscribe. */
   onResultWriteFailed(listener: () => void): () => void;
 }

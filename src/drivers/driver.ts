@@ -4,6 +4,7 @@
  * run unchanged on SQLite and PostgreSQL. Every method that changes state runs in one transaction.
  * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
  */
+import type { ActionLimits, LimitedClaim } from '../core/flow.js';
 import type { BackoffPolicy } from '../core/retry.js';
 import type { JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
 
@@ -52,6 +53,13 @@ export interface ClaimTasksParams {
   leaseMs: number;
   /** Actions not to claim now (they are at their per-action concurrency limit). */
   excludeActions?: string[];
+  /**
+   * Rate limits and per-key caps of the actions that have them (core/flow.ts), held across
+   * every process in the same transaction as the claim. Absent or empty: the plain claim.
+   */
+  limits?: ActionLimits[];
+  /** Told, before the claim resolves, which limited actions had ready tasks left queued, and why. */
+  onLimited?: (limited: LimitedClaim[]) => void;
 }
 
 /** The worker's proof that it still holds the task: owner plus the attempt it claimed. */

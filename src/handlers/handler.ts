@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import { SETTINGS, unknownName } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
+import { CONCURRENCY_PER_KEY_MAX, rateLimitOf } from '../core/flow.js';
 import { JsonText, type JsonObject } from '../core/task.js';
 
 export interface HandlerTask {
@@ -48,6 +49,13 @@ export interface HandlerOptions {
   concurrency?: number;
   /** Retry backoff for this action. */
   backoff?: { baseMs: number; maxMs: number };
+  /**
+   * At most `perSecond` tasks of this action claimed a second across every worker, with up to
+   * `burst` (default 1) at once; `--rate-limit` wins over it (docs/flow-control.md).
+   */
+  rateLimit?: { perSecond: number; burst?: number };
+  /** At most this many tasks with the same `concurrency_key` running at once across every worker. */
+  concurrencyPerKey?: number;
 }
 
 export interface HandlerDefinition extends HandlerOptions {
@@ -62,8 +70,18 @@ export function defineHandler(options: HandlerOptions): HandlerOptions {
 /** The error for a module whose default export is no handler. */
 export const NOT_A_HANDLER = 'the default export must be a function or defineHandler({ handle })';
 
-const OPTION_NAMES = ['action', 'handle', 'timeoutMs', 'maxAttempts', 'concurrency', 'backoff'] as const;
+const OPTION_NAMES = [
+  'action',
+  'handle',
+  'timeoutMs',
+  'maxAttempts',
+  'concurrency',
+  'backoff',
+  'rateLimit',
+  'concurrencyPerKey',
+] as const;
 const BACKOFF_NAMES = ['baseMs', 'maxMs'] as const;
+const RATE_LIMIT_NAMES = ['perSecond', 'burst'] as const;
 /** The setting whose range each numeric option must keep to. */
 type RangeSetting = 'taskTimeoutMs' | 'maxAttempts' | 'concurrency' | 'backoffMs' | 'backoffMaxMs';
 
@@ -120,6 +138,27 @@ export function parseHandlerOptions(where: string, value: object): HandlerOption
       return ms;
     };
     options.backoff = { baseMs: part('baseMs', 'backoffMs'), maxMs: part('maxMs', 'backoffMaxMs') };
+  }
+  const rateLimit = fields.get('rateLimit');
+  if (rateLimit !== undefined) {
+    if (rateLimit === null || typeof rateLimit !== 'object') {
+      throw new ConfigError(`${where}: rateLimit: expected { perSecond, burst? }, got ${shown(rateLimit)}`);
+    }
+    const parts = fieldsOf(`${where}: rateLimit`, rateLimit, RATE_LIMIT_NAMES);
+    options.rateLimit = rateLimitOf(`${where}: rateLimit`, parts.get('perSecond'), parts.get('burst'));
+  }
+  const perKey = fields.get('concurrencyPerKey');
+  if (perKey !== undefined) {
+    if (
+      typeof perKey !== 'number' ||
+      !Number.isInteger(perKey) ||
+      perKey < 1 ||
+      perKey > CONCURRENCY_PER_KEY_MAX
+    )
+      throw new ConfigError(
+        `${where}: concurrencyPerKey: expected a whole number in 1..${CONCURRENCY_PER_KEY_MAX}, got ${shown(perKey)}`,
+      );
+    options.concurrencyPerKey = perKey;
   }
   return options;
 }

@@ -47,6 +47,8 @@ export interface EnqueueInput {
    * context is used without it. A malformed value is ignored (docs/tracing.md).
    */
   trace?: TraceHeaders;
+  /** Caps, with the action's concurrencyPerKey, how many tasks of this key run at once. */
+  concurrencyKey?: string;
 }
 
 export interface EnqueueResult {
@@ -89,6 +91,7 @@ function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
     existing.action === requested.action &&
     existing.priority === requested.priority &&
     existing.maxAttempts === requested.maxAttempts &&
+    existing.concurrencyKey === (requested.concurrencyKey ?? null) &&
     isDeepStrictEqual(existing.data, requested.data);
   if (!same) {
     throw new QueueError(
@@ -168,6 +171,7 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
         uniqueKey === null
           ? null
           : now + (input.uniqueForMs ?? this.options.uniqueWindowMs ?? UNIQUE_WINDOW_MS_DEFAULT),
+      concurrencyKey: input.concurrencyKey ?? null,
       createdAt: now,
       traceparent: stored.traceparent,
       tracestate: stored.tracestate,

@@ -18,6 +18,13 @@
  * - Per-action limits: a handler may set its own `concurrency`: at most that many tasks of its
  *   action are held (running or buffered) here; claims skip actions at their limit, and a claim
  *   that returns more of one such action than it has room for gives the extra tasks straight back.
+ * - Flow control (docs/flow-control.md): actions with a rate limit or a per-key cap are claimed
+ *   under those limits, which the database holds across processes (the driver's claim reads and
+ *   spends the bucket, and counts a key's running tasks, in the claim's own transaction). A
+ *   process without such actions makes the plain claim and pays nothing for the feature. When a
+ *   claim says a rate limit held tasks back, the producer claims again when the bucket next holds
+ *   a token; with per-key caps it also wakes whenever tasks finish (`tasksChanged`), since a
+ *   finished task frees its key's slot, here or in another process.
  * - Leases are the lease keeper's: it tells the producer which held tasks lost their lease
  *   (`leaseLost`) or were asked to stop (`cancel`, also straight from the driver's
  *   `cancelRequested` event). A cancelled running task is aborted; a cancelled buffered one is
@@ -30,6 +37,7 @@
  *   within the grace period, then abort the rest (the runner gives them back too).
  */
 import type { Logger } from 'pino';
+import { actionLimitsOf, type ActionLimits, type LimitedClaim, type RateLimit } from '../core/flow.js';
 import type { TaskRecord } from '../core/task.js';
 import type { QueueDriver, Unsubscribe } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -50,6 +58,8 @@ export interface ProducerOptions {
   pollMs: number;
   now: () => number;
   health: DbHealth;
+  /** Rate limits by action from the settings (`--rate-limit`); they win over the handlers' own. */
+  rateLimits?: ReadonlyMap<string, RateLimit>;
   /** True while nothing more may be claimed (the completer's backlog is full); wake() after. */
   claimsPaused?: () => boolean;
   /** Runs one task to its recorded end; its slot frees when this settles. */
@@ -69,6 +79,8 @@ export interface ProducerEvents {
    * results waiting to be written.
    */
   claimSkipped: [reason: 'no_room' | 'buffer_above_half' | 'results_backlog'];
+  /** A claim left ready tasks of these limited actions queued (rate limit or per-key cap). */
+  claimLimited: [limited: LimitedClaim[]];
 }
 
 const CANCELLED = 'cancelled by request';
@@ -87,6 +99,10 @@ export class Producer extends Signals<ProducerEvents> {
   private readonly actionLimits: Map<string, number>;
   /** Running + buffered tasks of each limited action. */
   private readonly heldByAction = new Map<string, number>();
+  /** Flow-control limits of the actions that have them (core/flow.ts); empty for most queues. */
+  readonly flowLimits: readonly ActionLimits[];
+  /** The claim that waits for a rate-limited action's next token. */
+  private tokenWait: { at: number; timer: NodeJS.Timeout } | null = null;
   private readonly running = new Map<string, RunningTask>();
   private readonly unsubscribes: Unsubscribe[] = [];
   private readonly poll: Ticker;
@@ -109,6 +125,7 @@ export class Producer extends Signals<ProducerEvents> {
         .filter((h) => h.concurrency !== undefined)
         .map((h) => [h.action, h.concurrency as number]),
     );
+    this.flowLimits = actionLimitsOf(options.registry.all(), options.rateLimits);
     this.poll = new Ticker(options.pollMs, () => this.wake());
   }
 
@@ -128,6 +145,8 @@ export class Producer extends Signals<ProducerEvents> {
       driver.on('tasksQueued', () => this.wake()),
       driver.on('cancelRequested', ({ ids }) => this.cancel(ids)),
     );
+    if (this.flowLimits.some((l) => l.concurrencyPerKey !== undefined))
+      this.unsubscribes.push(driver.on('tasksChanged', () => this.wake()));
     this.poll.start();
     this.wake();
   }
@@ -229,6 +248,10 @@ export class Producer extends Signals<ProducerEvents> {
         now: this.options.now(),
         leaseMs: this.options.leaseMs,
         excludeActions: this.actionsAtLimit(),
+        ...(this.flowLimits.length > 0 && {
+          limits: [...this.flowLimits],
+          onLimited: (limited: LimitedClaim[]) => this.limited(limited),
+        }),
       });
       this.options.health.success();
       this.claimRetryMs = CLAIM_RETRY_MIN_MS;
@@ -255,6 +278,23 @@ export class Producer extends Signals<ProducerEvents> {
       this.dispatch();
     }
     if (this.moreLikely) this.scheduleFetch();
+  }
+
+  /** A claim held tasks back: say so, and claim again when a rate-limited bucket has a token. */
+  private limited(limited: LimitedClaim[]): void {
+    this.emit('claimLimited', limited);
+    const at = Math.min(...limited.map((l) => l.retryAt ?? Infinity));
+    if (!Number.isFinite(at) || this.stopping || (this.tokenWait && this.tokenWait.at <= at)) return;
+    if (this.tokenWait) clearTimeout(this.tokenWait.timer);
+    const timer = setTimeout(
+      () => {
+        this.tokenWait = null;
+        this.wake();
+      },
+      Math.max(0, at - this.options.now()),
+    );
+    timer.unref();
+    this.tokenWait = { at, timer };
   }
 
   private retryClaimLater(): void {
@@ -340,6 +380,8 @@ export class Producer extends Signals<ProducerEvents> {
     this.poll.stop();
     if (this.claimRetry) clearTimeout(this.claimRetry);
     this.claimRetry = null;
+    if (this.tokenWait) clearTimeout(this.tokenWait.timer);
+    this.tokenWait = null;
     const unstarted = this.buffer.splice(0);
     unstarted.forEach((task) => this.unhold(task));
     await this.giveBack(unstarted);

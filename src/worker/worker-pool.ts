@@ -16,6 +16,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { ActionLimits, LimitedClaim, RateLimit } from '../core/flow.js';
 import type { BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
 import type { WorkerStatus } from '../core/worker-status.js';
@@ -49,6 +50,8 @@ export interface WorkerPoolOptions {
   pollMs: number;
   taskTimeoutMs: number;
   backoff: BackoffPolicy;
+  /** Rate limits by action from the settings (`--rate-limit`); they win over the handlers' own. */
+  rateLimits?: ReadonlyMap<string, RateLimit>;
   /** How long acks wait to be batched. */
   ackDelayMs?: number;
   /** Claims pause while this many results wait to be written. */
@@ -126,6 +129,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
       prefetch: options.prefetch,
       leaseMs,
       pollMs: options.pollMs,
+      rateLimits: options.rateLimits,
       now,
       health,
       claimsPaused: () => this.completer.backlogFull,
@@ -219,6 +223,15 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
   onTaskFinished(listener: (...args: WorkerPoolEvents['taskFinished']) => void): () => void {
     this.on('taskFinished', listener);
     return () => this.off('taskFinished', listener);
+  }
+
+  get flowLimits(): readonly ActionLimits[] {
+    return this.producer.flowLimits;
+  }
+
+  onClaimLimited(listener: (limited: LimitedClaim[]) => void): () => void {
+    this.producer.on('claimLimited', listener);
+    return () => this.producer.off('claimLimited', listener);
   }
 
   onResultWriteFailed(listener: () => void): () => void {

@@ -12,7 +12,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTask as baseTask } from '../support/factories.js';
 import { untilHeard } from '../support/signals.js';
 import type { NewTask, TaskRecord } from '../../src/core/task.js';
-import type { DriverEventName, DriverEvents, LeaseRef, QueueDriver } from '../../src/drivers/driver.js';
+import type { ActionLimits, LimitedClaim } from '../../src/core/flow.js';
+import type {
+  ClaimTasksParams,
+  DriverEventName,
+  DriverEvents,
+  LeaseRef,
+  QueueDriver,
+} from '../../src/drivers/driver.js';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -427,6 +434,126 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const all = (await Promise.all(claimers)).flat();
           expect(all).toHaveLength(60);
           expect(new Set(all).size).toBe(60);
+        });
+      });
+
+      describe('claimTasks under flow limits', () => {
+        const rated: ActionLimits = { action: 'rated', rateLimit: { perSecond: 10, burst: 2 } };
+        const keyed: ActionLimits = { action: 'keyed', concurrencyPerKey: 2 };
+        /** A claim under `limits`; `limited` holds what it said it held back. */
+        const limitedClaim = async (
+          on: QueueDriver,
+          limits: ActionLimits[],
+          { limit = 10, now = T0, owner = 'w1', excludeActions }: Partial<ClaimTasksParams> = {},
+        ) => {
+          const limited: LimitedClaim[] = [];
+          const tasks = await on.claimTasks({
+            owner,
+            limit,
+            now,
+            leaseMs: LEASE,
+            excludeActions,
+            limits,
+            onLimited: (l) => limited.push(...l),
+          });
+          return { tasks, limited };
+        };
+        const insertN = async (n: number, overrides: Partial<NewTask>) => {
+          const tasks = Array.from({ length: n }, () => newTask(overrides));
+          return (await driver.insertTasks({ tasks, now: T0 })).map((r) => r.task);
+        };
+        const keysOf = (tasks: TaskRecord[]) => tasks.map((t) => t.concurrencyKey).sort();
+
+        it("stores and returns a task's concurrency key", async () => {
+          const task = await insert({ concurrencyKey: 'tenant-1' });
+          expect(task.concurrencyKey).toBe('tenant-1');
+          expect((await driver.getTask({ id: task.id }))?.concurrencyKey).toBe('tenant-1');
+          expect((await claimOne()).concurrencyKey).toBe('tenant-1');
+          expect((await insert()).concurrencyKey).toBeNull();
+        });
+
+        it('a rate limit claims a full bucket at once, then perSecond, in every process', async () => {
+          await insertN(10, { action: 'rated' });
+          const first = await limitedClaim(driver, [rated]);
+          expect(first.tasks).toHaveLength(2); // the burst
+          expect(first.limited).toEqual([{ action: 'rated', reason: 'rate_limit', retryAt: T0 + 100 }]);
+          const peer = await openPeer();
+          // The bucket is in the database: another process finds it empty too.
+          expect((await limitedClaim(peer, [rated], { now: T0 + 50 })).tasks).toHaveLength(0);
+          // 10 a second: one token per 100 ms, whoever claims.
+          expect((await limitedClaim(peer, [rated], { now: T0 + 100 })).tasks).toHaveLength(1);
+          expect((await limitedClaim(driver, [rated], { now: T0 + 350 })).tasks).toHaveLength(2);
+          // A quiet spell fills the bucket to its burst, no more.
+          const later = await limitedClaim(driver, [rated], { now: T0 + 60_000 });
+          expect(later.tasks).toHaveLength(2);
+          expect((await driver.countTasks()).byStatus.queued).toBe(3);
+        });
+
+        it('claims plainly when no limited action has a queued task, and reports nothing', async () => {
+          const other = await insertN(3, { action: 'echo' });
+          const { tasks, limited } = await limitedClaim(driver, [rated, keyed], { limit: 2 });
+          expect(tasks.map((t) => t.id)).toEqual(other.slice(0, 2).map((t) => t.id));
+          expect(limited).toEqual([]);
+          // Once one is queued, it is claimed under its limit again.
+          await insertN(3, { action: 'rated' });
+          expect(
+            (await limitedClaim(driver, [rated], { limit: 10 })).tasks.map((t) => t.action).sort(),
+          ).toEqual(['echo', 'rated', 'rated']);
+        });
+
+        it('a rate-limited action does not hold back other actions', async () => {
+          await insertN(5, { action: 'rated' });
+          const other = await insertN(3, { action: 'echo' });
+          const { tasks } = await limitedClaim(driver, [rated], { limit: 10 });
+          expect(tasks.filter((t) => t.action === 'echo').map((t) => t.id)).toEqual(other.map((t) => t.id));
+          expect(tasks.filter((t) => t.action === 'rated')).toHaveLength(2);
+        });
+
+        it('a per-key cap bounds the running tasks of each key, across processes', async () => {
+          await insertN(5, { action: 'keyed', concurrencyKey: 'a' });
+          await insertN(5, { action: 'keyed', concurrencyKey: 'b' });
+          const free = await insertN(3, { action: 'keyed' }); // no key: not capped
+          const first = await limitedClaim(driver, [keyed], { limit: 20 });
+          expect(keysOf(first.tasks)).toEqual(['a', 'a', 'b', 'b', null, null, null]);
+          expect(first.limited).toEqual([{ action: 'keyed', reason: 'concurrency_key' }]);
+          const peer = await openPeer();
+          expect((await limitedClaim(peer, [keyed], { owner: 'w2' })).tasks).toEqual([]);
+          // A finished task frees its key's slot.
+          const doneA = first.tasks.find((t) => t.concurrencyKey === 'a') as TaskRecord;
+          await driver.completeTasks({ completions: [{ ...leaseOf(doneA), result: null }], now: T0 + 1 });
+          const next = await limitedClaim(peer, [keyed], { owner: 'w2', now: T0 + 2 });
+          expect(keysOf(next.tasks)).toEqual(['a']);
+          expect(free.every((t) => first.tasks.some((c) => c.id === t.id))).toBe(true);
+        });
+
+        it('rotates over keys, however many there are, so every key gets its turn', async () => {
+          const keys = Array.from({ length: 40 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+          for (const key of keys) await insertN(2, { action: 'keyed', concurrencyKey: key });
+          const once: ActionLimits = { action: 'keyed', concurrencyPerKey: 1 };
+          const served: string[] = [];
+          for (let round = 0; round < 10; round++) {
+            const { tasks } = await limitedClaim(driver, [once], { limit: 4, now: T0 + round });
+            served.push(...keysOf(tasks).map(String));
+            const completions = tasks.map((t) => ({ ...leaseOf(t), result: null }));
+            await driver.completeTasks({ completions, now: T0 + round });
+          }
+          expect(served.sort()).toEqual(keys);
+        });
+
+        it('keeps excludeActions, and the lease and claim fields of the plain claim', async () => {
+          await insert({ action: 'paused' });
+          const task = await insert({ action: 'rated' });
+          const { tasks } = await limitedClaim(driver, [rated], { excludeActions: ['paused'], now: T0 + 5 });
+          expect(tasks.map((t) => t.id)).toEqual([task.id]);
+          expect(tasks[0]).toMatchObject({
+            status: 'running',
+            attempts: 1,
+            leaseOwner: 'w1',
+            leaseExpiresAt: T0 + 5 + LEASE,
+            claimedAt: T0 + 5,
+          });
+          expect((await driver.getTask({ id: task.id }))?.status).toBe('running');
+          expect((await driver.countTasks()).byStatus).toMatchObject({ queued: 1, running: 1 });
         });
       });
 

@@ -16,7 +16,7 @@ import type { WorkerPool } from '../../src/worker/worker-pool.js';
 import { newTask } from '../support/factories.js';
 import { Gates, nextSignal, testClock, watch } from '../support/signals.js';
 import { makePool as workerPool } from '../support/pool.js';
-import { ResultLog } from '../support/results.js';
+import { ResultLog, resultsOf } from '../support/results.js';
 import type { ContractDriver } from './driver-contract.js';
 
 export interface WorkerContractOptions {
@@ -652,6 +652,127 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
         expect(aborted).toBe(true);
         expect(await getTask(task.id)).toMatchObject({ status: 'queued', attempts: 0 });
       });
+    });
+
+    describe('flow control', () => {
+      /** A pool on its own driver connection (another process, as far as the database knows). */
+      const peerPool = async (
+        handlers: HandlerDefinition[],
+        settings: Parameters<typeof workerPool>[2] = {},
+      ) => {
+        const pool = workerPool(await openPeer(), handlers, settings);
+        pools.push(pool);
+        return { pool, results: new ResultLog(pool) };
+      };
+      const allTasks = async () => driver.listTasks({ limit: 100_000 });
+      /** Resolves once these pools together have written `n` results. */
+      const allWritten = (of: WorkerPool[], n: number, timeoutMs: number) =>
+        new Promise<void>((resolve, reject) => {
+          let count = 0;
+          const timer = setTimeout(() => reject(new Error(`${count} of ${n} results written`)), timeoutMs);
+          for (const pool of of) {
+            pool.completer.on('written', (w) => {
+              count += resultsOf(w).length;
+              if (count < n) return;
+              clearTimeout(timer);
+              resolve();
+            });
+          }
+        });
+
+      it('holds a rate limit across three pools: 100 tasks at 20/s take about 5 s', async () => {
+        const burst = 5;
+        const rated: HandlerDefinition = {
+          action: 'rated',
+          rateLimit: { perSecond: 20, burst },
+          handle: () => null,
+        };
+        await insertMany(100, { action: 'rated' });
+        // Real time: the limit is what this case measures. Each pool claims as much as it has room for.
+        const made = await Promise.all(
+          [1, 2, 3].map(() => peerPool([rated], { now: Date.now, prefetch: 10 })),
+        );
+        const limited = made.map(({ pool }) => watch(pool.producer, 'claimLimited'));
+        const written = allWritten(
+          made.map((m) => m.pool),
+          100,
+          15_000,
+        );
+        made.forEach(({ pool }) => pool.start());
+        await written;
+        const claimedAt = (await allTasks()).map((t) => t.claimedAt as number).sort((a, b) => a - b);
+        expect(claimedAt).toHaveLength(100);
+        // No window of one second holds more than perSecond + burst claims.
+        for (let i = 0; i < claimedAt.length; i++) {
+          const inWindow = claimedAt.filter(
+            (t) => t >= (claimedAt[i] as number) && t < (claimedAt[i] as number) + 1000,
+          );
+          expect(inWindow.length).toBeLessThanOrEqual(20 + burst);
+        }
+        // The burst at once, then 20 a second: (100 - 5) / 20 = 4.75 s.
+        const spanMs = (claimedAt[99] as number) - (claimedAt[0] as number);
+        expect(spanMs).toBeGreaterThan(4500);
+        expect(spanMs).toBeLessThan(6500);
+        // Every pool took part, and the limit said it held tasks back.
+        expect(made.every(({ results }) => results.all.length > 0)).toBe(true);
+        expect(limited.some((w) => w.seen.some(([l]) => l.some((x) => x.reason === 'rate_limit')))).toBe(
+          true,
+        );
+      }, 30_000);
+
+      it("a flood of one key does not starve another: 10 tasks of B finish while A's 10,000 wait", async () => {
+        const perKey = 2;
+        const tenant: HandlerDefinition = { action: 'tenant', concurrencyPerKey: perKey, handle: () => null };
+        for (let i = 0; i < 20; i++) await insertMany(500, { action: 'tenant', concurrencyKey: 'A' });
+        const b = await insertMany(10, { action: 'tenant', concurrencyKey: 'B' });
+        const { pool, results } = makePool([tenant], { concurrency: 4, prefetch: 4 });
+        pool.start();
+        await Promise.all(b.map((t) => results.of(t.id, 'completed', undefined, 10_000)));
+        await pool.stop({ graceMs: 1000 });
+        const counts = (await driver.countTasks()).byStatus;
+        // B's ten are done; A, capped at 2 running, has barely started.
+        expect(counts.completed).toBeLessThan(100);
+        expect(counts.queued).toBeGreaterThan(9_900);
+      }, 30_000);
+
+      it('holds the per-key cap across two pools', async () => {
+        const gates = new Gates();
+        let inHandler = 0;
+        let most = 0;
+        const capped: HandlerDefinition = {
+          action: 'capped',
+          concurrencyPerKey: 2,
+          handle: async (task) => {
+            const ofK = task.data.key === 'k';
+            if (ofK) most = Math.max(most, ++inHandler);
+            await gates.pass();
+            if (ofK) inHandler--;
+          },
+        };
+        await insertMany(12, { action: 'capped', concurrencyKey: 'k', data: { key: 'k' } });
+        await insert({ action: 'capped', concurrencyKey: 'other' });
+        const first = makePool([capped], { concurrency: 4, prefetch: 4 });
+        const second = await peerPool([capped], { concurrency: 4, prefetch: 4 });
+        const limited = watch(second.pool.producer, 'claimLimited');
+        const written = allWritten([first.pool, second.pool], 13, 10_000);
+        first.pool.start();
+        second.pool.start();
+        // Two of k and the one of `other` run; the pools' claims find k at its cap.
+        await gates.entered(3);
+        await limited.until((l) => l.some((x) => x.reason === 'concurrency_key'));
+        const running = (await allTasks()).filter((t) => t.status === 'running');
+        expect(running.filter((t) => t.concurrencyKey === 'k')).toHaveLength(2);
+        expect(running.map((t) => t.concurrencyKey).sort()).toEqual(['k', 'k', 'other']);
+        // Let them go one at a time: never more than two of k at once, in either pool.
+        for (let i = 0; i < 13; i++) {
+          await gates.entered(i + 1, 10_000);
+          gates.open(i);
+        }
+        await written;
+        expect(most).toBe(2);
+        const statuses = (await allTasks()).map((t) => t.status);
+        expect(statuses).toEqual(Array.from({ length: 13 }, () => 'completed'));
+      }, 30_000);
     });
   });
 }

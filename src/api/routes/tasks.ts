@@ -49,6 +49,7 @@ export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, wh
     runAt,
     delayMs: body.delay_ms, // from the queue's clock, read once when it prepares the task
     uniqueKey: idempotencyKey ?? body.unique_key,
+    concurrencyKey: body.concurrency_key,
   };
 }
 

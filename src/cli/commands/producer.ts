@@ -80,6 +80,10 @@ export function registerProducerCommands(program: Command): void {
       .option('--delay-ms <n>', 'run no sooner than this many ms from now')
       .option('--max-attempts <n>', 'runs before the task fails (1..100)')
       .option('--idempotency-key <key>', 'a repeated key answers the original task')
+      .option(
+        '--concurrency-key <key>',
+        "groups tasks (say a tenant id) for the action's concurrencyPerKey cap",
+      )
       .addHelpText(
         'after',
         '\nWith TRACEPARENT (and TRACESTATE) set in the environment (W3C trace context), the task and its\nhandler continue that trace (docs/tracing.md).',
@@ -92,6 +96,7 @@ export function registerProducerCommands(program: Command): void {
       delayMs: intOption(options.delayMs, '--delay-ms'),
       maxAttempts: intOption(options.maxAttempts, '--max-attempts'),
       idempotencyKey: options.idempotencyKey as string | undefined,
+      concurrencyKey: options.concurrencyKey as string | undefined,
     });
     if (!options.wait) {
       console.log(id);

@@ -195,4 +195,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN tracestate text;
     `,
   },
+  {
+    version: 7,
+    name: '0007_flow_control',
+    // As SQLite's 0007 (the comment there says what each index serves). A bucket row is locked by
+    // the claim that refills it, so claims of one rate-limited action take turns on it.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN concurrency_key text;
+      CREATE INDEX tasks_claimable_key ON tasks (action, concurrency_key, priority DESC, run_at, seq)
+        WHERE status = 'queued';
+      CREATE INDEX tasks_running_key ON tasks (action, concurrency_key)
+        WHERE status = 'running' AND concurrency_key IS NOT NULL;
+      CREATE TABLE taskq_rate_limits (
+        action      text             PRIMARY KEY,
+        tokens      double precision NOT NULL,
+        refilled_at bigint           NOT NULL
+      );
+    `,
+  },
 ];

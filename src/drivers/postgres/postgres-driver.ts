@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
+import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
@@ -37,6 +38,7 @@ import {
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
 import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -191,6 +193,8 @@ export class PostgresDriver implements QueueDriver {
   private readonly events = new DriverEventBus();
   private closed = false;
   private idCodec: Promise<TaskIdCodec> | null = null;
+  /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
+  private readonly keyCursors = new KeyCursors();
   private readonly seqs = new SeqReserve({
     allocate: async (count) =>
       (await this.run<{ seq: number }>('allocateSeqs', [count])).rows.map((r) => r.seq),
@@ -332,11 +336,14 @@ export class PostgresDriver implements QueueDriver {
     return (await run<TaskRow>('getLegacyTask', [wanted])).rows[0];
   }
 
-  /** Runs `fn` in a transaction; its events are emitted and announced after COMMIT. */
-  private async transaction<T>(fn: (run: Run, client: pg.PoolClient) => Promise<TxResult<T>>): Promise<T> {
+  /** Runs `fn` in a transaction on `pool`; its events are emitted and announced after COMMIT. */
+  private async transaction<T>(
+    fn: (run: Run, client: pg.PoolClient) => Promise<TxResult<T>>,
+    pool: pg.Pool = this.pool,
+  ): Promise<T> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await pool.connect();
     } catch (err) {
       throw unavailable(err);
     }
@@ -442,6 +449,7 @@ export class PostgresDriver implements QueueDriver {
       tasks.map((t) => t.uniqueKey),
       tasks.map((t) => t.uniqueUntil),
       tasks.map((t) => t.createdAt),
+      tasks.map((t) => t.concurrencyKey ?? null),
       tasks.map((t) => t.traceparent),
       tasks.map((t) => t.tracestate),
     ];
@@ -489,16 +497,83 @@ export class PostgresDriver implements QueueDriver {
     }
   }
 
-  async claimTasks({ owner, limit, now, leaseMs, excludeActions }: ClaimTasksParams): Promise<TaskRecord[]> {
+  async claimTasks(params: ClaimTasksParams): Promise<TaskRecord[]> {
+    const { owner, limit, now, leaseMs, excludeActions } = params;
     if (limit <= 0) return [];
     const leaseExpiresAt = now + leaseMs;
-    const params = [owner, leaseExpiresAt, now, limit];
+    const claimParams = [owner, leaseExpiresAt, now, limit];
     // Relaxed: a claim lost in a database crash is a lease expiry (the task runs again).
-    const { rows } = excludeActions?.length
-      ? await this.runOn<ClaimedRow>(this.relaxed, 'claimTasksExceptActions', [...params, excludeActions])
-      : await this.runOn<ClaimedRow>(this.relaxed, 'claimTasks', params);
+    const limitedNames = FlowClaim.limitedActions(params);
+    const underLimits =
+      limitedNames.length > 0 &&
+      (await this.runOn<{ queued: boolean }>(this.relaxed, 'limitedQueued', [limitedNames])).rows[0]?.queued;
+    let rows: ClaimedRow[];
+    if (underLimits) {
+      const { claimed, limited } = await this.transaction(
+        async (run) => ({ value: await this.claimLimited(run, params, leaseExpiresAt), events: [] }),
+        this.relaxed,
+      );
+      rows = claimed;
+      if (limited.length > 0) params.onLimited?.(limited);
+    } else {
+      const skip = FlowClaim.plainExclusions(excludeActions, limitedNames);
+      const plain = skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks';
+      rows = (
+        await this.runOn<ClaimedRow>(
+          this.relaxed,
+          plain,
+          skip.length > 0 ? [...claimParams, skip] : claimParams,
+        )
+      ).rows;
+    }
     const lease = { owner, leaseExpiresAt, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
+  }
+
+  /**
+   * A claim under flow-control limits, inside one transaction (shared/flow-claim.ts decides;
+   * this reads and writes; queries.ts says why each lock makes the limits hold across nodes).
+   */
+  private async claimLimited(
+    run: Run,
+    params: ClaimTasksParams,
+    leaseExpiresAt: number,
+  ): Promise<{ claimed: ClaimedRow[]; limited: LimitedClaim[] }> {
+    const { owner, limit, now } = params;
+    const flow = new FlowClaim(params.limits ?? [], params.excludeActions, limit, now, this.keyCursors);
+    const rowsOf = async <R extends pg.QueryResultRow>(name: QueryName, values: unknown[]) =>
+      (await run<R>(name, values)).rows;
+    flow.addUnlimited(await rowsOf<Candidate>('claimCandidatesExcept', [now, limit, flow.excluded]));
+    for (const { action, rateLimit, concurrencyPerKey } of flow.actions) {
+      if (rateLimit) {
+        const bucket = [action, now, rateLimit.perSecond, rateLimit.burst];
+        const [refilled] = await rowsOf<{ tokens: number }>('refillRateLimit', bucket);
+        flow.refilled(action, (refilled as { tokens: number }).tokens);
+      }
+      flow.addGroup(action, await rowsOf<Candidate>('claimCandidatesUnkeyed', [action, now, limit]), null);
+      const keysFrom = async (after: string) =>
+        (await rowsOf<{ key: string }>('queuedKeys', [action, after, flow.keyWindow])).map((r) => r.key);
+      const after = await keysFrom(flow.cursor(action));
+      const wrap = after.length < flow.keyWindow && flow.cursor(action) !== '';
+      const keys = flow.keysToRead(action, after, wrap ? await keysFrom('') : []);
+      if (keys.length === 0) continue;
+      if (concurrencyPerKey !== undefined) await run('lockKeys', [action, keys]);
+      const found = await rowsOf<Candidate & { running: number }>('claimCandidatesOfKeys', [
+        action,
+        keys,
+        now,
+        concurrencyPerKey ?? null,
+        limit,
+      ]);
+      for (const key of keys) {
+        const ofKey = found.filter((c) => c.concurrency_key === key);
+        flow.addGroup(action, ofKey, ofKey[0]?.running ?? 0);
+      }
+    }
+    const claimed = await rowsOf<ClaimedRow>('claimSeqs', [owner, leaseExpiresAt, now, flow.choose()]);
+    const actions = claimed.map((r) => r.action);
+    for (const { action, count } of flow.spending(actions)) await run('spendRateLimit', [action, count]);
+    return { claimed, limited: flow.limited(actions) };
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {

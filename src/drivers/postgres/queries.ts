@@ -57,27 +57,34 @@ const COUNT_FINISHES = (now: string) => `
 
 /** What a claim returns: the columns it did not set itself. */
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              cancel_requested, created_at, traceparent, tracestate`;
+              concurrency_key, cancel_requested, created_at, traceparent, tracestate`;
+
+/** The claim's update for the rows `where` selects; $1: owner, $2: lease until, $3: now. */
+const claimWhereSql = (where: string) => `
+    WITH changed AS (
+    UPDATE tasks
+       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
+           lease_expires_at = $2, claimed_at = $3, started_at = NULL,
+           progress = NULL, progress_message = NULL
+     WHERE ${where}
+    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT ${CLAIMED_COLUMNS} FROM changed`;
+
+/** What the candidate reads of a limited claim return (shared/flow-claim.ts). */
+const CANDIDATE_COLUMNS = 'seq, action, concurrency_key, priority, run_at';
 
 /**
  * A claim: the first `LIMIT $4` claimable tasks in claim order, with `filter` added to what is
  * claimable. $1: owner, $2: lease until, $3: now, $4: limit. `started_at` stays NULL until the
  * worker reports that the handler started.
  */
-const claimSql = (filter: string) => `
-    WITH changed AS (
-    UPDATE tasks
-       SET status = 'running', attempts = attempts + 1, lease_owner = $1,
-           lease_expires_at = $2, claimed_at = $3, started_at = NULL,
-           progress = NULL, progress_message = NULL
-     WHERE seq = ANY(ARRAY(SELECT seq FROM tasks
+const claimSql = (filter: string) =>
+  claimWhereSql(`seq = ANY(ARRAY(SELECT seq FROM tasks
                             WHERE status = 'queued' AND run_at <= $3${filter}
                             ORDER BY priority DESC, run_at, seq
                             LIMIT $4
-                              FOR UPDATE SKIP LOCKED))
-    RETURNING ${CLAIMED_COLUMNS}, 'queued'::text AS old_status, status
-    ), ${COUNT_CHANGES}
-    SELECT ${CLAIMED_COLUMNS} FROM changed`;
+                              FOR UPDATE SKIP LOCKED))`);
 
 export const SQL = {
   begin: `BEGIN`,
@@ -90,20 +97,21 @@ export const SQL = {
    */
   allocateSeqs: `SELECT nextval(pg_get_serial_sequence('tasks', 'seq')) AS seq FROM generate_series(1, $1)`,
   /**
-   * $1..$12: arrays of seq, id, action, data (JSON text), priority, run_at, max_attempts,
-   * unique_key, unique_until, created_at, traceparent, tracestate. Returns the seqs stored (a taken key skips its row).
+   * $1..$13: arrays of seq, id, action, data (JSON text), priority, run_at, max_attempts,
+   * unique_key, unique_until, created_at, concurrency_key, traceparent, tracestate. Returns the
+   * seqs stored (a taken key skips its row).
    */
   insertTasks: `
     WITH changed AS (
-    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at,
-                       traceparent, tracestate)
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until,
+                       created_at, concurrency_key, traceparent, tracestate)
     OVERRIDING SYSTEM VALUE
     SELECT t.seq, t.id, t.action, t.data::json, 'queued', t.priority, t.run_at, t.max_attempts,
-           t.unique_key, t.unique_until, t.created_at, t.traceparent, t.tracestate
+           t.unique_key, t.unique_until, t.created_at, t.concurrency_key, t.traceparent, t.tracestate
       FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int8[], $7::int[],
-                  $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[])
+                  $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[])
            WITH ORDINALITY AS t(seq, id, action, data, priority, run_at, max_attempts,
-                                unique_key, unique_until, created_at, traceparent, tracestate, n)
+                                unique_key, unique_until, created_at, concurrency_key, traceparent, tracestate, n)
      ORDER BY t.n
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
     RETURNING seq, action, NULL::text AS old_status, status
@@ -135,6 +143,92 @@ export const SQL = {
   claimTasks: claimSql(''),
   /** The same, skipping actions at their per-action limit; $5: actions to skip. */
   claimTasksExceptActions: claimSql(' AND action <> ALL($5::text[])'),
+
+  // A claim under flow-control limits (shared/flow-claim.ts says what it decides), in one
+  // READ COMMITTED transaction on the relaxed pool: candidates are read and row-locked (SKIP
+  // LOCKED: claims never wait on each other's rows), then the chosen seqs are claimed. What
+  // serialises the limits across nodes is said at each statement; the locks are taken in one
+  // order (actions by name; per action its bucket, then its keys by hash), so claims never deadlock.
+  /**
+   * $1: limited actions. Whether any has queued tasks (one index seek each in tasks_claimable_key);
+   * without any, the plain claim (leaving them out) does the work alone, in one round trip.
+   */
+  limitedQueued: `
+    SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS a(action)
+                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)) AS queued`,
+  /** $1: now, $2: limit, $3: actions to leave out. The unlimited part: the head of the queue. */
+  claimCandidatesExcept: `
+    SELECT ${CANDIDATE_COLUMNS} FROM tasks
+     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[])
+     ORDER BY priority DESC, run_at, seq
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED`,
+  /** $1: action, $2: now, $3: limit. The ready tasks of the action without a key. */
+  claimCandidatesUnkeyed: `
+    SELECT ${CANDIDATE_COLUMNS} FROM tasks
+     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2
+     ORDER BY priority DESC, run_at, seq
+     LIMIT $3
+       FOR UPDATE SKIP LOCKED`,
+  /**
+   * $1: action, $2: after this key, $3: how many. Distinct keys of the action's queued tasks in
+   * key order, one index seek each (the recursion stops at the LIMIT: a CTE is read on demand).
+   */
+  queuedKeys: `
+    WITH RECURSIVE k AS (
+      (SELECT concurrency_key AS key FROM tasks
+        WHERE status = 'queued' AND action = $1 AND concurrency_key > $2
+        ORDER BY concurrency_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT concurrency_key FROM tasks
+               WHERE status = 'queued' AND action = $1 AND concurrency_key > k.key
+               ORDER BY concurrency_key LIMIT 1)
+        FROM k WHERE k.key IS NOT NULL)
+    SELECT key FROM k WHERE key IS NOT NULL LIMIT $3`,
+  /**
+   * $1: action, $2: keys. Waits for every other claim of these keys to commit: the caps are
+   * counted by the next statement, whose snapshot (READ COMMITTED takes one per statement) then
+   * holds every task those claims made running, and no claim counts a key while another is
+   * between its count and its commit. Taken in the order of their lock ids, as by every claim
+   * (PostgreSQL evaluates a volatile output expression after the ORDER BY).
+   */
+  lockKeys: `
+    SELECT pg_advisory_xact_lock(hashtext('taskq:key'), h)
+      FROM (SELECT DISTINCT hashtext($1 || chr(31) || k) AS h FROM unnest($2::text[]) AS u(k)) ids
+     ORDER BY h`,
+  /**
+   * $1: action, $2: keys, $3: now, $4: cap per key (NULL: none), $5: most per key. Per key, its
+   * running tasks (tasks_running_key: at most the cap) and up to `cap - running + 1` of its ready
+   * tasks (one more than may be taken shows the key held back), in claim order.
+   */
+  claimCandidatesOfKeys: `
+    SELECT c.seq, c.action, c.concurrency_key, c.priority, c.run_at, r.running
+      FROM unnest($2::text[]) AS k(key)
+     CROSS JOIN LATERAL (
+       SELECT count(*)::int AS running FROM tasks
+        WHERE status = 'running' AND concurrency_key IS NOT NULL AND action = $1 AND concurrency_key = k.key) r
+     CROSS JOIN LATERAL (
+       SELECT ${CANDIDATE_COLUMNS} FROM tasks
+        WHERE status = 'queued' AND action = $1 AND concurrency_key = k.key AND run_at <= $3
+        ORDER BY priority DESC, run_at, seq
+        LIMIT CASE WHEN $4::int IS NULL THEN $5::int ELSE least($5::int, greatest($4::int - r.running, 0)) + 1 END
+          FOR UPDATE SKIP LOCKED) c`,
+  /** $1: owner, $2: lease until, $3: now, $4: the chosen seqs (row-locked by this transaction). */
+  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued'`),
+  /**
+   * $1: action, $2: now, $3: per second, $4: burst. The bucket refilled to now (a new one starts
+   * full); the update locks its row until commit, so the claims of one rate-limited action take
+   * turns on it and each sees the tokens the last one left (an update that waited re-reads the
+   * row). A clock behind the last refill adds nothing.
+   */
+  refillRateLimit: `
+    INSERT INTO taskq_rate_limits AS b (action, tokens, refilled_at) VALUES ($1, $4, $2)
+      ON CONFLICT (action) DO UPDATE SET
+        tokens = least($4::float8, b.tokens + greatest(0, $2::int8 - b.refilled_at) * $3::float8 / 1000),
+        refilled_at = greatest(b.refilled_at, $2::int8)
+    RETURNING tokens`,
+  /** $1: action, $2: tasks claimed, one token each. */
+  spendRateLimit: `UPDATE taskq_rate_limits SET tokens = tokens - $2 WHERE action = $1`,
 
   /**
    * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at. Rows are found by seq (the

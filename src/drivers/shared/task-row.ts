@@ -21,6 +21,7 @@ export interface TaskRow<Json, Flag> {
   progress_message: string | null;
   unique_key: string | null;
   unique_until: number | null;
+  concurrency_key: string | null;
   lease_owner: string | null;
   lease_expires_at: number | null;
   cancel_requested: Flag;
@@ -56,6 +57,7 @@ export function toTaskRecord<Json, Flag>(
     progress: row.progress,
     progressMessage: row.progress_message,
     uniqueKey: row.unique_key,
+    concurrencyKey: row.concurrency_key,
     leaseOwner: row.lease_owner,
     leaseExpiresAt: row.lease_expires_at,
     cancelRequested: decode.flag(row.cancel_requested),
@@ -81,6 +83,7 @@ export type ClaimedRow<Json, Flag> = Pick<
   | 'max_attempts'
   | 'error'
   | 'unique_key'
+  | 'concurrency_key'
   | 'cancel_requested'
   | 'created_at'
   | 'traceparent'
@@ -112,6 +115,7 @@ export function claimedRecord<Json, Flag>(
     progress: null,
     progressMessage: null,
     uniqueKey: row.unique_key,
+    concurrencyKey: row.concurrency_key,
     leaseOwner: lease.owner,
     leaseExpiresAt: lease.leaseExpiresAt,
     cancelRequested: decode.flag(row.cancel_requested),

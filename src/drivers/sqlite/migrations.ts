@@ -247,4 +247,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN tracestate TEXT;
     `,
   },
+  {
+    version: 7,
+    name: '0007_flow_control',
+    // Rate limits and concurrency keys (docs/flow-control.md). A claim that applies limits reads
+    // a limited action's queued tasks per key, in claim order, through tasks_claimable_key (the
+    // queued tasks of one action and key are a range of it; the distinct keys are found by
+    // seeking from one to the next), and counts a key's running tasks through tasks_running_key
+    // (at most the cap per key, so the count is cheap). Both are partial: tasks leave them when
+    // claimed, and tasks without a key never enter the running one. The token bucket of each
+    // rate-limited action is one row of taskq_rate_limits, updated in the claim's transaction.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN concurrency_key TEXT;
+      CREATE INDEX tasks_claimable_key ON tasks (action, concurrency_key, priority DESC, run_at, seq)
+        WHERE status = 'queued';
+      CREATE INDEX tasks_running_key ON tasks (action, concurrency_key)
+        WHERE status = 'running' AND concurrency_key IS NOT NULL;
+      CREATE TABLE taskq_rate_limits (
+        action      TEXT    PRIMARY KEY,
+        tokens      REAL    NOT NULL, -- whole tokens may be spent: one per task claimed
+        refilled_at INTEGER NOT NULL  -- epoch ms the tokens were counted at
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

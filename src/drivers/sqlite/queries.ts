@@ -7,23 +7,31 @@ import { RETRYABLE_STATUSES } from '../../core/task.js';
 import type { ListFilter } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
-/**
- * A claim: the first @limit claimable tasks in claim order, with `filter` added to what is
- * claimable. `started_at` stays NULL until the worker reports that the handler started.
- */
-function claimSql(filter: string): string {
+/** The claim's update: status `running` under the lease, for the rows `where` selects. */
+function claimWhereSql(where: string): string {
   return `
     UPDATE tasks
        SET status = 'running', attempts = attempts + 1, lease_owner = @owner,
            lease_expires_at = @leaseUntil, claimed_at = @now, started_at = NULL,
            progress = NULL, progress_message = NULL
-     WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
+     WHERE ${where}
+    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
+              concurrency_key, cancel_requested, created_at, traceparent, tracestate`;
+}
+
+/**
+ * A claim: the first @limit claimable tasks in claim order, with `filter` added to what is
+ * claimable. `started_at` stays NULL until the worker reports that the handler started.
+ */
+function claimSql(filter: string): string {
+  return claimWhereSql(`seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
                     WHERE status = 'queued' AND run_at <= @now${filter}
                     ORDER BY priority DESC, run_at, seq
-                    LIMIT @limit)
-    RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              cancel_requested, created_at, traceparent, tracestate`;
+                    LIMIT @limit)`);
 }
+
+/** What the candidate reads of a limited claim return (shared/flow-claim.ts). */
+const CANDIDATE_COLUMNS = 'seq, action, concurrency_key, priority, run_at';
 
 /**
  * Connection settings, as the text after PRAGMA that better-sqlite3's db.pragma() takes. The
@@ -91,6 +99,64 @@ export const SQL = {
   claimTasksExceptActions: claimSql(
     '\n                      AND action NOT IN (SELECT value FROM json_each(@excludeActions))',
   ),
+
+  // A claim under flow-control limits (shared/flow-claim.ts says what it decides), all under
+  // the write lock: the candidates of each part are read, then the chosen seqs claimed.
+  /**
+   * Whether any of @actions (a JSON array) has queued tasks: one seek each in tasks_claimable_key.
+   * Without any, the plain claim (leaving them out) does the work alone.
+   */
+  limitedQueued: `
+    SELECT EXISTS (SELECT 1 FROM json_each(@actions) a
+                    WHERE EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claimable_key
+                                   WHERE status = 'queued' AND action = a.value)) AS queued`,
+  /** The unlimited part: the head of the queue without @excluded (a JSON array of actions). */
+  claimCandidatesExcept: `
+    SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable
+     WHERE status = 'queued' AND run_at <= @now
+       AND action NOT IN (SELECT value FROM json_each(@excluded))
+     ORDER BY priority DESC, run_at, seq
+     LIMIT @limit`,
+  /** The ready tasks of one action and key (@key NULL: those without a key), in claim order. */
+  claimCandidatesOfKey: `
+    SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable_key
+     WHERE status = 'queued' AND action = @action AND concurrency_key IS @key AND run_at <= @now
+     ORDER BY priority DESC, run_at, seq
+     LIMIT @limit`,
+  /**
+   * Up to @limit distinct keys of the action's queued tasks after @after, in key order: one index
+   * seek per key, however many tasks each holds.
+   */
+  queuedKeys: `
+    WITH RECURSIVE k(key) AS (
+      SELECT (SELECT concurrency_key FROM tasks INDEXED BY tasks_claimable_key
+               WHERE status = 'queued' AND action = @action AND concurrency_key > @after
+               ORDER BY concurrency_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT concurrency_key FROM tasks INDEXED BY tasks_claimable_key
+               WHERE status = 'queued' AND action = @action AND concurrency_key > k.key
+               ORDER BY concurrency_key LIMIT 1)
+        FROM k WHERE k.key IS NOT NULL
+      LIMIT @limit + 1)
+    SELECT key FROM k WHERE key IS NOT NULL`,
+  /** Running tasks of one action and key: at most its cap, found in tasks_running_key. */
+  runningOfKey: `
+    SELECT count(*) AS n FROM tasks INDEXED BY tasks_running_key
+     WHERE status = 'running' AND concurrency_key IS NOT NULL AND action = @action AND concurrency_key = @key`,
+  /** @seqs: JSON array of the chosen seqs; each is still queued (the write lock is held). */
+  claimSeqs: claimWhereSql(`seq IN (SELECT value FROM json_each(@seqs)) AND status = 'queued'`),
+  /**
+   * The action's bucket, refilled to @now: @perSecond tokens a second, at most @burst; a new
+   * bucket starts full. A clock behind the last refill adds nothing (refilled_at never goes back).
+   */
+  refillRateLimit: `
+    INSERT INTO taskq_rate_limits (action, tokens, refilled_at) VALUES (@action, @burst, @now)
+      ON CONFLICT (action) DO UPDATE SET
+        tokens = min(@burst, tokens + max(0, @now - refilled_at) * @perSecond / 1000.0),
+        refilled_at = max(refilled_at, @now)
+    RETURNING tokens`,
+  /** @count tasks claimed: one token each. */
+  spendRateLimit: `UPDATE taskq_rate_limits SET tokens = tokens - @count WHERE action = @action`,
 
   completeTasks: `
     UPDATE tasks
@@ -189,7 +255,7 @@ export const SQL = {
 export type QueryName = keyof typeof SQL;
 
 /** Columns each inserted row binds, in order (see insertTasksSql). */
-export const INSERT_COLUMNS = 12;
+export const INSERT_COLUMNS = 13;
 
 /**
  * An INSERT of `rows` tasks in one statement: one statement per batch pays the per-statement work
@@ -197,8 +263,8 @@ export const INSERT_COLUMNS = 12;
  * name costs a lookup per parameter per row. `npm run bench` measures the insert path.
  */
 export function insertTasksSql(rows: number): string {
-  const row = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`;
-  return `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, created_at,
+  const row = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  return `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until, concurrency_key, created_at,
                      traceparent, tracestate)
     VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
 }

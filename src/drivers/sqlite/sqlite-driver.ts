@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
+import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
@@ -26,6 +27,7 @@ import {
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
 import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
   CancelOutcome,
   ClaimTasksParams,
@@ -69,7 +71,7 @@ import {
   type QueryName,
 } from './queries.js';
 
-/** The largest multi-row INSERT (320 bound values, far below SQLite's limit of 32,766). */
+/** The largest multi-row INSERT (352 bound values, far below SQLite's limit of 32,766). */
 const MAX_ROWS_PER_INSERT = 32;
 
 export interface SqliteDriverOptions {
@@ -146,6 +148,8 @@ export class SqliteDriver implements QueueDriver {
   private readonly checkpointer: Checkpointer | null = null;
   /** Read from the database on first use: it exists only once migrations have run. */
   private idCodec: TaskIdCodec | null = null;
+  /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
+  private readonly keyCursors = new KeyCursors();
 
   constructor(options: SqliteDriverOptions) {
     this.description = `sqlite ${options.path}`;
@@ -319,7 +323,8 @@ export class SqliteDriver implements QueueDriver {
         const id = ids.encode(seq);
         const data = JSON.stringify(task.data);
         rows.push(seq, id, task.action, data, task.priority, task.runAt, task.maxAttempts);
-        rows.push(task.uniqueKey, task.uniqueUntil, task.createdAt, task.traceparent, task.tracestate);
+        rows.push(task.uniqueKey, task.uniqueUntil, task.concurrencyKey ?? null, task.createdAt);
+        rows.push(task.traceparent, task.tracestate);
         // Built from the input rather than read back (RETURNING * cost a third of the insert).
         return { inserted: true, task: newTaskRecord(task, { id, seq }) };
       });
@@ -358,18 +363,69 @@ export class SqliteDriver implements QueueDriver {
     return rows.map(toRecord);
   }
 
-  async claimTasks({ owner, limit, now, leaseMs, excludeActions }: ClaimTasksParams): Promise<TaskRecord[]> {
+  async claimTasks(params: ClaimTasksParams): Promise<TaskRecord[]> {
+    const { owner, limit, now, leaseMs, excludeActions } = params;
     if (limit <= 0) return [];
+    const leaseUntil = now + leaseMs;
+    const limited = FlowClaim.limitedActions(params);
+    let held: LimitedClaim[] = [];
     const rows = this.write(() => {
-      const leaseUntil = now + leaseMs;
-      if (!excludeActions?.length)
+      if (limited.length > 0) {
+        const found = this.stmt('limitedQueued').get({ actions: JSON.stringify(limited) }) as {
+          queued: number;
+        };
+        if (found.queued === 1) return this.claimLimited(params, leaseUntil, (l) => (held = l));
+      }
+      const skip = FlowClaim.plainExclusions(excludeActions, limited);
+      if (skip.length === 0)
         return this.stmt('claimTasks').all({ owner, now, leaseUntil, limit }) as ClaimedRow[];
-      const params = { owner, now, leaseUntil, limit, excludeActions: JSON.stringify(excludeActions) };
-      return this.stmt('claimTasksExceptActions').all(params) as ClaimedRow[];
+      const named = { owner, now, leaseUntil, limit, excludeActions: JSON.stringify(skip) };
+      return this.stmt('claimTasksExceptActions').all(named) as ClaimedRow[];
     });
+    if (held.length > 0) params.onLimited?.(held);
     // RETURNING rows come in no particular order.
-    const lease = { owner, leaseExpiresAt: now + leaseMs, claimedAt: now };
+    const lease = { owner, leaseExpiresAt: leaseUntil, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
+  }
+
+  /**
+   * A claim under flow-control limits, inside the claim's transaction (shared/flow-claim.ts
+   * decides; this reads and writes). The write lock makes it whole: no other claim reads a
+   * bucket or counts a key's running tasks until this one commits.
+   */
+  private claimLimited(
+    params: ClaimTasksParams,
+    leaseUntil: number,
+    report: (limited: LimitedClaim[]) => void,
+  ): ClaimedRow[] {
+    const { owner, limit, now } = params;
+    const flow = new FlowClaim(params.limits ?? [], params.excludeActions, limit, now, this.keyCursors);
+    const all = <T>(name: QueryName, named: Record<string, unknown>) => this.stmt(name).all(named) as T[];
+    flow.addUnlimited(all('claimCandidatesExcept', { now, limit, excluded: JSON.stringify(flow.excluded) }));
+    for (const { action, rateLimit } of flow.actions) {
+      if (rateLimit) {
+        const bucket = { action, now, perSecond: rateLimit.perSecond, burst: rateLimit.burst };
+        flow.refilled(action, (this.stmt('refillRateLimit').get(bucket) as { tokens: number }).tokens);
+      }
+      const ofKey = (key: string | null, n: number) =>
+        all<Candidate>('claimCandidatesOfKey', { action, key, now, limit: n });
+      flow.addGroup(action, ofKey(null, limit), null);
+      const keysFrom = (after: string) =>
+        all<{ key: string }>('queuedKeys', { action, after, limit: flow.keyWindow }).map((r) => r.key);
+      const after = keysFrom(flow.cursor(action));
+      const wrap = after.length < flow.keyWindow && flow.cursor(action) !== '';
+      for (const key of flow.keysToRead(action, after, wrap ? keysFrom('') : [])) {
+        const running = (this.stmt('runningOfKey').get({ action, key }) as { n: number }).n;
+        flow.addGroup(action, ofKey(key, flow.readLimit(action, running)), running);
+      }
+    }
+    const seqs = flow.choose();
+    const rows = all<ClaimedRow>('claimSeqs', { owner, now, leaseUntil, seqs: JSON.stringify(seqs) });
+    const claimed = rows.map((r) => r.action);
+    for (const { action, count } of flow.spending(claimed))
+      this.stmt('spendRateLimit').run({ action, count });
+    report(flow.limited(claimed));
+    return rows;
   }
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
