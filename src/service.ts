@@ -19,6 +19,7 @@ import { Pruner } from './worker/pruner.js';
 import { loadSchedules, Scheduler } from './worker/scheduler.js';
 import { ConfigError } from './core/errors.js';
 import { WorkerPool } from './worker/worker-pool.js';
+import { OperationRunner } from './worker/operation-runner.js';
 
 export interface TaskqNodeOptions {
   config: Readonly<Config>;
@@ -38,6 +39,8 @@ export class TaskqNode {
   readonly driver: QueueDriver;
   readonly pruner: Pruner | undefined;
   readonly scheduler: Scheduler | undefined;
+  /** Works bulk operations (every node, API-only ones too). */
+  readonly operations: OperationRunner;
   private stopped = false;
 
   private constructor(
@@ -49,8 +52,10 @@ export class TaskqNode {
       pruner: Pruner | undefined;
       scheduler: Scheduler | undefined;
       driver: QueueDriver;
+      operations: OperationRunner;
     },
   ) {
+    this.operations = parts.operations;
     this.app = parts.app;
     this.queue = parts.queue;
     this.pool = parts.pool;
@@ -132,7 +137,13 @@ export class TaskqNode {
       const scheduler = pool
         ? new Scheduler(queue, schedules, logger.child({ component: 'scheduler' }))
         : undefined;
-      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver });
+      const operations = new OperationRunner({
+        driver,
+        bulk: queue.bulk,
+        logger: logger.child({ component: 'operations' }),
+        pollMs: config.pollMs,
+      });
+      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver, operations });
     } catch (err) {
       await driver.close();
       throw err;
@@ -151,6 +162,7 @@ export class TaskqNode {
     this.pool?.start();
     this.pruner?.start();
     this.scheduler?.start();
+    this.operations.start();
   }
 
   /** Listens and starts the workers; resolves with the address it listens on. */
@@ -192,6 +204,7 @@ export class TaskqNode {
       this.pool?.stop({ graceMs: config.shutdownGraceMs }),
       this.pruner?.stop(),
       this.scheduler?.stop(),
+      this.operations.stop(),
     ]);
     await this.queue.close();
     await this.driver.close();

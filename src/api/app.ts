@@ -29,9 +29,10 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { bulkRoutes } from './routes/bulk.js';
 import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
-import { ErrorSchema, TaskSchema } from './schemas.js';
+import { ErrorSchema, OperationSchema, TaskSchema } from './schemas.js';
 import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
@@ -105,6 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
   app.addSchema(TaskSchema);
+  app.addSchema(OperationSchema);
   installErrorHandlers(app);
   installHostCheck(app);
   installAuth(app, deps.apiToken);
@@ -132,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
+    bulkRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
     metaRoutes(app);
     deps.pages?.(app);
