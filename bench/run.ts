@@ -3,7 +3,7 @@
  * (the machine is shared and noisy, so ratios within one run mean more than absolute figures).
  * Scenarios: http (taskq vs bare node:http), drain (c2/p5 and c50), e2e, latency; opt-in:
  * scaling (--workers N), memory (--memory), tracing (--tracing: drain with no SDK, an unsampled and
- * a recording one) and peers (--peers, --peers-only LABEL,...). Results: a
+ * a recording one), filters (--filters: GET /tasks filters on a million tasks) and peers (--peers, --peers-only LABEL,...). Results: a
  * table on stdout and JSON in bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,6 +27,7 @@ import {
   type PeerTest,
 } from './scenarios/peers.js';
 import { runTracing } from './scenarios/tracing.js';
+import { runFilters } from './scenarios/filters.js';
 import { runScalingRow, scalingChecks, workerCounts } from './scenarios/scaling.js';
 
 const opts: BenchOptions = parseOptions(process.argv.slice(2));
@@ -90,6 +91,10 @@ if (wants(opts, 'memory')) {
 }
 if (wants(opts, 'tracing'))
   report.tracing = await step('tracing: drain off / unsampled / recording', () => runTracing(opts));
+if (wants(opts, 'filters'))
+  report.filters = await step(`filters at scale (${opts.filterRows.toLocaleString()} tasks)`, () =>
+    runFilters(opts),
+  );
 if (wants(opts, 'peers')) {
   if (!peersInstalled()) {
     console.error(INSTALL_HINT);

@@ -8,6 +8,7 @@ export const SCENARIOS = [
   'memory',
   'peers',
   'tracing',
+  'filters',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -23,6 +24,10 @@ export interface BenchOptions {
   memory: boolean;
   /** The opt-in tracing scenario (`--tracing`, or `--only tracing`). */
   tracing: boolean;
+  /** The opt-in filters-at-scale scenario (`--filters`, or `--only filters`). */
+  filters: boolean;
+  /** Tasks the filters scenario fills its table with. */
+  filterRows: number;
   /** Tasks the memory scenario's worker node drains. */
   memoryTasks: number;
   /** Seconds of HTTP load on the memory scenario's api node. */
@@ -39,7 +44,7 @@ export interface BenchOptions {
   out: string | undefined;
 }
 
-const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--tracing] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
+const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--tracing] [--filters] [--filter-rows N] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
 
 /** Readers of the value after the flag at argv[i] (shared by the bench's and the soak's flags). */
 export function flagValues(argv: string[], usage: string) {
@@ -65,6 +70,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     peersOnly: undefined,
     memory: false,
     tracing: false,
+    filters: false,
+    filterRows: 1_000_000,
     memoryTasks: 1_000_000,
     memoryHttpSeconds: 60,
     workers: 0,
@@ -109,6 +116,12 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--memory':
         opts.memory = true;
         break;
+      case '--filters':
+        opts.filters = true;
+        break;
+      case '--filter-rows':
+        opts.filterRows = integer(i++, flag, 1000, 100_000_000);
+        break;
       case '--tracing':
         opts.tracing = true;
         break;
@@ -152,5 +165,6 @@ export function wants(opts: BenchOptions, name: ScenarioName): boolean {
   if (name === 'scaling') return opts.workers > 0;
   if (name === 'memory') return opts.memory;
   if (name === 'tracing') return opts.tracing;
+  if (name === 'filters') return opts.filters;
   return true;
 }

@@ -7,6 +7,7 @@ import type { E2eResult } from '../scenarios/e2e.js';
 import type { HttpResult } from '../scenarios/http.js';
 import type { LatencyResult } from '../scenarios/latency.js';
 import type { TracingResult } from '../scenarios/tracing.js';
+import type { FiltersResult } from '../scenarios/filters.js';
 import { memoryVerdicts, type MemoryResult, type RssSummary } from '../scenarios/memory.js';
 import { peerFigure, type PeerResult } from '../scenarios/peers.js';
 import type { ScalingCheck, ScalingRow } from '../scenarios/scaling.js';
@@ -30,6 +31,7 @@ export interface Report {
   scalingChecks?: ScalingCheck[];
   memory?: MemoryResult;
   tracing?: TracingResult;
+  filters?: FiltersResult[];
   peers?: PeerResult[];
   errors: string[];
 }
@@ -167,6 +169,16 @@ export function renderReport(r: Report): string {
         fmt(row.rate),
         `median of ${row.rates.map((x) => fmt(x)).join(', ')}; ${row.cpuUsPerTask} µs CPU/task; ${fmt(row.spans)} spans`,
         `${row.ratio} x off`,
+      ]);
+    }
+  }
+  for (const f of r.filters ?? []) {
+    for (const row of f.results) {
+      rows.push([
+        `filters, ${fmt(f.rows)} tasks on ${f.db}: ${row.name} (ms, server)`,
+        `p50 ${row.p50.toFixed(2)} / p99 ${row.p99.toFixed(2)}`,
+        `max ${row.max.toFixed(1)}; ${row.rows ?? ''} rows${row.scans ? ', one scan window' : ''}`,
+        `p50 < 50 ms: ${mark(row.p50 < 50)}`,
       ]);
     }
   }

@@ -7,10 +7,36 @@
  * const task = await client.wait(id, { timeoutMs: 30_000 });
  */
 import type { TaskStatus } from '../core/task.js';
-import type { Stats, TaskView, WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS } from '../api/schemas.js';
+import type {
+  OperationView,
+  Stats,
+  TaskView,
+  WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS,
+} from '../api/schemas.js';
 
 export type Task = TaskView;
+/** A bulk operation (POST /tasks/bulk) as GET /operations/:id shows it. */
+export type Operation = OperationView;
 export type { Stats, TaskStatus };
+
+/**
+ * A filter in the grammar of GET /tasks (docs/api.md, "Filters"): `{status: 'failed',
+ * action: 'send-email', 'data.user_id': 42, error: 'timeout', created_after: '2026-12-01T00:00:00Z'}`.
+ */
+export type Filter = Record<string, string | number | boolean>;
+
+export type BulkOp = 'retry' | 'cancel' | 'delete';
+
+/** The answer of POST /tasks/bulk: a count (dry run), or the operation that does the work. */
+export interface BulkAnswer {
+  /** Absent for a dry run. */
+  operation_id?: string;
+  status?: string;
+  matched: number;
+  /** False: at least `matched`. */
+  matched_exact: boolean;
+  scans: boolean;
+}
 
 export interface TaskqClientOptions {
   /** e.g. `http://localhost:8080` */
@@ -55,6 +81,8 @@ export interface BatchItem extends EnqueueOptions {
 export interface ListOptions {
   status?: TaskStatus;
   action?: string;
+  /** More conditions of the filter grammar. */
+  filter?: Filter;
   /** Page size, 1..1000. */
   limit?: number;
 }
@@ -63,6 +91,8 @@ export interface TaskPage {
   tasks: Task[];
   count: number;
   next_cursor: string | null;
+  /** The page is one bounded scan window (it may hold fewer tasks than the limit). */
+  scans?: boolean;
 }
 
 /** Any answer the service refused; `code` is the stable TQ_ERR_* code. */
@@ -168,7 +198,8 @@ export class TaskqClient {
   /** One page of tasks, newest first. */
   listPage(options: ListOptions & { cursor?: string } = {}): Promise<TaskPage> {
     const query = new URLSearchParams();
-    for (const [key, value] of Object.entries(options))
+    const { filter, ...rest } = options;
+    for (const [key, value] of Object.entries({ ...filter, ...rest }))
       if (value !== undefined) query.set(key, String(value));
     const qs = query.toString();
     return this.request('GET', `/tasks${qs ? `?${qs}` : ''}`);
@@ -208,6 +239,56 @@ export class TaskqClient {
 
   retry(id: string): Promise<Task> {
     return this.request('POST', `/tasks/${encodeURIComponent(id)}/retry`);
+  }
+
+  /**
+   * Retries, cancels or deletes every task `filter` matches, in the background; with `dryRun`
+   * only counts them. The answer names the operation to follow (`operation`, `followOperation`).
+   */
+  bulk(
+    op: BulkOp,
+    filter: Filter,
+    { dryRun, idempotencyKey }: { dryRun?: boolean; idempotencyKey?: string } = {},
+  ): Promise<BulkAnswer> {
+    const headers = idempotencyKey === undefined ? undefined : { 'idempotency-key': idempotencyKey };
+    return this.request('POST', '/tasks/bulk', { op, filter, ...(dryRun && { dry_run: true }) }, headers);
+  }
+
+  operation(id: string): Promise<Operation> {
+    return this.request('GET', `/operations/${encodeURIComponent(id)}`);
+  }
+
+  /** The operation after each step, from its event stream, until it is finished. */
+  async *followOperation(id: string, { signal }: { signal?: AbortSignal } = {}): AsyncGenerator<Operation> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const response = await this.fetchFn(`${this.baseUrl}/operations/${encodeURIComponent(id)}/events`, {
+      headers,
+      signal,
+    });
+    if (!response.ok || !response.body) {
+      await this.operation(id); // throws the typed error of the answer
+      throw new TaskqError(
+        `GET /operations/${id}/events answered ${response.status}`,
+        response.status,
+        'TQ_ERR_HTTP',
+        undefined,
+      );
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffered += value;
+      let end: number;
+      while ((end = buffered.indexOf('\n\n')) >= 0) {
+        const message = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        const data = message.split('\n').find((line) => line.startsWith('data: '));
+        if (message.startsWith('event: operation') && data) yield JSON.parse(data.slice(6)) as Operation;
+      }
+    }
   }
 
   /** Counts by status and action, oldest queued age, throughput. */

@@ -23,7 +23,7 @@ export type { BulkOp, OperationRecord };
 export { BULK_OPS } from '../drivers/driver.js';
 
 /** Rows a count examines at most (a dry run, a submission). */
-export const COUNT_WINDOW = 100_000;
+export const COUNT_WINDOW = 50_000;
 /** How often a follower re-reads an operation another node works on. */
 const FOLLOW_POLL_MS = 250;
 

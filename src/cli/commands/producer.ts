@@ -5,10 +5,11 @@
 import type { Command } from 'commander';
 import { TaskqClient, WAIT_TIMEOUT_MS_DEFAULT, type Task } from '../../client/index.js';
 import { ConfigError } from '../../core/errors.js';
-import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
+import { TASK_STATUSES } from '../../core/task.js';
 import { addSettings, configFrom } from '../options.js';
+import { addFilterFlags, filterFromFlags } from '../filter-flags.js';
 
-function clientFrom(options: Record<string, unknown>): TaskqClient {
+export function clientFrom(options: Record<string, unknown>): TaskqClient {
   const config = configFrom({ url: options.url });
   const token = (options.token as string | undefined) ?? process.env.TASKQ_API_TOKEN;
   // A refused connection is the usual mistake here: say where we looked and how to change it.
@@ -29,7 +30,7 @@ function clientFrom(options: Record<string, unknown>): TaskqClient {
   return new TaskqClient({ baseUrl: config.url, token, fetch: reachable, traceContext });
 }
 
-function withClientOptions(command: Command): Command {
+export function withClientOptions(command: Command): Command {
   addSettings(command, ['url']);
   return command.option('--token <token>', 'API token, when the service requires one [env TASKQ_API_TOKEN]');
 }
@@ -111,22 +112,17 @@ export function registerProducerCommands(program: Command): void {
   });
 
   withClientOptions(
-    program
-      .command('tasks')
-      .description('list tasks of a running service, newest first, as a table')
-      .option('--status <status>', `one of ${TASK_STATUSES.join(', ')}`)
-      .option('--action <action>', 'only this action')
+    addFilterFlags(
+      program.command('tasks').description('list tasks of a running service, newest first, as a table'),
+    )
       .option('--limit <n>', 'how many (1..1000)', '20')
+      .option('--cursor <cursor>', 'the next page: the cursor the previous one printed')
       .option('--json', 'print JSON instead of a table'),
   ).action(async (options: Record<string, unknown>) => {
-    const status = options.status as TaskStatus | undefined;
-    if (status !== undefined && !TASK_STATUSES.includes(status)) {
-      throw new ConfigError(`--status: "${status}" is not one of ${TASK_STATUSES.join(', ')}`);
-    }
     const page = await clientFrom(options).listPage({
-      status,
-      action: options.action as string | undefined,
+      filter: filterFromFlags(options),
       limit: intOption(options.limit, '--limit'),
+      cursor: options.cursor as string | undefined,
     });
     if (options.json) {
       console.log(JSON.stringify(page, null, 2));
@@ -142,8 +138,9 @@ export function registerProducerCommands(program: Command): void {
       outcome(t),
     ]);
     console.log(formatTable([['ID', 'ACTION', 'STATUS', 'ATTEMPTS', 'CREATED', 'RESULT / ERROR'], ...rows]));
-    if (page.next_cursor)
-      console.log(`(more: raise --limit, or page with GET /tasks?cursor=${page.next_cursor})`);
+    if (page.scans && page.tasks.length < (intOption(options.limit, '--limit') ?? 20))
+      console.log('(the filter scans: this page read one bounded window of tasks; the next may hold more)');
+    if (page.next_cursor) console.log(`(more: --cursor ${page.next_cursor})`);
   });
 
   withClientOptions(
