@@ -385,6 +385,23 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(await claim(2)).toHaveLength(0);
         });
 
+        it('takes exactly limit tasks for small and large limits, with and without excludeActions', async () => {
+          // PostgreSQL writes limits up to 16 into the claim's text and passes larger ones as a
+          // parameter (queries.ts, claimStatement): both shapes, each with and without exclusions.
+          await driver.insertTasks({
+            tasks: Array.from({ length: 90 }, (_, i) => newTask({ action: i % 3 === 0 ? 'b' : 'a' })),
+            now: T0,
+          });
+          expect(await claim(7)).toHaveLength(7);
+          expect(await claim(40)).toHaveLength(40);
+          const small = await claim(5, T0, 'w1', ['b']);
+          const large = await claim(20, T0, 'w1', ['b']);
+          expect([...small, ...large].map((t) => t.action)).toEqual(Array(25).fill('a'));
+          // Left: 14 of b and 4 of a.
+          expect((await claim(20, T0, 'w1', ['a'])).map((t) => t.action)).toEqual(Array(14).fill('b'));
+          expect(await claim(20)).toHaveLength(4);
+        });
+
         it('does not claim a task whose run_at is in the future', async () => {
           const later = await insert({ runAt: T0 + 1000 });
           expect(await claim(10, T0)).toEqual([]);

@@ -81,7 +81,14 @@ import {
   MIGRATIONS_TABLE,
   RECORD_APPLIED,
 } from './migrations.js';
-import { listTasksSql, RELAXED_SESSION_OPTIONS, sessionOptions, SQL, type QueryName } from './queries.js';
+import {
+  claimStatement,
+  listTasksSql,
+  RELAXED_SESSION_OPTIONS,
+  sessionOptions,
+  SQL,
+  type QueryName,
+} from './queries.js';
 
 export interface PostgresDriverOptions {
   connectionString: string;
@@ -294,13 +301,20 @@ export class PostgresDriver implements QueueDriver {
   }
 
   /** Runs one named statement on a connection of `pool` (autocommit: one round trip). */
-  private async runOn<R extends pg.QueryResultRow>(
+  private runOn<R extends pg.QueryResultRow>(
     pool: pg.Pool,
     name: QueryName,
     params?: unknown[],
   ): Promise<pg.QueryResult<R>> {
+    return this.query(pool, statement(name, params));
+  }
+
+  private async query<R extends pg.QueryResultRow>(
+    pool: pg.Pool,
+    config: pg.QueryConfig,
+  ): Promise<pg.QueryResult<R>> {
     try {
-      return await pool.query<R>(statement(name, params));
+      return await pool.query<R>(config);
     } catch (err) {
       throw unavailable(err);
     }
@@ -501,7 +515,6 @@ export class PostgresDriver implements QueueDriver {
     const { owner, limit, now, leaseMs, excludeActions } = params;
     if (limit <= 0) return [];
     const leaseExpiresAt = now + leaseMs;
-    const claimParams = [owner, leaseExpiresAt, now, limit];
     // Relaxed: a claim lost in a database crash is a lease expiry (the task runs again).
     const limitedNames = FlowClaim.limitedActions(params);
     const underLimits =
@@ -517,14 +530,16 @@ export class PostgresDriver implements QueueDriver {
       if (limited.length > 0) params.onLimited?.(limited);
     } else {
       const skip = FlowClaim.plainExclusions(excludeActions, limitedNames);
-      const plain = skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks';
-      rows = (
-        await this.runOn<ClaimedRow>(
-          this.relaxed,
-          plain,
-          skip.length > 0 ? [...claimParams, skip] : claimParams,
-        )
-      ).rows;
+      const claim = claimStatement(skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks', limit);
+      const values = [
+        owner,
+        leaseExpiresAt,
+        now,
+        ...(claim.limitParam ? [limit] : []),
+        ...(skip.length > 0 ? [skip] : []),
+      ];
+      rows = (await this.query<ClaimedRow>(this.relaxed, { name: claim.name, text: claim.text, values }))
+        .rows;
     }
     const lease = { owner, leaseExpiresAt, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
