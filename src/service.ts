@@ -87,6 +87,7 @@ export class TaskqNode {
         defaultMaxAttempts: config.maxAttempts,
         pollMs: config.pollMs,
         uniqueWindowMs: config.idempotencyWindowMs,
+        rateLimits: config.rateLimits,
       });
       const pool =
         config.role === 'api'

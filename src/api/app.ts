@@ -29,6 +29,7 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { actionRoutes } from './routes/actions.js';
 import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
 import { ErrorSchema, TaskSchema } from './schemas.js';
@@ -132,7 +133,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
-    scheduleRoutes(app, deps.schedules ?? []);
+    scheduleRoutes(app, deps.queue, deps.schedules ?? []);
+    actionRoutes(app, deps.queue, deps.schedules ?? []);
     metaRoutes(app);
     deps.pages?.(app);
   }

@@ -188,7 +188,7 @@ export const GetTaskQuery = Type.Object(
 );
 export type GetTaskQuery = Static<typeof GetTaskQuery>;
 
-const StatusCounts = Type.Object(
+export const StatusCounts = Type.Object(
   Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])) as Record<
     (typeof TASK_STATUSES)[number],
     ReturnType<typeof Type.Integer>

@@ -4,6 +4,7 @@
  * run unchanged on SQLite and PostgreSQL. Every method that changes state runs in one transaction.
  * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
  */
+import type { ActionMinute, ActionPause } from '../core/actions.js';
 import type { ActionLimits, LimitedClaim } from '../core/flow.js';
 import type { BackoffPolicy } from '../core/retry.js';
 import type { JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
@@ -158,6 +159,24 @@ export interface ThroughputPoint {
 /** Per finished status, an epoch-ms cut-off: tasks that finished earlier may be pruned. */
 export type FinishedBefore = Record<'completed' | 'failed' | 'cancelled', number>;
 
+/** What GET /actions reads beside the counters (migration 0011): bounded by the actions, not the tasks. */
+export interface ActionStatsRead {
+  /** The per-action ring's minutes from the one holding `since`, with any finish. */
+  minutes: ActionMinute[];
+  /** Per action with queued tasks, when its oldest queued task was created (epoch ms). */
+  oldestQueued: { action: string; createdAt: number }[];
+}
+
+/** A schedule's state kept in the database (migration 0011); absent fields: never set. */
+export interface ScheduleState {
+  name: string;
+  /** Epoch ms; null when not paused. */
+  pausedAt: number | null;
+  /** The tick (or run-now) last queued, epoch ms. */
+  lastRunAt: number | null;
+  lastTaskId: string | null;
+}
+
 export interface MigrateResult {
   applied: string[];
   current: number;
@@ -179,18 +198,34 @@ export interface QueueDriver {
   failTasks(params: FailTasksParams): Promise<void>;
   getTask(params: { id: string }): Promise<TaskRecord | null>;
   insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
+  /** Actions no claim takes, by name. */
+  listPausedActions(): Promise<ActionPause[]>;
+  /** Every schedule with a stored state, by name. */
+  listScheduleStates(): Promise<ScheduleState[]>;
   listTasks(params: ListTasksParams): Promise<TaskRecord[]>;
   migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;
+  /**
+   * From its commit on, no claim takes a task of `action` (claims already made keep theirs).
+   * Durable; idempotent: pausing again keeps the first pause's time.
+   */
+  pauseAction(params: { action: string; now: number }): Promise<ActionPause>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
+  readActionStats(params: { since: number }): Promise<ActionStatsRead>;
+  /** Records a schedule's run (a tick or a run-now) if it is later than the last one recorded. */
+  recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void>;
   /** How many finished tasks `pruneTasks` would delete (for progress reporting). */
   countPrunableTasks(params: { finishedBefore: FinishedBefore }): Promise<number>;
   /** Deletes up to `limit` finished tasks that finished before their status's cut-off; returns how many. */
   pruneTasks(params: { finishedBefore: FinishedBefore; limit: number }): Promise<number>;
   releaseTasks(params: ReleaseTasksParams): Promise<void>;
   rescueExpiredLeases(params: RescueParams): Promise<RescueResult>;
+  /** Lets claims take `action` again and wakes workers (announced as tasksQueued); idempotent. */
+  resumeAction(params: { action: string }): Promise<void>;
   retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;
   setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void>;
+  /** Pauses (an earlier pause keeps its time) or resumes a schedule; durable. */
+  setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState>;
   throughput(params: { since: number }): Promise<ThroughputPoint[]>;
 
   on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe;

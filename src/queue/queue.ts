@@ -7,15 +7,20 @@
 import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { IDEMPOTENCY_WINDOW_MS_DEFAULT, POLL_MS_DEFAULT } from '../core/config.js';
+import type { ActionPause } from '../core/actions.js';
 import { QueueError } from '../core/errors.js';
+import { actionLimitsOf, type ActionLimits, type RateLimit } from '../core/flow.js';
 import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
 import type {
+  ActionStatsRead,
   InsertedTask,
   QueueDriver,
+  ScheduleState,
   TaskCounts,
   ThroughputPoint,
   Unsubscribe,
 } from '../drivers/driver.js';
+import type { HandlerDefinition } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
 import {
@@ -28,7 +33,7 @@ import {
 import { TaskWatcher } from './watcher.js';
 
 // The queue's own words for what it reads; the layers above import them from here, not from drivers/.
-export type { TaskCounts, ThroughputPoint, Unsubscribe };
+export type { ActionStatsRead, ScheduleState, TaskCounts, ThroughputPoint, Unsubscribe };
 
 export interface EnqueueInput {
   action: string;
@@ -79,6 +84,8 @@ export interface QueueOptions {
   uniqueWindowMs?: number;
   /** Most tasks in one group commit. */
   maxInsertBatch?: number;
+  /** The `--rate-limit` setting, shown with the handlers' own limits (GET /actions). */
+  rateLimits?: ReadonlyMap<string, RateLimit>;
 }
 
 export const UNIQUE_WINDOW_MS_DEFAULT = IDEMPOTENCY_WINDOW_MS_DEFAULT;
@@ -314,6 +321,51 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
 
   async throughput(sinceMs: number): Promise<ThroughputPoint[]> {
     return this.driver.throughput({ since: sinceMs });
+  }
+
+  // The operator's console (queue/actions.ts, queue/schedules.ts, docs/operations.md).
+
+  /** From its answer on, no node claims the action's tasks; running ones finish. */
+  async pauseAction(action: string): Promise<ActionPause> {
+    return this.driver.pauseAction({ action, now: Date.now() });
+  }
+
+  async resumeAction(action: string): Promise<void> {
+    await this.driver.resumeAction({ action });
+  }
+
+  async pausedActions(): Promise<ActionPause[]> {
+    return this.driver.listPausedActions();
+  }
+
+  async actionStats(since: number): Promise<ActionStatsRead> {
+    return this.driver.readActionStats({ since });
+  }
+
+  /** The actions with a handler of their own here (the fallback answers the others). */
+  registeredActions(): string[] {
+    return this.registry.actions();
+  }
+
+  handlerOf(action: string): HandlerDefinition | undefined {
+    return this.registry.all().find((h) => h.action === action);
+  }
+
+  /** The flow-control limits this process applies, as the worker pool gathers them. */
+  actionLimits(): ActionLimits[] {
+    return actionLimitsOf(this.registry.all(), this.options.rateLimits);
+  }
+
+  async scheduleStates(): Promise<ScheduleState[]> {
+    return this.driver.listScheduleStates();
+  }
+
+  async setSchedulePaused(name: string, paused: boolean): Promise<ScheduleState> {
+    return this.driver.setSchedulePaused({ name, paused, now: Date.now() });
+  }
+
+  async recordScheduleRun(name: string, at: number, taskId: string): Promise<void> {
+    await this.driver.recordScheduleRun({ name, at, taskId });
   }
 
   /** Waits for group commits still in flight and wakes every waiter (shutdown). */

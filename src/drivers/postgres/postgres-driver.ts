@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
+import type { ActionPause } from '../../core/actions.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
@@ -37,9 +38,19 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
-import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import {
+  actionMinuteOf,
+  countsFromRows,
+  pauseOf,
+  scheduleStateOf,
+  type ActionMinuteRow,
+  type CounterRow,
+  type PauseRow,
+  type ScheduleRow,
+} from '../shared/counts.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
+  ActionStatsRead,
   CancelOutcome,
   ClaimTasksParams,
   CompleteTasksParams,
@@ -60,6 +71,7 @@ import type {
   RescueParams,
   RescueResult,
   RetryOutcome,
+  ScheduleState,
   TaskCounts,
   ThroughputPoint,
   Unsubscribe,
@@ -713,6 +725,50 @@ export class PostgresDriver implements QueueDriver {
   /** From the per-minute rollup (migration 0003): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
     return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughputFromRollup', [since])).rows;
+  }
+
+  async pauseAction({ action, now }: { action: string; now: number }): Promise<ActionPause> {
+    // Durable: a pause the operator was told of stays. The claims' own statements read the table.
+    const { rows } = await this.run<PauseRow>('pauseAction', [action, now]);
+    return pauseOf(rows[0] as PauseRow);
+  }
+
+  async resumeAction({ action }: { action: string }): Promise<void> {
+    const { rows } = await this.run<{ queued: number }>('resumeAction', [action]);
+    // NOTIFY wakes the workers of every node.
+    this.announce(eventsOf.inserted(rows[0]?.queued ?? 0));
+  }
+
+  async listPausedActions(): Promise<ActionPause[]> {
+    return (await this.run<PauseRow>('pausedActions')).rows.map(pauseOf);
+  }
+
+  /** From the ring of migration 0011 and one seek per action with queued tasks. */
+  async readActionStats({ since }: { since: number }): Promise<ActionStatsRead> {
+    const [minutes, oldest] = await Promise.all([
+      this.run<ActionMinuteRow>('actionMinutes', [since]),
+      this.run<{ action: string; t: number | null }>('oldestQueuedByAction'),
+    ]);
+    return {
+      minutes: minutes.rows.map(actionMinuteOf),
+      oldestQueued: oldest.rows.flatMap((r) => (r.t === null ? [] : [{ action: r.action, createdAt: r.t }])),
+    };
+  }
+
+  async listScheduleStates(): Promise<ScheduleState[]> {
+    return (await this.run<ScheduleRow>('scheduleStates')).rows.map(scheduleStateOf);
+  }
+
+  async setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState> {
+    const { rows } = await this.run<ScheduleRow>('setSchedulePaused', [
+      params.name,
+      params.paused ? params.now : null,
+    ]);
+    return scheduleStateOf(rows[0] as ScheduleRow);
+  }
+
+  async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
+    await this.run('recordScheduleRun', [params.name, params.at, params.taskId]);
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

@@ -6,7 +6,9 @@
  * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
+import { ACTION_RING_MINUTES } from '../../core/actions.js';
 import { RETRYABLE_STATUSES } from '../../core/task.js';
+import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
 import type { ListFilter } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
@@ -55,6 +57,33 @@ const COUNT_FINISHES = (now: string) => `
                        WHEN r.minute < excluded.minute THEN excluded.failed ELSE r.failed END,
       minute    = greatest(r.minute, excluded.minute))`;
 
+/**
+ * Finishes also count in their action's minute of the per-action ring (migration 0011), with
+ * their run time (`now - started_at`) in its bucket: one grouped upsert per statement. `changed`
+ * must carry `started_at`.
+ */
+const COUNT_ACTION_FINISHES = (now: string) => `
+  action_rolled AS (
+    INSERT INTO task_action_minutes AS r (action, slot, shard, minute, ${ACTION_RING_COLUMNS.join(', ')})
+    SELECT action, ((${now} / 60000) % ${ACTION_RING_MINUTES})::int, pg_backend_pid() % ${ACTION_RING_SHARDS},
+           (${now} / 60000) * 60000,
+           count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+           ${runBucketCounts(`(${now} - started_at)`).join(', ')}
+      FROM changed WHERE status IN ('completed', 'failed')
+     GROUP BY action ORDER BY action
+    ON CONFLICT (action, slot, shard) DO UPDATE SET
+      ${ACTION_RING_COLUMNS.map(
+        (c) => `${c} = CASE WHEN r.minute = excluded.minute THEN r.${c} + excluded.${c}
+                     WHEN r.minute < excluded.minute THEN excluded.${c} ELSE r.${c} END`,
+      ).join(',\n      ')},
+      minute = greatest(r.minute, excluded.minute))`;
+
+/**
+ * What every claim statement adds to what is claimable: no paused action (migration 0011). The
+ * array is an InitPlan, read once per statement; with nothing paused it is empty.
+ */
+const NOT_PAUSED = (column = 'action') => `${column} <> ALL(ARRAY(SELECT action FROM taskq_paused_actions))`;
+
 /** What a claim returns: the columns it did not set itself. */
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
               concurrency_key, cancel_requested, created_at, traceparent, tracestate`;
@@ -81,7 +110,7 @@ const CANDIDATE_COLUMNS = 'seq, action, concurrency_key, priority, run_at';
  */
 const claimSql = (filter: string) =>
   claimWhereSql(`seq = ANY(ARRAY(SELECT seq FROM tasks
-                            WHERE status = 'queued' AND run_at <= $3${filter}
+                            WHERE status = 'queued' AND run_at <= $3 AND ${NOT_PAUSED()}${filter}
                             ORDER BY priority DESC, run_at, seq
                             LIMIT $4
                               FOR UPDATE SKIP LOCKED))`);
@@ -155,18 +184,19 @@ export const SQL = {
    */
   limitedQueued: `
     SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS a(action)
-                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)) AS queued`,
+                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)
+                      AND ${NOT_PAUSED('a.action')}) AS queued`,
   /** $1: now, $2: limit, $3: actions to leave out. The unlimited part: the head of the queue. */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks
-     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[])
+     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[]) AND ${NOT_PAUSED()}
      ORDER BY priority DESC, run_at, seq
      LIMIT $2
        FOR UPDATE SKIP LOCKED`,
   /** $1: action, $2: now, $3: limit. The ready tasks of the action without a key. */
   claimCandidatesUnkeyed: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks
-     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2
+     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2 AND ${NOT_PAUSED()}
      ORDER BY priority DESC, run_at, seq
      LIMIT $3
        FOR UPDATE SKIP LOCKED`,
@@ -210,11 +240,12 @@ export const SQL = {
      CROSS JOIN LATERAL (
        SELECT ${CANDIDATE_COLUMNS} FROM tasks
         WHERE status = 'queued' AND action = $1 AND concurrency_key = k.key AND run_at <= $3
+          AND ${NOT_PAUSED()}
         ORDER BY priority DESC, run_at, seq
         LIMIT CASE WHEN $4::int IS NULL THEN $5::int ELSE least($5::int, greatest($4::int - r.running, 0)) + 1 END
           FOR UPDATE SKIP LOCKED) c`,
   /** $1: owner, $2: lease until, $3: now, $4: the chosen seqs (row-locked by this transaction). */
-  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued'`),
+  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued' AND ${NOT_PAUSED()}`),
   /**
    * $1: action, $2: now, $3: per second, $4: burst. The bucket refilled to now (a new one starts
    * full); the update locks its row until commit, so the claims of one rate-limited action take
@@ -245,8 +276,8 @@ export const SQL = {
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::int8[])
            AS c(seq, owner, attempt, result, started_at)
      WHERE t.seq = c.seq AND t.lease_owner = c.owner AND t.attempts = c.attempt
-    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
+    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status, t.started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
     SELECT seq FROM changed`,
 
   /** $1: now; $2..$8: arrays of seq, owner, attempt, new status, error, retry_at, started_at. */
@@ -259,8 +290,8 @@ export const SQL = {
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[], $8::int8[])
            AS f(seq, owner, attempt, status, error, retry_at, started_at)
      WHERE t.seq = f.seq AND t.lease_owner = f.owner AND t.attempts = f.attempt
-    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
+    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status, t.started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
     SELECT seq, status FROM changed`,
 
   /**
@@ -305,8 +336,8 @@ export const SQL = {
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < $1
-    RETURNING id, action, 'running'::text AS old_status, status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
+    RETURNING id, action, 'running'::text AS old_status, status, started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
     SELECT id, status FROM changed`,
 
   /** $1: seq, $2: now. */
@@ -375,6 +406,47 @@ export const SQL = {
       FROM task_throughput
      WHERE minute >= ($1::int8 / 60000) * 60000
      GROUP BY minute HAVING sum(completed) + sum(failed) > 0 ORDER BY minute`,
+
+  // The operator's console (migration 0011, docs/operations.md).
+  /** $1: action, $2: now. A pause keeps its first time; returns the pause. */
+  pauseAction: `
+    WITH added AS (
+      INSERT INTO taskq_paused_actions (action, paused_at) VALUES ($1, $2)
+        ON CONFLICT (action) DO NOTHING RETURNING action, paused_at)
+    SELECT action, paused_at FROM added
+    UNION ALL SELECT action, paused_at FROM taskq_paused_actions WHERE action = $1`,
+  /** $1: action. Returns how many of its tasks wait queued (who to wake), if it was paused. */
+  resumeAction: `
+    WITH gone AS (DELETE FROM taskq_paused_actions WHERE action = $1 RETURNING action)
+    SELECT coalesce((SELECT sum(queued) FROM task_counts WHERE action = $1), 0)::int8 AS queued FROM gone`,
+  pausedActions: `SELECT action, paused_at FROM taskq_paused_actions ORDER BY action`,
+  /** $1: since. The per-action ring's minutes from the one holding `since`, shards summed. */
+  actionMinutes: `
+    SELECT action, minute, ${ACTION_RING_COLUMNS.map((c) => `sum(${c})::int8 AS ${c}`).join(', ')}
+      FROM task_action_minutes
+     WHERE minute >= ($1::int8 / 60000) * 60000
+     GROUP BY action, minute HAVING sum(completed) + sum(failed) > 0
+     ORDER BY action, minute`,
+  /** Per action with queued tasks (the counters say which), its oldest: one seek in tasks_queued_action. */
+  oldestQueuedByAction: `
+    SELECT c.action, (SELECT created_at FROM tasks
+                       WHERE status = 'queued' AND action = c.action ORDER BY seq LIMIT 1) AS t
+      FROM (SELECT action FROM task_counts GROUP BY action HAVING sum(queued) > 0) c`,
+  scheduleStates: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules ORDER BY name`,
+  /** $1: name, $2: now when pausing (an earlier pause keeps its time), NULL when resuming. */
+  setSchedulePaused: `
+    INSERT INTO taskq_schedules AS s (name, paused_at) VALUES ($1, $2)
+      ON CONFLICT (name) DO UPDATE SET
+        paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL
+                         ELSE coalesce(s.paused_at, excluded.paused_at) END
+    RETURNING name, paused_at, last_run_at, last_task_id`,
+  /** $1: name, $2: at, $3: task id. The latest run wins, whatever order nodes record them in. */
+  recordScheduleRun: `
+    INSERT INTO taskq_schedules AS s (name, last_run_at, last_task_id) VALUES ($1, $2, $3)
+      ON CONFLICT (name) DO UPDATE SET
+        last_task_id = CASE WHEN excluded.last_run_at >= coalesce(s.last_run_at, 0)
+                            THEN excluded.last_task_id ELSE s.last_task_id END,
+        last_run_at = greatest(coalesce(s.last_run_at, 0), excluded.last_run_at)`,
 } as const;
 
 export type QueryName = keyof typeof SQL;

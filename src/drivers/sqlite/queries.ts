@@ -3,9 +3,16 @@
  * Parameters are named (@name), except in the hottest statement (insertTasksSql). Statements are
  * prepared once, on first use.
  */
+import { RUN_BUCKET_COLUMNS } from '../../core/actions.js';
 import { RETRYABLE_STATUSES } from '../../core/task.js';
 import type { ListFilter } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
+
+/**
+ * What every claim statement adds to what is claimable: no paused action (migration 0011). The
+ * subquery runs once per statement; with nothing paused it is one probe of an empty table.
+ */
+const NOT_PAUSED = 'action NOT IN (SELECT action FROM taskq_paused_actions)';
 
 /** The claim's update: status `running` under the lease, for the rows `where` selects. */
 function claimWhereSql(where: string): string {
@@ -25,7 +32,7 @@ function claimWhereSql(where: string): string {
  */
 function claimSql(filter: string): string {
   return claimWhereSql(`seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
-                    WHERE status = 'queued' AND run_at <= @now${filter}
+                    WHERE status = 'queued' AND run_at <= @now AND ${NOT_PAUSED}${filter}
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)`);
 }
@@ -109,18 +116,20 @@ export const SQL = {
   limitedQueued: `
     SELECT EXISTS (SELECT 1 FROM json_each(@actions) a
                     WHERE EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claimable_key
-                                   WHERE status = 'queued' AND action = a.value)) AS queued`,
+                                   WHERE status = 'queued' AND action = a.value)
+                      AND a.value NOT IN (SELECT action FROM taskq_paused_actions)) AS queued`,
   /** The unlimited part: the head of the queue without @excluded (a JSON array of actions). */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable
      WHERE status = 'queued' AND run_at <= @now
-       AND action NOT IN (SELECT value FROM json_each(@excluded))
+       AND action NOT IN (SELECT value FROM json_each(@excluded)) AND ${NOT_PAUSED}
      ORDER BY priority DESC, run_at, seq
      LIMIT @limit`,
   /** The ready tasks of one action and key (@key NULL: those without a key), in claim order. */
   claimCandidatesOfKey: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable_key
      WHERE status = 'queued' AND action = @action AND concurrency_key IS @key AND run_at <= @now
+       AND ${NOT_PAUSED}
      ORDER BY priority DESC, run_at, seq
      LIMIT @limit`,
   /**
@@ -144,7 +153,9 @@ export const SQL = {
     SELECT count(*) AS n FROM tasks INDEXED BY tasks_running_key
      WHERE status = 'running' AND concurrency_key IS NOT NULL AND action = @action AND concurrency_key = @key`,
   /** @seqs: JSON array of the chosen seqs; each is still queued (the write lock is held). */
-  claimSeqs: claimWhereSql(`seq IN (SELECT value FROM json_each(@seqs)) AND status = 'queued'`),
+  claimSeqs: claimWhereSql(
+    `seq IN (SELECT value FROM json_each(@seqs)) AND status = 'queued' AND ${NOT_PAUSED}`,
+  ),
   /**
    * The action's bucket, refilled to @now: @perSecond tokens a second, at most @burst; a new
    * bucket starts full. A clock behind the last refill adds nothing (refilled_at never goes back).
@@ -250,6 +261,42 @@ export const SQL = {
     SELECT minute, completed, failed FROM task_throughput
      WHERE minute >= (CAST(@since AS INTEGER) / 60000) * 60000 AND completed + failed > 0
      ORDER BY minute`,
+
+  // The operator's console (migration 0011, docs/operations.md).
+  /** A pause keeps its first time: pausing again changes nothing. */
+  pauseAction: `
+    INSERT INTO taskq_paused_actions (action, paused_at) VALUES (@action, @now)
+      ON CONFLICT (action) DO NOTHING`,
+  pausedAction: `SELECT action, paused_at FROM taskq_paused_actions WHERE action = @action`,
+  resumeAction: `DELETE FROM taskq_paused_actions WHERE action = @action`,
+  pausedActions: `SELECT action, paused_at FROM taskq_paused_actions ORDER BY action`,
+  /** How many tasks of the action wait queued (the counters): who to wake on a resume. */
+  queuedOfAction: `SELECT queued FROM task_counts WHERE action = @action`,
+  /** The per-action ring's minutes from the one holding @since (at most 60 rows per action). */
+  actionMinutes: `
+    SELECT action, minute, completed, failed, ${RUN_BUCKET_COLUMNS.join(', ')} FROM task_action_minutes
+     WHERE minute >= (CAST(@since AS INTEGER) / 60000) * 60000 AND completed + failed > 0
+     ORDER BY action, minute`,
+  /** Per action with queued tasks (the counters say which), its oldest: one seek in tasks_queued_action. */
+  oldestQueuedByAction: `
+    SELECT c.action, (SELECT created_at FROM tasks INDEXED BY tasks_queued_action
+                       WHERE status = 'queued' AND action = c.action ORDER BY seq LIMIT 1) AS t
+      FROM task_counts c WHERE c.queued > 0`,
+  scheduleStates: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules ORDER BY name`,
+  scheduleState: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules WHERE name = @name`,
+  /** @now when pausing (an earlier pause keeps its time), NULL when resuming. */
+  setSchedulePaused: `
+    INSERT INTO taskq_schedules (name, paused_at) VALUES (@name, @pausedAt)
+      ON CONFLICT (name) DO UPDATE SET
+        paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL
+                         ELSE coalesce(taskq_schedules.paused_at, excluded.paused_at) END`,
+  /** The latest run wins, whatever order nodes record them in. */
+  recordScheduleRun: `
+    INSERT INTO taskq_schedules (name, last_run_at, last_task_id) VALUES (@name, @at, @taskId)
+      ON CONFLICT (name) DO UPDATE SET
+        last_task_id = CASE WHEN excluded.last_run_at >= coalesce(taskq_schedules.last_run_at, 0)
+                            THEN excluded.last_task_id ELSE taskq_schedules.last_task_id END,
+        last_run_at = max(coalesce(taskq_schedules.last_run_at, 0), excluded.last_run_at)`,
 } as const;
 
 export type QueryName = keyof typeof SQL;

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
+import type { ActionMinute, ActionPause } from '../../core/actions.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
@@ -26,9 +27,19 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
-import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import {
+  actionMinuteOf,
+  countsFromRows,
+  pauseOf,
+  scheduleStateOf,
+  type ActionMinuteRow,
+  type CounterRow,
+  type PauseRow,
+  type ScheduleRow,
+} from '../shared/counts.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
+  ActionStatsRead,
   CancelOutcome,
   ClaimTasksParams,
   CompleteTasksParams,
@@ -49,6 +60,7 @@ import type {
   RescueParams,
   RescueResult,
   RetryOutcome,
+  ScheduleState,
   TaskCounts,
   ThroughputPoint,
   Unsubscribe,
@@ -568,6 +580,55 @@ export class SqliteDriver implements QueueDriver {
   /** From the per-minute rollup (migration 0004): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
     return this.stmt('throughputFromRollup').all({ since }) as ThroughputPoint[];
+  }
+
+  async pauseAction({ action, now }: { action: string; now: number }): Promise<ActionPause> {
+    return this.durableWrite(() => {
+      this.stmt('pauseAction').run({ action, now });
+      return pauseOf(this.stmt('pausedAction').get({ action }) as PauseRow);
+    });
+  }
+
+  async resumeAction({ action }: { action: string }): Promise<void> {
+    const queued = await this.durableWrite(() => {
+      const { changes } = this.stmt('resumeAction').run({ action });
+      const row = this.stmt('queuedOfAction').get({ action }) as { queued: number } | undefined;
+      return changes === 1 ? (row?.queued ?? 0) : 0;
+    });
+    // Workers here wake at once; other processes on the file find them on their next poll.
+    this.events.emit(eventsOf.inserted(queued));
+  }
+
+  async listPausedActions(): Promise<ActionPause[]> {
+    return (this.stmt('pausedActions').all() as PauseRow[]).map(pauseOf);
+  }
+
+  /** From the ring of migration 0011 and one seek per action with queued tasks. */
+  async readActionStats({ since }: { since: number }): Promise<ActionStatsRead> {
+    const minutes: ActionMinute[] = (this.stmt('actionMinutes').all({ since }) as ActionMinuteRow[]).map(
+      actionMinuteOf,
+    );
+    const oldest = this.stmt('oldestQueuedByAction').all() as { action: string; t: number | null }[];
+    return {
+      minutes,
+      oldestQueued: oldest.flatMap((r) => (r.t === null ? [] : [{ action: r.action, createdAt: r.t }])),
+    };
+  }
+
+  async listScheduleStates(): Promise<ScheduleState[]> {
+    return (this.stmt('scheduleStates').all() as ScheduleRow[]).map(scheduleStateOf);
+  }
+
+  async setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState> {
+    const { name } = params;
+    return this.durableWrite(() => {
+      this.stmt('setSchedulePaused').run({ name, pausedAt: params.paused ? params.now : null });
+      return scheduleStateOf(this.stmt('scheduleState').get({ name }) as ScheduleRow);
+    });
+  }
+
+  async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
+    await this.durableWrite(() => this.stmt('recordScheduleRun').run(params));
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {
