@@ -341,7 +341,10 @@ export const MIGRATIONS: readonly Migration[] = [
                WHERE status IN ('completed', 'failed')
                  AND processed_at >= c.at - ${ACTION_RING_MINUTES - 1} * 60000 AND processed_at < c.at + 60000)
        GROUP BY action, m;
-      CREATE TRIGGER tasks_action_minutes_update AFTER UPDATE OF status ON tasks
+      -- OF processed_at, not OF status: every finishing statement sets processed_at and a claim
+      -- never does, so claims do not even code this trigger (a row trigger's WHEN runs inside
+      -- its program, whose frame costs a claim dearly when the body is this wide).
+      CREATE TRIGGER tasks_action_minutes_update AFTER UPDATE OF processed_at ON tasks
         WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
          AND new.processed_at IS NOT NULL BEGIN
         ${COUNT_ACTION_FINISH_OF_NEW}
