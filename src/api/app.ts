@@ -31,7 +31,8 @@ import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
-import { ErrorSchema, TaskSchema } from './schemas.js';
+import { AttemptSchema, ErrorSchema, TaskSchema } from './schemas.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
@@ -104,6 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
+  app.addSchema(AttemptSchema);
   app.addSchema(TaskSchema);
   installErrorHandlers(app);
   installHostCheck(app);
@@ -134,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     operationRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
     metaRoutes(app);
+    nodeRoutes(app, deps.queue);
     deps.pages?.(app);
   }
   await app.ready();

@@ -6,7 +6,7 @@
  */
 import type { ActionLimits, LimitedClaim } from '../core/flow.js';
 import type { BackoffPolicy } from '../core/retry.js';
-import type { JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import type { AttemptOutcome, JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
 
 export interface DriverCapabilities {
   /** Other processes learn about new tasks at once (PostgreSQL LISTEN/NOTIFY); otherwise they poll. */
@@ -84,6 +84,10 @@ export interface Completion extends LeaseRef, Started {
 
 export interface Failure extends LeaseRef, Started {
   error: string;
+  /** How the attempt ended, for its history; absent: `error`. */
+  ended?: Exclude<AttemptOutcome, 'completed' | 'lease_lost'>;
+  /** The thrown error's stack, kept in the attempt's history (cut at ATTEMPT_STACK_MAX). */
+  stack?: string | null;
   /** retry: back to `queued` at `retryAt`; failed/cancelled: finished. */
   outcome: 'retry' | 'failed' | 'cancelled';
   retryAt?: number;
@@ -158,6 +162,39 @@ export interface ThroughputPoint {
 /** Per finished status, an epoch-ms cut-off: tasks that finished earlier may be pruned. */
 export type FinishedBefore = Record<'completed' | 'failed' | 'cancelled', number>;
 
+/** What a node says of itself at each heartbeat (GET /nodes shows it). */
+export interface NodeInfo {
+  /** Unique per process; the lease owner of the tasks it runs. */
+  id: string;
+  host: string;
+  pid: number;
+  role: 'all' | 'api' | 'worker';
+  version: string;
+  startedAt: number;
+  /** Its heartbeat period (ms): a node that misses three is gone. */
+  heartbeatMs: number;
+  /** Handlers it may run at once; 0 on an API-only node. */
+  concurrency: number;
+  running: number;
+  buffered: number;
+  /** Ids of the tasks it runs now (at most NODE_TASKS_MAX). */
+  tasks: string[];
+}
+
+/** A node's row: what it said at its last heartbeat, and when. */
+export interface NodeRecord extends NodeInfo {
+  heartbeatAt: number;
+  /** When it stopped gracefully; null while it runs (or since it vanished). */
+  stoppedAt: number | null;
+}
+
+export interface HeartbeatNodeParams {
+  node: NodeInfo;
+  now: number;
+  /** Rows of nodes last heard of before this are deleted in the same write. */
+  pruneBefore: number;
+}
+
 export interface MigrateResult {
   applied: string[];
   current: number;
@@ -178,8 +215,12 @@ export interface QueueDriver {
   extendLeases(params: ExtendLeasesParams): Promise<HeldTask[]>;
   failTasks(params: FailTasksParams): Promise<void>;
   getTask(params: { id: string }): Promise<TaskRecord | null>;
+  /** Registers the node or records its heartbeat (an upsert), and prunes long-gone nodes. */
+  heartbeatNode(params: HeartbeatNodeParams): Promise<void>;
   insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
   listTasks(params: ListTasksParams): Promise<TaskRecord[]>;
+  /** Every node heard of (heartbeat or stop) at or after `since`, oldest start first. */
+  listNodes(params: { since: number }): Promise<NodeRecord[]>;
   migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
@@ -190,6 +231,8 @@ export interface QueueDriver {
   releaseTasks(params: ReleaseTasksParams): Promise<void>;
   rescueExpiredLeases(params: RescueParams): Promise<RescueResult>;
   retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;
+  /** Marks a node stopped (a graceful stop): it is listed as gone at once. */
+  stopNode(params: { id: string; now: number }): Promise<void>;
   setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void>;
   throughput(params: { since: number }): Promise<ThroughputPoint[]>;
 

@@ -26,6 +26,7 @@ import {
   type TraceHeaders,
 } from './tracing.js';
 import { TaskWatcher } from './watcher.js';
+import { nodesReport, type NodesReport } from './nodes.js';
 
 // The queue's own words for what it reads; the layers above import them from here, not from drivers/.
 export type { TaskCounts, ThroughputPoint, Unsubscribe };
@@ -306,6 +307,11 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     }
     this.emit('retried', task);
     return task;
+  }
+
+  /** Live nodes and those gone in the last hour, with the no-live-worker warning (nodes.ts). */
+  async nodes(now = Date.now()): Promise<NodesReport> {
+    return nodesReport(this.driver, now);
   }
 
   async counts(): Promise<TaskCounts> {

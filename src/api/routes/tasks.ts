@@ -4,7 +4,7 @@ import { QueueError } from '../../core/errors.js';
 import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
-import { toTaskView } from '../views.js';
+import { toTaskDetailView, toTaskView } from '../views.js';
 import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
@@ -201,7 +201,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       const closed = abortOnClose(reply.raw);
       const task = wait > 0 ? await queue.waitForFinish(id, wait * 1000, closed) : await queue.get(id);
       if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
-      return toTaskView(task);
+      return toTaskDetailView(task);
     },
   );
 
@@ -231,7 +231,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       });
       let last = '';
       for await (const current of queue.follow(task, 15_000, closed)) {
-        const json = JSON.stringify(toTaskView(current));
+        const json = JSON.stringify(toTaskDetailView(current));
         if (json !== last) out.write(`event: task\ndata: ${json}\n\n`);
         else out.write(': keep-alive\n\n');
         last = json;

@@ -213,4 +213,28 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // As SQLite's 0009 (the comment there says why the history is a column and how the nodes
+    // table stays small). jsonb, so a statement can append to it and trim it.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history jsonb;
+      CREATE TABLE taskq_nodes (
+        id           text    PRIMARY KEY,
+        host         text    NOT NULL,
+        pid          integer NOT NULL,
+        role         text    NOT NULL,
+        version      text    NOT NULL,
+        started_at   bigint  NOT NULL,
+        heartbeat_at bigint  NOT NULL,
+        heartbeat_ms integer NOT NULL,
+        concurrency  integer NOT NULL,
+        running      integer NOT NULL,
+        buffered     integer NOT NULL,
+        tasks        jsonb   NOT NULL,
+        stopped_at   bigint
+      );
+    `,
+  },
 ];

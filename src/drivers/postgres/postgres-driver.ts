@@ -29,7 +29,7 @@ import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
+import { ATTEMPT_HISTORY_DEFAULT, compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -38,6 +38,7 @@ import {
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
 import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
   CancelOutcome,
@@ -49,12 +50,14 @@ import type {
   ExtendLeasesParams,
   FailTasksParams,
   FinishedBefore,
+  HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
   LeaseRef,
   ListTasksParams,
   MigrateResult,
+  NodeRecord,
   QueueDriver,
   ReleaseTasksParams,
   RescueParams,
@@ -92,6 +95,8 @@ export interface PostgresDriverOptions {
   connectionTimeoutMs?: number;
   /** Where lost connections are reported (rate-limited warnings); silent without one. */
   logger?: DriverLogger;
+  /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
+  attemptHistoryMax?: number;
 }
 
 export const SCHEMA_DEFAULT = 'taskq';
@@ -192,6 +197,8 @@ export class PostgresDriver implements QueueDriver {
   private readonly sender = randomBytes(8).toString('hex');
   private readonly events = new DriverEventBus();
   private closed = false;
+  /** Attempts a task's history keeps (the statements that append to it drop older ones). */
+  private readonly historyMax: number;
   private idCodec: Promise<TaskIdCodec> | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
@@ -213,6 +220,7 @@ export class PostgresDriver implements QueueDriver {
       );
     }
     this.schema = schema;
+    this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
     this.channels = {
       tasksQueued: `${CHANNEL_PREFIX.tasksQueued}:${schema}`,
       tasksChanged: `${CHANNEL_PREFIX.tasksChanged}:${schema}`,
@@ -585,6 +593,7 @@ export class PostgresDriver implements QueueDriver {
       completions.map((c) => c.attempt),
       completions.map((c) => jsonTextOf(c.result)),
       completions.map((c) => c.startedAt ?? null),
+      this.historyMax,
     ]);
     // Only what the lease guards let through is announced: a stale lease writes nothing.
     const written = new Set(rows.map((r) => r.seq));
@@ -603,6 +612,9 @@ export class PostgresDriver implements QueueDriver {
       failures.map((f) => textValue(f.error)),
       failures.map((f) => f.retryAt ?? null),
       failures.map((f) => f.startedAt ?? null),
+      failures.map((f) => f.ended ?? 'error'),
+      failures.map((f) => (f.stack == null ? null : textValue(f.stack))),
+      this.historyMax,
     ]);
     const idOf = new Map(failures.map((f) => [f.seq, f.id]));
     this.announce(
@@ -640,6 +652,7 @@ export class PostgresDriver implements QueueDriver {
       now,
       backoff?.baseMs ?? null,
       backoff?.maxMs ?? null,
+      this.historyMax,
     ]);
     this.announce(eventsOf.leftRunning(rows));
     return {
@@ -687,6 +700,34 @@ export class PostgresDriver implements QueueDriver {
         events: eventsOf.retry('requeued', row.id),
       };
     });
+  }
+
+  async heartbeatNode({ node, now, pruneBefore }: HeartbeatNodeParams): Promise<void> {
+    // Relaxed: a heartbeat lost in a database crash is a late heartbeat; the next one rewrites it.
+    await this.runOn(this.relaxed, 'heartbeatNode', [
+      node.id,
+      node.host,
+      node.pid,
+      node.role,
+      node.version,
+      node.startedAt,
+      node.heartbeatMs,
+      node.concurrency,
+      node.running,
+      node.buffered,
+      JSON.stringify(node.tasks),
+      now,
+      pruneBefore,
+    ]);
+  }
+
+  async stopNode({ id, now }: { id: string; now: number }): Promise<void> {
+    await this.run('stopNode', [id, now]);
+  }
+
+  async listNodes({ since }: { since: number }): Promise<NodeRecord[]> {
+    const { rows } = await this.run<NodeRow<JsonValue>>('listNodes', [since]);
+    return rows.map((row) => toNodeRecord(row, (value) => value));
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {

@@ -270,4 +270,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // Attempt history (docs/api.md): a JSON array of the task's finished attempts, oldest first,
+    // appended by the very statement that ends an attempt (ack, nack, rescue), so keeping it adds
+    // no statement and no row per task; NULL until an attempt ends. The driver bounds it.
+    // taskq_nodes: one row per process (api, worker or both), upserted by its heartbeat; rows of
+    // nodes gone for an hour are deleted by every heartbeat, so the table holds the nodes of the
+    // last hour and is read whole. tasks holds the ids the node runs now (a JSON array, bounded).
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history TEXT;
+      CREATE TABLE taskq_nodes (
+        id           TEXT    PRIMARY KEY, -- the node id, also the lease owner of the tasks it runs
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        role         TEXT    NOT NULL,    -- all | api | worker
+        version      TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,    -- its heartbeat period: missing three means gone
+        concurrency  INTEGER NOT NULL,    -- 0 on an API-only node
+        running      INTEGER NOT NULL,    -- handlers running now
+        buffered     INTEGER NOT NULL,    -- claimed, waiting in its memory
+        tasks        TEXT    NOT NULL,    -- JSON array of the running tasks' ids
+        stopped_at   INTEGER              -- set by a graceful stop
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

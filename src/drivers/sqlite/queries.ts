@@ -3,7 +3,7 @@
  * Parameters are named (@name), except in the hottest statement (insertTasksSql). Statements are
  * prepared once, on first use.
  */
-import { RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
 import type { ListFilter } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
@@ -60,6 +60,37 @@ export const CONNECTION_SETTINGS = [
   PRAGMA.cacheSize,
   PRAGMA.mmapSize,
 ];
+
+/**
+ * The attempt ending now, as a JSON object for its history (core/task.ts AttemptRecord). Column
+ * names are the row's values before the UPDATE (its owner and claim time, which it clears).
+ */
+const attemptEntry = (e: { outcome: string; error: string; stack: string; startedAt: string }) =>
+  `json_object('attempt', attempts, 'node', lease_owner, 'claimed_at', claimed_at,
+               'started_at', ${e.startedAt}, 'finished_at', @now, 'outcome', ${e.outcome},
+               'error', substr(${e.error}, 1, ${ATTEMPT_ERROR_MAX}), 'stack', substr(${e.stack}, 1, ${ATTEMPT_STACK_MAX}))`;
+
+/**
+ * attempt_history with `entry` appended, in the statement that ends the attempt (no statement or
+ * row of its own). Past @historyMax the oldest are dropped; below it (the common case) it is one
+ * json_insert.
+ */
+const appendAttempt = (entry: string) => `attempt_history =
+         CASE WHEN attempt_history IS NULL THEN json_array(${entry})
+              WHEN json_array_length(attempt_history) < @historyMax
+                THEN json_insert(attempt_history, '$[#]', ${entry})
+              ELSE (SELECT json_group_array(json(value)) FROM (
+                      SELECT value FROM json_each(json_insert(attempt_history, '$[#]', ${entry}))
+                       WHERE key > json_array_length(attempt_history) - @historyMax ORDER BY key))
+         END`;
+
+/** What the rescuer records: the message it leaves as the task's error. */
+const LEASE_EXPIRED_ERROR = `'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')'`;
+
+/** Every column but attempt_history: listings do not carry it (GET /tasks/:id does). */
+const LISTED_COLUMNS = `seq, id, action, data, status, priority, run_at, attempts, max_attempts, result, error,
+       progress, progress_message, unique_key, unique_until, concurrency_key, lease_owner, lease_expires_at,
+       cancel_requested, created_at, claimed_at, started_at, processed_at, traceparent, tracestate`;
 
 /** A random number in [0, 1): SQLite's random() is a signed 64-bit integer. */
 const RANDOM_UNIT = '(random() / 18446744073709551616.0 + 0.5)';
@@ -161,14 +192,30 @@ export const SQL = {
   completeTasks: `
     UPDATE tasks
        SET status = 'completed', result = @result, error = NULL, processed_at = @now,
-           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL
+           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             attemptEntry({
+               outcome: `'completed'`,
+               error: 'NULL',
+               stack: 'NULL',
+               startedAt: 'coalesce(@startedAt, started_at)',
+             }),
+           )}
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   failTasks: `
     UPDATE tasks
        SET status = @status, error = @error, run_at = coalesce(@retryAt, run_at),
            processed_at = CASE WHEN @status = 'queued' THEN NULL ELSE @now END,
-           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL
+           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             attemptEntry({
+               outcome: '@ended',
+               error: '@error',
+               stack: '@stack',
+               startedAt: 'coalesce(@startedAt, started_at)',
+             }),
+           )}
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
 
   /** @seqs: JSON array of seqs; @started: JSON array of [seq, startedAt] of those whose handler started. */
@@ -197,8 +244,16 @@ export const SQL = {
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
                          WHEN attempts >= max_attempts THEN 'failed'
                          ELSE 'queued' END,
-           error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
+           error = ${LEASE_EXPIRED_ERROR},
            processed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN @now END,
+           ${appendAttempt(
+             attemptEntry({
+               outcome: `CASE WHEN cancel_requested THEN 'cancelled' ELSE 'lease_lost' END`,
+               error: LEASE_EXPIRED_ERROR,
+               stack: 'NULL',
+               startedAt: 'started_at',
+             }),
+           )},
            run_at = CASE WHEN cancel_requested OR attempts >= max_attempts OR @baseMs IS NULL THEN @now
                          ELSE @now + CAST(round(
                                 min(@maxMs, @baseMs * power(2, min(max(attempts - 1, 0), 60)))
@@ -236,6 +291,23 @@ export const SQL = {
          + (SELECT count(*) FROM tasks WHERE status = 'cancelled' AND processed_at < @cancelled) AS n`,
 
   ping: `SELECT 1`,
+
+  // Nodes (migration 0009): a heartbeat is an upsert of the node's row; the same write deletes
+  // rows of nodes last heard of before @pruneBefore, so the table holds the last hour's nodes.
+  heartbeatNode: `
+    INSERT INTO taskq_nodes (id, host, pid, role, version, started_at, heartbeat_at, heartbeat_ms,
+                             concurrency, running, buffered, tasks, stopped_at)
+    VALUES (@id, @host, @pid, @role, @version, @startedAt, @now, @heartbeatMs, @concurrency,
+            @running, @buffered, @tasks, NULL)
+    ON CONFLICT (id) DO UPDATE SET
+      heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms,
+      concurrency = excluded.concurrency, running = excluded.running, buffered = excluded.buffered,
+      tasks = excluded.tasks, stopped_at = NULL`,
+  pruneNodes: `DELETE FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) < @pruneBefore`,
+  stopNode: `UPDATE taskq_nodes SET stopped_at = @now, running = 0, buffered = 0, tasks = '[]' WHERE id = @id`,
+  /** The whole table: it holds at most the nodes of the last hour. */
+  listNodes: `
+    SELECT * FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) >= @since ORDER BY started_at, id`,
 
   // Stats from the counters that migration 0004's triggers keep (docs/stats.md): the cost does
   // not grow with the table.
@@ -279,5 +351,5 @@ const LIST_CONDITIONS: Record<ListFilter, string> = {
 /** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
 export function listTasksSql(filters: readonly ListFilter[]): string {
   const where = filters.map((f) => LIST_CONDITIONS[f]);
-  return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`;
+  return `SELECT ${LISTED_COLUMNS} FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`;
 }

@@ -18,7 +18,7 @@ import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
+import { ATTEMPT_HISTORY_DEFAULT, compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -27,6 +27,7 @@ import {
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
 import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
   CancelOutcome,
@@ -38,12 +39,14 @@ import type {
   ExtendLeasesParams,
   FailTasksParams,
   FinishedBefore,
+  HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
   LeaseRef,
   ListTasksParams,
   MigrateResult,
+  NodeRecord,
   QueueDriver,
   ReleaseTasksParams,
   RescueParams,
@@ -79,6 +82,8 @@ export interface SqliteDriverOptions {
   path: string;
   sync?: 'full' | 'normal';
   busyTimeoutMs?: number;
+  /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
+  attemptHistoryMax?: number;
   /** Where failures off the request path go (WAL checkpoints); silent if not given. */
   logger?: Logger;
 }
@@ -150,8 +155,11 @@ export class SqliteDriver implements QueueDriver {
   private idCodec: TaskIdCodec | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
+  /** Attempts a task's history keeps (the statements that append to it drop older ones). */
+  private readonly historyMax: number;
 
   constructor(options: SqliteDriverOptions) {
+    this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
     this.description = `sqlite ${options.path}`;
     this.path = options.path;
     if (options.path !== ':memory:') {
@@ -443,6 +451,7 @@ export class SqliteDriver implements QueueDriver {
               now,
               result: jsonTextOf(c.result),
               startedAt: c.startedAt ?? null,
+              historyMax: this.historyMax,
             }).changes === 1,
         )
         .map((c) => c.id);
@@ -461,6 +470,9 @@ export class SqliteDriver implements QueueDriver {
           ...params,
           retryAt: f.retryAt ?? null,
           startedAt: f.startedAt ?? null,
+          ended: f.ended ?? 'error',
+          stack: f.stack ?? null,
+          historyMax: this.historyMax,
         });
         return changes === 1 ? [{ id: f.id, status }] : [];
       });
@@ -495,7 +507,12 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
-    const params = { now, baseMs: backoff?.baseMs ?? null, maxMs: backoff?.maxMs ?? null };
+    const params = {
+      now,
+      baseMs: backoff?.baseMs ?? null,
+      maxMs: backoff?.maxMs ?? null,
+      historyMax: this.historyMax,
+    };
     const rows = this.write(
       () => this.stmt('rescueExpiredLeases').all(params) as { id: string; status: TaskStatus }[],
     );
@@ -548,6 +565,22 @@ export class SqliteDriver implements QueueDriver {
     if (seq === undefined) return { outcome: 'not_found', task: null };
     const outcome = change(seq);
     return { outcome, task: toRecord(this.stmt('getTask').get({ seq, id }) as TaskRow) };
+  }
+
+  async heartbeatNode({ node, now, pruneBefore }: HeartbeatNodeParams): Promise<void> {
+    this.write(() => {
+      this.stmt('heartbeatNode').run({ ...node, tasks: JSON.stringify(node.tasks), now });
+      this.stmt('pruneNodes').run({ pruneBefore });
+    });
+  }
+
+  async stopNode({ id, now }: { id: string; now: number }): Promise<void> {
+    this.write(() => this.stmt('stopNode').run({ id, now }));
+  }
+
+  async listNodes({ since }: { since: number }): Promise<NodeRecord[]> {
+    const rows = this.stmt('listNodes').all({ since }) as NodeRow<string>[];
+    return rows.map((row) => toNodeRecord(row, (text) => JSON.parse(text) as JsonValue));
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
