@@ -22,6 +22,7 @@ import { Pruner } from './worker/pruner.js';
 import { loadSchedules, Scheduler } from './worker/scheduler.js';
 import { ConfigError } from './core/errors.js';
 import { WorkerPool } from './worker/worker-pool.js';
+import { OperationRunner } from './worker/operation-runner.js';
 
 export interface TaskqNodeOptions {
   config: Readonly<Config>;
@@ -43,6 +44,8 @@ export class TaskqNode {
   readonly scheduler: Scheduler | undefined;
   /** This process's row in GET /nodes; its id is the lease owner of the tasks it runs. */
   readonly node: NodeRegistry;
+  /** Works bulk operations (every node, API-only ones too). */
+  readonly operations: OperationRunner;
   private stopped = false;
 
   private constructor(
@@ -55,9 +58,11 @@ export class TaskqNode {
       scheduler: Scheduler | undefined;
       driver: QueueDriver;
       node: NodeRegistry;
+      operations: OperationRunner;
     },
   ) {
     this.node = parts.node;
+    this.operations = parts.operations;
     this.app = parts.app;
     this.queue = parts.queue;
     this.pool = parts.pool;
@@ -161,7 +166,13 @@ export class TaskqNode {
       const scheduler = pool
         ? new Scheduler(queue, schedules, logger.child({ component: 'scheduler' }))
         : undefined;
-      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver, node });
+      const operations = new OperationRunner({
+        driver,
+        bulk: queue.bulk,
+        logger: logger.child({ component: 'operations' }),
+        pollMs: config.pollMs,
+      });
+      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver, operations, node });
     } catch (err) {
       await driver.close();
       throw err;
@@ -182,6 +193,7 @@ export class TaskqNode {
     this.pool?.start();
     this.pruner?.start();
     this.scheduler?.start();
+    this.operations.start();
   }
 
   /** Listens and starts the workers; resolves with the address it listens on. */
@@ -223,6 +235,7 @@ export class TaskqNode {
       this.pool?.stop({ graceMs: config.shutdownGraceMs }),
       this.pruner?.stop(),
       this.scheduler?.stop(),
+      this.operations.stop(),
     ]);
     await this.node.stop();
     await this.queue.close();

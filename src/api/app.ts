@@ -29,9 +29,10 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { bulkRoutes } from './routes/bulk.js';
 import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
-import { AttemptSchema, ErrorSchema, TaskSchema } from './schemas.js';
+import { AttemptSchema, ErrorSchema, OperationSchema, TaskSchema } from './schemas.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { validatorCompiler } from './validation.js';
 
@@ -107,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ErrorSchema);
   app.addSchema(AttemptSchema);
   app.addSchema(TaskSchema);
+  app.addSchema(OperationSchema);
   installErrorHandlers(app);
   installHostCheck(app);
   installAuth(app, deps.apiToken);
@@ -134,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
+    bulkRoutes(app, deps.queue, streams);
     scheduleRoutes(app, deps.schedules ?? []);
     metaRoutes(app);
     nodeRoutes(app, deps.queue);

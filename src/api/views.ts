@@ -5,7 +5,8 @@
 import type { AttemptRecord, TaskRecord } from '../core/task.js';
 import type { NodesReport } from '../queue/nodes.js';
 import type { QueueStats } from '../queue/stats.js';
-import type { AttemptView, NodeListView, Stats, TaskView } from './schemas.js';
+import type { OperationRecord } from '../queue/bulk.js';
+import type { AttemptView, NodeListView, OperationView, Stats, TaskView } from './schemas.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -88,5 +89,24 @@ export function toStatsView(stats: QueueStats): Stats {
       failed: p.failed,
     })),
     generated_at: iso(stats.generatedAt),
+  };
+}
+
+export function toOperationView(op: OperationRecord): OperationView {
+  return {
+    id: op.id,
+    op: op.op,
+    filter: op.filter,
+    status: op.status,
+    matched: op.matched,
+    matched_exact: op.matchedExact,
+    done: op.done,
+    skipped: op.skipped,
+    errors: op.errors,
+    last_error: op.lastError,
+    created_by: op.createdBy,
+    created_at: iso(op.createdAt),
+    updated_at: iso(op.updatedAt),
+    finished_at: isoOrNull(op.finishedAt),
   };
 }

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { IDEMPOTENCY_WINDOW_MS_DEFAULT, POLL_MS_DEFAULT } from '../core/config.js';
 import { QueueError } from '../core/errors.js';
+import type { TaskFilter } from '../core/filter.js';
 import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
 import type {
   InsertedTask,
@@ -18,6 +19,7 @@ import type {
 } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
+import { BulkOperations } from './bulk.js';
 import {
   activeTracer,
   passThrough,
@@ -61,6 +63,8 @@ export interface EnqueueResult {
 export interface ListInput {
   status?: TaskStatus;
   action?: string;
+  /** The filter grammar's conditions (core/filter.ts). */
+  filter?: TaskFilter;
   limit: number;
   cursor?: string;
 }
@@ -68,6 +72,11 @@ export interface ListInput {
 export interface TaskPage {
   tasks: TaskRecord[];
   nextCursor: string | null;
+  /**
+   * The filter has conditions no index answers: the page is one bounded scan window, and may
+   * hold fewer than `limit` tasks (even none) while `nextCursor` still continues below it.
+   */
+  scans: boolean;
 }
 
 export interface QueueOptions {
@@ -130,10 +139,13 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   private readonly registry: HandlerRegistry;
   private readonly inserts: Batcher<NewTask, InsertedTask>;
   private readonly watcher: TaskWatcher;
+  /** Bulk operations over a filter (bulk.ts). */
+  readonly bulk: BulkOperations;
 
   constructor(private readonly options: QueueOptions) {
     super();
     this.driver = options.driver;
+    this.bulk = new BulkOperations(options.driver);
     this.registry = options.registry;
     // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
     const fallbackMs = this.driver.capabilities.crossProcessNotify
@@ -281,10 +293,17 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   async list(input: ListInput): Promise<TaskPage> {
     const beforeSeq = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
     // One extra row tells whether another page exists without a count query.
-    const rows = await this.driver.listTasks({ ...input, beforeSeq, limit: input.limit + 1 });
-    const tasks = rows.slice(0, input.limit);
+    const { status, action, filter } = input;
+    const found = await this.driver.findTasks({ status, action, filter, beforeSeq, limit: input.limit + 1 });
+    const tasks = found.tasks.slice(0, input.limit);
     const last = tasks[tasks.length - 1];
-    return { tasks, nextCursor: rows.length > input.limit && last ? encodeCursor(last.seq) : null };
+    const next =
+      found.tasks.length > input.limit && last
+        ? encodeCursor(last.seq)
+        : found.continueBelow !== null
+          ? encodeCursor(found.continueBelow)
+          : null;
+    return { tasks, nextCursor: next, scans: found.scans };
   }
 
   async cancel(id: string): Promise<TaskRecord> {

@@ -7,7 +7,7 @@
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
 import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
-import type { ListFilter } from '../shared/list-filter.js';
+import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
 /**
@@ -123,7 +123,7 @@ const claimSql = (filter: string) =>
                             LIMIT $4
                               FOR UPDATE SKIP LOCKED))`);
 
-export const SQL = {
+const TASK_SQL = {
   begin: `BEGIN`,
   commit: `COMMIT`,
   rollback: `ROLLBACK`,
@@ -479,24 +479,109 @@ export const SQL = {
      GROUP BY minute HAVING sum(completed) + sum(failed) > 0 ORDER BY minute`,
 } as const;
 
-export type QueryName = keyof typeof SQL;
-
-/** Each `listTasks` filter as a condition on positional parameter `n`. */
-const LIST_CONDITIONS: Record<ListFilter, (n: number) => string> = {
-  status: (n) => `status = $${n}`,
-  action: (n) => `action = $${n}`,
-  beforeSeq: (n) => `seq < $${n}`,
+/**
+ * The filter conditions in PostgreSQL (shared/list-filter.ts renders the statement; the SQLite
+ * dialect is the model). A status is a literal, so a partial index can serve it. `data #> path`
+ * is the field's JSON as stored (`data` is json, stored compact), compared as text with the JSON
+ * text of the value.
+ */
+export const LIST_DIALECT: ListDialect = {
+  columns: LISTED_COLUMNS,
+  from: () => 'FROM tasks',
+  placeholder: (n) => `$${n}`,
+  condition(c: DialectCondition, bind) {
+    switch (c.kind) {
+      case 'status':
+        return `status = ${statusList([c.value])}`;
+      case 'seqs':
+        return `seq = ANY(${bind(c.value)}::int8[])`;
+      case 'ids':
+        return `id = ANY(${bind(c.value)}::text[])`;
+      case 'idPrefix':
+        return `starts_with(id, ${bind(c.value)})`;
+      case 'data':
+        return `(data #> ${bind(c.path)}::text[])::text = ${bind(c.json)}`;
+      case 'error':
+        return `strpos(error, ${bind(c.value)}) > 0`;
+    }
+  },
 };
 
 /**
- * `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts.
- * Parameters are numbered in the filters' order, then the limit.
+ * Bulk operations (shared/bulk-step.ts), as in sqlite/queries.ts: $1 the step's seqs, $2 now;
+ * the changes keep the stats counters as every status change does.
  */
-export function listTasksSql(filters: readonly ListFilter[]): string {
-  const where = filters.map((f, i) => LIST_CONDITIONS[f](i + 1));
-  const limit = `$${filters.length + 1}`;
-  return `SELECT ${LISTED_COLUMNS} FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}`;
-}
+export const BULK_SQL = {
+  bulkRetry: `
+    WITH old AS (
+      SELECT seq, status FROM tasks WHERE seq = ANY($1::int8[]) AND status IN (${statusList(RETRYABLE_STATUSES)})
+         FOR UPDATE
+    ), changed AS (
+      UPDATE tasks t
+         SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
+             claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+        FROM old WHERE t.seq = old.seq
+      RETURNING t.id, t.action, old.status AS old_status, t.status
+    ), ${COUNT_CHANGES}
+    SELECT id FROM changed`,
+  bulkCancelQueued: `
+    WITH changed AS (
+      UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
+       WHERE seq = ANY($1::int8[]) AND status = 'queued'
+      RETURNING id, action, 'queued'::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT id FROM changed`,
+  bulkRequestCancel: `
+    UPDATE tasks SET cancel_requested = true
+     WHERE seq = ANY($1::int8[]) AND status = 'running' AND NOT cancel_requested
+    RETURNING id`,
+  /** The statement trigger of migration 0003 lowers the counters. */
+  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status <> 'running' RETURNING id`,
+  maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
+  /** $1: request key. Serialises the creation of operations of one request key. */
+  lockOperationRequest: `SELECT pg_advisory_xact_lock(hashtext('taskq:operation'), hashtext($1))`,
+  /** $1: idempotency key. */
+  operationByIdempotencyKey: `SELECT * FROM taskq_operations WHERE idempotency_key = $1`,
+  /** $1: request key. */
+  runningOperationByRequest: `SELECT * FROM taskq_operations WHERE request_key = $1 AND status = 'running'`,
+  /** $1..$10: id, op, filter, request key, idempotency key, created by, matched, exact, max seq, now. */
+  insertOperation: `
+    INSERT INTO taskq_operations (id, op, filter, request_key, idempotency_key, created_by, status, matched,
+                                  matched_exact, max_seq, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $9, $10, $10)
+    RETURNING *`,
+  /** $1: id. */
+  getOperation: `SELECT * FROM taskq_operations WHERE id = $1`,
+  /** $1: owner, $2: lease until, $3: now. A running operation whose lease is free or expired. */
+  claimOperation: `
+    UPDATE taskq_operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3
+     WHERE id = (SELECT id FROM taskq_operations
+                  WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+                  LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING *`,
+  /** $1: id, $2: owner. Locks the row for the step's transaction. */
+  heldOperation: `
+    SELECT * FROM taskq_operations WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE`,
+  /** $1: id, $2: done, $3: skipped, $4: cursor, $5: status, $6: finished, $7: lease until, $8: now. */
+  advanceOperation: `
+    UPDATE taskq_operations
+       SET done = done + $2, skipped = skipped + $3, cursor = $4, status = $5,
+           matched = CASE WHEN $6 THEN done + $2 + skipped + $3 ELSE greatest(matched, done + $2 + skipped + $3) END,
+           matched_exact = matched_exact OR $6,
+           lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END,
+           lease_expires_at = CASE WHEN $6 THEN NULL ELSE $7::int8 END,
+           updated_at = $8, finished_at = CASE WHEN $6 THEN $8::int8 END
+     WHERE id = $1
+    RETURNING *`,
+  /** $1: id, $2: owner, $3: error, $4: now. */
+  operationError: `
+    UPDATE taskq_operations SET errors = errors + 1, last_error = $3, updated_at = $4
+     WHERE id = $1 AND lease_owner = $2`,
+} as const;
+
+/** Every named statement of the driver. */
+export const SQL = { ...TASK_SQL, ...BULK_SQL } as const;
+export type QueryName = keyof typeof SQL;
 
 /** Channel names are the driver's own (a prefix and a checked schema identifier); quoted anyway. */
 const quoted = (channel: string) => `"${channel}"`;

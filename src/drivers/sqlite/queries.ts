@@ -4,7 +4,7 @@
  * prepared once, on first use.
  */
 import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
-import type { ListFilter } from '../shared/list-filter.js';
+import type { DialectCondition, ListDialect, ListIndex, ListQuery } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
 /** The claim's update: status `running` under the lease, for the rows `where` selects. */
@@ -95,7 +95,7 @@ const LISTED_COLUMNS = `seq, id, action, data, status, priority, run_at, attempt
 /** A random number in [0, 1): SQLite's random() is a signed 64-bit integer. */
 const RANDOM_UNIT = '(random() / 18446744073709551616.0 + 0.5)';
 
-export const SQL = {
+const TASK_SQL = {
   // Transactions: prepared once, as statements (db.transaction() builds a wrapper per call).
   begin: `BEGIN IMMEDIATE`,
   commit: `COMMIT`,
@@ -324,8 +324,6 @@ export const SQL = {
      ORDER BY minute`,
 } as const;
 
-export type QueryName = keyof typeof SQL;
-
 /** Columns each inserted row binds, in order (see insertTasksSql). */
 export const INSERT_COLUMNS = 13;
 
@@ -341,15 +339,105 @@ export function insertTasksSql(rows: number): string {
     VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
 }
 
-/** Each `listTasks` filter as a condition on its named parameter. */
-const LIST_CONDITIONS: Record<ListFilter, string> = {
-  status: 'status = @status',
-  action: 'action = @action',
-  beforeSeq: 'seq < @beforeSeq',
+/** Which index each walk of shared/list-filter.ts takes; named, since the planner has no statistics. */
+const LIST_INDEXES: Record<ListIndex, (query: ListQuery) => string> = {
+  seq: () => 'FROM tasks',
+  status: () => 'FROM tasks INDEXED BY tasks_status_seq',
+  action: () => 'FROM tasks INDEXED BY tasks_action_seq',
+  // The partial (action, seq) index of the status (migration 0010).
+  statusAction: (query) => {
+    const status = query.driving.find((c) => c.kind === 'status')?.value;
+    return `FROM tasks INDEXED BY tasks_${String(status)}_action`;
+  },
+  ids: () => 'FROM tasks',
 };
 
-/** `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts. */
-export function listTasksSql(filters: readonly ListFilter[]): string {
-  const where = filters.map((f) => LIST_CONDITIONS[f]);
-  return `SELECT ${LISTED_COLUMNS} FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`;
-}
+/** A JSON path of data (`$."a"."b"`): segments are letters, digits, _ and - (core/filter.ts). */
+const jsonPath = (path: readonly string[]) => `$${path.map((p) => `."${p}"`).join('')}`;
+
+/**
+ * The filter conditions in SQLite (shared/list-filter.ts renders the statement). A status is
+ * written as a literal (one of TASK_STATUSES), so the planner can match a partial index.
+ * `data -> path` is the field's compact JSON text, compared with the JSON text of the value.
+ */
+export const LIST_DIALECT: ListDialect = {
+  columns: LISTED_COLUMNS,
+  from: (query) => LIST_INDEXES[query.index](query),
+  placeholder: () => '?',
+  condition(c: DialectCondition, bind) {
+    switch (c.kind) {
+      case 'status':
+        return `status = ${statusList([c.value])}`;
+      case 'seqs':
+        return `seq IN (SELECT value FROM json_each(${bind(JSON.stringify(c.value))}))`;
+      case 'ids':
+        return `id IN (SELECT value FROM json_each(${bind(JSON.stringify(c.value))}))`;
+      case 'idPrefix':
+        return `substr(id, 1, ${bind(c.value.length)}) = ${bind(c.value)}`;
+      case 'data':
+        return `data -> ${bind(jsonPath(c.path))} = ${bind(c.json)}`;
+      case 'error':
+        return `instr(error, ${bind(c.value)}) > 0`;
+    }
+  },
+};
+
+/**
+ * Bulk operations (POST /tasks/bulk; shared/bulk-step.ts says what a step does). The changes
+ * take @seqs, a JSON array of the step's tasks, and guard on status; the operation's row is
+ * read and written by id.
+ */
+const BULK_SEQS = 'seq IN (SELECT value FROM json_each(@seqs))';
+export const BULK_SQL = {
+  bulkRetry: `
+    UPDATE tasks
+       SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
+           claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+     WHERE ${BULK_SEQS} AND status IN (${statusList(RETRYABLE_STATUSES)})
+    RETURNING id`,
+  bulkCancelQueued: `
+    UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
+     WHERE ${BULK_SEQS} AND status = 'queued'
+    RETURNING id`,
+  bulkRequestCancel: `
+    UPDATE tasks SET cancel_requested = 1 WHERE ${BULK_SEQS} AND status = 'running' AND cancel_requested = 0
+    RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status <> 'running' RETURNING id`,
+  maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
+  operationByIdempotencyKey: `SELECT * FROM taskq_operations WHERE idempotency_key = @key`,
+  runningOperationByRequest: `SELECT * FROM taskq_operations WHERE request_key = @requestKey AND status = 'running'`,
+  insertOperation: `
+    INSERT INTO taskq_operations (id, op, filter, request_key, idempotency_key, created_by, status, matched,
+                                  matched_exact, max_seq, created_at, updated_at)
+    VALUES (@id, @op, @filter, @requestKey, @idempotencyKey, @createdBy, 'running', @matched,
+            @matchedExact, @maxSeq, @now, @now)
+    RETURNING *`,
+  getOperation: `SELECT * FROM taskq_operations WHERE id = @id`,
+  /** A running operation whose lease is free or expired (taskq_operations_lease holds only running ones). */
+  claimOperation: `
+    UPDATE taskq_operations SET lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
+     WHERE id = (SELECT id FROM taskq_operations INDEXED BY taskq_operations_lease
+                  WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < @now)
+                  LIMIT 1)
+    RETURNING *`,
+  heldOperation: `SELECT * FROM taskq_operations WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
+  /** @finished 1: the last step; the counts become what the operation found. */
+  advanceOperation: `
+    UPDATE taskq_operations
+       SET done = done + @done, skipped = skipped + @skipped, cursor = @cursor, status = @status,
+           matched = CASE WHEN @finished THEN done + @done + skipped + @skipped
+                          ELSE max(matched, done + @done + skipped + @skipped) END,
+           matched_exact = matched_exact OR @finished,
+           lease_owner = CASE WHEN @finished THEN NULL ELSE lease_owner END,
+           lease_expires_at = CASE WHEN @finished THEN NULL ELSE @leaseUntil END,
+           updated_at = @now, finished_at = CASE WHEN @finished THEN @now END
+     WHERE id = @id
+    RETURNING *`,
+  operationError: `
+    UPDATE taskq_operations SET errors = errors + 1, last_error = @error, updated_at = @now
+     WHERE id = @id AND lease_owner = @owner`,
+} as const;
+
+/** Every named statement of the driver. */
+export const SQL = { ...TASK_SQL, ...BULK_SQL } as const;
+export type QueryName = keyof typeof SQL;
