@@ -232,6 +232,67 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // As SQLite's 0009 (the comment there says why the history is a column and how the nodes
+    // table stays small). jsonb, so a statement can append to it and trim it.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history jsonb;
+      CREATE TABLE taskq_nodes (
+        id           text    PRIMARY KEY,
+        host         text    NOT NULL,
+        pid          integer NOT NULL,
+        role         text    NOT NULL,
+        version      text    NOT NULL,
+        started_at   bigint  NOT NULL,
+        heartbeat_at bigint  NOT NULL,
+        heartbeat_ms integer NOT NULL,
+        concurrency  integer NOT NULL,
+        running      integer NOT NULL,
+        buffered     integer NOT NULL,
+        tasks        jsonb   NOT NULL,
+        stopped_at   bigint
+      );
+    `,
+  },
+  {
+    version: 10,
+    name: '0010_bulk_operations',
+    // As SQLite's 0010 (the comment there says what each index serves). The partial indexes get
+    // an entry only from a row version that is failed or cancelled, so the claims and acks of
+    // tasks that complete add none.
+    sql: `
+      CREATE INDEX tasks_failed_action ON tasks (action, seq) WHERE status = 'failed';
+      CREATE INDEX tasks_cancelled_action ON tasks (action, seq) WHERE status = 'cancelled';
+      CREATE TABLE taskq_operations (
+        id               text    PRIMARY KEY,
+        op               text    NOT NULL CHECK (op IN ('retry', 'cancel', 'delete')),
+        filter           text    NOT NULL,
+        request_key      text    NOT NULL,
+        idempotency_key  text,
+        created_by       text,
+        status           text    NOT NULL CHECK (status IN ('running', 'completed')),
+        matched          bigint  NOT NULL,
+        matched_exact    boolean NOT NULL,
+        done             bigint  NOT NULL DEFAULT 0,
+        skipped          bigint  NOT NULL DEFAULT 0,
+        errors           integer NOT NULL DEFAULT 0,
+        last_error       text,
+        max_seq          bigint  NOT NULL,
+        cursor           bigint,
+        lease_owner      text,
+        lease_expires_at bigint,
+        created_at       bigint  NOT NULL,
+        updated_at       bigint  NOT NULL,
+        finished_at      bigint
+      );
+      CREATE UNIQUE INDEX taskq_operations_request ON taskq_operations (request_key) WHERE status = 'running';
+      CREATE UNIQUE INDEX taskq_operations_idempotency ON taskq_operations (idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX taskq_operations_lease ON taskq_operations (lease_expires_at) WHERE status = 'running';
+    `,
+  },
+  {
     version: 11,
     name: '0011_actions_console',
     // As SQLite's 0011 (the comment there says what each table and the index serve). The ring is

@@ -301,6 +301,75 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // Attempt history (docs/api.md): a JSON array of the task's finished attempts, oldest first,
+    // appended by the very statement that ends an attempt (ack, nack, rescue), so keeping it adds
+    // no statement and no row per task; NULL until an attempt ends. The driver bounds it.
+    // taskq_nodes: one row per process (api, worker or both), upserted by its heartbeat; rows of
+    // nodes gone for an hour are deleted by every heartbeat, so the table holds the nodes of the
+    // last hour and is read whole. tasks holds the ids the node runs now (a JSON array, bounded).
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history TEXT;
+      CREATE TABLE taskq_nodes (
+        id           TEXT    PRIMARY KEY, -- the node id, also the lease owner of the tasks it runs
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        role         TEXT    NOT NULL,    -- all | api | worker
+        version      TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,    -- its heartbeat period: missing three means gone
+        concurrency  INTEGER NOT NULL,    -- 0 on an API-only node
+        running      INTEGER NOT NULL,    -- handlers running now
+        buffered     INTEGER NOT NULL,    -- claimed, waiting in its memory
+        tasks        TEXT    NOT NULL,    -- JSON array of the running tasks' ids
+        stopped_at   INTEGER              -- set by a graceful stop
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 10,
+    name: '0010_bulk_operations',
+    // Filters and bulk operations (core/filter.ts, docs/operations.md). The failed and cancelled
+    // tasks of one action, newest first, are a range of a partial index each, so "retry the
+    // failed send-email tasks" and its listing read only those rows. They are partial: a task
+    // enters one only when it fails or is cancelled, so claims and acks of tasks that complete
+    // write neither. A bulk operation is one row of taskq_operations, worked in steps under a
+    // lease with a cursor (shared/bulk-step.ts); a running operation's request key is unique,
+    // so the same request while it runs finds it, and so is an Idempotency-Key.
+    sql: `
+      CREATE INDEX tasks_failed_action ON tasks (action, seq) WHERE status = 'failed';
+      CREATE INDEX tasks_cancelled_action ON tasks (action, seq) WHERE status = 'cancelled';
+      CREATE TABLE taskq_operations (
+        id               TEXT    PRIMARY KEY,
+        op               TEXT    NOT NULL CHECK (op IN ('retry', 'cancel', 'delete')),
+        filter           TEXT    NOT NULL,           -- JSON object of the filter grammar's pairs
+        request_key      TEXT    NOT NULL,           -- op and canonical filter
+        idempotency_key  TEXT,
+        created_by       TEXT,
+        status           TEXT    NOT NULL CHECK (status IN ('running', 'completed')),
+        matched          INTEGER NOT NULL,
+        matched_exact    INTEGER NOT NULL,
+        done             INTEGER NOT NULL DEFAULT 0,
+        skipped          INTEGER NOT NULL DEFAULT 0,
+        errors           INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        max_seq          INTEGER NOT NULL,           -- tasks above it came later: not included
+        cursor           INTEGER,                    -- the next step reads below it
+        lease_owner      TEXT,
+        lease_expires_at INTEGER,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+      ) WITHOUT ROWID;
+      CREATE UNIQUE INDEX taskq_operations_request ON taskq_operations (request_key) WHERE status = 'running';
+      CREATE UNIQUE INDEX taskq_operations_idempotency ON taskq_operations (idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX taskq_operations_lease ON taskq_operations (lease_expires_at) WHERE status = 'running';
+    `,
+  },
+  {
     version: 11,
     name: '0011_actions_console',
     // The operator's console (docs/operations.md). taskq_paused_actions holds the actions no claim
