@@ -18,5 +18,5 @@ export class TaskAbort extends Error {
 
 export type Outcome =
   | { kind: 'completed'; result: JsonText }
-  | { kind: 'failed'; error: string; permanent: boolean }
+  | { kind: 'failed'; error: string; permanent: boolean; stack?: string }
   | { kind: 'aborted'; abort: TaskAbort };
