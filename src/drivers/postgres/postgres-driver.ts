@@ -717,7 +717,7 @@ export class PostgresDriver implements QueueDriver {
         ...(claim.limitParam ? [limit] : []),
         ...(skip.length > 0 ? [skip] : []),
       ];
-      rows = (await this.query<ClaimedRow>(this.relaxed, { name: claim.name, text: claim.text, values }))
+      rows = (await this.runConfig<ClaimedRow>(this.relaxed, { name: claim.name, text: claim.text, values }))
         .rows;
     }
     const lease = { owner, leaseExpiresAt, claimedAt: now };
