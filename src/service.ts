@@ -94,6 +94,7 @@ export class TaskqNode {
           : new WorkerPool({
               driver,
               registry,
+              queue,
               logger: logger.child({ component: 'worker' }),
               concurrency: config.concurrency,
               prefetch: config.prefetch,

@@ -3,7 +3,13 @@
  * handlers, response serialization and the OpenAPI document.
  */
 import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox';
-import { TASK_STATUSES, type JsonValue } from '../core/task.js';
+import {
+  DEPENDENCY_FAILURE_POLICIES,
+  TASK_STATUSES,
+  type DependencyFailurePolicy,
+  type JsonValue,
+} from '../core/task.js';
+import { DEPENDS_ON_MAX } from '../queue/queue.js';
 
 export const ACTION_MAX_LENGTH = 128;
 export const LIST_LIMIT_DEFAULT = 100;
@@ -70,12 +76,40 @@ export const CreateTaskBody = Type.Object(
           "groups tasks (say a tenant id): the action's concurrencyPerKey caps how many of one key run at once (docs/flow-control.md)",
       }),
     ),
+    depends_on: Type.Optional(
+      Type.Array(
+        Type.Union([
+          Text({ minLength: 1, maxLength: 64, description: 'the id of an existing task' }),
+          Type.Integer({ minimum: 0, description: 'in /tasks/batch: the index of an earlier item' }),
+        ]),
+        {
+          maxItems: DEPENDS_ON_MAX,
+          description:
+            'tasks that must complete first; the task is `blocked` until then (docs/workflows.md). An unknown id is a 400.',
+        },
+      ),
+    ),
+    on_dependency_failure: Type.Optional(
+      Type.Unsafe<DependencyFailurePolicy>({
+        type: 'string',
+        enum: [...DEPENDENCY_FAILURE_POLICIES],
+        description:
+          'when a dependency fails for good or is cancelled: `fail` this task with it (default) or `run` it anyway',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 export type CreateTaskBody = Static<typeof CreateTaskBody>;
 
 export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), status: TaskStatusSchema });
+
+/** A neighbour of a task in its graph. */
+export const GraphNodeSchema = Type.Object({
+  id: Type.String(),
+  action: Type.String(),
+  status: TaskStatusSchema,
+});
 
 /** The task as the HTTP API shows it: JSON values, ISO 8601 times (views.ts maps a row to it). */
 export const TaskSchema = Type.Object(
@@ -99,6 +133,28 @@ export const TaskSchema = Type.Object(
     processed_at: Nullable(Type.String()),
     traceparent: Nullable(
       Type.String({ description: 'W3C trace context the task continues (docs/tracing.md); null when none' }),
+    ),
+    parent_id: Nullable(
+      Type.String({ description: 'the task whose handler enqueued this one (ctx.enqueue)' }),
+    ),
+    pending_dependencies: Type.Integer({
+      description: 'dependencies not yet completed; a blocked task waits for them',
+    }),
+    on_dependency_failure: Type.String({ enum: [...DEPENDENCY_FAILURE_POLICIES] }),
+    depends_on: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks it depends on (or the children it waits for), up to 100',
+      }),
+    ),
+    dependents: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks that depend on it, up to 100',
+      }),
+    ),
+    children: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks its handler enqueued, up to 100',
+      }),
     ),
   },
   { $id: 'Task' },

@@ -3,6 +3,7 @@
  * each record maps to it here, in one place. Times become ISO 8601 strings.
  */
 import type { TaskRecord } from '../core/task.js';
+import type { TaskGraph } from '../queue/queue.js';
 import type { QueueStats } from '../queue/stats.js';
 import type { Stats, TaskView } from './schemas.js';
 
@@ -29,6 +30,19 @@ export function toTaskView(task: TaskRecord): TaskView {
     started_at: isoOrNull(task.startedAt),
     processed_at: isoOrNull(task.processedAt),
     traceparent: task.traceparent,
+    parent_id: task.parentId,
+    pending_dependencies: task.pendingDeps,
+    on_dependency_failure: task.onDependencyFailure,
+  };
+}
+
+/** The task with its graph (GET /tasks/:id). */
+export function toTaskGraphView(task: TaskRecord, graph: TaskGraph): TaskView {
+  return {
+    ...toTaskView(task),
+    depends_on: graph.dependsOn,
+    dependents: graph.dependents,
+    children: graph.children,
   };
 }
 

@@ -4,7 +4,7 @@ import { QueueError } from '../../core/errors.js';
 import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
-import { toTaskView } from '../views.js';
+import { toTaskGraphView, toTaskView } from '../views.js';
 import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
@@ -50,6 +50,8 @@ export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, wh
     delayMs: body.delay_ms, // from the queue's clock, read once when it prepares the task
     uniqueKey: idempotencyKey ?? body.unique_key,
     concurrencyKey: body.concurrency_key,
+    dependsOn: body.depends_on,
+    onDependencyFailure: body.on_dependency_failure,
   };
 }
 
@@ -160,6 +162,12 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
               describeValidation(where, validateCreateTask.errors?.[0] as ErrorObject),
             );
           }
+          const later = (item.depends_on ?? []).find((d) => typeof d === 'number' && d >= index);
+          if (later !== undefined)
+            throw new QueueError(
+              'TQ_ERR_VALIDATION',
+              `${where}/depends_on: item ${later} is not an earlier item`,
+            );
           // prepare() refuses unknown actions in strict mode; its rows are the ones stored.
           tasks.push(queue.prepare(toEnqueueInput(item, undefined, where), now));
         } catch (err) {
@@ -201,7 +209,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       const closed = abortOnClose(reply.raw);
       const task = wait > 0 ? await queue.waitForFinish(id, wait * 1000, closed) : await queue.get(id);
       if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
-      return toTaskView(task);
+      return toTaskGraphView(task, await queue.graph(task));
     },
   );
 

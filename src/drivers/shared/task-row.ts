@@ -31,6 +31,11 @@ export interface TaskRow<Json, Flag> {
   processed_at: number | null;
   traceparent: string | null;
   tracestate: string | null;
+  parent_id: string | null;
+  pending_deps: number;
+  has_dependents: Flag;
+  dep_failure_runs: Flag;
+  waits: number;
 }
 
 export interface RowDecoders<Json, Flag> {
@@ -67,6 +72,10 @@ export function toTaskRecord<Json, Flag>(
     processedAt: row.processed_at,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    parentId: row.parent_id,
+    pendingDeps: row.pending_deps,
+    onDependencyFailure: decode.flag(row.dep_failure_runs) ? 'run' : 'fail',
+    waits: row.waits,
   };
 }
 
@@ -88,6 +97,8 @@ export type ClaimedRow<Json, Flag> = Pick<
   | 'created_at'
   | 'traceparent'
   | 'tracestate'
+  | 'parent_id'
+  | 'waits'
 >;
 
 /**
@@ -126,5 +137,10 @@ export function claimedRecord<Json, Flag>(
     processedAt: null,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    parentId: row.parent_id,
+    // A claimed task is running: its dependencies, if it had any, are settled.
+    pendingDeps: 0,
+    onDependencyFailure: 'fail',
+    waits: row.waits,
   };
 }
