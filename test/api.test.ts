@@ -218,7 +218,7 @@ describe('GET /tasks', () => {
     ['limit 0', 'limit=0', /limit must be >= 1/],
     ['limit 1001', 'limit=1001', /limit must be <= 1000/],
     ['a non-numeric limit', 'limit=ten', /limit must be integer/],
-    ['an unknown parameter', 'sort=asc', /unknown field "sort"/],
+    ['an unknown parameter', 'sort=asc', /unknown filter "sort"/],
     ['a forged cursor', 'cursor=bm9wZQ', /cursor/],
   ])('refuses %s with 400', async (_name, query, message) => {
     const res = await svc.http(`/tasks?${query}`);

@@ -3,7 +3,10 @@
  * handlers, response serialization and the OpenAPI document.
  */
 import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox';
+import { BULK_OPS } from '../queue/bulk.js';
+import { DATA_PREFIX, FILTER_FIELDS, FILTER_KEYS } from '../core/filter.js';
 import {
+  ATTEMPT_OUTCOMES,
   DEPENDENCY_FAILURE_POLICIES,
   TASK_STATUSES,
   type DependencyFailurePolicy,
@@ -110,6 +113,28 @@ export const GraphNodeSchema = Type.Object({
   action: Type.String(),
   status: TaskStatusSchema,
 });
+/** One finished attempt of a task (core/task.ts AttemptRecord), times as ISO 8601. */
+export const AttemptSchema = Type.Object(
+  {
+    attempt: Type.Integer({
+      description: 'the attempt number, 1 for the first run (an operator retry counts from 1 again)',
+    }),
+    node: Nullable(Type.String({ description: 'the node that ran it (GET /nodes)' })),
+    claimed_at: Nullable(Type.String({ description: 'ISO 8601' })),
+    started_at: Nullable(Type.String({ description: 'ISO 8601; null when its handler never started' })),
+    finished_at: Type.String({ description: 'ISO 8601' }),
+    outcome: Type.Unsafe<(typeof ATTEMPT_OUTCOMES)[number]>({
+      type: 'string',
+      enum: [...ATTEMPT_OUTCOMES],
+      description:
+        'completed; error (the handler threw); timeout; lease_lost (its node stopped renewing the lease and the task was taken back); cancelled',
+    }),
+    error: Nullable(Type.String()),
+    stack: Nullable(Type.String({ description: "the thrown error's stack, when it had one" })),
+  },
+  { $id: 'Attempt' },
+);
+export type AttemptView = Static<typeof AttemptSchema>;
 
 /** The task as the HTTP API shows it: JSON values, ISO 8601 times (views.ts maps a row to it). */
 export const TaskSchema = Type.Object(
@@ -156,21 +181,52 @@ export const TaskSchema = Type.Object(
         description: 'GET /tasks/:id only: the tasks its handler enqueued, up to 100',
       }),
     ),
+    node: Nullable(
+      Type.String({ description: 'while running: the node running it (GET /nodes); else null' }),
+    ),
+    attempt_history: Type.Optional(
+      Type.Array(Type.Ref('Attempt'), {
+        description:
+          'its finished attempts, oldest first, at most --attempt-history of them; in GET /tasks/{id} and its event stream, not in listings',
+      }),
+    ),
   },
   { $id: 'Task' },
 );
 export type TaskView = Static<typeof TaskSchema>;
 
+/** What each filter key means, from the grammar's one description (core/filter.ts). */
+const filterDoc = (key: string) => {
+  const field = FILTER_FIELDS.find((f) => f.key === key);
+  return field ? `${field.description}${field.indexed ? '' : ' (narrows a bounded scan: see `scans`)'}` : key;
+};
+/** The grammar's keys other than status and action, as query-string text (parseFilter checks them). */
+const FILTER_TEXT_KEYS = Object.fromEntries(
+  FILTER_KEYS.filter((k) => k !== 'status' && k !== 'action').map((k) => [
+    k,
+    Type.Optional(Text({ minLength: 1, maxLength: 40_000, description: filterDoc(k) })),
+  ]),
+);
+/** `data.<field>=<value>` keys of the filter grammar. */
+const DATA_KEY_PATTERN = `^${DATA_PREFIX.replace('.', '\\.')}`;
+
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),
     action: Type.Optional(Text({ minLength: 1, maxLength: ACTION_MAX_LENGTH })),
+    ...FILTER_TEXT_KEYS,
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_LIMIT_MAX, default: LIST_LIMIT_DEFAULT })),
     cursor: Type.Optional(
       Text({ minLength: 1, maxLength: 64, description: 'next_cursor of the previous page' }),
     ),
   },
-  { additionalProperties: false },
+  {
+    // Unknown keys reach parseFilter, which refuses them with a "did you mean".
+    additionalProperties: Text({ maxLength: 1000 }),
+    patternProperties: {
+      [DATA_KEY_PATTERN]: Text({ maxLength: 1000, description: filterDoc('data.<field>') }),
+    },
+  },
 );
 export type ListTasksQuery = Static<typeof ListTasksQuery>;
 
@@ -178,7 +234,70 @@ export const TaskList = Type.Object({
   tasks: Type.Array(Type.Ref('Task')),
   count: Type.Integer({ description: 'tasks on this page' }),
   next_cursor: Nullable(Type.String({ description: 'pass as ?cursor= for the next page; null on the last' })),
+  scans: Type.Boolean({
+    description:
+      'the filter has conditions no index answers: the page is one bounded scan window and may hold fewer tasks than the limit (even none) while next_cursor continues',
+  }),
 });
+
+/** A filter object of POST /tasks/bulk: the same keys and values as GET /tasks's query string. */
+export const FilterObject = Type.Record(
+  Type.String(),
+  Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]),
+  {
+    description:
+      'the filter grammar of GET /tasks (docs/api.md, "Filters"): status, action, id, data.<field>, error, created_after, created_before, finished_after, finished_before; {} matches every task',
+  },
+);
+
+export const BulkBody = Type.Object(
+  {
+    op: Type.Unsafe<(typeof BULK_OPS)[number]>({ type: 'string', enum: [...BULK_OPS] }),
+    filter: FilterObject,
+    dry_run: Type.Optional(Type.Boolean({ description: 'only count the matching tasks' })),
+  },
+  { additionalProperties: false },
+);
+export type BulkBody = Static<typeof BulkBody>;
+
+const MatchedFields = {
+  matched: Type.Integer({ minimum: 0, description: 'tasks the filter matches' }),
+  matched_exact: Type.Boolean({
+    description: 'false: at least `matched` (counted within a bounded window); exact once the operation ends',
+  }),
+  scans: Type.Boolean({ description: 'the filter has conditions no index answers' }),
+};
+export const BulkCount = Type.Object(MatchedFields);
+export const BulkAccepted = Type.Object({
+  operation_id: Type.String({ format: 'uuid' }),
+  status: Type.String({ description: 'running or completed' }),
+  ...MatchedFields,
+});
+
+export const OperationSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    op: Type.String({ description: 'retry, cancel or delete' }),
+    filter: Type.Record(Type.String(), Type.String(), { description: 'the filter, in canonical form' }),
+    status: Type.String({ description: 'running or completed' }),
+    matched: Type.Integer({ description: 'tasks that match; exact when matched_exact' }),
+    matched_exact: Type.Boolean(),
+    done: Type.Integer({ description: 'tasks changed so far' }),
+    skipped: Type.Integer({
+      description: 'matching tasks left as they were (not retryable, already finished, running)',
+    }),
+    errors: Type.Integer({ description: 'steps that failed and were tried again' }),
+    last_error: Nullable(Type.String()),
+    created_by: Nullable(Type.String()),
+    created_at: Type.String({ description: 'ISO 8601' }),
+    updated_at: Type.String({ description: 'ISO 8601' }),
+    finished_at: Nullable(Type.String()),
+  },
+  { $id: 'Operation' },
+);
+export type OperationView = Static<typeof OperationSchema>;
+export const OperationIdParams = Type.Object({ id: Text({ minLength: 1, maxLength: 64 }) });
+export type OperationIdParams = Static<typeof OperationIdParams>;
 
 export const TaskIdParams = Type.Object({ id: Text({ minLength: 1, maxLength: 64 }) });
 /** The Idempotency-Key header; idempotencyKeyOf checks its length. */
@@ -244,7 +363,7 @@ export const GetTaskQuery = Type.Object(
 );
 export type GetTaskQuery = Static<typeof GetTaskQuery>;
 
-const StatusCounts = Type.Object(
+export const StatusCounts = Type.Object(
   Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])) as Record<
     (typeof TASK_STATUSES)[number],
     ReturnType<typeof Type.Integer>
@@ -274,3 +393,40 @@ export const StatsSchema = Type.Object(
   { $id: 'Stats' },
 );
 export type Stats = Static<typeof StatsSchema>;
+
+/** A node (one taskq process), as GET /nodes lists it. */
+export const NodeSchema = Type.Object({
+  id: Type.String({ description: 'the node id; running tasks name it as their `node`' }),
+  host: Type.String(),
+  pid: Type.Integer(),
+  role: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')]),
+  version: Type.String(),
+  status: Type.Union([Type.Literal('live'), Type.Literal('gone')], {
+    description: 'gone: stopped, or missed three heartbeats',
+  }),
+  started_at: Type.String({ description: 'ISO 8601' }),
+  last_seen_at: Type.String({ description: 'its last heartbeat (or its stop), ISO 8601' }),
+  stopped_at: Nullable(Type.String({ description: 'when it stopped gracefully, ISO 8601' })),
+  heartbeat_ms: Type.Integer({ description: 'its heartbeat period' }),
+  concurrency: Type.Integer({ description: 'handlers it may run at once; 0 on an API-only node' }),
+  running: Type.Integer({ description: 'handlers running at its last heartbeat' }),
+  buffered: Type.Integer({ description: 'tasks claimed and waiting in its memory' }),
+  tasks: Type.Array(Type.String(), { description: 'ids of the tasks it runs (at most 100)' }),
+});
+
+export const NodeList = Type.Object({
+  nodes: Type.Array(NodeSchema, { description: 'live nodes and those gone in the last hour, oldest first' }),
+  live: Type.Integer({ description: 'live nodes' }),
+  warning: Nullable(
+    Type.Object(
+      {
+        code: Type.Literal('no_live_worker'),
+        message: Type.String(),
+        queued: Type.Integer({ description: 'tasks waiting' }),
+      },
+      { description: 'tasks are queued and no live node runs workers' },
+    ),
+  ),
+  generated_at: Type.String({ description: 'ISO 8601' }),
+});
+export type NodeListView = Static<typeof NodeList>;

@@ -2,10 +2,12 @@
  * What the API shows of the queue's records: each view's type is its schema's (schemas.ts), and
  * each record maps to it here, in one place. Times become ISO 8601 strings.
  */
-import type { TaskRecord } from '../core/task.js';
+import type { AttemptRecord, TaskRecord } from '../core/task.js';
+import type { NodesReport } from '../queue/nodes.js';
 import type { TaskGraph } from '../queue/queue.js';
 import type { QueueStats } from '../queue/stats.js';
-import type { Stats, TaskView } from './schemas.js';
+import type { OperationRecord } from '../queue/bulk.js';
+import type { AttemptView, NodeListView, OperationView, Stats, TaskView } from './schemas.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -33,16 +35,59 @@ export function toTaskView(task: TaskRecord): TaskView {
     parent_id: task.parentId,
     pending_dependencies: task.pendingDeps,
     on_dependency_failure: task.onDependencyFailure,
+    node: task.status === 'running' ? task.leaseOwner : null,
   };
 }
 
-/** The task with its graph (GET /tasks/:id). */
+function toAttemptView(a: AttemptRecord): AttemptView {
+  return {
+    attempt: a.attempt,
+    node: a.node,
+    claimed_at: isoOrNull(a.claimed_at),
+    started_at: isoOrNull(a.started_at),
+    finished_at: iso(a.finished_at),
+    outcome: a.outcome,
+    error: a.error,
+    stack: a.stack,
+  };
+}
+
+/** One task read by itself (GET /tasks/:id, its event stream): with its attempt history. */
+export function toTaskDetailView(task: TaskRecord): TaskView {
+  return { ...toTaskView(task), attempt_history: task.attemptHistory.map(toAttemptView) };
+}
+
+/** GET /tasks/:id: the detail view with the task's graph (dependencies, dependents, children). */
 export function toTaskGraphView(task: TaskRecord, graph: TaskGraph): TaskView {
   return {
-    ...toTaskView(task),
+    ...toTaskDetailView(task),
     depends_on: graph.dependsOn,
     dependents: graph.dependents,
     children: graph.children,
+  };
+}
+
+export function toNodeListView(report: NodesReport, now: number): NodeListView {
+  return {
+    nodes: report.nodes.map((n) => ({
+      id: n.id,
+      host: n.host,
+      pid: n.pid,
+      role: n.role,
+      version: n.version,
+      status: n.live ? 'live' : 'gone',
+      started_at: iso(n.startedAt),
+      last_seen_at: iso(n.stoppedAt ?? n.heartbeatAt),
+      stopped_at: isoOrNull(n.stoppedAt),
+      heartbeat_ms: n.heartbeatMs,
+      concurrency: n.concurrency,
+      running: n.running,
+      buffered: n.buffered,
+      tasks: n.tasks,
+    })),
+    live: report.nodes.filter((n) => n.live).length,
+    warning: report.warning,
+    generated_at: iso(now),
   };
 }
 
@@ -58,5 +103,24 @@ export function toStatsView(stats: QueueStats): Stats {
       failed: p.failed,
     })),
     generated_at: iso(stats.generatedAt),
+  };
+}
+
+export function toOperationView(op: OperationRecord): OperationView {
+  return {
+    id: op.id,
+    op: op.op,
+    filter: op.filter,
+    status: op.status,
+    matched: op.matched,
+    matched_exact: op.matchedExact,
+    done: op.done,
+    skipped: op.skipped,
+    errors: op.errors,
+    last_error: op.lastError,
+    created_by: op.createdBy,
+    created_at: iso(op.createdAt),
+    updated_at: iso(op.updatedAt),
+    finished_at: isoOrNull(op.finishedAt),
   };
 }

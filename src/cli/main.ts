@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
+import { registerConsoleCommands } from './commands/console.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
 import { registerPrune } from './commands/prune.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerMigrate(program);
   registerProducerCommands(program);
+  registerConsoleCommands(program);
   registerPrune(program);
   return program;
 }

@@ -8,9 +8,11 @@
  */
 import type { TaskStatus } from '../core/task.js';
 import type { Stats, TaskView, WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS } from '../api/schemas.js';
+import type { ActionItem, PauseStateItem } from '../api/routes/actions.js';
+import type { ScheduleItem, ScheduleRunItem } from '../api/routes/schedules.js';
 
 export type Task = TaskView;
-export type { Stats, TaskStatus };
+export type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem, Stats, TaskStatus };
 
 export interface TaskqClientOptions {
   /** e.g. `http://localhost:8080` */
@@ -213,6 +215,39 @@ export class TaskqClient {
   /** Counts by status and action, oldest queued age, throughput. */
   stats(): Promise<Stats> {
     return this.request('GET', '/stats');
+  }
+
+  /** Every action: paused, counts, throughput, failure rate, run time p50/p95, queue age, limits. */
+  actions(): Promise<{ actions: ActionItem[]; generated_at: string }> {
+    return this.request('GET', '/actions');
+  }
+
+  /** No node claims the action's tasks from the answer on; running ones finish. */
+  pauseAction(action: string): Promise<PauseStateItem> {
+    return this.request('POST', `/actions/${encodeURIComponent(action)}/pause`);
+  }
+
+  resumeAction(action: string): Promise<PauseStateItem> {
+    return this.request('POST', `/actions/${encodeURIComponent(action)}/resume`);
+  }
+
+  /** The recurring tasks with next and last run and their pause. */
+  schedules(): Promise<{ schedules: ScheduleItem[] }> {
+    return this.request('GET', '/schedules');
+  }
+
+  pauseSchedule(name: string): Promise<ScheduleItem> {
+    return this.request('POST', `/schedules/${encodeURIComponent(name)}/pause`);
+  }
+
+  resumeSchedule(name: string): Promise<ScheduleItem> {
+    return this.request('POST', `/schedules/${encodeURIComponent(name)}/resume`);
+  }
+
+  /** Queues one run now; the same `idempotencyKey` queues it once. */
+  runSchedule(name: string, options: { idempotencyKey?: string } = {}): Promise<ScheduleRunItem> {
+    const headers = options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : undefined;
+    return this.request('POST', `/schedules/${encodeURIComponent(name)}/run`, undefined, headers);
   }
 
   private async request<T>(

@@ -78,6 +78,39 @@ export function jsonTextOf(value: JsonValue | JsonText): string {
   return value instanceof JsonText ? value.text : JSON.stringify(value ?? null);
 }
 
+/**
+ * How one attempt ended, as its history records it: `completed` (the handler's result was
+ * written), `error` (it threw, or its result could not be stored), `timeout` (aborted after its
+ * timeout), `lease_lost` (its worker stopped renewing the lease and the rescuer took the task
+ * back) or `cancelled` (a cancel request aborted it).
+ */
+export const ATTEMPT_OUTCOMES = ['completed', 'error', 'timeout', 'lease_lost', 'cancelled'] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+/**
+ * One finished attempt, as the drivers store it in the task's `attempt_history` (a JSON array,
+ * oldest first, appended by the same statement that ends the attempt). Times are epoch ms.
+ */
+export interface AttemptRecord {
+  /** The task's `attempts` when it ran: 1 for the first run (an operator retry counts from 1 again). */
+  attempt: number;
+  /** The node that ran it (its lease owner; GET /nodes lists nodes by this id). */
+  node: string | null;
+  claimed_at: number | null;
+  /** When its handler started; null when it never started (cancelled in a worker's buffer). */
+  started_at: number | null;
+  finished_at: number;
+  outcome: AttemptOutcome;
+  error: string | null;
+  stack: string | null;
+}
+
+/** Most attempts a task's history keeps by default; older ones are dropped (`--attempt-history`). */
+export const ATTEMPT_HISTORY_DEFAULT = 20;
+/** Longest error message and stack an attempt keeps (characters); longer ones are cut. */
+export const ATTEMPT_ERROR_MAX = 2000;
+export const ATTEMPT_STACK_MAX = 4000;
+
 /** A task as the storage drivers return it. Times are epoch milliseconds. */
 export interface TaskRecord {
   /** Insertion order; newest first means highest `seq` first. Internal, never shown to clients. */
@@ -117,6 +150,11 @@ export interface TaskRecord {
   onDependencyFailure: DependencyFailurePolicy;
   /** Times its handler waited for its children; a resumed run sees more than 0. */
   waits: number;
+  /**
+   * Its finished attempts, oldest first, at most the driver's bound. Read by getTask (and the
+   * operator actions); claims and listings do not read it and leave it empty.
+   */
+  attemptHistory: AttemptRecord[];
 }
 
 /** What a producer supplies; the queue fills in the rest. */
@@ -186,6 +224,7 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
     pendingDeps: 0,
     onDependencyFailure: task.onDependencyFailure ?? 'fail',
     waits: 0,
+    attemptHistory: [],
   };
 }
 

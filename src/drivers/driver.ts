@@ -4,9 +4,11 @@
  * run unchanged on SQLite and PostgreSQL. Every method that changes state runs in one transaction.
  * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
  */
+import type { ActionMinute, ActionPause } from '../core/actions.js';
 import type { ActionLimits, LimitedClaim } from '../core/flow.js';
+import type { TaskFilter } from '../core/filter.js';
 import type { BackoffPolicy } from '../core/retry.js';
-import type { JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import type { AttemptOutcome, JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
 
 export interface DriverCapabilities {
   /** Other processes learn about new tasks at once (PostgreSQL LISTEN/NOTIFY); otherwise they poll. */
@@ -48,6 +50,89 @@ export interface ListTasksParams {
   limit: number;
   /** Only tasks older (lower `seq`) than this one: keyset pagination, newest first. */
   beforeSeq?: number;
+  /** The filter grammar's conditions (core/filter.ts); `status` and `action` above add to them. */
+  filter?: TaskFilter;
+  /** Only tasks at or below this seq (a bulk operation's snapshot of the table). */
+  maxSeq?: number;
+  /** Rows a scan examines at most (shared/list-filter.ts); default SCAN_WINDOW_DEFAULT. */
+  scanWindow?: number;
+}
+
+/** A page of `findTasks`, newest first. */
+export interface FoundTasks {
+  tasks: TaskRecord[];
+  /** The filter has conditions no index answers: the page is a bounded scan window. */
+  scans: boolean;
+  /**
+   * Scanning, the window ran out before `limit` tasks matched: continue below this seq (the
+   * last one examined). Null when the page is full or nothing is left below.
+   */
+  continueBelow: number | null;
+}
+
+/** Matches counted within one scan window. */
+export interface MatchCount {
+  count: number;
+  /** False when the window ran out first: there may be more. */
+  exact: boolean;
+}
+
+export const BULK_OPS = ['retry', 'cancel', 'delete'] as const;
+export type BulkOp = (typeof BULK_OPS)[number];
+export type OperationStatus = 'running' | 'completed';
+
+/** A bulk operation (POST /tasks/bulk) as stored: worked chunk by chunk under a lease. */
+export interface OperationRecord {
+  id: string;
+  op: BulkOp;
+  /** The filter in the grammar's pairs (core/filter.ts filterToParams). */
+  filter: Record<string, string>;
+  status: OperationStatus;
+  /** Tasks that match; an estimate (at least this many) until `matchedExact`. */
+  matched: number;
+  matchedExact: boolean;
+  /** Tasks the operation changed. */
+  done: number;
+  /** Matching tasks it left as they were (a completed task is not cancelled, a running one not deleted). */
+  skipped: number;
+  /** Chunks that failed (and were tried again), with the last error. */
+  errors: number;
+  lastError: string | null;
+  /** Only tasks at or below this seq: the newest task when it was created. */
+  maxSeq: number;
+  /** The next chunk starts below this seq; null: at `maxSeq`. */
+  cursor: number | null;
+  idempotencyKey: string | null;
+  /** Who asked (the token's name, when tokens have names); null when unknown. */
+  createdBy: string | null;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+export interface CreateOperationParams {
+  id: string;
+  op: BulkOp;
+  filter: Record<string, string>;
+  /** Tells two requests apart: op and canonical filter. A running operation with it is answered instead. */
+  requestKey: string;
+  idempotencyKey: string | null;
+  createdBy: string | null;
+  matched: number;
+  matchedExact: boolean;
+  now: number;
+}
+
+export interface StepOperationParams {
+  id: string;
+  owner: string;
+  now: number;
+  leaseMs: number;
+  /** Most tasks changed in this step (one transaction). */
+  chunk: number;
+  scanWindow?: number;
 }
 
 export interface ClaimTasksParams {
@@ -88,6 +173,10 @@ export interface Completion extends LeaseRef, Started {
 
 export interface Failure extends LeaseRef, Started {
   error: string;
+  /** How the attempt ended, for its history; absent: `error`. */
+  ended?: Exclude<AttemptOutcome, 'completed' | 'lease_lost'>;
+  /** The thrown error's stack, kept in the attempt's history (cut at ATTEMPT_STACK_MAX). */
+  stack?: string | null;
   /** retry: back to `queued` at `retryAt`; failed/cancelled: finished. */
   outcome: 'retry' | 'failed' | 'cancelled';
   retryAt?: number;
@@ -185,6 +274,56 @@ export interface TaskGraph {
  * the wait would close a cycle), `lease_lost` (the task is no longer this worker's: nothing written).
  */
 export type WaitOutcome = 'blocked' | 'queued' | 'failed' | 'lease_lost';
+/** What GET /actions reads beside the counters (migration 0011): bounded by the actions, not the tasks. */
+export interface ActionStatsRead {
+  /** The per-action ring's minutes from the one holding `since`, with any finish. */
+  minutes: ActionMinute[];
+  /** Per action with queued tasks, when its oldest queued task was created (epoch ms). */
+  oldestQueued: { action: string; createdAt: number }[];
+}
+
+/** A schedule's state kept in the database (migration 0011); absent fields: never set. */
+export interface ScheduleState {
+  name: string;
+  /** Epoch ms; null when not paused. */
+  pausedAt: number | null;
+  /** The tick (or run-now) last queued, epoch ms. */
+  lastRunAt: number | null;
+  lastTaskId: string | null;
+}
+
+/** What a node says of itself at each heartbeat (GET /nodes shows it). */
+export interface NodeInfo {
+  /** Unique per process; the lease owner of the tasks it runs. */
+  id: string;
+  host: string;
+  pid: number;
+  role: 'all' | 'api' | 'worker';
+  version: string;
+  startedAt: number;
+  /** Its heartbeat period (ms): a node that misses three is gone. */
+  heartbeatMs: number;
+  /** Handlers it may run at once; 0 on an API-only node. */
+  concurrency: number;
+  running: number;
+  buffered: number;
+  /** Ids of the tasks it runs now (at most NODE_TASKS_MAX). */
+  tasks: string[];
+}
+
+/** A node's row: what it said at its last heartbeat, and when. */
+export interface NodeRecord extends NodeInfo {
+  heartbeatAt: number;
+  /** When it stopped gracefully; null while it runs (or since it vanished). */
+  stoppedAt: number | null;
+}
+
+export interface HeartbeatNodeParams {
+  node: NodeInfo;
+  now: number;
+  /** Rows of nodes last heard of before this are deleted in the same write. */
+  pruneBefore: number;
+}
 
 export interface MigrateResult {
   applied: string[];
@@ -210,19 +349,61 @@ export interface QueueDriver {
   getTaskGraph(params: { task: TaskRecord; limit: number }): Promise<TaskGraph>;
   /** The children of task `id` (enqueued by its handler), oldest first, up to `limit`. */
   listChildren(params: { id: string; limit: number }): Promise<TaskRecord[]>;
+  /** Registers the node or records its heartbeat (an upsert), and prunes long-gone nodes. */
+  heartbeatNode(params: HeartbeatNodeParams): Promise<void>;
   insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
+  /** Actions no claim takes, by name. */
+  listPausedActions(): Promise<ActionPause[]>;
+  /** Every schedule with a stored state, by name. */
+  listScheduleStates(): Promise<ScheduleState[]>;
   listTasks(params: ListTasksParams): Promise<TaskRecord[]>;
+  /** Every node heard of (heartbeat or stop) at or after `since`, oldest start first. */
+  listNodes(params: { since: number }): Promise<NodeRecord[]>;
+  /** A page of tasks that match, newest first, never reading more than one scan window. */
+  findTasks(params: ListTasksParams): Promise<FoundTasks>;
+  /** Counts the matches within one scan window of `params.scanWindow` rows. */
+  countMatching(params: ListTasksParams): Promise<MatchCount>;
+  /**
+   * Stores a bulk operation, or answers the one already stored under its idempotency key or
+   * running with the same request key (`created: false`); both in one transaction.
+   */
+  createOperation(params: CreateOperationParams): Promise<{ operation: OperationRecord; created: boolean }>;
+  getOperation(params: { id: string }): Promise<OperationRecord | null>;
+  /** Takes the lease of one running operation whose lease is free or expired. */
+  claimOperation(params: { owner: string; now: number; leaseMs: number }): Promise<OperationRecord | null>;
+  /**
+   * One chunk of an operation in one transaction: its next matching tasks changed, its progress
+   * and cursor moved, its lease renewed (finished when nothing is left). Null when `owner` no
+   * longer holds its lease (another node took it over) or it is finished.
+   */
+  stepOperation(params: StepOperationParams): Promise<OperationRecord | null>;
+  /** Counts a failed step (kept under the lease, tried again). */
+  recordOperationError(params: { id: string; owner: string; error: string; now: number }): Promise<void>;
   migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;
+  /**
+   * From its commit on, no claim takes a task of `action` (claims already made keep theirs).
+   * Durable; idempotent: pausing again keeps the first pause's time.
+   */
+  pauseAction(params: { action: string; now: number }): Promise<ActionPause>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
+  readActionStats(params: { since: number }): Promise<ActionStatsRead>;
+  /** Records a schedule's run (a tick or a run-now) if it is later than the last one recorded. */
+  recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void>;
   /** How many finished tasks `pruneTasks` would delete (for progress reporting). */
   countPrunableTasks(params: { finishedBefore: FinishedBefore }): Promise<number>;
   /** Deletes up to `limit` finished tasks that finished before their status's cut-off; returns how many. */
   pruneTasks(params: { finishedBefore: FinishedBefore; limit: number }): Promise<number>;
   releaseTasks(params: ReleaseTasksParams): Promise<void>;
   rescueExpiredLeases(params: RescueParams): Promise<RescueResult>;
+  /** Lets claims take `action` again and wakes workers (announced as tasksQueued); idempotent. */
+  resumeAction(params: { action: string }): Promise<void>;
   retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;
+  /** Marks a node stopped (a graceful stop): it is listed as gone at once. */
+  stopNode(params: { id: string; now: number }): Promise<void>;
   setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void>;
+  /** Pauses (an earlier pause keeps its time) or resumes a schedule; durable. */
+  setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState>;
   throughput(params: { since: number }): Promise<ThroughputPoint[]>;
   /**
    * Ends the running attempt of a handler that waits for its children: in one transaction the

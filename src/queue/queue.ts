@@ -7,7 +7,10 @@
 import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { IDEMPOTENCY_WINDOW_MS_DEFAULT, POLL_MS_DEFAULT } from '../core/config.js';
+import type { ActionPause } from '../core/actions.js';
 import { QueueError } from '../core/errors.js';
+import { actionLimitsOf, type ActionLimits, type RateLimit } from '../core/flow.js';
+import type { TaskFilter } from '../core/filter.js';
 import {
   hasGraph,
   isFinished,
@@ -19,16 +22,20 @@ import {
   type TaskStatus,
 } from '../core/task.js';
 import type {
+  ActionStatsRead,
   GraphNode,
   InsertedTask,
   QueueDriver,
+  ScheduleState,
   TaskGraph,
   TaskCounts,
   ThroughputPoint,
   Unsubscribe,
 } from '../drivers/driver.js';
+import type { HandlerDefinition } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
+import { BulkOperations } from './bulk.js';
 import {
   activeTracer,
   passThrough,
@@ -37,9 +44,18 @@ import {
   type TraceHeaders,
 } from './tracing.js';
 import { TaskWatcher } from './watcher.js';
+import { nodesReport, type NodesReport } from './nodes.js';
 
 // The queue's own words for what it reads; the layers above import them from here, not from drivers/.
-export type { GraphNode, TaskCounts, TaskGraph, ThroughputPoint, Unsubscribe };
+export type {
+  ActionStatsRead,
+  GraphNode,
+  ScheduleState,
+  TaskCounts,
+  TaskGraph,
+  ThroughputPoint,
+  Unsubscribe,
+};
 
 export interface EnqueueInput {
   action: string;
@@ -85,6 +101,8 @@ export interface EnqueueResult {
 export interface ListInput {
   status?: TaskStatus;
   action?: string;
+  /** The filter grammar's conditions (core/filter.ts). */
+  filter?: TaskFilter;
   limit: number;
   cursor?: string;
 }
@@ -92,6 +110,11 @@ export interface ListInput {
 export interface TaskPage {
   tasks: TaskRecord[];
   nextCursor: string | null;
+  /**
+   * The filter has conditions no index answers: the page is one bounded scan window, and may
+   * hold fewer than `limit` tasks (even none) while `nextCursor` still continues below it.
+   */
+  scans: boolean;
 }
 
 export interface QueueOptions {
@@ -104,6 +127,8 @@ export interface QueueOptions {
   uniqueWindowMs?: number;
   /** Most tasks in one group commit. */
   maxInsertBatch?: number;
+  /** The `--rate-limit` setting, shown with the handlers' own limits (GET /actions). */
+  rateLimits?: ReadonlyMap<string, RateLimit>;
 }
 
 export const UNIQUE_WINDOW_MS_DEFAULT = IDEMPOTENCY_WINDOW_MS_DEFAULT;
@@ -169,10 +194,13 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   private readonly registry: HandlerRegistry;
   private readonly inserts: Batcher<NewTask, InsertedTask>;
   private readonly watcher: TaskWatcher;
+  /** Bulk operations over a filter (bulk.ts). */
+  readonly bulk: BulkOperations;
 
   constructor(private readonly options: QueueOptions) {
     super();
     this.driver = options.driver;
+    this.bulk = new BulkOperations(options.driver);
     this.registry = options.registry;
     // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
     const fallbackMs = this.driver.capabilities.crossProcessNotify
@@ -339,10 +367,17 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   async list(input: ListInput): Promise<TaskPage> {
     const beforeSeq = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
     // One extra row tells whether another page exists without a count query.
-    const rows = await this.driver.listTasks({ ...input, beforeSeq, limit: input.limit + 1 });
-    const tasks = rows.slice(0, input.limit);
+    const { status, action, filter } = input;
+    const found = await this.driver.findTasks({ status, action, filter, beforeSeq, limit: input.limit + 1 });
+    const tasks = found.tasks.slice(0, input.limit);
     const last = tasks[tasks.length - 1];
-    return { tasks, nextCursor: rows.length > input.limit && last ? encodeCursor(last.seq) : null };
+    const next =
+      found.tasks.length > input.limit && last
+        ? encodeCursor(last.seq)
+        : found.continueBelow !== null
+          ? encodeCursor(found.continueBelow)
+          : null;
+    return { tasks, nextCursor: next, scans: found.scans };
   }
 
   async cancel(id: string): Promise<TaskRecord> {
@@ -367,12 +402,62 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     return task;
   }
 
+  /** Live nodes and those gone in the last hour, with the no-live-worker warning (nodes.ts). */
+  async nodes(now = Date.now()): Promise<NodesReport> {
+    return nodesReport(this.driver, now);
+  }
+
   async counts(): Promise<TaskCounts> {
     return this.driver.countTasks();
   }
 
   async throughput(sinceMs: number): Promise<ThroughputPoint[]> {
     return this.driver.throughput({ since: sinceMs });
+  }
+
+  // The operator's console (queue/actions.ts, queue/schedules.ts, docs/operations.md).
+
+  /** From its answer on, no node claims the action's tasks; running ones finish. */
+  async pauseAction(action: string): Promise<ActionPause> {
+    return this.driver.pauseAction({ action, now: Date.now() });
+  }
+
+  async resumeAction(action: string): Promise<void> {
+    await this.driver.resumeAction({ action });
+  }
+
+  async pausedActions(): Promise<ActionPause[]> {
+    return this.driver.listPausedActions();
+  }
+
+  async actionStats(since: number): Promise<ActionStatsRead> {
+    return this.driver.readActionStats({ since });
+  }
+
+  /** The actions with a handler of their own here (the fallback answers the others). */
+  registeredActions(): string[] {
+    return this.registry.actions();
+  }
+
+  handlerOf(action: string): HandlerDefinition | undefined {
+    return this.registry.all().find((h) => h.action === action);
+  }
+
+  /** The flow-control limits this process applies, as the worker pool gathers them. */
+  actionLimits(): ActionLimits[] {
+    return actionLimitsOf(this.registry.all(), this.options.rateLimits);
+  }
+
+  async scheduleStates(): Promise<ScheduleState[]> {
+    return this.driver.listScheduleStates();
+  }
+
+  async setSchedulePaused(name: string, paused: boolean): Promise<ScheduleState> {
+    return this.driver.setSchedulePaused({ name, paused, now: Date.now() });
+  }
+
+  async recordScheduleRun(name: string, at: number, taskId: string): Promise<void> {
+    await this.driver.recordScheduleRun({ name, at, taskId });
   }
 
   /** Waits for group commits still in flight and wakes every waiter (shutdown). */

@@ -115,6 +115,8 @@ export async function execute(
       kind: 'failed',
       error: error.message || error.name,
       permanent: error instanceof PermanentFailure,
+      // Kept in the attempt's history (cut there); read only when the handler threw.
+      stack: error.stack,
     };
   }
 }

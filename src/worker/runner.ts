@@ -94,7 +94,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         completer.complete({ ...lease, result: outcome.result });
         return undefined;
       case 'failed': {
-        const retry = this.failOrRetry(task, lease, outcome, outcome.error, backoff);
+        const retry = this.failOrRetry(task, lease, outcome, outcome.error, backoff, outcome.stack);
         logger().warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
         return retry;
       }
@@ -103,7 +103,8 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         return undefined;
       case 'aborted': {
         const { abort } = outcome;
-        if (abort.kind === 'cancel') completer.fail({ ...lease, error: abort.message, outcome: 'cancelled' });
+        if (abort.kind === 'cancel')
+          completer.fail({ ...lease, error: abort.message, outcome: 'cancelled', ended: 'cancelled' });
         else if (abort.kind === 'timeout') {
           const retry = this.failOrRetry(task, lease, outcome, abort.message, backoff);
           logger().warn({ retry }, `task ${abort.message}`);
@@ -124,6 +125,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
     outcome: Outcome,
     error: string,
     backoff: BackoffPolicy,
+    stack?: string,
   ): boolean {
     const decision = decideRetry(task, outcome, backoff, this.options.now());
     this.options.completer.fail({
@@ -131,6 +133,8 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
       error,
       outcome: decision.retry ? 'retry' : 'failed',
       retryAt: decision.retry ? decision.retryAt : undefined,
+      ended: outcome.kind === 'aborted' ? 'timeout' : 'error',
+      stack: stack ?? null,
     });
     return decision.retry;
   }

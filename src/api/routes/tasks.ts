@@ -1,10 +1,11 @@
 /** /tasks: create, list and read tasks. */
 import type { FastifyInstance } from 'fastify';
 import { QueueError } from '../../core/errors.js';
+import { parseFilter } from '../../core/filter.js';
 import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
-import { toTaskGraphView, toTaskView } from '../views.js';
+import { toTaskDetailView, toTaskGraphView, toTaskView } from '../views.js';
 import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
@@ -123,16 +124,22 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
     '/tasks',
     {
       schema: {
-        summary: 'List tasks, newest first',
+        summary: 'List tasks, newest first, by the filter grammar (docs/api.md, "Filters")',
         tags: ['tasks'],
         querystring: ListTasksQuery,
         response: { 200: TaskList, 400: ErrorSchema },
       },
     },
     async (request) => {
-      const { status, action, cursor, limit = LIST_LIMIT_DEFAULT } = request.query;
-      const page = await queue.list({ status, action, cursor, limit });
-      return { tasks: page.tasks.map(toTaskView), count: page.tasks.length, next_cursor: page.nextCursor };
+      const { cursor, limit = LIST_LIMIT_DEFAULT } = request.query;
+      const filter = parseFilter(request.query, 'querystring', ['limit', 'cursor']);
+      const page = await queue.list({ filter, cursor, limit });
+      return {
+        tasks: page.tasks.map(toTaskView),
+        count: page.tasks.length,
+        next_cursor: page.nextCursor,
+        scans: page.scans,
+      };
     },
   );
 
@@ -239,7 +246,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       });
       let last = '';
       for await (const current of queue.follow(task, 15_000, closed)) {
-        const json = JSON.stringify(toTaskView(current));
+        const json = JSON.stringify(toTaskDetailView(current));
         if (json !== last) out.write(`event: task\ndata: ${json}\n\n`);
         else out.write(': keep-alive\n\n');
         last = json;

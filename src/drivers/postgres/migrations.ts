@@ -9,7 +9,25 @@
  * given, like SQLite. jsonb would refuse a "\u0000" escape, and one handler result holding it
  * would fail the Completer's whole batch on every retry.
  */
+import { ACTION_RING_MINUTES, RUN_BUCKET_COLUMNS, RUN_MS_BUCKETS } from '../../core/actions.js';
 import type { Migration } from '../shared/migrator.js';
+
+/** Shards of the per-action ring (migration 0011): as task_counts', fewer, since readers sum them. */
+export const ACTION_RING_SHARDS = 16;
+
+/**
+ * Per run-time bucket, a count of the rows of `from` (finished rows) whose `run` (ms, NULL for an
+ * attempt that never started) falls in it.
+ */
+export function runBucketCounts(run: string): string[] {
+  return RUN_BUCKET_COLUMNS.map((_, i) => {
+    const lo = i === 0 ? null : RUN_MS_BUCKETS[i - 1];
+    const hi = RUN_MS_BUCKETS[i];
+    const parts = [lo === null ? null : `${run} > ${lo}`, hi === undefined ? null : `${run} <= ${hi}`];
+    return `count(*) FILTER (WHERE ${parts.filter((p) => p !== null).join(' AND ')})`;
+  });
+}
+export const ACTION_RING_COLUMNS = ['completed', 'failed', ...RUN_BUCKET_COLUMNS];
 
 /** Taken before anything else; $1 is the schema name, so each schema migrates independently. */
 export const MIGRATION_LOCK = `SELECT pg_advisory_xact_lock(hashtext('taskq:migrate:' || $1))`;
@@ -325,6 +343,105 @@ export const MIGRATIONS: readonly Migration[] = [
         END LOOP;
       END
       $fn$;
+    `,
+  },
+  {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // As SQLite's 0009 (the comment there says why the history is a column and how the nodes
+    // table stays small). jsonb, so a statement can append to it and trim it.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history jsonb;
+      CREATE TABLE taskq_nodes (
+        id           text    PRIMARY KEY,
+        host         text    NOT NULL,
+        pid          integer NOT NULL,
+        role         text    NOT NULL,
+        version      text    NOT NULL,
+        started_at   bigint  NOT NULL,
+        heartbeat_at bigint  NOT NULL,
+        heartbeat_ms integer NOT NULL,
+        concurrency  integer NOT NULL,
+        running      integer NOT NULL,
+        buffered     integer NOT NULL,
+        tasks        jsonb   NOT NULL,
+        stopped_at   bigint
+      );
+    `,
+  },
+  {
+    version: 10,
+    name: '0010_bulk_operations',
+    // As SQLite's 0010 (the comment there says what each index serves). The partial indexes get
+    // an entry only from a row version that is failed or cancelled, so the claims and acks of
+    // tasks that complete add none.
+    sql: `
+      CREATE INDEX tasks_failed_action ON tasks (action, seq) WHERE status = 'failed';
+      CREATE INDEX tasks_cancelled_action ON tasks (action, seq) WHERE status = 'cancelled';
+      CREATE TABLE taskq_operations (
+        id               text    PRIMARY KEY,
+        op               text    NOT NULL CHECK (op IN ('retry', 'cancel', 'delete')),
+        filter           text    NOT NULL,
+        request_key      text    NOT NULL,
+        idempotency_key  text,
+        created_by       text,
+        status           text    NOT NULL CHECK (status IN ('running', 'completed')),
+        matched          bigint  NOT NULL,
+        matched_exact    boolean NOT NULL,
+        done             bigint  NOT NULL DEFAULT 0,
+        skipped          bigint  NOT NULL DEFAULT 0,
+        errors           integer NOT NULL DEFAULT 0,
+        last_error       text,
+        max_seq          bigint  NOT NULL,
+        cursor           bigint,
+        lease_owner      text,
+        lease_expires_at bigint,
+        created_at       bigint  NOT NULL,
+        updated_at       bigint  NOT NULL,
+        finished_at      bigint
+      );
+      CREATE UNIQUE INDEX taskq_operations_request ON taskq_operations (request_key) WHERE status = 'running';
+      CREATE UNIQUE INDEX taskq_operations_idempotency ON taskq_operations (idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX taskq_operations_lease ON taskq_operations (lease_expires_at) WHERE status = 'running';
+    `,
+  },
+  {
+    version: 11,
+    name: '0011_actions_console',
+    // As SQLite's 0011 (the comment there says what each table and the index serve). The ring is
+    // kept by the finishing statements themselves (queries.ts, COUNT_ACTION_FINISHES), beside
+    // the throughput ring, sharded by backend like it.
+    sql: `
+      CREATE TABLE taskq_paused_actions (
+        action    text   PRIMARY KEY,
+        paused_at bigint NOT NULL
+      );
+      CREATE TABLE taskq_schedules (
+        name         text PRIMARY KEY,
+        paused_at    bigint,
+        last_run_at  bigint,
+        last_task_id text
+      );
+      CREATE INDEX tasks_queued_action ON tasks (action, seq) WHERE status = 'queued';
+      CREATE TABLE task_action_minutes (
+        action text    NOT NULL,
+        slot   integer NOT NULL, -- (minute / 60000) % ${ACTION_RING_MINUTES}
+        shard  integer NOT NULL,
+        minute bigint  NOT NULL,
+        ${ACTION_RING_COLUMNS.map((c) => `${c} bigint NOT NULL`).join(',\n        ')},
+        PRIMARY KEY (action, slot, shard)
+      ) WITH (fillfactor = 50);
+      LOCK TABLE tasks IN SHARE MODE;
+      INSERT INTO task_action_minutes (action, slot, shard, minute, ${ACTION_RING_COLUMNS.join(', ')})
+      SELECT action, ((m / 60000) % ${ACTION_RING_MINUTES})::int, 0, m,
+             count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+             ${runBucketCounts('run').join(', ')}
+        FROM (SELECT action, status, (processed_at / 60000) * 60000 AS m, processed_at - started_at AS run
+                FROM tasks, (SELECT (floor(extract(epoch FROM now()) / 60) * 60000)::int8 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - ${ACTION_RING_MINUTES - 1} * 60000 AND processed_at < c.at + 60000) f
+       GROUP BY action, m;
     `,
   },
 ];

@@ -27,9 +27,17 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
+import type { ActionPause } from '../../core/actions.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, hasGraph, jsonTextOf, newTaskRecord, type NewTask } from '../../core/task.js';
+import {
+  ATTEMPT_HISTORY_DEFAULT,
+  compareClaimOrder,
+  hasGraph,
+  jsonTextOf,
+  newTaskRecord,
+  type NewTask,
+} from '../../core/task.js';
 import { cycleError, dependencySeqs, graphStart, type DependencyRow } from '../shared/graph.js';
 import {
   claimedRecord,
@@ -38,11 +46,28 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
-import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import {
+  actionMinuteOf,
+  countsFromRows,
+  pauseOf,
+  scheduleStateOf,
+  type ActionMinuteRow,
+  type CounterRow,
+  type PauseRow,
+  type ScheduleRow,
+} from '../shared/counts.js';
+import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
+  ActionStatsRead,
+  BulkOp as BulkOperation,
   CancelOutcome,
   ClaimTasksParams,
+  CreateOperationParams,
+  FoundTasks,
+  MatchCount,
+  OperationRecord,
+  StepOperationParams,
   CompleteTasksParams,
   DriverCapabilities,
   DriverEventName,
@@ -51,17 +76,20 @@ import type {
   FailTasksParams,
   FinishedBefore,
   GraphNode,
+  HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
   LeaseRef,
   ListTasksParams,
   MigrateResult,
+  NodeRecord,
   QueueDriver,
   ReleaseTasksParams,
   RescueParams,
   RescueResult,
   RetryOutcome,
+  ScheduleState,
   TaskCounts,
   TaskGraph,
   ThroughputPoint,
@@ -70,7 +98,6 @@ import type {
 } from '../driver.js';
 import { TaskIdCodec } from '../task-ids.js';
 import { DriverEventBus, eventsOf, statusAfterFailure, type PendingEvent } from '../shared/events.js';
-import { listQuery } from '../shared/list-filter.js';
 import { runMigrations } from '../shared/migrator.js';
 import { PgListener } from './listener.js';
 import { LimitedWarn, type DriverLogger } from './warn-limited.js';
@@ -85,7 +112,15 @@ import {
   MIGRATIONS_TABLE,
   RECORD_APPLIED,
 } from './migrations.js';
-import { listTasksSql, RELAXED_SESSION_OPTIONS, sessionOptions, SQL, type QueryName } from './queries.js';
+import { LIST_DIALECT, RELAXED_SESSION_OPTIONS, sessionOptions, SQL, type QueryName } from './queries.js';
+import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
+import {
+  afterStep,
+  stepQuery,
+  stepStatus,
+  toOperationRecord,
+  type OperationRow,
+} from '../shared/bulk-step.js';
 
 export interface PostgresDriverOptions {
   connectionString: string;
@@ -96,6 +131,8 @@ export interface PostgresDriverOptions {
   connectionTimeoutMs?: number;
   /** Where lost connections are reported (rate-limited warnings); silent without one. */
   logger?: DriverLogger;
+  /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
+  attemptHistoryMax?: number;
 }
 
 export const SCHEMA_DEFAULT = 'taskq';
@@ -198,6 +235,8 @@ export class PostgresDriver implements QueueDriver {
   private readonly sender = randomBytes(8).toString('hex');
   private readonly events = new DriverEventBus();
   private closed = false;
+  /** Attempts a task's history keeps (the statements that append to it drop older ones). */
+  private readonly historyMax: number;
   private idCodec: Promise<TaskIdCodec> | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
@@ -219,6 +258,7 @@ export class PostgresDriver implements QueueDriver {
       );
     }
     this.schema = schema;
+    this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
     this.channels = {
       tasksQueued: `${CHANNEL_PREFIX.tasksQueued}:${schema}`,
       tasksChanged: `${CHANNEL_PREFIX.tasksChanged}:${schema}`,
@@ -564,14 +604,159 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
-    const query = listQuery(params);
+    return (await this.findTasks(params)).tasks;
+  }
+
+  /** The walk of `params` (shared/list-filter.ts), whole ids decoded to their seqs. */
+  private async query(params: ListTasksParams): Promise<ListQuery> {
+    const ids = params.filter?.ids ? await this.ids() : null;
+    return listQuery(params, (id) => ids?.decode(id) ?? []);
+  }
+
+  /** The statement of `query` in `shape`, on `client` (a transaction's) or the durable pool. */
+  private async runList<R extends pg.QueryResultRow>(
+    query: ListQuery,
+    shape: ListShape,
+    client: pg.Pool | pg.PoolClient = this.pool,
+  ): Promise<R[]> {
+    const { sql, values } = renderList(query, LIST_DIALECT, shape);
     try {
-      const sql = listTasksSql(query.filters);
-      const { rows } = await this.pool.query<TaskRow>(sql, [...query.values, query.limit]);
-      return rows.map(toRecord);
+      return (await client.query<R>(sql, values)).rows;
     } catch (err) {
       throw unavailable(err);
     }
+  }
+
+  async findTasks(params: ListTasksParams): Promise<FoundTasks> {
+    const query = await this.query(params);
+    const rows = await this.runList<TaskRow>(query, 'rows');
+    const continueBelow = await this.continueBelow(query, rows.length);
+    return { tasks: rows.map(toRecord), scans: query.scans, continueBelow };
+  }
+
+  /** Where a scan that found `found` rows continues, when its window ran out first. */
+  private async continueBelow(
+    query: ListQuery,
+    found: number,
+    client: pg.Pool | pg.PoolClient = this.pool,
+  ): Promise<number | null> {
+    if (!query.scans || found >= query.limit) return null;
+    const [end] = await this.runList<{ n: number; last: number | null }>(query, 'windowEnd', client);
+    return end && Number(end.n) >= query.window ? end.last : null;
+  }
+
+  async countMatching(params: ListTasksParams): Promise<MatchCount> {
+    const window = params.scanWindow ?? params.limit;
+    const query = await this.query({ ...params, limit: window, scanWindow: window });
+    const [row] = await this.runList<{ n: number }>(query, 'count');
+    const count = Number(row?.n ?? 0);
+    if (!query.scans) return { count, exact: count < window };
+    return { count, exact: (await this.continueBelow({ ...query, limit: Infinity }, 0)) === null };
+  }
+
+  async createOperation(p: CreateOperationParams): Promise<{ operation: OperationRecord; created: boolean }> {
+    return this.transaction(async (run) => {
+      const found = (row: OperationRow) => ({
+        value: { operation: toOperationRecord(row), created: false },
+        events: [],
+      });
+      await run('lockOperationRequest', [p.requestKey]);
+      if (p.idempotencyKey !== null) {
+        const held = (await run<OperationRow>('operationByIdempotencyKey', [p.idempotencyKey])).rows[0];
+        if (held) return found(held);
+      }
+      const running = (await run<OperationRow>('runningOperationByRequest', [p.requestKey])).rows[0];
+      if (running) return found(running);
+      const maxSeq = (await run<{ seq: number }>('maxTaskSeq')).rows[0]?.seq ?? 0;
+      const inserted = await run<OperationRow>('insertOperation', [
+        p.id,
+        p.op,
+        JSON.stringify(p.filter),
+        p.requestKey,
+        p.idempotencyKey,
+        p.createdBy,
+        p.matched,
+        p.matchedExact,
+        maxSeq,
+        p.now,
+      ]);
+      return {
+        value: { operation: toOperationRecord(inserted.rows[0] as OperationRow), created: true },
+        events: [],
+      };
+    });
+  }
+
+  async getOperation({ id }: { id: string }): Promise<OperationRecord | null> {
+    const row = (await this.run<OperationRow>('getOperation', [id])).rows[0];
+    return row ? toOperationRecord(row) : null;
+  }
+
+  async claimOperation({ owner, now, leaseMs }: { owner: string; now: number; leaseMs: number }) {
+    const row = (await this.run<OperationRow>('claimOperation', [owner, now + leaseMs, now])).rows[0];
+    return row ? toOperationRecord(row) : null;
+  }
+
+  async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
+    return this.transaction<OperationRecord | null>(async (run, client) => {
+      const held = (await run<OperationRow>('heldOperation', [p.id, p.owner])).rows[0];
+      if (!held) return { value: null, events: [] };
+      const op = toOperationRecord(held);
+      const ids = await this.ids();
+      const query = stepQuery(op, p.chunk, p.scanWindow, (id) => ids.decode(id));
+      const seqs = (await this.runList<{ seq: number }>(query, 'seqs', client)).map((r) => r.seq);
+      const windowEnd =
+        query.scans && seqs.length < query.limit
+          ? ((await this.runList<{ n: number; last: number | null }>(query, 'windowEnd', client))[0] ?? null)
+          : null;
+      const { cursor, finished } = afterStep(
+        query,
+        seqs,
+        windowEnd && { ...windowEnd, n: Number(windowEnd.n) },
+      );
+      const changed =
+        seqs.length > 0 ? await this.applyBulk(run, op.op, seqs, p.now) : { done: 0, events: [] };
+      const advanced = await run<OperationRow>('advanceOperation', [
+        p.id,
+        changed.done,
+        seqs.length - changed.done,
+        cursor,
+        stepStatus(finished),
+        finished,
+        p.now + p.leaseMs,
+        p.now,
+      ]);
+      return { value: toOperationRecord(advanced.rows[0] as OperationRow), events: changed.events };
+    });
+  }
+
+  /** Changes the tasks of one step as `op` says; how many, and what to announce after the commit. */
+  private async applyBulk(
+    run: Run,
+    op: BulkOperation,
+    seqs: number[],
+    now: number,
+  ): Promise<{ done: number; events: PendingEvent[] }> {
+    const ids = async (name: QueryName, values: unknown[]) =>
+      (await run<{ id: string }>(name, values)).rows.map((r) => r.id);
+    if (op === 'retry') {
+      const requeued = await ids('bulkRetry', [seqs, now]);
+      return { done: requeued.length, events: eventsOf.bulkRetried(requeued) };
+    }
+    if (op === 'cancel') {
+      const cancelled = await ids('bulkCancelQueued', [seqs, now]);
+      const requested = await ids('bulkRequestCancel', [seqs]);
+      return {
+        done: cancelled.length + requested.length,
+        events: eventsOf.bulkCancelled(cancelled, requested),
+      };
+    }
+    const deleted = await ids('bulkDelete', [seqs]);
+    return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {
+    await this.run('operationError', [p.id, p.owner, textValue(p.error), p.now]);
   }
 
   async claimTasks(params: ClaimTasksParams): Promise<TaskRecord[]> {
@@ -663,6 +848,7 @@ export class PostgresDriver implements QueueDriver {
       completions.map((c) => c.attempt),
       completions.map((c) => jsonTextOf(c.result)),
       completions.map((c) => c.startedAt ?? null),
+      this.historyMax,
     ]);
     // Only what the lease guards let through is announced: a stale lease writes nothing.
     const ids = rows.filter((r) => !r.dependent).map((r) => r.id);
@@ -680,6 +866,9 @@ export class PostgresDriver implements QueueDriver {
       failures.map((f) => textValue(f.error)),
       failures.map((f) => f.retryAt ?? null),
       failures.map((f) => f.startedAt ?? null),
+      failures.map((f) => f.ended ?? 'error'),
+      failures.map((f) => (f.stack == null ? null : textValue(f.stack))),
+      this.historyMax,
     ]);
     this.announce(eventsOf.leftRunning(rows));
   }
@@ -714,6 +903,7 @@ export class PostgresDriver implements QueueDriver {
       now,
       backoff?.baseMs ?? null,
       backoff?.maxMs ?? null,
+      this.historyMax,
     ]);
     this.announce(eventsOf.leftRunning(rows));
     const own = rows.filter((r) => !r.dependent);
@@ -828,6 +1018,34 @@ export class PostgresDriver implements QueueDriver {
     });
   }
 
+  async heartbeatNode({ node, now, pruneBefore }: HeartbeatNodeParams): Promise<void> {
+    // Relaxed: a heartbeat lost in a database crash is a late heartbeat; the next one rewrites it.
+    await this.runOn(this.relaxed, 'heartbeatNode', [
+      node.id,
+      node.host,
+      node.pid,
+      node.role,
+      node.version,
+      node.startedAt,
+      node.heartbeatMs,
+      node.concurrency,
+      node.running,
+      node.buffered,
+      JSON.stringify(node.tasks),
+      now,
+      pruneBefore,
+    ]);
+  }
+
+  async stopNode({ id, now }: { id: string; now: number }): Promise<void> {
+    await this.run('stopNode', [id, now]);
+  }
+
+  async listNodes({ since }: { since: number }): Promise<NodeRecord[]> {
+    const { rows } = await this.run<NodeRow<JsonValue>>('listNodes', [since]);
+    return rows.map((row) => toNodeRecord(row, (value) => value));
+  }
+
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
     // Relaxed: progress lost in a database crash shows older progress, nothing more.
     const { rowCount } = await this.runOn(this.relaxed, 'setProgress', [
@@ -852,6 +1070,50 @@ export class PostgresDriver implements QueueDriver {
   /** From the per-minute rollup (migration 0003): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
     return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughputFromRollup', [since])).rows;
+  }
+
+  async pauseAction({ action, now }: { action: string; now: number }): Promise<ActionPause> {
+    // Durable: a pause the operator was told of stays. The claims' own statements read the table.
+    const { rows } = await this.run<PauseRow>('pauseAction', [action, now]);
+    return pauseOf(rows[0] as PauseRow);
+  }
+
+  async resumeAction({ action }: { action: string }): Promise<void> {
+    const { rows } = await this.run<{ queued: number }>('resumeAction', [action]);
+    // NOTIFY wakes the workers of every node.
+    this.announce(eventsOf.inserted(rows[0]?.queued ?? 0));
+  }
+
+  async listPausedActions(): Promise<ActionPause[]> {
+    return (await this.run<PauseRow>('pausedActions')).rows.map(pauseOf);
+  }
+
+  /** From the ring of migration 0011 and one seek per action with queued tasks. */
+  async readActionStats({ since }: { since: number }): Promise<ActionStatsRead> {
+    const [minutes, oldest] = await Promise.all([
+      this.run<ActionMinuteRow>('actionMinutes', [since]),
+      this.run<{ action: string; t: number | null }>('oldestQueuedByAction'),
+    ]);
+    return {
+      minutes: minutes.rows.map(actionMinuteOf),
+      oldestQueued: oldest.rows.flatMap((r) => (r.t === null ? [] : [{ action: r.action, createdAt: r.t }])),
+    };
+  }
+
+  async listScheduleStates(): Promise<ScheduleState[]> {
+    return (await this.run<ScheduleRow>('scheduleStates')).rows.map(scheduleStateOf);
+  }
+
+  async setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState> {
+    const { rows } = await this.run<ScheduleRow>('setSchedulePaused', [
+      params.name,
+      params.paused ? params.now : null,
+    ]);
+    return scheduleStateOf(rows[0] as ScheduleRow);
+  }
+
+  async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
+    await this.run('recordScheduleRun', [params.name, params.at, params.taskId]);
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

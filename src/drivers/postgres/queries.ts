@@ -6,8 +6,10 @@
  * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
-import { RETRYABLE_STATUSES } from '../../core/task.js';
-import type { ListFilter } from '../shared/list-filter.js';
+import { ACTION_RING_MINUTES } from '../../core/actions.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
+import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
 /**
@@ -71,14 +73,79 @@ const SETTLE_DONE = (now: string) => `
                      HAVING count(*) > 0) d
      CROSS JOIN LATERAL taskq_settle_dependents(d.seqs, d.ids, d.statuses, d.errors, ${now}) s
   ), changed AS (
-    SELECT seq, action, old_status, status FROM done
-    UNION ALL SELECT seq, action, old_status, status FROM settled
+    SELECT seq, action, old_status, status, started_at FROM done
+    UNION ALL SELECT seq, action, old_status, status, NULL::int8 FROM settled
   )`;
 
 /** The rows of `done` and then the dependents settled with them (`dependent` true). */
 const DONE_AND_SETTLED = `
     SELECT seq, id, status, false AS dependent FROM done
     UNION ALL SELECT seq, id, status, true FROM settled`;
+
+/**
+ * Finishes also count in their action's minute of the per-action ring (migration 0011), with
+ * their run time (`now - started_at`) in its bucket: one grouped upsert per statement. `changed`
+ * must carry `started_at`.
+ */
+const COUNT_ACTION_FINISHES = (now: string) => `
+  action_rolled AS (
+    INSERT INTO task_action_minutes AS r (action, slot, shard, minute, ${ACTION_RING_COLUMNS.join(', ')})
+    SELECT action, ((${now} / 60000) % ${ACTION_RING_MINUTES})::int, pg_backend_pid() % ${ACTION_RING_SHARDS},
+           (${now} / 60000) * 60000,
+           count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+           ${runBucketCounts(`(${now} - started_at)`).join(', ')}
+      FROM changed WHERE status IN ('completed', 'failed')
+     GROUP BY action ORDER BY action
+    ON CONFLICT (action, slot, shard) DO UPDATE SET
+      ${ACTION_RING_COLUMNS.map(
+        (c) => `${c} = CASE WHEN r.minute = excluded.minute THEN r.${c} + excluded.${c}
+                     WHEN r.minute < excluded.minute THEN excluded.${c} ELSE r.${c} END`,
+      ).join(',\n      ')},
+      minute = greatest(r.minute, excluded.minute))`;
+
+/**
+ * What every claim statement adds to what is claimable: no paused action (migration 0011). The
+ * array is an InitPlan, read once per statement; with nothing paused it is empty.
+ */
+const NOT_PAUSED = (column = 'action') => `${column} <> ALL(ARRAY(SELECT action FROM taskq_paused_actions))`;
+
+/**
+ * The attempt ending now, as a jsonb object for its history, as in sqlite/queries.ts: `t` is
+ * the table's alias (with its dot, or ''), and its columns are the row's values before the UPDATE.
+ */
+const attemptEntry = (e: {
+  t: string;
+  outcome: string;
+  error: string;
+  stack: string;
+  startedAt: string;
+  now: string;
+}) =>
+  `jsonb_build_object('attempt', ${e.t}attempts, 'node', ${e.t}lease_owner, 'claimed_at', ${e.t}claimed_at,
+                      'started_at', ${e.startedAt}, 'finished_at', ${e.now}, 'outcome', (${e.outcome})::text,
+                      'error', left(${e.error}, ${ATTEMPT_ERROR_MAX}), 'stack', left(${e.stack}, ${ATTEMPT_STACK_MAX}))`;
+
+/**
+ * attempt_history with `entry` appended, keeping the newest `max` (a parameter), in the statement
+ * that ends the attempt; below the bound (the common case) it is one concatenation.
+ */
+const appendAttempt = (t: string, entry: string, max: string) => `attempt_history =
+         CASE WHEN coalesce(jsonb_array_length(${t}attempt_history), 0) < ${max}
+                THEN coalesce(${t}attempt_history, '[]'::jsonb) || jsonb_build_array(${entry})
+              ELSE (SELECT jsonb_agg(a.v ORDER BY a.i)
+                      FROM jsonb_array_elements(${t}attempt_history || jsonb_build_array(${entry}))
+                           WITH ORDINALITY AS a(v, i)
+                     WHERE a.i > jsonb_array_length(${t}attempt_history) + 1 - ${max})
+         END`;
+
+/** What the rescuer leaves as the task's error. */
+const LEASE_EXPIRED_ERROR = `'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')'`;
+
+/** Every column but attempt_history: listings do not carry it (GET /tasks/:id does). */
+const LISTED_COLUMNS = `seq, id, action, data, status, priority, run_at, attempts, max_attempts, result, error,
+       progress, progress_message, unique_key, unique_until, concurrency_key, lease_owner, lease_expires_at,
+       cancel_requested, created_at, claimed_at, started_at, processed_at, traceparent, tracestate,
+       parent_id, pending_deps, has_dependents, dep_failure_runs, waits`;
 
 /** What a claim returns: the columns it did not set itself. */
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
@@ -106,12 +173,12 @@ const CANDIDATE_COLUMNS = 'seq, action, concurrency_key, priority, run_at';
  */
 const claimSql = (filter: string) =>
   claimWhereSql(`seq = ANY(ARRAY(SELECT seq FROM tasks
-                            WHERE status = 'queued' AND run_at <= $3${filter}
+                            WHERE status = 'queued' AND run_at <= $3 AND ${NOT_PAUSED()}${filter}
                             ORDER BY priority DESC, run_at, seq
                             LIMIT $4
                               FOR UPDATE SKIP LOCKED))`);
 
-export const SQL = {
+const TASK_SQL = {
   begin: `BEGIN`,
   commit: `COMMIT`,
   rollback: `ROLLBACK`,
@@ -165,8 +232,9 @@ export const SQL = {
     OVERRIDING SYSTEM VALUE
     VALUES ($1, $2, $3, $4::json, $14, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $19)
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING seq, action, NULL::text AS old_status, status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('coalesce($19::int8, $10::int8)')}
+    RETURNING seq, action, NULL::text AS old_status, status, NULL::int8 AS started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('coalesce($19::int8, $10::int8)')},
+    ${COUNT_ACTION_FINISHES('coalesce($19::int8, $10::int8)')}
     SELECT seq FROM changed`,
   /** $1: dependents' seqs, $2: dependencies' seqs, $3: whether each edge is settled already. */
   insertDeps: `
@@ -181,7 +249,7 @@ export const SQL = {
     SELECT t.id, t.action, t.status FROM task_deps e JOIN tasks t ON t.seq = e.task_seq
      WHERE e.dep_seq = $1 ORDER BY e.task_seq LIMIT $2`,
   /** $1: parent id, $2: limit. Its children, oldest first (tasks_parent). */
-  childrenOf: `SELECT * FROM tasks WHERE parent_id = $1 ORDER BY seq LIMIT $2`,
+  childrenOf: `SELECT ${LISTED_COLUMNS} FROM tasks WHERE parent_id = $1 ORDER BY seq LIMIT $2`,
   /** $1: seq, $2: owner, $3: attempt. The running task, locked, if the lease is still this one. */
   lockLeased: `
     SELECT seq, id, dep_failure_runs FROM tasks
@@ -216,8 +284,8 @@ export const SQL = {
            run_at = CASE WHEN $4 = 'queued' THEN $7::int8 ELSE run_at END,
            lease_owner = NULL, lease_expires_at = NULL, claimed_at = NULL, started_at = NULL
      WHERE seq = $1 AND lease_owner = $2 AND attempts = $3
-    RETURNING seq, action, 'running'::text AS old_status, status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$7::int8')}
+    RETURNING seq, action, 'running'::text AS old_status, status, started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$7::int8')}, ${COUNT_ACTION_FINISHES('$7::int8')}
     SELECT seq FROM changed`,
 
   /** $1: unique keys. */
@@ -258,18 +326,19 @@ export const SQL = {
    */
   limitedQueued: `
     SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS a(action)
-                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)) AS queued`,
+                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)
+                      AND ${NOT_PAUSED('a.action')}) AS queued`,
   /** $1: now, $2: limit, $3: actions to leave out. The unlimited part: the head of the queue. */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks
-     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[])
+     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[]) AND ${NOT_PAUSED()}
      ORDER BY priority DESC, run_at, seq
      LIMIT $2
        FOR UPDATE SKIP LOCKED`,
   /** $1: action, $2: now, $3: limit. The ready tasks of the action without a key. */
   claimCandidatesUnkeyed: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks
-     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2
+     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2 AND ${NOT_PAUSED()}
      ORDER BY priority DESC, run_at, seq
      LIMIT $3
        FOR UPDATE SKIP LOCKED`,
@@ -313,11 +382,12 @@ export const SQL = {
      CROSS JOIN LATERAL (
        SELECT ${CANDIDATE_COLUMNS} FROM tasks
         WHERE status = 'queued' AND action = $1 AND concurrency_key = k.key AND run_at <= $3
+          AND ${NOT_PAUSED()}
         ORDER BY priority DESC, run_at, seq
         LIMIT CASE WHEN $4::int IS NULL THEN $5::int ELSE least($5::int, greatest($4::int - r.running, 0)) + 1 END
           FOR UPDATE SKIP LOCKED) c`,
   /** $1: owner, $2: lease until, $3: now, $4: the chosen seqs (row-locked by this transaction). */
-  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued'`),
+  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued' AND ${NOT_PAUSED()}`),
   /**
    * $1: action, $2: now, $3: per second, $4: burst. The bucket refilled to now (a new one starts
    * full); the update locks its row until commit, so the claims of one rate-limited action take
@@ -334,7 +404,8 @@ export const SQL = {
   spendRateLimit: `UPDATE taskq_rate_limits SET tokens = tokens - $2 WHERE action = $1`,
 
   /**
-   * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at. Rows are found by seq (the
+   * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at; $7: attempts
+   * the history keeps. Rows are found by seq (the
    * primary key); owner and attempt prove the lease is still this worker's. The lease is the
    * guard, with no `status = 'running'` beside it: a task has a lease owner exactly while it is
    * running (every statement that ends a run clears it), and a status condition let the generic
@@ -344,26 +415,54 @@ export const SQL = {
     WITH done AS (
     UPDATE tasks t
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
-           started_at = coalesce(c.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL
+           started_at = coalesce(c.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             't.',
+             attemptEntry({
+               t: 't.',
+               outcome: `'completed'`,
+               error: 'NULL::text',
+               stack: 'NULL::text',
+               startedAt: 'coalesce(c.started_at, t.started_at)',
+               now: '$1::int8',
+             }),
+             '$7::int',
+           )}
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::int8[])
            AS c(seq, owner, attempt, result, started_at)
      WHERE t.seq = c.seq AND t.lease_owner = c.owner AND t.attempts = c.attempt
-    RETURNING t.seq, t.id, t.action, 'running'::text AS old_status, t.status, t.error, t.has_dependents
-    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
+    RETURNING t.seq, t.id, t.action, 'running'::text AS old_status, t.status, t.error, t.has_dependents, t.started_at
+    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
     ${DONE_AND_SETTLED}`,
 
-  /** $1: now; $2..$8: arrays of seq, owner, attempt, new status, error, retry_at, started_at. */
+  /**
+   * $1: now; $2..$10: arrays of seq, owner, attempt, new status, error, retry_at, started_at,
+   * how the attempt ended (its history's outcome), stack; $11: attempts the history keeps.
+   */
   failTasks: `
     WITH done AS (
     UPDATE tasks t
        SET status = f.status, error = f.error, run_at = coalesce(f.retry_at, t.run_at),
            processed_at = CASE WHEN f.status = 'queued' THEN NULL ELSE $1::int8 END,
-           started_at = coalesce(f.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[], $8::int8[])
-           AS f(seq, owner, attempt, status, error, retry_at, started_at)
+           started_at = coalesce(f.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             't.',
+             attemptEntry({
+               t: 't.',
+               outcome: 'f.ended',
+               error: 'f.error',
+               stack: 'f.stack',
+               startedAt: 'coalesce(f.started_at, t.started_at)',
+               now: '$1::int8',
+             }),
+             '$11::int',
+           )}
+      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[], $8::int8[],
+                  $9::text[], $10::text[])
+           AS f(seq, owner, attempt, status, error, retry_at, started_at, ended, stack)
      WHERE t.seq = f.seq AND t.lease_owner = f.owner AND t.attempts = f.attempt
-    RETURNING t.seq, t.id, t.action, 'running'::text AS old_status, t.status, t.error, t.has_dependents
-    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
+    RETURNING t.seq, t.id, t.action, 'running'::text AS old_status, t.status, t.error, t.has_dependents, t.started_at
+    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
     ${DONE_AND_SETTLED}`,
 
   /**
@@ -389,7 +488,8 @@ export const SQL = {
     SELECT seq FROM changed`,
 
   /**
-   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now). The rescue
+   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now), $4: attempts
+   * the history keeps (the rescued attempt is recorded `lease_lost`, or `cancelled`). The rescue
    * policy of core/retry.ts, in the same shape as in sqlite/queries.ts (the comment there says
    * what each CASE decides); random() is already in [0, 1) here.
    */
@@ -399,8 +499,20 @@ export const SQL = {
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
                          WHEN attempts >= max_attempts THEN 'failed'
                          ELSE 'queued' END,
-           error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
+           error = ${LEASE_EXPIRED_ERROR},
            processed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1::int8 END,
+           ${appendAttempt(
+             '',
+             attemptEntry({
+               t: '',
+               outcome: `CASE WHEN cancel_requested THEN 'cancelled' ELSE 'lease_lost' END`,
+               error: LEASE_EXPIRED_ERROR,
+               stack: 'NULL::text',
+               startedAt: 'started_at',
+               now: '$1::int8',
+             }),
+             '$4::int',
+           )},
            run_at = CASE WHEN cancel_requested OR attempts >= max_attempts OR $2::float8 IS NULL THEN $1::int8
                          ELSE $1::int8 + round(
                                 least($3::float8, $2::float8 * power(2::float8, least(greatest(attempts - 1, 0), 60)))
@@ -408,8 +520,8 @@ export const SQL = {
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < $1
-    RETURNING seq, id, action, 'running'::text AS old_status, status, error, has_dependents
-    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
+    RETURNING seq, id, action, 'running'::text AS old_status, status, error, has_dependents, started_at
+    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
     ${DONE_AND_SETTLED}`,
 
   /** $1: seq, $2: now. A queued or blocked task is cancelled at once. */
@@ -429,8 +541,8 @@ export const SQL = {
   settleDependents: `
     WITH settled AS (
       SELECT * FROM taskq_settle_dependents($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8)
-    ), changed AS (SELECT seq, action, old_status, status FROM settled), ${COUNT_CHANGES},
-    ${COUNT_FINISHES('$5::int8')}
+    ), changed AS (SELECT seq, action, old_status, status, NULL::int8 AS started_at FROM settled),
+    ${COUNT_CHANGES}, ${COUNT_FINISHES('$5::int8')}, ${COUNT_ACTION_FINISHES('$5::int8')}
     SELECT id, status FROM settled`,
   /** $1: seq. */
   requestCancel: `UPDATE tasks SET cancel_requested = true WHERE seq = $1 AND status = 'running' RETURNING *`,
@@ -471,6 +583,29 @@ export const SQL = {
 
   ping: `SELECT 1`,
 
+  // Nodes (migration 0009), as in sqlite/queries.ts: a heartbeat upserts the node's row and, in
+  // the same statement, deletes the rows of nodes last heard of before $13.
+  /**
+   * $1..$11: id, host, pid, role, version, started_at, heartbeat_ms, concurrency, running,
+   * buffered, tasks (JSON text); $12: now; $13: prune before.
+   */
+  heartbeatNode: `
+    WITH pruned AS (
+      DELETE FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) < $13 AND id <> $1
+    )
+    INSERT INTO taskq_nodes AS n (id, host, pid, role, version, started_at, heartbeat_at, heartbeat_ms,
+                                  concurrency, running, buffered, tasks, stopped_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $12, $7, $8, $9, $10, $11::jsonb, NULL)
+    ON CONFLICT (id) DO UPDATE SET
+      heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms,
+      concurrency = excluded.concurrency, running = excluded.running, buffered = excluded.buffered,
+      tasks = excluded.tasks, stopped_at = NULL`,
+  /** $1: id, $2: now. */
+  stopNode: `UPDATE taskq_nodes SET stopped_at = $2, running = 0, buffered = 0, tasks = '[]' WHERE id = $1`,
+  /** $1: since. The whole table: it holds at most the nodes of the last hour. */
+  listNodes: `
+    SELECT * FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) >= $1 ORDER BY started_at, id`,
+
   // Stats from the counters of migration 0003 (docs/stats.md): the cost does not grow with the
   // table. Shards are summed (a shard alone may be negative). The oldest queued
   // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan.
@@ -490,26 +625,152 @@ export const SQL = {
       FROM task_throughput
      WHERE minute >= ($1::int8 / 60000) * 60000
      GROUP BY minute HAVING sum(completed) + sum(failed) > 0 ORDER BY minute`,
+
+  // The operator's console (migration 0011, docs/operations.md).
+  /** $1: action, $2: now. A pause keeps its first time; returns the pause. */
+  pauseAction: `
+    WITH added AS (
+      INSERT INTO taskq_paused_actions (action, paused_at) VALUES ($1, $2)
+        ON CONFLICT (action) DO NOTHING RETURNING action, paused_at)
+    SELECT action, paused_at FROM added
+    UNION ALL SELECT action, paused_at FROM taskq_paused_actions WHERE action = $1`,
+  /** $1: action. Returns how many of its tasks wait queued (who to wake), if it was paused. */
+  resumeAction: `
+    WITH gone AS (DELETE FROM taskq_paused_actions WHERE action = $1 RETURNING action)
+    SELECT coalesce((SELECT sum(queued) FROM task_counts WHERE action = $1), 0)::int8 AS queued FROM gone`,
+  pausedActions: `SELECT action, paused_at FROM taskq_paused_actions ORDER BY action`,
+  /** $1: since. The per-action ring's minutes from the one holding `since`, shards summed. */
+  actionMinutes: `
+    SELECT action, minute, ${ACTION_RING_COLUMNS.map((c) => `sum(${c})::int8 AS ${c}`).join(', ')}
+      FROM task_action_minutes
+     WHERE minute >= ($1::int8 / 60000) * 60000
+     GROUP BY action, minute HAVING sum(completed) + sum(failed) > 0
+     ORDER BY action, minute`,
+  /** Per action with queued tasks (the counters say which), its oldest: one seek in tasks_queued_action. */
+  oldestQueuedByAction: `
+    SELECT c.action, (SELECT created_at FROM tasks
+                       WHERE status = 'queued' AND action = c.action ORDER BY seq LIMIT 1) AS t
+      FROM (SELECT action FROM task_counts GROUP BY action HAVING sum(queued) > 0) c`,
+  scheduleStates: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules ORDER BY name`,
+  /** $1: name, $2: now when pausing (an earlier pause keeps its time), NULL when resuming. */
+  setSchedulePaused: `
+    INSERT INTO taskq_schedules AS s (name, paused_at) VALUES ($1, $2)
+      ON CONFLICT (name) DO UPDATE SET
+        paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL
+                         ELSE coalesce(s.paused_at, excluded.paused_at) END
+    RETURNING name, paused_at, last_run_at, last_task_id`,
+  /** $1: name, $2: at, $3: task id. The latest run wins, whatever order nodes record them in. */
+  recordScheduleRun: `
+    INSERT INTO taskq_schedules AS s (name, last_run_at, last_task_id) VALUES ($1, $2, $3)
+      ON CONFLICT (name) DO UPDATE SET
+        last_task_id = CASE WHEN excluded.last_run_at >= coalesce(s.last_run_at, 0)
+                            THEN excluded.last_task_id ELSE s.last_task_id END,
+        last_run_at = greatest(coalesce(s.last_run_at, 0), excluded.last_run_at)`,
 } as const;
 
-export type QueryName = keyof typeof SQL;
-
-/** Each `listTasks` filter as a condition on positional parameter `n`. */
-const LIST_CONDITIONS: Record<ListFilter, (n: number) => string> = {
-  status: (n) => `status = $${n}`,
-  action: (n) => `action = $${n}`,
-  beforeSeq: (n) => `seq < $${n}`,
+/**
+ * The filter conditions in PostgreSQL (shared/list-filter.ts renders the statement; the SQLite
+ * dialect is the model). A status is a literal, so a partial index can serve it. `data #> path`
+ * is the field's JSON as stored (`data` is json, stored compact), compared as text with the JSON
+ * text of the value.
+ */
+export const LIST_DIALECT: ListDialect = {
+  columns: LISTED_COLUMNS,
+  from: () => 'FROM tasks',
+  placeholder: (n) => `$${n}`,
+  condition(c: DialectCondition, bind) {
+    switch (c.kind) {
+      case 'status':
+        return `status = ${statusList([c.value])}`;
+      case 'seqs':
+        return `seq = ANY(${bind(c.value)}::int8[])`;
+      case 'ids':
+        return `id = ANY(${bind(c.value)}::text[])`;
+      case 'idPrefix':
+        return `starts_with(id, ${bind(c.value)})`;
+      case 'data':
+        return `(data #> ${bind(c.path)}::text[])::text = ${bind(c.json)}`;
+      case 'error':
+        return `strpos(error, ${bind(c.value)}) > 0`;
+    }
+  },
 };
 
 /**
- * `listTasks` filters are optional, so its WHERE clause is assembled from these fixed parts.
- * Parameters are numbered in the filters' order, then the limit.
+ * Bulk operations (shared/bulk-step.ts), as in sqlite/queries.ts: $1 the step's seqs, $2 now;
+ * the changes keep the stats counters as every status change does.
  */
-export function listTasksSql(filters: readonly ListFilter[]): string {
-  const where = filters.map((f, i) => LIST_CONDITIONS[f](i + 1));
-  const limit = `$${filters.length + 1}`;
-  return `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}`;
-}
+export const BULK_SQL = {
+  bulkRetry: `
+    WITH old AS (
+      SELECT seq, status FROM tasks WHERE seq = ANY($1::int8[]) AND status IN (${statusList(RETRYABLE_STATUSES)})
+         FOR UPDATE
+    ), changed AS (
+      UPDATE tasks t
+         SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
+             claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
+        FROM old WHERE t.seq = old.seq
+      RETURNING t.id, t.action, old.status AS old_status, t.status
+    ), ${COUNT_CHANGES}
+    SELECT id FROM changed`,
+  bulkCancelQueued: `
+    WITH changed AS (
+      UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
+       WHERE seq = ANY($1::int8[]) AND status = 'queued'
+      RETURNING id, action, 'queued'::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT id FROM changed`,
+  bulkRequestCancel: `
+    UPDATE tasks SET cancel_requested = true
+     WHERE seq = ANY($1::int8[]) AND status = 'running' AND NOT cancel_requested
+    RETURNING id`,
+  /** The statement trigger of migration 0003 lowers the counters. */
+  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status <> 'running' RETURNING id`,
+  maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
+  /** $1: request key. Serialises the creation of operations of one request key. */
+  lockOperationRequest: `SELECT pg_advisory_xact_lock(hashtext('taskq:operation'), hashtext($1))`,
+  /** $1: idempotency key. */
+  operationByIdempotencyKey: `SELECT * FROM taskq_operations WHERE idempotency_key = $1`,
+  /** $1: request key. */
+  runningOperationByRequest: `SELECT * FROM taskq_operations WHERE request_key = $1 AND status = 'running'`,
+  /** $1..$10: id, op, filter, request key, idempotency key, created by, matched, exact, max seq, now. */
+  insertOperation: `
+    INSERT INTO taskq_operations (id, op, filter, request_key, idempotency_key, created_by, status, matched,
+                                  matched_exact, max_seq, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $9, $10, $10)
+    RETURNING *`,
+  /** $1: id. */
+  getOperation: `SELECT * FROM taskq_operations WHERE id = $1`,
+  /** $1: owner, $2: lease until, $3: now. A running operation whose lease is free or expired. */
+  claimOperation: `
+    UPDATE taskq_operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3
+     WHERE id = (SELECT id FROM taskq_operations
+                  WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+                  LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING *`,
+  /** $1: id, $2: owner. Locks the row for the step's transaction. */
+  heldOperation: `
+    SELECT * FROM taskq_operations WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE`,
+  /** $1: id, $2: done, $3: skipped, $4: cursor, $5: status, $6: finished, $7: lease until, $8: now. */
+  advanceOperation: `
+    UPDATE taskq_operations
+       SET done = done + $2, skipped = skipped + $3, cursor = $4, status = $5,
+           matched = CASE WHEN $6 THEN done + $2 + skipped + $3 ELSE greatest(matched, done + $2 + skipped + $3) END,
+           matched_exact = matched_exact OR $6,
+           lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END,
+           lease_expires_at = CASE WHEN $6 THEN NULL ELSE $7::int8 END,
+           updated_at = $8, finished_at = CASE WHEN $6 THEN $8::int8 END
+     WHERE id = $1
+    RETURNING *`,
+  /** $1: id, $2: owner, $3: error, $4: now. */
+  operationError: `
+    UPDATE taskq_operations SET errors = errors + 1, last_error = $3, updated_at = $4
+     WHERE id = $1 AND lease_owner = $2`,
+} as const;
+
+/** Every named statement of the driver. */
+export const SQL = { ...TASK_SQL, ...BULK_SQL } as const;
+export type QueryName = keyof typeof SQL;
 
 /** Channel names are the driver's own (a prefix and a checked schema identifier); quoted anyway. */
 const quoted = (channel: string) => `"${channel}"`;

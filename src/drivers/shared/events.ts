@@ -50,6 +50,16 @@ export const eventsOf = {
   },
   retry: (outcome: RetryOutcome, id: string): PendingEvent[] =>
     outcome === 'requeued' ? [...eventsOf.inserted(1), ...eventsOf.completed([id])] : [],
+  /** A bulk retry: the tasks are queued again and changed. */
+  bulkRetried: (ids: string[]): PendingEvent[] => [
+    ...eventsOf.inserted(ids.length),
+    ...eventsOf.completed(ids),
+  ],
+  /** A bulk cancel: queued tasks finished, running ones asked to stop. */
+  bulkCancelled: (cancelled: string[], requested: string[]): PendingEvent[] => [
+    ...eventsOf.completed(cancelled),
+    ...(requested.length > 0 ? [{ event: 'cancelRequested' as const, payload: { ids: requested } }] : []),
+  ],
   /** Progress is a change a waiting client (the dashboard) shows. */
   progress: (id: string, written: boolean): PendingEvent[] => (written ? eventsOf.completed([id]) : []),
 };

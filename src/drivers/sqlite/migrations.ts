@@ -5,6 +5,7 @@
  * are epoch milliseconds. What the schema both drivers share is for (columns, indexes, counters)
  * is explained here once; postgres/migrations.ts points back to these comments.
  */
+import { ACTION_RING_MINUTES, RUN_BUCKET_COLUMNS, RUN_MS_BUCKETS } from '../../core/actions.js';
 import type { Migration } from '../shared/migrator.js';
 
 /** The table of applied versions. */
@@ -108,6 +109,35 @@ function countTriggers(statuses: readonly string[]): string {
         ${COUNT_FINISH_OF_NEW}
       END;`;
 }
+
+/**
+ * Migration 0011's per-action ring: for each run-time bucket, whether `run` (an expression in ms,
+ * NULL for an attempt that never started) falls in it, as 0/1.
+ */
+export function runBucketFlags(run: string): string[] {
+  return RUN_BUCKET_COLUMNS.map((_, i) => {
+    const lo = i === 0 ? null : RUN_MS_BUCKETS[i - 1];
+    const hi = RUN_MS_BUCKETS[i];
+    const parts = [lo === null ? null : `${run} > ${lo}`, hi === undefined ? null : `${run} <= ${hi}`];
+    return `coalesce(${parts.filter((p) => p !== null).join(' AND ')}, 0)`;
+  });
+}
+
+/** The ring's upsert of one column: added within the minute, restarted by a newer minute. */
+export const ringColumn = (table: string, column: string) =>
+  `${column} = CASE WHEN ${table}.minute = excluded.minute THEN ${table}.${column} + excluded.${column}
+                    WHEN ${table}.minute < excluded.minute THEN excluded.${column} ELSE ${table}.${column} END`;
+
+const ACTION_RING_COLUMNS = ['completed', 'failed', ...RUN_BUCKET_COLUMNS];
+
+/** Migration 0011's upsert: the finish of row `new` in its action's minute. */
+const COUNT_ACTION_FINISH_OF_NEW = `INSERT INTO task_action_minutes (action, slot, minute, ${ACTION_RING_COLUMNS.join(', ')})
+        VALUES (new.action, (new.processed_at / 60000) % ${ACTION_RING_MINUTES}, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed',
+                ${runBucketFlags('(new.processed_at - new.started_at)').join(',\n                ')})
+          ON CONFLICT (action, slot) DO UPDATE SET
+            ${ACTION_RING_COLUMNS.map((c) => ringColumn('task_action_minutes', c)).join(',\n            ')},
+            minute = max(task_action_minutes.minute, excluded.minute);`;
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -342,6 +372,126 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER tasks_deps_delete AFTER DELETE ON tasks BEGIN
         DELETE FROM task_deps WHERE task_seq = old.seq;
         DELETE FROM task_deps WHERE dep_seq = old.seq;
+      END;
+    `,
+  },
+  {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // Attempt history (docs/api.md): a JSON array of the task's finished attempts, oldest first,
+    // appended by the very statement that ends an attempt (ack, nack, rescue), so keeping it adds
+    // no statement and no row per task; NULL until an attempt ends. The driver bounds it.
+    // taskq_nodes: one row per process (api, worker or both), upserted by its heartbeat; rows of
+    // nodes gone for an hour are deleted by every heartbeat, so the table holds the nodes of the
+    // last hour and is read whole. tasks holds the ids the node runs now (a JSON array, bounded).
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history TEXT;
+      CREATE TABLE taskq_nodes (
+        id           TEXT    PRIMARY KEY, -- the node id, also the lease owner of the tasks it runs
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        role         TEXT    NOT NULL,    -- all | api | worker
+        version      TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,    -- its heartbeat period: missing three means gone
+        concurrency  INTEGER NOT NULL,    -- 0 on an API-only node
+        running      INTEGER NOT NULL,    -- handlers running now
+        buffered     INTEGER NOT NULL,    -- claimed, waiting in its memory
+        tasks        TEXT    NOT NULL,    -- JSON array of the running tasks' ids
+        stopped_at   INTEGER              -- set by a graceful stop
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 10,
+    name: '0010_bulk_operations',
+    // Filters and bulk operations (core/filter.ts, docs/operations.md). The failed and cancelled
+    // tasks of one action, newest first, are a range of a partial index each, so "retry the
+    // failed send-email tasks" and its listing read only those rows. They are partial: a task
+    // enters one only when it fails or is cancelled, so claims and acks of tasks that complete
+    // write neither. A bulk operation is one row of taskq_operations, worked in steps under a
+    // lease with a cursor (shared/bulk-step.ts); a running operation's request key is unique,
+    // so the same request while it runs finds it, and so is an Idempotency-Key.
+    sql: `
+      CREATE INDEX tasks_failed_action ON tasks (action, seq) WHERE status = 'failed';
+      CREATE INDEX tasks_cancelled_action ON tasks (action, seq) WHERE status = 'cancelled';
+      CREATE TABLE taskq_operations (
+        id               TEXT    PRIMARY KEY,
+        op               TEXT    NOT NULL CHECK (op IN ('retry', 'cancel', 'delete')),
+        filter           TEXT    NOT NULL,           -- JSON object of the filter grammar's pairs
+        request_key      TEXT    NOT NULL,           -- op and canonical filter
+        idempotency_key  TEXT,
+        created_by       TEXT,
+        status           TEXT    NOT NULL CHECK (status IN ('running', 'completed')),
+        matched          INTEGER NOT NULL,
+        matched_exact    INTEGER NOT NULL,
+        done             INTEGER NOT NULL DEFAULT 0,
+        skipped          INTEGER NOT NULL DEFAULT 0,
+        errors           INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        max_seq          INTEGER NOT NULL,           -- tasks above it came later: not included
+        cursor           INTEGER,                    -- the next step reads below it
+        lease_owner      TEXT,
+        lease_expires_at INTEGER,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+      ) WITHOUT ROWID;
+      CREATE UNIQUE INDEX taskq_operations_request ON taskq_operations (request_key) WHERE status = 'running';
+      CREATE UNIQUE INDEX taskq_operations_idempotency ON taskq_operations (idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX taskq_operations_lease ON taskq_operations (lease_expires_at) WHERE status = 'running';
+    `,
+  },
+  {
+    version: 11,
+    name: '0011_actions_console',
+    // The operator's console (docs/operations.md). taskq_paused_actions holds the actions no claim
+    // may take (every claim statement leaves them out, so the database orders a claim and a pause);
+    // an empty table costs the claim one probe of an empty index. taskq_schedules keeps each
+    // schedule's pause and last run across restarts and nodes. task_action_minutes is the
+    // per-action ring of finishes and run-time buckets (core/actions.ts), kept by a trigger beside
+    // migration 0004's, so GET /actions reads at most 60 rows per action. tasks_queued_action finds
+    // each action's oldest queued task in one seek (the other indexes hold it behind finished
+    // tasks or other keys); it is partial, so tasks leave it when claimed. The ring is filled
+    // from the last hour's finishes, under the write lock.
+    sql: `
+      CREATE TABLE taskq_paused_actions (
+        action    TEXT    PRIMARY KEY,
+        paused_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE taskq_schedules (
+        name         TEXT PRIMARY KEY,
+        paused_at    INTEGER,          -- NULL: not paused
+        last_run_at  INTEGER,          -- the tick (or run-now) last queued
+        last_task_id TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX tasks_queued_action ON tasks (action, seq) WHERE status = 'queued';
+      CREATE TABLE task_action_minutes (
+        action    TEXT    NOT NULL,
+        slot      INTEGER NOT NULL,    -- (minute / 60000) % ${ACTION_RING_MINUTES}
+        minute    INTEGER NOT NULL,    -- start of the minute, epoch ms
+        ${ACTION_RING_COLUMNS.map((c) => `${c} INTEGER NOT NULL`).join(',\n        ')},
+        PRIMARY KEY (action, slot)
+      ) WITHOUT ROWID;
+      INSERT INTO task_action_minutes (action, slot, minute, ${ACTION_RING_COLUMNS.join(', ')})
+      SELECT action, (m / 60000) % ${ACTION_RING_MINUTES}, m, sum(status = 'completed'), sum(status = 'failed'),
+             ${runBucketFlags('run')
+               .map((f) => `sum(${f})`)
+               .join(', ')}
+        FROM (SELECT action, status, (processed_at / 60000) * 60000 AS m, processed_at - started_at AS run
+                FROM tasks, (SELECT CAST(unixepoch() / 60 AS INTEGER) * 60000 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - ${ACTION_RING_MINUTES - 1} * 60000 AND processed_at < c.at + 60000)
+       GROUP BY action, m;
+      -- OF processed_at, not OF status: every finishing statement sets processed_at and a claim
+      -- never does, so claims do not even code this trigger (a row trigger's WHEN runs inside
+      -- its program, whose frame costs a claim dearly when the body is this wide).
+      CREATE TRIGGER tasks_action_minutes_update AFTER UPDATE OF processed_at ON tasks
+        WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
+         AND new.processed_at IS NOT NULL BEGIN
+        ${COUNT_ACTION_FINISH_OF_NEW}
       END;
     `,
   },

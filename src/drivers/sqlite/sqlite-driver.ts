@@ -16,9 +16,11 @@ import type { Logger } from 'pino';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
+import type { ActionMinute, ActionPause } from '../../core/actions.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
 import {
+  ATTEMPT_HISTORY_DEFAULT,
   compareClaimOrder,
   dependencyError,
   hasGraph,
@@ -35,9 +37,21 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
-import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import {
+  actionMinuteOf,
+  countsFromRows,
+  pauseOf,
+  scheduleStateOf,
+  type ActionMinuteRow,
+  type CounterRow,
+  type PauseRow,
+  type ScheduleRow,
+} from '../shared/counts.js';
+import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
+  ActionStatsRead,
+  BulkOp as BulkOperation,
   CancelOutcome,
   ClaimTasksParams,
   CompleteTasksParams,
@@ -48,17 +62,25 @@ import type {
   FailTasksParams,
   FinishedBefore,
   GraphNode,
+  HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
+  CreateOperationParams,
+  FoundTasks,
+  MatchCount,
+  OperationRecord,
+  StepOperationParams,
   LeaseRef,
   ListTasksParams,
   MigrateResult,
+  NodeRecord,
   QueueDriver,
   ReleaseTasksParams,
   RescueParams,
   RescueResult,
   RetryOutcome,
+  ScheduleState,
   TaskCounts,
   TaskGraph,
   ThroughputPoint,
@@ -70,18 +92,25 @@ import { CURRENT_VERSION, IS_APPLIED, MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLI
 import { runMigrations } from '../shared/migrator.js';
 import { Checkpointer, SAFETY_PAGES } from './checkpointer.js';
 import { TaskIdCodec } from '../task-ids.js';
-import { DriverEventBus, eventsOf, statusAfterFailure } from '../shared/events.js';
-import { listQuery } from '../shared/list-filter.js';
+import { DriverEventBus, eventsOf, statusAfterFailure, type PendingEvent } from '../shared/events.js';
 import { WalSyncer } from './wal-sync.js';
 import {
   CONNECTION_SETTINGS,
   INSERT_COLUMNS,
   insertTasksSql,
-  listTasksSql,
+  LIST_DIALECT,
   PRAGMA,
   SQL,
   type QueryName,
 } from './queries.js';
+import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
+import {
+  afterStep,
+  stepQuery,
+  stepStatus,
+  toOperationRecord,
+  type OperationRow,
+} from '../shared/bulk-step.js';
 
 /** The largest multi-row INSERT (352 bound values, far below SQLite's limit of 32,766). */
 const MAX_ROWS_PER_INSERT = 32;
@@ -91,6 +120,8 @@ export interface SqliteDriverOptions {
   path: string;
   sync?: 'full' | 'normal';
   busyTimeoutMs?: number;
+  /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
+  attemptHistoryMax?: number;
   /** Where failures off the request path go (WAL checkpoints); silent if not given. */
   logger?: Logger;
 }
@@ -152,7 +183,7 @@ export class SqliteDriver implements QueueDriver {
   private readonly busyTimeoutMs: number;
   private readonly events = new DriverEventBus();
   private readonly statements = new Map<QueryName, Database.Statement>();
-  /** listTasks statements by their combination of filters (listTasksSql). */
+  /** Filter statements by their combination of conditions and shape (shared/list-filter.ts). */
   private readonly lists = new Map<string, Database.Statement>();
   /** Multi-row INSERT statements by row count (insertTasksSql). */
   private readonly inserts: Database.Statement[] = [];
@@ -163,8 +194,11 @@ export class SqliteDriver implements QueueDriver {
   private idCodec: TaskIdCodec | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
+  /** Attempts a task's history keeps (the statements that append to it drop older ones). */
+  private readonly historyMax: number;
 
   constructor(options: SqliteDriverOptions) {
+    this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
     this.description = `sqlite ${options.path}`;
     this.path = options.path;
     if (options.path !== ':memory:') {
@@ -499,12 +533,137 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
-    const query = listQuery(params);
-    let statement = this.lists.get(query.key);
-    if (!statement) this.lists.set(query.key, (statement = this.db.prepare(listTasksSql(query.filters))));
-    const named = Object.fromEntries(query.filters.map((f, i) => [f, query.values[i]]));
-    const rows = statement.all({ ...named, limit: query.limit }) as TaskRow[];
-    return rows.map(toRecord);
+    return (await this.findTasks(params)).tasks;
+  }
+
+  /** The walk of `params` (shared/list-filter.ts); whole ids decode to their seqs. */
+  private query(params: ListTasksParams): ListQuery {
+    return listQuery(params, (id) => this.ids().decode(id));
+  }
+
+  /** Runs the statement of `query` in `shape`, prepared once per combination of conditions. */
+  private runList<R>(query: ListQuery, shape: ListShape): R[] {
+    const key = `${shape}:${query.key}`;
+    const { sql, values } = renderList(query, LIST_DIALECT, shape);
+    let statement = this.lists.get(key);
+    if (!statement) this.lists.set(key, (statement = this.db.prepare(sql)));
+    return statement.all(values) as R[];
+  }
+
+  async findTasks(params: ListTasksParams): Promise<FoundTasks> {
+    const query = this.query(params);
+    const rows = this.runList<TaskRow>(query, 'rows');
+    return {
+      tasks: rows.map(toRecord),
+      scans: query.scans,
+      continueBelow: this.continueBelow(query, rows.length),
+    };
+  }
+
+  /** Where a scan that found `found` rows continues, when its window ran out first. */
+  private continueBelow(query: ListQuery, found: number): number | null {
+    if (!query.scans || found >= query.limit) return null;
+    const [end] = this.runList<{ n: number; last: number | null }>(query, 'windowEnd');
+    return end && end.n >= query.window ? end.last : null;
+  }
+
+  async countMatching(params: ListTasksParams): Promise<MatchCount> {
+    const window = params.scanWindow ?? params.limit;
+    const query = this.query({ ...params, limit: window, scanWindow: window });
+    const [row] = this.runList<{ n: number }>(query, 'count');
+    const count = row?.n ?? 0;
+    if (!query.scans) return { count, exact: count < window };
+    return { count, exact: this.continueBelow({ ...query, limit: Infinity }, 0) === null };
+  }
+
+  async createOperation(p: CreateOperationParams): Promise<{ operation: OperationRecord; created: boolean }> {
+    const found = (row: unknown) => ({ operation: toOperationRecord(row as OperationRow), created: false });
+    return this.durableWrite(() => {
+      if (p.idempotencyKey !== null) {
+        const held = this.stmt('operationByIdempotencyKey').get({ key: p.idempotencyKey });
+        if (held) return found(held);
+      }
+      const running = this.stmt('runningOperationByRequest').get({ requestKey: p.requestKey });
+      if (running) return found(running);
+      const maxSeq = (this.stmt('maxTaskSeq').get() as { seq: number }).seq;
+      const row = this.stmt('insertOperation').get({
+        ...p,
+        filter: JSON.stringify(p.filter),
+        matchedExact: p.matchedExact ? 1 : 0,
+        maxSeq,
+      });
+      return { operation: toOperationRecord(row as OperationRow), created: true };
+    });
+  }
+
+  async getOperation({ id }: { id: string }): Promise<OperationRecord | null> {
+    const row = this.stmt('getOperation').get({ id }) as OperationRow | undefined;
+    return row ? toOperationRecord(row) : null;
+  }
+
+  async claimOperation({ owner, now, leaseMs }: { owner: string; now: number; leaseMs: number }) {
+    const row = this.write(
+      () =>
+        this.stmt('claimOperation').get({ owner, now, leaseUntil: now + leaseMs }) as
+          OperationRow | undefined,
+    );
+    return row ? toOperationRecord(row) : null;
+  }
+
+  async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
+    let events: PendingEvent[] = [];
+    const row = await this.durableWrite(() => {
+      const held = this.stmt('heldOperation').get({ id: p.id, owner: p.owner }) as OperationRow | undefined;
+      if (!held) return undefined;
+      const op = toOperationRecord(held);
+      const query = stepQuery(op, p.chunk, p.scanWindow, (id) => this.ids().decode(id));
+      const seqs = this.runList<{ seq: number }>(query, 'seqs').map((r) => r.seq);
+      const windowEnd =
+        query.scans && seqs.length < query.limit
+          ? (this.runList<{ n: number; last: number | null }>(query, 'windowEnd')[0] ?? null)
+          : null;
+      const { cursor, finished } = afterStep(query, seqs, windowEnd);
+      const changed =
+        seqs.length > 0 ? this.applyBulk(op.op, JSON.stringify(seqs), p.now) : { done: 0, events: [] };
+      events = changed.events;
+      return this.stmt('advanceOperation').get({
+        id: p.id,
+        done: changed.done,
+        skipped: seqs.length - changed.done,
+        cursor,
+        status: stepStatus(finished),
+        finished: finished ? 1 : 0,
+        leaseUntil: p.now + p.leaseMs,
+        now: p.now,
+      }) as OperationRow;
+    });
+    this.events.emit(events);
+    return row ? toOperationRecord(row) : null;
+  }
+
+  /** Changes the tasks of one step (@seqs, JSON) as `op` says; how many, and what to announce. */
+  private applyBulk(op: BulkOperation, seqs: string, now: number): { done: number; events: PendingEvent[] } {
+    const ids = (name: QueryName) =>
+      (this.stmt(name).all({ seqs, now }) as { id: string }[]).map((r) => r.id);
+    if (op === 'retry') {
+      const requeued = ids('bulkRetry');
+      return { done: requeued.length, events: eventsOf.bulkRetried(requeued) };
+    }
+    if (op === 'cancel') {
+      const cancelled = ids('bulkCancelQueued');
+      const requested = ids('bulkRequestCancel');
+      return {
+        done: cancelled.length + requested.length,
+        events: eventsOf.bulkCancelled(cancelled, requested),
+      };
+    }
+    this.stmt('raiseSeqFloor').run(); // a deleted task's seq, and so its id, is never issued again
+    const deleted = ids('bulkDelete');
+    return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {
+    this.write(() => this.stmt('operationError').run(p));
   }
 
   async claimTasks(params: ClaimTasksParams): Promise<TaskRecord[]> {
@@ -587,6 +746,7 @@ export class SqliteDriver implements QueueDriver {
             now,
             result: jsonTextOf(c.result),
             startedAt: c.startedAt ?? null,
+            historyMax: this.historyMax,
           }) as { has_dependents: number } | undefined;
           if (row?.has_dependents === 1)
             done.push({ seq: c.seq, id: c.id, status: 'completed', error: null });
@@ -610,6 +770,9 @@ export class SqliteDriver implements QueueDriver {
           ...params,
           retryAt: f.retryAt ?? null,
           startedAt: f.startedAt ?? null,
+          ended: f.ended ?? 'error',
+          stack: f.stack ?? null,
+          historyMax: this.historyMax,
         }) as { has_dependents: number } | undefined;
         if (row?.has_dependents === 1) done.push({ seq: f.seq, id: f.id, status, error: f.error });
         return row ? [{ id: f.id, status }] : [];
@@ -685,7 +848,12 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
-    const params = { now, baseMs: backoff?.baseMs ?? null, maxMs: backoff?.maxMs ?? null };
+    const params = {
+      now,
+      baseMs: backoff?.baseMs ?? null,
+      maxMs: backoff?.maxMs ?? null,
+      historyMax: this.historyMax,
+    };
     const { rows, settled } = this.write(() => {
       const rows = this.stmt('rescueExpiredLeases').all(params) as (DependencyRow & {
         has_dependents: number;
@@ -756,6 +924,22 @@ export class SqliteDriver implements QueueDriver {
     return { outcome, task: toRecord(this.stmt('getTask').get({ seq, id }) as TaskRow) };
   }
 
+  async heartbeatNode({ node, now, pruneBefore }: HeartbeatNodeParams): Promise<void> {
+    this.write(() => {
+      this.stmt('heartbeatNode').run({ ...node, tasks: JSON.stringify(node.tasks), now });
+      this.stmt('pruneNodes').run({ pruneBefore });
+    });
+  }
+
+  async stopNode({ id, now }: { id: string; now: number }): Promise<void> {
+    this.write(() => this.stmt('stopNode').run({ id, now }));
+  }
+
+  async listNodes({ since }: { since: number }): Promise<NodeRecord[]> {
+    const rows = this.stmt('listNodes').all({ since }) as NodeRow<string>[];
+    return rows.map((row) => toNodeRecord(row, (text) => JSON.parse(text) as JsonValue));
+  }
+
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
     const { seq, owner, attempt, progress, message } = params;
     const { changes } = this.write(() =>
@@ -774,6 +958,55 @@ export class SqliteDriver implements QueueDriver {
   /** From the per-minute rollup (migration 0004): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
     return this.stmt('throughputFromRollup').all({ since }) as ThroughputPoint[];
+  }
+
+  async pauseAction({ action, now }: { action: string; now: number }): Promise<ActionPause> {
+    return this.durableWrite(() => {
+      this.stmt('pauseAction').run({ action, now });
+      return pauseOf(this.stmt('pausedAction').get({ action }) as PauseRow);
+    });
+  }
+
+  async resumeAction({ action }: { action: string }): Promise<void> {
+    const queued = await this.durableWrite(() => {
+      const { changes } = this.stmt('resumeAction').run({ action });
+      const row = this.stmt('queuedOfAction').get({ action }) as { queued: number } | undefined;
+      return changes === 1 ? (row?.queued ?? 0) : 0;
+    });
+    // Workers here wake at once; other processes on the file find them on their next poll.
+    this.events.emit(eventsOf.inserted(queued));
+  }
+
+  async listPausedActions(): Promise<ActionPause[]> {
+    return (this.stmt('pausedActions').all() as PauseRow[]).map(pauseOf);
+  }
+
+  /** From the ring of migration 0011 and one seek per action with queued tasks. */
+  async readActionStats({ since }: { since: number }): Promise<ActionStatsRead> {
+    const minutes: ActionMinute[] = (this.stmt('actionMinutes').all({ since }) as ActionMinuteRow[]).map(
+      actionMinuteOf,
+    );
+    const oldest = this.stmt('oldestQueuedByAction').all() as { action: string; t: number | null }[];
+    return {
+      minutes,
+      oldestQueued: oldest.flatMap((r) => (r.t === null ? [] : [{ action: r.action, createdAt: r.t }])),
+    };
+  }
+
+  async listScheduleStates(): Promise<ScheduleState[]> {
+    return (this.stmt('scheduleStates').all() as ScheduleRow[]).map(scheduleStateOf);
+  }
+
+  async setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState> {
+    const { name } = params;
+    return this.durableWrite(() => {
+      this.stmt('setSchedulePaused').run({ name, pausedAt: params.paused ? params.now : null });
+      return scheduleStateOf(this.stmt('scheduleState').get({ name }) as ScheduleRow);
+    });
+  }
+
+  async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
+    await this.durableWrite(() => this.stmt('recordScheduleRun').run(params));
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {
