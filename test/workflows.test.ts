@@ -20,7 +20,8 @@ import { TaskqNode } from '../src/service.js';
 import { BOTH_DRIVERS } from './support/drivers.js';
 import { newTask } from './support/factories.js';
 import { postgresTestUrl, withSchema } from './support/postgres.js';
-import { startCli, type RunningService } from './support/process.js';
+import { runCliAsync as runCli, startCli, type RunningService } from './support/process.js';
+import { TaskqClient } from '../src/client/index.js';
 import { eventually, finished, http as fetchHttp, type HttpResponse } from './support/service.js';
 
 const T0 = 1_700_000_000_000;
@@ -156,8 +157,11 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
   let driver: QueueDriver;
   let running: RunningService[] = [];
 
-  /** A node on a fresh database; `worker: false` makes it an API node (nothing runs). */
-  const start = async (worker = true) => {
+  /**
+   * A node on a fresh database; `worker: false` makes it an API node (nothing runs); `listen`
+   * gives it a port (for the client and the CLI) and resolves with its URL.
+   */
+  const start = async (worker = true, listen = false) => {
     made = open();
     driver = made.driver;
     const config = resolveConfig(
@@ -173,8 +177,10 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       {},
     );
     node = await TaskqNode.create({ config, logger: pino({ level: 'silent' }), handlers: HANDLERS, driver });
+    if (listen) return node.start();
     await node.app.ready();
     node.startBackground();
+    return '';
   };
   afterEach(async () => {
     if (skip) return;
@@ -462,6 +468,63 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
         await made.driver.close();
       },
     );
+  });
+
+  describe('client and CLI', () => {
+    it.skipIf(skip)('client: enqueue with dependsOn, a flow, and the graph getters', async () => {
+      const url = await start(true, true);
+      const client = new TaskqClient({ baseUrl: url });
+      const a = await runningGate();
+      const { id, status } = await client.enqueue('echo', { n: 1 }, { dependsOn: [a] });
+      expect(status).toBe('blocked');
+      const { ids } = await client.flow([
+        { key: 'first', action: 'echo', data: { step: 1 }, after: [id] },
+        { key: 'left', action: 'echo', after: ['first'] },
+        { key: 'right', action: 'echo', after: ['first'], onDependencyFailure: 'run' },
+        { key: 'join', action: 'echo', after: ['left', 'right'] },
+      ]);
+      expect(Object.keys(ids)).toEqual(['first', 'left', 'right', 'join']);
+      expect(await client.dependencies(ids.join as string)).toEqual([
+        { id: ids.left, action: 'echo', status: 'blocked' },
+        { id: ids.right, action: 'echo', status: 'blocked' },
+      ]);
+      expect((await client.dependents(ids.first as string)).map((n) => n.id)).toEqual([ids.left, ids.right]);
+      expect((await client.get(ids.right as string)).on_dependency_failure).toBe('run');
+      await expect(
+        client.flow([
+          { key: 'x', action: 'echo', after: ['y'] },
+          { key: 'y', action: 'echo' },
+        ]),
+      ).rejects.toThrow(/must come before it/);
+      gate(a).open(null);
+      expect((await client.wait(ids.join as string, { timeoutMs: 10_000 })).status).toBe('completed');
+      const parent = await client.enqueue('fanout', { numbers: [5] });
+      await client.wait(parent.id, { timeoutMs: 10_000 });
+      expect(await client.children(parent.id)).toEqual([
+        { id: expect.any(String), action: 'square', status: 'completed' },
+      ]);
+    });
+
+    it.skipIf(skip)('taskq enqueue --depends-on ID,ID waits for both', async () => {
+      const url = await start(true, true);
+      const a = await runningGate();
+      const b = await runningGate();
+      const run = runCli(['enqueue', 'echo', '--depends-on', `${a}, ${b}`, '--url', url]);
+      const { code, stdout, stderr } = await run;
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      const id = stdout.trim();
+      expect(await view(id)).toMatchObject({ status: 'blocked', pending_dependencies: 2 });
+      const bad = await runCli(['enqueue', 'echo', '--depends-on', 'nope', '--url', url]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain('depends_on: task nope not found');
+      const policy = await runCli(['enqueue', 'echo', '--on-dependency-failure', 'maybe', '--url', url]);
+      expect(policy.code).not.toBe(0);
+      expect(policy.stderr).toContain('--on-dependency-failure: expected fail or run');
+      gate(a).open(null);
+      gate(b).open(null);
+      expect((await finished(request, id)).status).toBe('completed');
+    });
   });
 
   describe('migration 0008', () => {
