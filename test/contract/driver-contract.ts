@@ -1003,7 +1003,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
       describe('countTasks', () => {
         it('counts by status and by action, with the oldest queued time', async () => {
           expect(await driver.countTasks()).toEqual({
-            byStatus: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
+            byStatus: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 },
             byAction: [],
             oldestQueuedAt: null,
           });
@@ -1012,7 +1012,14 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           await insert({ action: 'b', createdAt: T0 + 1, priority: 9 });
           await claimOne();
           const counts = await driver.countTasks();
-          expect(counts.byStatus).toEqual({ queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 });
+          expect(counts.byStatus).toEqual({
+            queued: 2,
+            running: 1,
+            completed: 0,
+            failed: 0,
+            cancelled: 0,
+            blocked: 0,
+          });
           expect(counts.byAction).toEqual([
             { action: 'a', status: 'queued', count: 2 },
             { action: 'b', status: 'running', count: 1 },
@@ -1135,7 +1142,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const all = { completed: T0 + 1, failed: T0 + 1, cancelled: T0 + 1 };
           expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(1);
           expect(await driver.countTasks()).toEqual({
-            byStatus: { queued: 1, running: 0, completed: 0, failed: 0, cancelled: 0 },
+            byStatus: { queued: 1, running: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 },
             byAction: [{ action: 'b', status: 'queued', count: 1 }],
             oldestQueuedAt: T0,
           });
