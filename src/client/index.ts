@@ -8,8 +8,7 @@
  */
 import type { TaskStatus } from '../core/task.js';
 import type { Stats, TaskView, WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS } from '../api/schemas.js';
-import type { ActionItem, PauseStateItem } from '../api/routes/actions.js';
-import type { ScheduleItem, ScheduleRunItem } from '../api/routes/schedules.js';
+import type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem } from '../api/console-schemas.js';
 
 export type Task = TaskView;
 export type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem, Stats, TaskStatus };

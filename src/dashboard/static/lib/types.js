@@ -10,6 +10,9 @@
  * @typedef {import('../../../api/schemas.js').TaskView} Task
  */
 /** @typedef {{ tasks: Task[], next_cursor: string | null }} TaskPage */
+/** @typedef {import('../../../api/console-schemas.js').ActionItem} ActionItem */
+/** @typedef {import('../../../api/console-schemas.js').ScheduleItem} ScheduleItem */
+/** @typedef {import('../../../api/console-schemas.js').ScheduleRunItem} ScheduleRunItem */
 
 export {};
 
