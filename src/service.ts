@@ -113,6 +113,7 @@ export class TaskqNode {
               onHeartbeat: () => node?.beat() ?? Promise.resolve(),
               driver,
               registry,
+              queue,
               logger: logger.child({ component: 'worker' }),
               concurrency: config.concurrency,
               prefetch: config.prefetch,

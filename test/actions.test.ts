@@ -292,7 +292,14 @@ describe.each(BOTH_DRIVERS)('GET /actions figures on %s', (_name, open, skip) =>
       now,
     );
     const report = actions.find((a) => a.action === 'report')!;
-    expect(report.counts).toEqual({ queued: 2, running: 0, completed: 10, failed: 3, cancelled: 0 });
+    expect(report.counts).toEqual({
+      queued: 2,
+      running: 0,
+      completed: 10,
+      failed: 3,
+      cancelled: 0,
+      blocked: 0,
+    });
     expect(report.last5m).toMatchObject({ minutes: 5, completed: 9, failed: 1, failureRate: 0.1 });
     expect(report.last5m.completedPerMinute).toBe(1.8);
     expect(report.last60m).toMatchObject({ minutes: 60, completed: 10, failed: 2 });

@@ -30,6 +30,10 @@ export type DriverEventName = keyof DriverEvents;
 export type Unsubscribe = () => void;
 
 /** The driver gives each inserted task its id (a UUID v4) and its seq. */
+/**
+ * A task's `dependsOn` refers to existing tasks (an unknown id is TQ_ERR_VALIDATION) or to
+ * earlier tasks of the same call (by index); the task is `blocked` while any is unfinished.
+ */
 export interface InsertTasksParams {
   tasks: NewTask[];
   now: number;
@@ -247,6 +251,29 @@ export interface ThroughputPoint {
 /** Per finished status, an epoch-ms cut-off: tasks that finished earlier may be pruned. */
 export type FinishedBefore = Record<'completed' | 'failed' | 'cancelled', number>;
 
+/** A task as a graph shows it: a node with its status. */
+export interface GraphNode {
+  id: string;
+  action: string;
+  status: TaskStatus;
+}
+
+/** The neighbours of one task (each list at most `limit` long, in insertion order). */
+export interface TaskGraph {
+  /** The tasks it depends on (`depends_on`, or the children it waits for). */
+  dependsOn: GraphNode[];
+  /** The tasks that depend on it. */
+  dependents: GraphNode[];
+  /** The tasks its handler enqueued. */
+  children: GraphNode[];
+}
+
+/**
+ * How a handler's wait for its children ended: `blocked` until they finish, `queued` at once
+ * (they all had), `failed` (a child failed and the task does not run on dependency failure, or
+ * the wait would close a cycle), `lease_lost` (the task is no longer this worker's: nothing written).
+ */
+export type WaitOutcome = 'blocked' | 'queued' | 'failed' | 'lease_lost';
 /** What GET /actions reads beside the counters (migration 0011): bounded by the actions, not the tasks. */
 export interface ActionStatsRead {
   /** The per-action ring's minutes from the one holding `since`, with any finish. */
@@ -318,6 +345,10 @@ export interface QueueDriver {
   extendLeases(params: ExtendLeasesParams): Promise<HeldTask[]>;
   failTasks(params: FailTasksParams): Promise<void>;
   getTask(params: { id: string }): Promise<TaskRecord | null>;
+  /** The task's dependencies, dependents and children (index-backed, `limit` each). */
+  getTaskGraph(params: { task: TaskRecord; limit: number }): Promise<TaskGraph>;
+  /** The children of task `id` (enqueued by its handler), oldest first, up to `limit`. */
+  listChildren(params: { id: string; limit: number }): Promise<TaskRecord[]>;
   /** Registers the node or records its heartbeat (an upsert), and prunes long-gone nodes. */
   heartbeatNode(params: HeartbeatNodeParams): Promise<void>;
   insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
@@ -374,6 +405,13 @@ export interface QueueDriver {
   /** Pauses (an earlier pause keeps its time) or resumes a schedule; durable. */
   setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState>;
   throughput(params: { since: number }): Promise<ThroughputPoint[]>;
+  /**
+   * Ends the running attempt of a handler that waits for its children: in one transaction the
+   * children become its dependencies and it is `blocked` until they finish (docs/workflows.md).
+   */
+  waitForChildren(
+    params: LeaseRef & { now: number },
+  ): Promise<{ outcome: WaitOutcome; error: string | null }>;
 
   on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe;
   close(): Promise<void>;

@@ -11,12 +11,23 @@ import type { ActionPause } from '../core/actions.js';
 import { QueueError } from '../core/errors.js';
 import { actionLimitsOf, type ActionLimits, type RateLimit } from '../core/flow.js';
 import type { TaskFilter } from '../core/filter.js';
-import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
+import {
+  hasGraph,
+  isFinished,
+  type DependencyFailurePolicy,
+  type DependencyRef,
+  type JsonObject,
+  type NewTask,
+  type TaskRecord,
+  type TaskStatus,
+} from '../core/task.js';
 import type {
   ActionStatsRead,
+  GraphNode,
   InsertedTask,
   QueueDriver,
   ScheduleState,
+  TaskGraph,
   TaskCounts,
   ThroughputPoint,
   Unsubscribe,
@@ -36,7 +47,15 @@ import { TaskWatcher } from './watcher.js';
 import { nodesReport, type NodesReport } from './nodes.js';
 
 // The queue's own words for what it reads; the layers above import them from here, not from drivers/.
-export type { ActionStatsRead, ScheduleState, TaskCounts, ThroughputPoint, Unsubscribe };
+export type {
+  ActionStatsRead,
+  GraphNode,
+  ScheduleState,
+  TaskCounts,
+  TaskGraph,
+  ThroughputPoint,
+  Unsubscribe,
+};
 
 export interface EnqueueInput {
   action: string;
@@ -57,7 +76,21 @@ export interface EnqueueInput {
   trace?: TraceHeaders;
   /** Caps, with the action's concurrencyPerKey, how many tasks of this key run at once. */
   concurrencyKey?: string;
+  /**
+   * Tasks that must complete first: ids of existing tasks, or (in enqueueMany) indexes of
+   * earlier tasks of the same batch. The task is `blocked` until then (docs/workflows.md).
+   */
+  dependsOn?: (string | number)[];
+  /** What to do when a dependency fails for good or is cancelled. @defaultValue 'fail' */
+  onDependencyFailure?: DependencyFailurePolicy;
+  /** The running task that enqueues this one (a handler's ctx.enqueue). */
+  parentId?: string;
 }
+
+/** Most dependencies one task may name. */
+export const DEPENDS_ON_MAX = 100;
+/** Most dependencies, dependents and children GET /tasks/:id shows of each kind. */
+export const GRAPH_LIMIT = 100;
 
 export interface EnqueueResult {
   task: TaskRecord;
@@ -117,6 +150,21 @@ function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
     );
   }
   return result;
+}
+
+/** The dependency fields of a new task (none for a plain one, so its row stays the plain kind). */
+function graphOf(input: EnqueueInput): Pick<NewTask, 'dependsOn' | 'onDependencyFailure' | 'parentId'> {
+  const refs = input.dependsOn ?? [];
+  if (refs.length > DEPENDS_ON_MAX)
+    throw new QueueError('TQ_ERR_VALIDATION', `depends_on: at most ${DEPENDS_ON_MAX} tasks`);
+  const graph: Pick<NewTask, 'dependsOn' | 'onDependencyFailure' | 'parentId'> = {};
+  if (refs.length > 0)
+    graph.dependsOn = refs.map((ref): DependencyRef =>
+      typeof ref === 'number' ? { index: ref } : { id: ref },
+    );
+  if (input.onDependencyFailure !== undefined) graph.onDependencyFailure = input.onDependencyFailure;
+  if (input.parentId !== undefined) graph.parentId = input.parentId;
+  return graph;
 }
 
 const newestOf = (tasks: NewTask[]): number => tasks.reduce((t, task) => Math.max(t, task.createdAt), 0);
@@ -195,11 +243,17 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
       createdAt: now,
       traceparent: stored.traceparent,
       tracestate: stored.tracestate,
+      ...graphOf(input),
     };
   }
 
   /** Resolves once the task is committed. */
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    if (input.dependsOn?.some((ref) => typeof ref === 'number'))
+      throw new QueueError(
+        'TQ_ERR_VALIDATION',
+        'depends_on: a number refers to an earlier item of a batch; POST /tasks takes task ids',
+      );
     const tracer = activeTracer();
     if (!tracer) return this.enqueueOne(this.prepare(input));
     const task = this.prepare(input);
@@ -210,6 +264,9 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   }
 
   private async enqueueOne(task: NewTask): Promise<EnqueueResult> {
+    // A task with dependencies is inserted on its own: an unknown dependency fails its request
+    // alone, never the other requests of a group commit.
+    if (hasGraph(task)) return (await this.insertMany([task]))[0] as EnqueueResult;
     const result = checkReplay(task, await this.inserts.add(task));
     if (result.inserted) this.emit('enqueued', [result.task]);
     return result;
@@ -243,6 +300,16 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
 
   async get(id: string): Promise<TaskRecord | null> {
     return this.driver.getTask({ id });
+  }
+
+  /** The task's dependencies, dependents and children, up to GRAPH_LIMIT of each. */
+  async graph(task: TaskRecord): Promise<TaskGraph> {
+    return this.driver.getTaskGraph({ task, limit: GRAPH_LIMIT });
+  }
+
+  /** The children of task `id` (tasks its handler enqueued), oldest first. */
+  async children(id: string, limit = 1000): Promise<TaskRecord[]> {
+    return this.driver.listChildren({ id, limit });
   }
 
   /** Resolves when the database answers (health checks). */
