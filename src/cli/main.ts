@@ -8,6 +8,7 @@ import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
+import { registerInspectCommands } from './commands/inspect.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRun } from './commands/run.js';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerMigrate(program);
   registerProducerCommands(program);
+  registerInspectCommands(program);
   registerPrune(program);
   return program;
 }

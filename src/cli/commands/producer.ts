@@ -8,7 +8,7 @@ import { ConfigError } from '../../core/errors.js';
 import { TASK_STATUSES, type TaskStatus } from '../../core/task.js';
 import { addSettings, configFrom } from '../options.js';
 
-function clientFrom(options: Record<string, unknown>): TaskqClient {
+export function clientFrom(options: Record<string, unknown>): TaskqClient {
   const config = configFrom({ url: options.url });
   const token = (options.token as string | undefined) ?? process.env.TASKQ_API_TOKEN;
   // A refused connection is the usual mistake here: say where we looked and how to change it.
@@ -29,7 +29,7 @@ function clientFrom(options: Record<string, unknown>): TaskqClient {
   return new TaskqClient({ baseUrl: config.url, token, fetch: reachable, traceContext });
 }
 
-function withClientOptions(command: Command): Command {
+export function withClientOptions(command: Command): Command {
   addSettings(command, ['url']);
   return command.option('--token <token>', 'API token, when the service requires one [env TASKQ_API_TOKEN]');
 }
@@ -66,7 +66,7 @@ export function formatTable(rows: string[][]): string {
     .join('\n');
 }
 
-const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+export const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 export function registerProducerCommands(program: Command): void {
   withClientOptions(
