@@ -99,6 +99,7 @@ export class TaskqNode {
         defaultMaxAttempts: config.maxAttempts,
         pollMs: config.pollMs,
         uniqueWindowMs: config.idempotencyWindowMs,
+        rateLimits: config.rateLimits,
       });
       const nodeId = newNodeId();
       // The node heartbeats every third of a lease: on a worker node with the lease renewals.
@@ -112,6 +113,7 @@ export class TaskqNode {
               onHeartbeat: () => node?.beat() ?? Promise.resolve(),
               driver,
               registry,
+              queue,
               logger: logger.child({ component: 'worker' }),
               concurrency: config.concurrency,
               prefetch: config.prefetch,

@@ -29,6 +29,7 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { actionRoutes } from './routes/actions.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
@@ -136,8 +137,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
+    scheduleRoutes(app, deps.queue, deps.schedules ?? []);
+    actionRoutes(app, deps.queue, deps.schedules ?? []);
     bulkRoutes(app, deps.queue, streams);
-    scheduleRoutes(app, deps.schedules ?? []);
     metaRoutes(app);
     nodeRoutes(app, deps.queue);
     deps.pages?.(app);

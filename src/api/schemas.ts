@@ -5,7 +5,14 @@
 import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox';
 import { BULK_OPS } from '../queue/bulk.js';
 import { DATA_PREFIX, FILTER_FIELDS, FILTER_KEYS } from '../core/filter.js';
-import { ATTEMPT_OUTCOMES, TASK_STATUSES, type JsonValue } from '../core/task.js';
+import {
+  ATTEMPT_OUTCOMES,
+  DEPENDENCY_FAILURE_POLICIES,
+  TASK_STATUSES,
+  type DependencyFailurePolicy,
+  type JsonValue,
+} from '../core/task.js';
+import { DEPENDS_ON_MAX } from '../queue/queue.js';
 
 export const ACTION_MAX_LENGTH = 128;
 export const LIST_LIMIT_DEFAULT = 100;
@@ -72,6 +79,27 @@ export const CreateTaskBody = Type.Object(
           "groups tasks (say a tenant id): the action's concurrencyPerKey caps how many of one key run at once (docs/flow-control.md)",
       }),
     ),
+    depends_on: Type.Optional(
+      Type.Array(
+        Type.Union([
+          Text({ minLength: 1, maxLength: 64, description: 'the id of an existing task' }),
+          Type.Integer({ minimum: 0, description: 'in /tasks/batch: the index of an earlier item' }),
+        ]),
+        {
+          maxItems: DEPENDS_ON_MAX,
+          description:
+            'tasks that must complete first; the task is `blocked` until then (docs/workflows.md). An unknown id is a 400.',
+        },
+      ),
+    ),
+    on_dependency_failure: Type.Optional(
+      Type.Unsafe<DependencyFailurePolicy>({
+        type: 'string',
+        enum: [...DEPENDENCY_FAILURE_POLICIES],
+        description:
+          'when a dependency fails for good or is cancelled: `fail` this task with it (default) or `run` it anyway',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -79,6 +107,12 @@ export type CreateTaskBody = Static<typeof CreateTaskBody>;
 
 export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), status: TaskStatusSchema });
 
+/** A neighbour of a task in its graph. */
+export const GraphNodeSchema = Type.Object({
+  id: Type.String(),
+  action: Type.String(),
+  status: TaskStatusSchema,
+});
 /** One finished attempt of a task (core/task.ts AttemptRecord), times as ISO 8601. */
 export const AttemptSchema = Type.Object(
   {
@@ -124,6 +158,28 @@ export const TaskSchema = Type.Object(
     processed_at: Nullable(Type.String()),
     traceparent: Nullable(
       Type.String({ description: 'W3C trace context the task continues (docs/tracing.md); null when none' }),
+    ),
+    parent_id: Nullable(
+      Type.String({ description: 'the task whose handler enqueued this one (ctx.enqueue)' }),
+    ),
+    pending_dependencies: Type.Integer({
+      description: 'dependencies not yet completed; a blocked task waits for them',
+    }),
+    on_dependency_failure: Type.String({ enum: [...DEPENDENCY_FAILURE_POLICIES] }),
+    depends_on: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks it depends on (or the children it waits for), up to 100',
+      }),
+    ),
+    dependents: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks that depend on it, up to 100',
+      }),
+    ),
+    children: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks its handler enqueued, up to 100',
+      }),
     ),
     node: Nullable(
       Type.String({ description: 'while running: the node running it (GET /nodes); else null' }),
@@ -310,7 +366,7 @@ export const GetTaskQuery = Type.Object(
 );
 export type GetTaskQuery = Static<typeof GetTaskQuery>;
 
-const StatusCounts = Type.Object(
+export const StatusCounts = Type.Object(
   Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])) as Record<
     (typeof TASK_STATUSES)[number],
     ReturnType<typeof Type.Integer>

@@ -4,6 +4,7 @@
  */
 import type { AttemptRecord, TaskRecord } from '../core/task.js';
 import type { NodesReport } from '../queue/nodes.js';
+import type { TaskGraph } from '../queue/queue.js';
 import type { QueueStats } from '../queue/stats.js';
 import type { OperationRecord } from '../queue/bulk.js';
 import type { AttemptView, NodeListView, OperationView, Stats, TaskView } from './schemas.js';
@@ -31,6 +32,9 @@ export function toTaskView(task: TaskRecord): TaskView {
     started_at: isoOrNull(task.startedAt),
     processed_at: isoOrNull(task.processedAt),
     traceparent: task.traceparent,
+    parent_id: task.parentId,
+    pending_dependencies: task.pendingDeps,
+    on_dependency_failure: task.onDependencyFailure,
     node: task.status === 'running' ? task.leaseOwner : null,
   };
 }
@@ -51,6 +55,16 @@ function toAttemptView(a: AttemptRecord): AttemptView {
 /** One task read by itself (GET /tasks/:id, its event stream): with its attempt history. */
 export function toTaskDetailView(task: TaskRecord): TaskView {
   return { ...toTaskView(task), attempt_history: task.attemptHistory.map(toAttemptView) };
+}
+
+/** GET /tasks/:id: the detail view with the task's graph (dependencies, dependents, children). */
+export function toTaskGraphView(task: TaskRecord, graph: TaskGraph): TaskView {
+  return {
+    ...toTaskDetailView(task),
+    depends_on: graph.dependsOn,
+    dependents: graph.dependents,
+    children: graph.children,
+  };
 }
 
 export function toNodeListView(report: NodesReport, now: number): NodeListView {

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
+import { registerConsoleCommands } from './commands/console.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
 import { registerInspectCommands } from './commands/inspect.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerProducerCommands(program);
   registerInspectCommands(program);
+  registerConsoleCommands(program);
   registerPrune(program);
   return program;
 }

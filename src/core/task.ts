@@ -17,9 +17,13 @@
  * - node: one taskq process (role all, api or worker); its id is the lease owner of the tasks it
  *   runs, and it heartbeats its row in `taskq_nodes` (docs/operations.md).
  * - group commit: many concurrent writes (enqueues, acks) committed in one transaction.
+ * - dependency: a task another one waits for (`depends_on`); the waiting task is its dependent,
+ *   `blocked` until every dependency has completed (docs/workflows.md).
+ * - child: a task a handler enqueued with `ctx.enqueue`; its parent may wait for its children
+ *   and resume with their results.
  */
 
-export const TASK_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+export const TASK_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'blocked'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** Statuses from which a task never moves on its own. */
@@ -42,6 +46,24 @@ export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'cancelled']
 
 /** Statuses an operator may cancel: every one that is not finished. */
 export const CANCELLABLE_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter((s) => !isFinished(s));
+
+/** What a dependent does when a dependency fails for good or is cancelled: fail with it, or run anyway. */
+export const DEPENDENCY_FAILURE_POLICIES = ['fail', 'run'] as const;
+export type DependencyFailurePolicy = (typeof DEPENDENCY_FAILURE_POLICIES)[number];
+
+/** A dependency of a new task: an existing task's id, or an earlier task of the same insert (its index). */
+export type DependencyRef = { id: string } | { index: number };
+
+/** The error a dependent is failed (or cancelled) with when `dependency` ends that way. */
+export function dependencyError(dependency: {
+  id: string;
+  status: TaskStatus;
+  error: string | null;
+}): string {
+  return dependency.status === 'cancelled'
+    ? `dependency ${dependency.id} was cancelled`
+    : `dependency ${dependency.id} failed: ${dependency.error ?? ''}`;
+}
 
 /** A JSON value as stored in `data` and `result`. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -125,6 +147,13 @@ export interface TaskRecord {
   /** The producer's trace context (W3C `traceparent`, `tracestate`); null when it had none. */
   traceparent: string | null;
   tracestate: string | null;
+  /** The task whose handler enqueued this one (`ctx.enqueue`), or null. */
+  parentId: string | null;
+  /** Dependencies not yet completed (or settled); a `blocked` task is queued when it reaches 0. */
+  pendingDeps: number;
+  onDependencyFailure: DependencyFailurePolicy;
+  /** Times its handler waited for its children; a resumed run sees more than 0. */
+  waits: number;
   /**
    * Its finished attempts, oldest first, at most the driver's bound. Read by getTask (and the
    * operator actions); claims and listings do not read it and leave it empty.
@@ -148,6 +177,24 @@ export interface NewTask {
   /** The trace context the task continues (docs/tracing.md); null when there is none. */
   traceparent: string | null;
   tracestate: string | null;
+  /** Tasks that must complete first (docs/workflows.md); absent or empty: none. */
+  dependsOn?: DependencyRef[];
+  /** @defaultValue 'fail' */
+  onDependencyFailure?: DependencyFailurePolicy;
+  /** The running task that enqueues this one (ctx.enqueue). */
+  parentId?: string | null;
+}
+
+/**
+ * Whether the driver must take the dependency path for `task`: it has dependencies, a parent or
+ * a policy other than the default (the plain insert leaves those columns at their defaults).
+ */
+export function hasGraph(task: NewTask): boolean {
+  return (
+    (task.dependsOn !== undefined && task.dependsOn.length > 0) ||
+    (task.parentId ?? null) !== null ||
+    task.onDependencyFailure === 'run'
+  );
 }
 
 /** The record of a task just inserted from `task` as `id` and `seq`: what the database now holds. */
@@ -177,6 +224,10 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
     processedAt: null,
     traceparent: task.traceparent,
     tracestate: task.tracestate,
+    parentId: task.parentId ?? null,
+    pendingDeps: 0,
+    onDependencyFailure: task.onDependencyFailure ?? 'fail',
+    waits: 0,
     attemptHistory: [],
   };
 }

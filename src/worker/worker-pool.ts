@@ -22,6 +22,8 @@ import type { TaskRecord } from '../core/task.js';
 import type { WorkerStatus } from '../core/worker-status.js';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
+import { MAX_ATTEMPTS_DEFAULT } from '../core/config.js';
+import { TaskQueue } from '../queue/queue.js';
 import { Completer } from './completer.js';
 import { DbHealth } from './db-health.js';
 import type { Outcome } from './executor.js';
@@ -50,6 +52,11 @@ export interface WorkerPoolOptions {
   pollMs: number;
   taskTimeoutMs: number;
   backoff: BackoffPolicy;
+  /**
+   * Where handlers' ctx.enqueue puts children (the node's queue, so its metrics and tracing see
+   * them); without one the pool makes its own on the same driver.
+   */
+  queue?: TaskQueue;
   /** Rate limits by action from the settings (`--rate-limit`); they win over the handlers' own. */
   rateLimits?: ReadonlyMap<string, RateLimit>;
   /** How long acks wait to be batched. */
@@ -124,6 +131,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
       taskTimeoutMs: options.taskTimeoutMs,
       backoff: options.backoff,
       now,
+      queue:
+        options.queue ??
+        new TaskQueue({ driver, registry: options.registry, defaultMaxAttempts: MAX_ATTEMPTS_DEFAULT }),
     });
     this.producer = new Producer({
       driver,

@@ -38,6 +38,11 @@ export interface TaskRow<Json, Flag> {
   processed_at: number | null;
   traceparent: string | null;
   tracestate: string | null;
+  parent_id: string | null;
+  pending_deps: number;
+  has_dependents: Flag;
+  dep_failure_runs: Flag;
+  waits: number;
   /** Absent where a statement does not read it (claims, listings). */
   attempt_history?: Json | null;
 }
@@ -76,6 +81,10 @@ export function toTaskRecord<Json, Flag>(
     processedAt: row.processed_at,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    parentId: row.parent_id,
+    pendingDeps: row.pending_deps,
+    onDependencyFailure: decode.flag(row.dep_failure_runs) ? 'run' : 'fail',
+    waits: row.waits,
     attemptHistory:
       row.attempt_history === undefined || row.attempt_history === null
         ? []
@@ -130,6 +139,8 @@ export type ClaimedRow<Json, Flag> = Pick<
   | 'created_at'
   | 'traceparent'
   | 'tracestate'
+  | 'parent_id'
+  | 'waits'
 >;
 
 /**
@@ -168,6 +179,11 @@ export function claimedRecord<Json, Flag>(
     processedAt: null,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    parentId: row.parent_id,
+    // A claimed task is running: its dependencies, if it had any, are settled.
+    pendingDeps: 0,
+    onDependencyFailure: 'fail',
+    waits: row.waits,
     // Not read by the claim (a handler has no use for it).
     attemptHistory: [],
   };

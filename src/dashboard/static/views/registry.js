@@ -6,6 +6,17 @@ import { tasksView } from './tasks.js';
 import { taskPanelView } from './task-panel.js';
 import { attemptsView } from './attempts.js';
 import { nodesView, nodesWarningView } from './nodes.js';
+import { actionsView } from './actions.js';
+import { schedulesView } from './schedules.js';
 
 /** @type {import('../lib/types.js').View[]} */
-export const VIEWS = [statsView, tasksView, taskPanelView, attemptsView, nodesView, nodesWarningView];
+export const VIEWS = [
+  statsView,
+  tasksView,
+  taskPanelView,
+  attemptsView,
+  actionsView,
+  schedulesView,
+  nodesView,
+  nodesWarningView,
+];
