@@ -185,10 +185,13 @@ export const TaskSchema = Type.Object(
       Type.String({ description: 'while running: the node running it (GET /nodes); else null' }),
     ),
     attempt_history: Type.Optional(
-      Type.Array(Type.Ref('Attempt'), {
-        description:
-          'its finished attempts, oldest first, at most --attempt-history of them; in GET /tasks/{id} and its event stream, not in listings',
-      }),
+      // A reference to the shared Attempt schema, typed as what it refers to.
+      Type.Unsafe<AttemptView[]>(
+        Type.Array(Type.Ref('Attempt'), {
+          description:
+            'its finished attempts, oldest first, at most --attempt-history of them; in GET /tasks/{id} and its event stream, not in listings',
+        }),
+      ),
     ),
   },
   { $id: 'Task' },

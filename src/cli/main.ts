@@ -9,6 +9,7 @@ import { PACKAGE_VERSION } from '../core/version.js';
 import { registerConsoleCommands } from './commands/console.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
+import { registerInspectCommands } from './commands/inspect.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRun } from './commands/run.js';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerMigrate(program);
   registerProducerCommands(program);
+  registerInspectCommands(program);
   registerConsoleCommands(program);
   registerPrune(program);
   return program;

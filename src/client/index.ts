@@ -7,11 +7,20 @@
  * const task = await client.wait(id, { timeoutMs: 30_000 });
  */
 import type { TaskStatus } from '../core/task.js';
-import type { Stats, TaskView, WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS } from '../api/schemas.js';
-import type { ActionItem, PauseStateItem } from '../api/routes/actions.js';
-import type { ScheduleItem, ScheduleRunItem } from '../api/routes/schedules.js';
+import type {
+  AttemptView,
+  NodeListView,
+  Stats,
+  TaskView,
+  WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS,
+} from '../api/schemas.js';
+import type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem } from '../api/console-schemas.js';
 
 export type Task = TaskView;
+/** One finished attempt in a task's `attempt_history`. */
+export type Attempt = AttemptView;
+/** GET /nodes: the nodes, how many are live, and the no-live-worker warning. */
+export type NodeList = NodeListView;
 export type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem, Stats, TaskStatus };
 
 export interface TaskqClientOptions {
@@ -287,6 +296,11 @@ export class TaskqClient {
 
   retry(id: string): Promise<Task> {
     return this.request('POST', `/tasks/${encodeURIComponent(id)}/retry`);
+  }
+
+  /** The nodes live now and those gone in the last hour, with the no-live-worker warning. */
+  nodes(): Promise<NodeList> {
+    return this.request('GET', '/nodes');
   }
 
   /** Counts by status and action, oldest queued age, throughput. */

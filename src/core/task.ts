@@ -12,6 +12,10 @@
  * - ack: a handler's result, written with status `completed` in one transaction.
  * - nack: a handler's error; the task is retried after a backoff or ends `failed`.
  * - attempt: one claim of a task; `attempts` counts them, `max_attempts` bounds them.
+ * - attempt history: a task's finished attempts (outcome, node, times, error, stack), kept on
+ *   the task by the statement that ends each one, at most `--attempt-history` of them.
+ * - node: one taskq process (role all, api or worker); its id is the lease owner of the tasks it
+ *   runs, and it heartbeats its row in `taskq_nodes` (docs/operations.md).
  * - group commit: many concurrent writes (enqueues, acks) committed in one transaction.
  * - dependency: a task another one waits for (`depends_on`); the waiting task is its dependent,
  *   `blocked` until every dependency has completed (docs/workflows.md).

@@ -6,72 +6,14 @@
  * Pausing and resuming are operator actions: their routes say `config: { scope: 'operate' }`,
  * which the token scopes and the audit log key on.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ACTION_NAME_PATTERN } from '../../core/actions.js';
 import type { Schedule } from '../../core/schedule.js';
 import { readActions, type ActionView, type WindowFigures } from '../../queue/actions.js';
 import type { TaskQueue } from '../../queue/queue.js';
-import { ACTION_MAX_LENGTH, ErrorSchema, StatusCounts } from '../schemas.js';
+import { ActionList, ActionParams, PauseState, type ActionItem } from '../console-schemas.js';
+import { ErrorSchema } from '../schemas.js';
 
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-const WindowSchema = Type.Object({
-  minutes: Type.Integer({ description: 'whole minutes, the current one included' }),
-  completed: Type.Integer(),
-  failed: Type.Integer(),
-  completed_per_minute: Type.Number(),
-  failure_rate: Nullable(
-    Type.Number({ description: 'failed / (completed + failed); null if none finished' }),
-  ),
-});
-
-const ActionSchema = Type.Object({
-  action: Type.String(),
-  registered: Type.Boolean({ description: 'a handler of this node runs it' }),
-  paused: Type.Boolean(),
-  paused_at: Type.Union([Type.String({ description: 'ISO 8601' }), Type.Null()]),
-  counts: StatusCounts,
-  total: Type.Integer(),
-  last_5m: WindowSchema,
-  last_60m: WindowSchema,
-  run_ms_p50: Nullable(
-    Type.Number({ description: 'run time of the last hour, to its bucket (upper bound); null if none' }),
-  ),
-  run_ms_p95: Nullable(Type.Number()),
-  oldest_queued_age_ms: Nullable(
-    Type.Integer({ description: 'age of its oldest queued task; null if none' }),
-  ),
-  rate_limit: Type.Union([Type.Object({ per_second: Type.Number(), burst: Type.Integer() }), Type.Null()]),
-  concurrency_per_key: Nullable(Type.Integer()),
-  concurrency: Nullable(Type.Integer({ description: "the handler's own per-process cap" })),
-  schedules: Type.Array(Type.String(), { description: 'schedules that queue it' }),
-});
-export type ActionItem = Static<typeof ActionSchema>;
-
-const ActionList = Type.Object({
-  actions: Type.Array(ActionSchema),
-  generated_at: Type.String({ description: 'ISO 8601' }),
-});
-
-const PauseState = Type.Object({
-  action: Type.String(),
-  paused: Type.Boolean(),
-  paused_at: Type.Union([Type.String({ description: 'ISO 8601' }), Type.Null()]),
-});
-
-export type PauseStateItem = Static<typeof PauseState>;
-
-const ActionParams = Type.Object({
-  action: Type.String({
-    minLength: 1,
-    maxLength: ACTION_MAX_LENGTH,
-    pattern: ACTION_NAME_PATTERN.source,
-    description: 'an action name (letters, digits, _ . : -)',
-  }),
-});
-type ActionParams = Static<typeof ActionParams>;
 
 const windowView = (w: WindowFigures) => ({
   minutes: w.minutes,

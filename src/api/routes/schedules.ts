@@ -7,7 +7,6 @@
  * (`config: { scope: 'operate' }`: the token scopes and the audit log key on it).
  */
 import { randomUUID } from 'node:crypto';
-import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { QueueError } from '../../core/errors.js';
 import type { Schedule } from '../../core/schedule.js';
@@ -18,48 +17,17 @@ import {
   scheduleViewOf,
   type ScheduleView,
 } from '../../queue/schedules.js';
-import { CreatedTask, ErrorSchema, NO_NUL } from '../schemas.js';
+import {
+  RunHeaders,
+  RunResult,
+  ScheduleList,
+  ScheduleParams,
+  ScheduleSchema,
+  type ScheduleItem,
+} from '../console-schemas.js';
+import { ErrorSchema } from '../schemas.js';
 
-const IsoOrNull = Type.Union([Type.String({ description: 'ISO 8601' }), Type.Null()]);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-const ScheduleSchema = Type.Object({
-  name: Type.String(),
-  cron: Type.String(),
-  timezone: Type.String(),
-  action: Type.String(),
-  data: Type.Record(Type.String(), Type.Unknown()),
-  next_run_at: Type.String({ description: 'ISO 8601: the next tick (a paused schedule skips it)' }),
-  paused: Type.Boolean(),
-  paused_at: IsoOrNull,
-  last_run_at: Type.Union([
-    Type.String({ description: 'the tick (or run-now) last queued, ISO 8601' }),
-    Type.Null(),
-  ]),
-  last_task_id: Type.Union([Type.String(), Type.Null()]),
-});
-export type ScheduleItem = Static<typeof ScheduleSchema>;
-
-const ScheduleList = Type.Object({ schedules: Type.Array(ScheduleSchema) });
-
-const ScheduleParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) });
-type ScheduleParams = Static<typeof ScheduleParams>;
-
-const RunHeaders = Type.Object({
-  'idempotency-key': Type.Optional(
-    Type.String({
-      minLength: 1,
-      maxLength: 200,
-      pattern: NO_NUL,
-      description:
-        'the same key queues at most one run (a retried request); without it every request queues one',
-    }),
-  ),
-});
-type RunHeaders = Static<typeof RunHeaders>;
-
-const RunResult = Type.Object({ schedule: Type.String(), task: CreatedTask, inserted: Type.Boolean() });
-export type ScheduleRunItem = Static<typeof RunResult>;
 
 function toScheduleView(s: ScheduleView): ScheduleItem {
   return {

@@ -84,7 +84,7 @@ export function formatTable(rows: string[][]): string {
     .join('\n');
 }
 
-const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+export const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 export function registerProducerCommands(program: Command): void {
   withClientOptions(

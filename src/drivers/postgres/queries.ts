@@ -116,7 +116,8 @@ const ACTION_UNESTIMATED = (column: string) => `coalesce(${column}, '')`;
 
 /**
  * What every claim statement adds to what is claimable: no paused action (migration 0011). The
- * array is an InitPlan, read once per statement; with nothing paused it is empty.
+ * array is an InitPlan, read once per statement; with nothing paused it is empty. The column
+ * goes through ACTION_UNESTIMATED (above) for the reason said there.
  */
 const NOT_PAUSED = (column = 'action') =>
   `${ACTION_UNESTIMATED(column)} <> ALL(ARRAY(SELECT action FROM taskq_paused_actions))`;
