@@ -15,6 +15,9 @@ import type { HandlerDefinition } from './handlers/handler.js';
 import { HandlerRegistry, loadHandlersFolder } from './handlers/registry.js';
 import { BUILTIN_HANDLERS } from './handlers/builtin.js';
 import { TaskQueue } from './queue/queue.js';
+import { newNodeId, NodeRegistry } from './queue/nodes.js';
+import { PACKAGE_VERSION } from './core/version.js';
+import { hostname } from 'node:os';
 import { Pruner } from './worker/pruner.js';
 import { loadSchedules, Scheduler } from './worker/scheduler.js';
 import { ConfigError } from './core/errors.js';
@@ -39,6 +42,8 @@ export class TaskqNode {
   readonly driver: QueueDriver;
   readonly pruner: Pruner | undefined;
   readonly scheduler: Scheduler | undefined;
+  /** This process's row in GET /nodes; its id is the lease owner of the tasks it runs. */
+  readonly node: NodeRegistry;
   /** Works bulk operations (every node, API-only ones too). */
   readonly operations: OperationRunner;
   private stopped = false;
@@ -52,9 +57,11 @@ export class TaskqNode {
       pruner: Pruner | undefined;
       scheduler: Scheduler | undefined;
       driver: QueueDriver;
+      node: NodeRegistry;
       operations: OperationRunner;
     },
   ) {
+    this.node = parts.node;
     this.operations = parts.operations;
     this.app = parts.app;
     this.queue = parts.queue;
@@ -92,13 +99,21 @@ export class TaskqNode {
         defaultMaxAttempts: config.maxAttempts,
         pollMs: config.pollMs,
         uniqueWindowMs: config.idempotencyWindowMs,
+        rateLimits: config.rateLimits,
       });
+      const nodeId = newNodeId();
+      // The node heartbeats every third of a lease: on a worker node with the lease renewals.
+      const heartbeatMs = Math.max(50, Math.floor(config.leaseMs / 3));
+      let node: NodeRegistry | undefined = undefined;
       const pool =
         config.role === 'api'
           ? undefined
           : new WorkerPool({
+              owner: nodeId,
+              onHeartbeat: () => node?.beat() ?? Promise.resolve(),
               driver,
               registry,
+              queue,
               logger: logger.child({ component: 'worker' }),
               concurrency: config.concurrency,
               prefetch: config.prefetch,
@@ -108,6 +123,22 @@ export class TaskqNode {
               taskTimeoutMs: config.taskTimeoutMs,
               backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },
             });
+      const nodeLogger = logger.child({ component: 'node' });
+      node = new NodeRegistry({
+        driver,
+        info: {
+          id: nodeId,
+          host: hostname(),
+          pid: process.pid,
+          role: config.role,
+          version: PACKAGE_VERSION,
+          startedAt: Date.now(),
+          heartbeatMs,
+          concurrency: pool ? config.concurrency : 0,
+        },
+        activity: pool ? () => pool.activity() : undefined,
+        onError: (err) => nodeLogger.warn({ err }, 'node heartbeat failed; the next one tries again'),
+      });
       const app = await buildApp({
         queue,
         logger,
@@ -143,7 +174,7 @@ export class TaskqNode {
         logger: logger.child({ component: 'operations' }),
         pollMs: config.pollMs,
       });
-      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver, operations });
+      return new TaskqNode(options, { app, queue, pool, pruner, scheduler, driver, operations, node });
     } catch (err) {
       await driver.close();
       throw err;
@@ -159,6 +190,8 @@ export class TaskqNode {
     // Nodes that serve the task API listen for changes from the start, so the first long-poll
     // does not wait on a LISTEN still being set up; worker-only nodes never listen to them.
     if (this.options.config.role !== 'worker') this.queue.startWatching();
+    // Registered at once; then the lease keeper's timer (worker nodes) or its own sends heartbeats.
+    void this.node.start({ ownTimer: !this.pool });
     this.pool?.start();
     this.pruner?.start();
     this.scheduler?.start();
@@ -206,6 +239,7 @@ export class TaskqNode {
       this.scheduler?.stop(),
       this.operations.stop(),
     ]);
+    await this.node.stop();
     await this.queue.close();
     await this.driver.close();
     logger.info('stopped');

@@ -127,7 +127,9 @@ describe('producer commands', () => {
   it('taskq stats prints counts by action and the last hour', async () => {
     const res = await cli(['stats']);
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/^ACTION\s+QUEUED\s+RUNNING\s+COMPLETED\s+FAILED\s+CANCELLED\s+TOTAL/);
+    expect(res.stdout).toMatch(
+      /^ACTION\s+QUEUED\s+RUNNING\s+COMPLETED\s+FAILED\s+CANCELLED\s+BLOCKED\s+TOTAL/,
+    );
     expect(res.stdout).toMatch(/\n\(all\)\s+\d+/);
     expect(res.stdout).toMatch(/last hour: \d+ completed, \d+ failed/);
   });

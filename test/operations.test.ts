@@ -104,17 +104,17 @@ describe('GET /stats', () => {
     expect(await endsAs(http, bad)).toBe('failed');
     const { status, body } = await http(`/stats`);
     expect(status).toBe(200);
-    expect(body.counts).toEqual({ queued: 1, running: 0, completed: 1, failed: 1, cancelled: 0 });
+    expect(body.counts).toEqual({ queued: 1, running: 0, completed: 1, failed: 1, cancelled: 0, blocked: 0 });
     expect(body.total).toBe(3);
     expect(body.by_action).toEqual([
       {
         action: 'sum',
-        counts: { queued: 1, running: 0, completed: 0, failed: 1, cancelled: 0 },
+        counts: { queued: 1, running: 0, completed: 0, failed: 1, cancelled: 0, blocked: 0 },
         total: 2,
       },
       {
         action: 'uppercase',
-        counts: { queued: 0, running: 0, completed: 1, failed: 0, cancelled: 0 },
+        counts: { queued: 0, running: 0, completed: 1, failed: 0, cancelled: 0, blocked: 0 },
         total: 1,
       },
     ]);

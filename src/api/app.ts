@@ -29,10 +29,12 @@ import { operationRoutes } from './routes/operations.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { actionRoutes } from './routes/actions.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { metaRoutes } from './routes/meta.js';
 import type { Schedule } from '../core/schedule.js';
-import { ErrorSchema, OperationSchema, TaskSchema } from './schemas.js';
+import { AttemptSchema, ErrorSchema, OperationSchema, TaskSchema } from './schemas.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { validatorCompiler } from './validation.js';
 
 export interface AppDeps {
@@ -105,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorSchema);
+  app.addSchema(AttemptSchema);
   app.addSchema(TaskSchema);
   app.addSchema(OperationSchema);
   installErrorHandlers(app);
@@ -134,9 +137,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const streams = new StreamSlots(deps.maxEventStreams ?? Infinity);
     taskRoutes(app, deps.queue, streams);
     operationRoutes(app, deps.queue, streams);
+    scheduleRoutes(app, deps.queue, deps.schedules ?? []);
+    actionRoutes(app, deps.queue, deps.schedules ?? []);
     bulkRoutes(app, deps.queue, streams);
-    scheduleRoutes(app, deps.schedules ?? []);
     metaRoutes(app);
+    nodeRoutes(app, deps.queue);
     deps.pages?.(app);
   }
   await app.ready();

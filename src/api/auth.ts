@@ -11,6 +11,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Served without a token even when apiToken is set. */
     public?: boolean;
+    /** The scope a token needs for the route (operator actions say 'operate'); audited. */
+    scope?: 'read' | 'enqueue' | 'operate' | 'admin';
   }
 }
 

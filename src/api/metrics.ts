@@ -173,6 +173,8 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     durationBy(action, outcomeLabel(outcome, retry)).observe(durationMs / 1000);
     if (retry) retriedBy(action, 'backoff').inc();
     else if (outcome.kind === 'completed') completedBy(action).inc();
+    else if (outcome.kind === 'waiting')
+      return; // not finished: it resumes when its children are
     else if (outcome.kind === 'failed' || outcome.abort.kind === 'timeout') failedBy(action).inc();
     else if (outcome.abort.kind === 'cancel') cancelledBy(action).inc();
   };

@@ -5,7 +5,14 @@
 import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox';
 import { BULK_OPS } from '../queue/bulk.js';
 import { DATA_PREFIX, FILTER_FIELDS, FILTER_KEYS } from '../core/filter.js';
-import { TASK_STATUSES, type JsonValue } from '../core/task.js';
+import {
+  ATTEMPT_OUTCOMES,
+  DEPENDENCY_FAILURE_POLICIES,
+  TASK_STATUSES,
+  type DependencyFailurePolicy,
+  type JsonValue,
+} from '../core/task.js';
+import { DEPENDS_ON_MAX } from '../queue/queue.js';
 
 export const ACTION_MAX_LENGTH = 128;
 export const LIST_LIMIT_DEFAULT = 100;
@@ -72,12 +79,62 @@ export const CreateTaskBody = Type.Object(
           "groups tasks (say a tenant id): the action's concurrencyPerKey caps how many of one key run at once (docs/flow-control.md)",
       }),
     ),
+    depends_on: Type.Optional(
+      Type.Array(
+        Type.Union([
+          Text({ minLength: 1, maxLength: 64, description: 'the id of an existing task' }),
+          Type.Integer({ minimum: 0, description: 'in /tasks/batch: the index of an earlier item' }),
+        ]),
+        {
+          maxItems: DEPENDS_ON_MAX,
+          description:
+            'tasks that must complete first; the task is `blocked` until then (docs/workflows.md). An unknown id is a 400.',
+        },
+      ),
+    ),
+    on_dependency_failure: Type.Optional(
+      Type.Unsafe<DependencyFailurePolicy>({
+        type: 'string',
+        enum: [...DEPENDENCY_FAILURE_POLICIES],
+        description:
+          'when a dependency fails for good or is cancelled: `fail` this task with it (default) or `run` it anyway',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 export type CreateTaskBody = Static<typeof CreateTaskBody>;
 
 export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), status: TaskStatusSchema });
+
+/** A neighbour of a task in its graph. */
+export const GraphNodeSchema = Type.Object({
+  id: Type.String(),
+  action: Type.String(),
+  status: TaskStatusSchema,
+});
+/** One finished attempt of a task (core/task.ts AttemptRecord), times as ISO 8601. */
+export const AttemptSchema = Type.Object(
+  {
+    attempt: Type.Integer({
+      description: 'the attempt number, 1 for the first run (an operator retry counts from 1 again)',
+    }),
+    node: Nullable(Type.String({ description: 'the node that ran it (GET /nodes)' })),
+    claimed_at: Nullable(Type.String({ description: 'ISO 8601' })),
+    started_at: Nullable(Type.String({ description: 'ISO 8601; null when its handler never started' })),
+    finished_at: Type.String({ description: 'ISO 8601' }),
+    outcome: Type.Unsafe<(typeof ATTEMPT_OUTCOMES)[number]>({
+      type: 'string',
+      enum: [...ATTEMPT_OUTCOMES],
+      description:
+        'completed; error (the handler threw); timeout; lease_lost (its node stopped renewing the lease and the task was taken back); cancelled',
+    }),
+    error: Nullable(Type.String()),
+    stack: Nullable(Type.String({ description: "the thrown error's stack, when it had one" })),
+  },
+  { $id: 'Attempt' },
+);
+export type AttemptView = Static<typeof AttemptSchema>;
 
 /** The task as the HTTP API shows it: JSON values, ISO 8601 times (views.ts maps a row to it). */
 export const TaskSchema = Type.Object(
@@ -101,6 +158,40 @@ export const TaskSchema = Type.Object(
     processed_at: Nullable(Type.String()),
     traceparent: Nullable(
       Type.String({ description: 'W3C trace context the task continues (docs/tracing.md); null when none' }),
+    ),
+    parent_id: Nullable(
+      Type.String({ description: 'the task whose handler enqueued this one (ctx.enqueue)' }),
+    ),
+    pending_dependencies: Type.Integer({
+      description: 'dependencies not yet completed; a blocked task waits for them',
+    }),
+    on_dependency_failure: Type.String({ enum: [...DEPENDENCY_FAILURE_POLICIES] }),
+    depends_on: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks it depends on (or the children it waits for), up to 100',
+      }),
+    ),
+    dependents: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks that depend on it, up to 100',
+      }),
+    ),
+    children: Type.Optional(
+      Type.Array(GraphNodeSchema, {
+        description: 'GET /tasks/:id only: the tasks its handler enqueued, up to 100',
+      }),
+    ),
+    node: Nullable(
+      Type.String({ description: 'while running: the node running it (GET /nodes); else null' }),
+    ),
+    attempt_history: Type.Optional(
+      // A reference to the shared Attempt schema, typed as what it refers to.
+      Type.Unsafe<AttemptView[]>(
+        Type.Array(Type.Ref('Attempt'), {
+          description:
+            'its finished attempts, oldest first, at most --attempt-history of them; in GET /tasks/{id} and its event stream, not in listings',
+        }),
+      ),
     ),
   },
   { $id: 'Task' },
@@ -275,7 +366,7 @@ export const GetTaskQuery = Type.Object(
 );
 export type GetTaskQuery = Static<typeof GetTaskQuery>;
 
-const StatusCounts = Type.Object(
+export const StatusCounts = Type.Object(
   Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])) as Record<
     (typeof TASK_STATUSES)[number],
     ReturnType<typeof Type.Integer>
@@ -305,3 +396,40 @@ export const StatsSchema = Type.Object(
   { $id: 'Stats' },
 );
 export type Stats = Static<typeof StatsSchema>;
+
+/** A node (one taskq process), as GET /nodes lists it. */
+export const NodeSchema = Type.Object({
+  id: Type.String({ description: 'the node id; running tasks name it as their `node`' }),
+  host: Type.String(),
+  pid: Type.Integer(),
+  role: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')]),
+  version: Type.String(),
+  status: Type.Union([Type.Literal('live'), Type.Literal('gone')], {
+    description: 'gone: stopped, or missed three heartbeats',
+  }),
+  started_at: Type.String({ description: 'ISO 8601' }),
+  last_seen_at: Type.String({ description: 'its last heartbeat (or its stop), ISO 8601' }),
+  stopped_at: Nullable(Type.String({ description: 'when it stopped gracefully, ISO 8601' })),
+  heartbeat_ms: Type.Integer({ description: 'its heartbeat period' }),
+  concurrency: Type.Integer({ description: 'handlers it may run at once; 0 on an API-only node' }),
+  running: Type.Integer({ description: 'handlers running at its last heartbeat' }),
+  buffered: Type.Integer({ description: 'tasks claimed and waiting in its memory' }),
+  tasks: Type.Array(Type.String(), { description: 'ids of the tasks it runs (at most 100)' }),
+});
+
+export const NodeList = Type.Object({
+  nodes: Type.Array(NodeSchema, { description: 'live nodes and those gone in the last hour, oldest first' }),
+  live: Type.Integer({ description: 'live nodes' }),
+  warning: Nullable(
+    Type.Object(
+      {
+        code: Type.Literal('no_live_worker'),
+        message: Type.String(),
+        queued: Type.Integer({ description: 'tasks waiting' }),
+      },
+      { description: 'tasks are queued and no live node runs workers' },
+    ),
+  ),
+  generated_at: Type.String({ description: 'ISO 8601' }),
+});
+export type NodeListView = Static<typeof NodeList>;

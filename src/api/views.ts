@@ -2,10 +2,12 @@
  * What the API shows of the queue's records: each view's type is its schema's (schemas.ts), and
  * each record maps to it here, in one place. Times become ISO 8601 strings.
  */
-import type { TaskRecord } from '../core/task.js';
+import type { AttemptRecord, TaskRecord } from '../core/task.js';
+import type { NodesReport } from '../queue/nodes.js';
+import type { TaskGraph } from '../queue/queue.js';
 import type { QueueStats } from '../queue/stats.js';
 import type { OperationRecord } from '../queue/bulk.js';
-import type { OperationView, Stats, TaskView } from './schemas.js';
+import type { AttemptView, NodeListView, OperationView, Stats, TaskView } from './schemas.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -30,6 +32,62 @@ export function toTaskView(task: TaskRecord): TaskView {
     started_at: isoOrNull(task.startedAt),
     processed_at: isoOrNull(task.processedAt),
     traceparent: task.traceparent,
+    parent_id: task.parentId,
+    pending_dependencies: task.pendingDeps,
+    on_dependency_failure: task.onDependencyFailure,
+    node: task.status === 'running' ? task.leaseOwner : null,
+  };
+}
+
+function toAttemptView(a: AttemptRecord): AttemptView {
+  return {
+    attempt: a.attempt,
+    node: a.node,
+    claimed_at: isoOrNull(a.claimed_at),
+    started_at: isoOrNull(a.started_at),
+    finished_at: iso(a.finished_at),
+    outcome: a.outcome,
+    error: a.error,
+    stack: a.stack,
+  };
+}
+
+/** One task read by itself (GET /tasks/:id, its event stream): with its attempt history. */
+export function toTaskDetailView(task: TaskRecord): TaskView {
+  return { ...toTaskView(task), attempt_history: task.attemptHistory.map(toAttemptView) };
+}
+
+/** GET /tasks/:id: the detail view with the task's graph (dependencies, dependents, children). */
+export function toTaskGraphView(task: TaskRecord, graph: TaskGraph): TaskView {
+  return {
+    ...toTaskDetailView(task),
+    depends_on: graph.dependsOn,
+    dependents: graph.dependents,
+    children: graph.children,
+  };
+}
+
+export function toNodeListView(report: NodesReport, now: number): NodeListView {
+  return {
+    nodes: report.nodes.map((n) => ({
+      id: n.id,
+      host: n.host,
+      pid: n.pid,
+      role: n.role,
+      version: n.version,
+      status: n.live ? 'live' : 'gone',
+      started_at: iso(n.startedAt),
+      last_seen_at: iso(n.stoppedAt ?? n.heartbeatAt),
+      stopped_at: isoOrNull(n.stoppedAt),
+      heartbeat_ms: n.heartbeatMs,
+      concurrency: n.concurrency,
+      running: n.running,
+      buffered: n.buffered,
+      tasks: n.tasks,
+    })),
+    live: report.nodes.filter((n) => n.live).length,
+    warning: report.warning,
+    generated_at: iso(now),
   };
 }
 

@@ -6,9 +6,11 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
+import { registerConsoleCommands } from './commands/console.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
 import { registerBulkCommands } from './commands/bulk.js';
+import { registerInspectCommands } from './commands/inspect.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRun } from './commands/run.js';
 
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerProducerCommands(program);
   registerBulkCommands(program);
+  registerInspectCommands(program);
+  registerConsoleCommands(program);
   registerPrune(program);
   return program;
 }

@@ -8,16 +8,23 @@
  */
 import type { TaskStatus } from '../core/task.js';
 import type {
+  AttemptView,
+  NodeListView,
   OperationView,
   Stats,
   TaskView,
   WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS,
 } from '../api/schemas.js';
+import type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem } from '../api/console-schemas.js';
 
 export type Task = TaskView;
+/** One finished attempt in a task's `attempt_history`. */
+export type Attempt = AttemptView;
+/** GET /nodes: the nodes, how many are live, and the no-live-worker warning. */
+export type NodeList = NodeListView;
 /** A bulk operation (POST /tasks/bulk) as GET /operations/:id shows it. */
 export type Operation = OperationView;
-export type { Stats, TaskStatus };
+export type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem, Stats, TaskStatus };
 
 /**
  * A filter in the grammar of GET /tasks (docs/api.md, "Filters"): `{status: 'failed',
@@ -71,11 +78,33 @@ export interface EnqueueOptions {
   idempotencyKey?: string;
   /** Groups tasks (say a tenant id) for the action's concurrencyPerKey cap (docs/flow-control.md). */
   concurrencyKey?: string;
+  /** Ids of tasks that must complete first: the task is `blocked` until then (docs/workflows.md). */
+  dependsOn?: string[];
+  /** When a dependency fails for good or is cancelled: fail with it (default) or run anyway. */
+  onDependencyFailure?: 'fail' | 'run';
 }
 
-export interface BatchItem extends EnqueueOptions {
+export interface BatchItem extends Omit<EnqueueOptions, 'dependsOn'> {
   action: string;
   data?: Record<string, unknown>;
+  /** Task ids, or the indexes of earlier items of the same batch. */
+  dependsOn?: (string | number)[];
+}
+
+/** One step of a flow (`client.flow`): a task, named by `key`, run after the steps in `after`. */
+export interface FlowStep extends Omit<EnqueueOptions, 'dependsOn'> {
+  key: string;
+  action: string;
+  data?: Record<string, unknown>;
+  /** Keys of earlier steps, and ids of existing tasks, that must complete first. */
+  after?: string[];
+}
+
+/** A neighbour of a task in its graph, as GET /tasks/:id lists it. */
+export interface GraphNode {
+  id: string;
+  action: string;
+  status: TaskStatus;
 }
 
 export interface ListOptions {
@@ -144,7 +173,11 @@ const WAIT_MAX_SECONDS: typeof SERVER_WAIT_MAX_SECONDS = 60;
 /** How long `wait()` waits when not told. */
 export const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 
-function toBody(action: string, data: Record<string, unknown> | undefined, options: EnqueueOptions) {
+function toBody(
+  action: string,
+  data: Record<string, unknown> | undefined,
+  options: BatchItem | EnqueueOptions,
+) {
   const runAt = options.runAt instanceof Date ? options.runAt.toISOString() : options.runAt;
   return {
     action,
@@ -155,6 +188,10 @@ function toBody(action: string, data: Record<string, unknown> | undefined, optio
     ...(options.delayMs === undefined ? {} : { delay_ms: options.delayMs }),
     ...(options.idempotencyKey === undefined ? {} : { unique_key: options.idempotencyKey }),
     ...(options.concurrencyKey === undefined ? {} : { concurrency_key: options.concurrencyKey }),
+    ...(options.dependsOn === undefined ? {} : { depends_on: options.dependsOn }),
+    ...(options.onDependencyFailure === undefined
+      ? {}
+      : { on_dependency_failure: options.onDependencyFailure }),
   };
 }
 
@@ -180,6 +217,53 @@ export class TaskqClient {
   enqueueBatch(tasks: BatchItem[]): Promise<{ ids: string[] }> {
     const body = { tasks: tasks.map((t) => toBody(t.action, t.data, t)) };
     return this.request('POST', '/tasks/batch', body, this.traceHeaders());
+  }
+
+  /**
+   * Queues a graph of tasks in one transaction (all or none): each step runs after the steps
+   * named in its `after` (earlier steps only, so no cycle can be written) and any task ids there.
+   * Resolves with each step's task id by key.
+   *
+   * @example
+   * const { ids } = await client.flow([
+   *   { key: 'fetch', action: 'fetch', data: { url } },
+   *   { key: 'thumb', action: 'resize', data: { size: 64 }, after: ['fetch'] },
+   *   { key: 'large', action: 'resize', data: { size: 1024 }, after: ['fetch'] },
+   *   { key: 'publish', action: 'publish', after: ['thumb', 'large'] },
+   * ]);
+   */
+  async flow(steps: FlowStep[]): Promise<{ ids: Record<string, string> }> {
+    const keys = new Set(steps.map((step) => step.key));
+    if (keys.size < steps.length) throw new TypeError('flow: step keys must be distinct');
+    const index = new Map<string, number>();
+    const items = steps.map(({ key, after = [], ...item }, i): BatchItem => {
+      const dependsOn = after.map((name) => {
+        // A name of an earlier step is its index in the batch; anything else is a task id.
+        const earlier = index.get(name);
+        if (earlier === undefined && keys.has(name))
+          throw new TypeError(`flow: step "${key}" runs after "${name}", which must come before it`);
+        return earlier ?? name;
+      });
+      index.set(key, i);
+      return { ...item, dependsOn };
+    });
+    const { ids } = await this.enqueueBatch(items);
+    return { ids: Object.fromEntries(steps.map((step, i) => [step.key, ids[i] as string])) };
+  }
+
+  /** The tasks task `id` depends on (its depends_on, or the children it waits for), with their statuses. */
+  async dependencies(id: string): Promise<GraphNode[]> {
+    return (await this.get(id)).depends_on ?? [];
+  }
+
+  /** The tasks that depend on task `id`. */
+  async dependents(id: string): Promise<GraphNode[]> {
+    return (await this.get(id)).dependents ?? [];
+  }
+
+  /** The tasks the handler of task `id` enqueued (ctx.enqueue). */
+  async children(id: string): Promise<GraphNode[]> {
+    return (await this.get(id)).children ?? [];
   }
 
   /** The trace headers of the caller's context, only those the hook gave. */
@@ -291,9 +375,47 @@ export class TaskqClient {
     }
   }
 
+  /** The nodes live now and those gone in the last hour, with the no-live-worker warning. */
+  nodes(): Promise<NodeList> {
+    return this.request('GET', '/nodes');
+  }
+
   /** Counts by status and action, oldest queued age, throughput. */
   stats(): Promise<Stats> {
     return this.request('GET', '/stats');
+  }
+
+  /** Every action: paused, counts, throughput, failure rate, run time p50/p95, queue age, limits. */
+  actions(): Promise<{ actions: ActionItem[]; generated_at: string }> {
+    return this.request('GET', '/actions');
+  }
+
+  /** No node claims the action's tasks from the answer on; running ones finish. */
+  pauseAction(action: string): Promise<PauseStateItem> {
+    return this.request('POST', `/actions/${encodeURIComponent(action)}/pause`);
+  }
+
+  resumeAction(action: string): Promise<PauseStateItem> {
+    return this.request('POST', `/actions/${encodeURIComponent(action)}/resume`);
+  }
+
+  /** The recurring tasks with next and last run and their pause. */
+  schedules(): Promise<{ schedules: ScheduleItem[] }> {
+    return this.request('GET', '/schedules');
+  }
+
+  pauseSchedule(name: string): Promise<ScheduleItem> {
+    return this.request('POST', `/schedules/${encodeURIComponent(name)}/pause`);
+  }
+
+  resumeSchedule(name: string): Promise<ScheduleItem> {
+    return this.request('POST', `/schedules/${encodeURIComponent(name)}/resume`);
+  }
+
+  /** Queues one run now; the same `idempotencyKey` queues it once. */
+  runSchedule(name: string, options: { idempotencyKey?: string } = {}): Promise<ScheduleRunItem> {
+    const headers = options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : undefined;
+    return this.request('POST', `/schedules/${encodeURIComponent(name)}/run`, undefined, headers);
   }
 
   private async request<T>(

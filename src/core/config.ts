@@ -7,6 +7,7 @@
  */
 import { ConfigError } from './errors.js';
 import { parseRateLimits, type RateLimit } from './flow.js';
+import { ATTEMPT_HISTORY_DEFAULT } from './task.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -239,6 +240,13 @@ export const SETTINGS = Object.freeze({
     default: MAX_ATTEMPTS_DEFAULT,
     kind: int(1, 100),
     description: 'default max_attempts of a task',
+  }),
+  attemptHistory: setting({
+    flag: '--attempt-history',
+    env: ['TASKQ_ATTEMPT_HISTORY'],
+    default: ATTEMPT_HISTORY_DEFAULT,
+    kind: int(1, 1000),
+    description: "attempts each task's attempt_history keeps (the oldest are dropped)",
   }),
   taskTimeoutMs: setting({
     flag: '--task-timeout-ms',

@@ -60,3 +60,15 @@ export class PermanentFailure extends Error {
     this.name = 'PermanentFailure';
   }
 }
+
+/**
+ * Handler control flow: thrown by `ctx.waitForChildren()`. The attempt ends without a result and
+ * the task is `blocked` until its children finish; then its handler runs again (resumed) and
+ * `ctx.children()` has their results (docs/workflows.md). It is not a failure and uses no attempt.
+ */
+export class WaitForChildren extends Error {
+  constructor() {
+    super('waiting for children');
+    this.name = 'WaitForChildren';
+  }
+}

@@ -18,5 +18,7 @@ export class TaskAbort extends Error {
 
 export type Outcome =
   | { kind: 'completed'; result: JsonText }
-  | { kind: 'failed'; error: string; permanent: boolean }
-  | { kind: 'aborted'; abort: TaskAbort };
+  | { kind: 'failed'; error: string; permanent: boolean; stack?: string }
+  | { kind: 'aborted'; abort: TaskAbort }
+  /** The handler waits for its children (ctx.waitForChildren): blocked until they finish. */
+  | { kind: 'waiting' };

@@ -39,7 +39,8 @@ export type AttemptEnd =
   | { kind: 'completed' }
   | { kind: 'failed'; permanent: boolean }
   | { kind: 'aborted'; abort: { kind: AbortKind } }
-  | { kind: 'lease_expired'; cancelRequested: boolean };
+  | { kind: 'lease_expired'; cancelRequested: boolean }
+  | { kind: 'waiting' };
 
 export type RetryDecision = { retry: true; retryAt: number } | { retry: false };
 

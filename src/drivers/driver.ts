@@ -4,10 +4,11 @@
  * run unchanged on SQLite and PostgreSQL. Every method that changes state runs in one transaction.
  * Times are epoch milliseconds. test/contract/driver-contract.ts is the behaviour every driver owes.
  */
+import type { ActionMinute, ActionPause } from '../core/actions.js';
 import type { ActionLimits, LimitedClaim } from '../core/flow.js';
 import type { TaskFilter } from '../core/filter.js';
 import type { BackoffPolicy } from '../core/retry.js';
-import type { JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import type { AttemptOutcome, JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
 
 export interface DriverCapabilities {
   /** Other processes learn about new tasks at once (PostgreSQL LISTEN/NOTIFY); otherwise they poll. */
@@ -29,6 +30,10 @@ export type DriverEventName = keyof DriverEvents;
 export type Unsubscribe = () => void;
 
 /** The driver gives each inserted task its id (a UUID v4) and its seq. */
+/**
+ * A task's `dependsOn` refers to existing tasks (an unknown id is TQ_ERR_VALIDATION) or to
+ * earlier tasks of the same call (by index); the task is `blocked` while any is unfinished.
+ */
 export interface InsertTasksParams {
   tasks: NewTask[];
   now: number;
@@ -168,6 +173,10 @@ export interface Completion extends LeaseRef, Started {
 
 export interface Failure extends LeaseRef, Started {
   error: string;
+  /** How the attempt ended, for its history; absent: `error`. */
+  ended?: Exclude<AttemptOutcome, 'completed' | 'lease_lost'>;
+  /** The thrown error's stack, kept in the attempt's history (cut at ATTEMPT_STACK_MAX). */
+  stack?: string | null;
   /** retry: back to `queued` at `retryAt`; failed/cancelled: finished. */
   outcome: 'retry' | 'failed' | 'cancelled';
   retryAt?: number;
@@ -242,6 +251,80 @@ export interface ThroughputPoint {
 /** Per finished status, an epoch-ms cut-off: tasks that finished earlier may be pruned. */
 export type FinishedBefore = Record<'completed' | 'failed' | 'cancelled', number>;
 
+/** A task as a graph shows it: a node with its status. */
+export interface GraphNode {
+  id: string;
+  action: string;
+  status: TaskStatus;
+}
+
+/** The neighbours of one task (each list at most `limit` long, in insertion order). */
+export interface TaskGraph {
+  /** The tasks it depends on (`depends_on`, or the children it waits for). */
+  dependsOn: GraphNode[];
+  /** The tasks that depend on it. */
+  dependents: GraphNode[];
+  /** The tasks its handler enqueued. */
+  children: GraphNode[];
+}
+
+/**
+ * How a handler's wait for its children ended: `blocked` until they finish, `queued` at once
+ * (they all had), `failed` (a child failed and the task does not run on dependency failure, or
+ * the wait would close a cycle), `lease_lost` (the task is no longer this worker's: nothing written).
+ */
+export type WaitOutcome = 'blocked' | 'queued' | 'failed' | 'lease_lost';
+/** What GET /actions reads beside the counters (migration 0011): bounded by the actions, not the tasks. */
+export interface ActionStatsRead {
+  /** The per-action ring's minutes from the one holding `since`, with any finish. */
+  minutes: ActionMinute[];
+  /** Per action with queued tasks, when its oldest queued task was created (epoch ms). */
+  oldestQueued: { action: string; createdAt: number }[];
+}
+
+/** A schedule's state kept in the database (migration 0011); absent fields: never set. */
+export interface ScheduleState {
+  name: string;
+  /** Epoch ms; null when not paused. */
+  pausedAt: number | null;
+  /** The tick (or run-now) last queued, epoch ms. */
+  lastRunAt: number | null;
+  lastTaskId: string | null;
+}
+
+/** What a node says of itself at each heartbeat (GET /nodes shows it). */
+export interface NodeInfo {
+  /** Unique per process; the lease owner of the tasks it runs. */
+  id: string;
+  host: string;
+  pid: number;
+  role: 'all' | 'api' | 'worker';
+  version: string;
+  startedAt: number;
+  /** Its heartbeat period (ms): a node that misses three is gone. */
+  heartbeatMs: number;
+  /** Handlers it may run at once; 0 on an API-only node. */
+  concurrency: number;
+  running: number;
+  buffered: number;
+  /** Ids of the tasks it runs now (at most NODE_TASKS_MAX). */
+  tasks: string[];
+}
+
+/** A node's row: what it said at its last heartbeat, and when. */
+export interface NodeRecord extends NodeInfo {
+  heartbeatAt: number;
+  /** When it stopped gracefully; null while it runs (or since it vanished). */
+  stoppedAt: number | null;
+}
+
+export interface HeartbeatNodeParams {
+  node: NodeInfo;
+  now: number;
+  /** Rows of nodes last heard of before this are deleted in the same write. */
+  pruneBefore: number;
+}
+
 export interface MigrateResult {
   applied: string[];
   current: number;
@@ -262,8 +345,20 @@ export interface QueueDriver {
   extendLeases(params: ExtendLeasesParams): Promise<HeldTask[]>;
   failTasks(params: FailTasksParams): Promise<void>;
   getTask(params: { id: string }): Promise<TaskRecord | null>;
+  /** The task's dependencies, dependents and children (index-backed, `limit` each). */
+  getTaskGraph(params: { task: TaskRecord; limit: number }): Promise<TaskGraph>;
+  /** The children of task `id` (enqueued by its handler), oldest first, up to `limit`. */
+  listChildren(params: { id: string; limit: number }): Promise<TaskRecord[]>;
+  /** Registers the node or records its heartbeat (an upsert), and prunes long-gone nodes. */
+  heartbeatNode(params: HeartbeatNodeParams): Promise<void>;
   insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
+  /** Actions no claim takes, by name. */
+  listPausedActions(): Promise<ActionPause[]>;
+  /** Every schedule with a stored state, by name. */
+  listScheduleStates(): Promise<ScheduleState[]>;
   listTasks(params: ListTasksParams): Promise<TaskRecord[]>;
+  /** Every node heard of (heartbeat or stop) at or after `since`, oldest start first. */
+  listNodes(params: { since: number }): Promise<NodeRecord[]>;
   /** A page of tasks that match, newest first, never reading more than one scan window. */
   findTasks(params: ListTasksParams): Promise<FoundTasks>;
   /** Counts the matches within one scan window of `params.scanWindow` rows. */
@@ -285,17 +380,38 @@ export interface QueueDriver {
   /** Counts a failed step (kept under the lease, tried again). */
   recordOperationError(params: { id: string; owner: string; error: string; now: number }): Promise<void>;
   migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;
+  /**
+   * From its commit on, no claim takes a task of `action` (claims already made keep theirs).
+   * Durable; idempotent: pausing again keeps the first pause's time.
+   */
+  pauseAction(params: { action: string; now: number }): Promise<ActionPause>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
+  readActionStats(params: { since: number }): Promise<ActionStatsRead>;
+  /** Records a schedule's run (a tick or a run-now) if it is later than the last one recorded. */
+  recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void>;
   /** How many finished tasks `pruneTasks` would delete (for progress reporting). */
   countPrunableTasks(params: { finishedBefore: FinishedBefore }): Promise<number>;
   /** Deletes up to `limit` finished tasks that finished before their status's cut-off; returns how many. */
   pruneTasks(params: { finishedBefore: FinishedBefore; limit: number }): Promise<number>;
   releaseTasks(params: ReleaseTasksParams): Promise<void>;
   rescueExpiredLeases(params: RescueParams): Promise<RescueResult>;
+  /** Lets claims take `action` again and wakes workers (announced as tasksQueued); idempotent. */
+  resumeAction(params: { action: string }): Promise<void>;
   retryTask(params: { id: string; now: number }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }>;
+  /** Marks a node stopped (a graceful stop): it is listed as gone at once. */
+  stopNode(params: { id: string; now: number }): Promise<void>;
   setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void>;
+  /** Pauses (an earlier pause keeps its time) or resumes a schedule; durable. */
+  setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState>;
   throughput(params: { since: number }): Promise<ThroughputPoint[]>;
+  /**
+   * Ends the running attempt of a handler that waits for its children: in one transaction the
+   * children become its dependencies and it is `blocked` until they finish (docs/workflows.md).
+   */
+  waitForChildren(
+    params: LeaseRef & { now: number },
+  ): Promise<{ outcome: WaitOutcome; error: string | null }>;
 
   on<E extends DriverEventName>(event: E, listener: (payload: DriverEvents[E]) => void): Unsubscribe;
   close(): Promise<void>;

@@ -10,9 +10,20 @@
  */
 import type { Logger } from 'pino';
 import { SETTINGS, unknownName } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, WaitForChildren } from '../core/errors.js';
 import { CONCURRENCY_PER_KEY_MAX, rateLimitOf } from '../core/flow.js';
-import { JsonText, type JsonObject } from '../core/task.js';
+import {
+  JsonText,
+  type DependencyFailurePolicy,
+  type JsonObject,
+  type JsonValue,
+  type TaskStatus,
+} from '../core/task.js';
+
+/** What `ctx.waitForChildren()` does: ends the attempt, as a control-flow throw. */
+export function waitForChildren(): never {
+  throw new WaitForChildren();
+}
 
 export interface HandlerTask {
   id: string;
@@ -25,6 +36,33 @@ export interface HandlerTask {
   createdAt: Date;
 }
 
+/** Options of a child task (`ctx.enqueue`); the same as a POST /tasks body's, camel-cased. */
+export interface ChildOptions {
+  priority?: number;
+  maxAttempts?: number;
+  delayMs?: number;
+  concurrencyKey?: string;
+  /** Ids of tasks (other children, say) the child must wait for. */
+  dependsOn?: string[];
+  onDependencyFailure?: DependencyFailurePolicy;
+  /**
+   * Deduplicates the child. By default a child's key is made from the parent's id, the wait it
+   * belongs to and its position among this run's `ctx.enqueue` calls, so a run repeated after a
+   * crash finds the children it enqueued before instead of enqueuing them again.
+   */
+  uniqueKey?: string;
+}
+
+/** A child as its resumed parent sees it (`ctx.children()`). */
+export interface ChildTask {
+  id: string;
+  action: string;
+  status: TaskStatus;
+  /** The child's result when it completed, else null. */
+  result: JsonValue | null;
+  error: string | null;
+}
+
 export interface HandlerContext {
   /** Aborted when the task times out, is cancelled, loses its lease, or the service shuts down. */
   signal: AbortSignal;
@@ -33,6 +71,26 @@ export interface HandlerContext {
   logger: Logger;
   /** Reports progress (0..100) and an optional message, shown on the task and its event stream. */
   progress(percent: number, message?: string): Promise<void>;
+  /**
+   * Enqueues a child of this task (fan-out); resolves once it is committed, with its id. The
+   * child is linked to this task (`parent_id`) in the same insert, so nothing is lost when the
+   * worker dies before the handler ends.
+   */
+  enqueue(
+    action: string,
+    data?: JsonObject,
+    options?: ChildOptions,
+  ): Promise<{ id: string; status: TaskStatus }>;
+  /**
+   * Ends this attempt and resumes the task when every child has finished (fan-in): use it as
+   * `return ctx.waitForChildren()` (it throws WaitForChildren). A child that fails for good fails
+   * this task too, unless the task was enqueued with `on_dependency_failure: "run"`.
+   */
+  waitForChildren(): never;
+  /** This task's children, oldest first, with their results (read when called). */
+  children(): Promise<ChildTask[]>;
+  /** How many times this task has waited for children before this run: 0 on a first run. */
+  resumed: number;
 }
 
 export type TaskHandler = (task: HandlerTask, ctx: HandlerContext) => unknown;

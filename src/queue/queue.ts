@@ -7,16 +7,32 @@
 import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { IDEMPOTENCY_WINDOW_MS_DEFAULT, POLL_MS_DEFAULT } from '../core/config.js';
+import type { ActionPause } from '../core/actions.js';
 import { QueueError } from '../core/errors.js';
+import { actionLimitsOf, type ActionLimits, type RateLimit } from '../core/flow.js';
 import type { TaskFilter } from '../core/filter.js';
-import { isFinished, type JsonObject, type NewTask, type TaskRecord, type TaskStatus } from '../core/task.js';
+import {
+  hasGraph,
+  isFinished,
+  type DependencyFailurePolicy,
+  type DependencyRef,
+  type JsonObject,
+  type NewTask,
+  type TaskRecord,
+  type TaskStatus,
+} from '../core/task.js';
 import type {
+  ActionStatsRead,
+  GraphNode,
   InsertedTask,
   QueueDriver,
+  ScheduleState,
+  TaskGraph,
   TaskCounts,
   ThroughputPoint,
   Unsubscribe,
 } from '../drivers/driver.js';
+import type { HandlerDefinition } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
 import { BulkOperations } from './bulk.js';
@@ -28,9 +44,18 @@ import {
   type TraceHeaders,
 } from './tracing.js';
 import { TaskWatcher } from './watcher.js';
+import { nodesReport, type NodesReport } from './nodes.js';
 
 // The queue's own words for what it reads; the layers above import them from here, not from drivers/.
-export type { TaskCounts, ThroughputPoint, Unsubscribe };
+export type {
+  ActionStatsRead,
+  GraphNode,
+  ScheduleState,
+  TaskCounts,
+  TaskGraph,
+  ThroughputPoint,
+  Unsubscribe,
+};
 
 export interface EnqueueInput {
   action: string;
@@ -51,7 +76,21 @@ export interface EnqueueInput {
   trace?: TraceHeaders;
   /** Caps, with the action's concurrencyPerKey, how many tasks of this key run at once. */
   concurrencyKey?: string;
+  /**
+   * Tasks that must complete first: ids of existing tasks, or (in enqueueMany) indexes of
+   * earlier tasks of the same batch. The task is `blocked` until then (docs/workflows.md).
+   */
+  dependsOn?: (string | number)[];
+  /** What to do when a dependency fails for good or is cancelled. @defaultValue 'fail' */
+  onDependencyFailure?: DependencyFailurePolicy;
+  /** The running task that enqueues this one (a handler's ctx.enqueue). */
+  parentId?: string;
 }
+
+/** Most dependencies one task may name. */
+export const DEPENDS_ON_MAX = 100;
+/** Most dependencies, dependents and children GET /tasks/:id shows of each kind. */
+export const GRAPH_LIMIT = 100;
 
 export interface EnqueueResult {
   task: TaskRecord;
@@ -88,6 +127,8 @@ export interface QueueOptions {
   uniqueWindowMs?: number;
   /** Most tasks in one group commit. */
   maxInsertBatch?: number;
+  /** The `--rate-limit` setting, shown with the handlers' own limits (GET /actions). */
+  rateLimits?: ReadonlyMap<string, RateLimit>;
 }
 
 export const UNIQUE_WINDOW_MS_DEFAULT = IDEMPOTENCY_WINDOW_MS_DEFAULT;
@@ -109,6 +150,21 @@ function checkReplay(requested: NewTask, result: InsertedTask): EnqueueResult {
     );
   }
   return result;
+}
+
+/** The dependency fields of a new task (none for a plain one, so its row stays the plain kind). */
+function graphOf(input: EnqueueInput): Pick<NewTask, 'dependsOn' | 'onDependencyFailure' | 'parentId'> {
+  const refs = input.dependsOn ?? [];
+  if (refs.length > DEPENDS_ON_MAX)
+    throw new QueueError('TQ_ERR_VALIDATION', `depends_on: at most ${DEPENDS_ON_MAX} tasks`);
+  const graph: Pick<NewTask, 'dependsOn' | 'onDependencyFailure' | 'parentId'> = {};
+  if (refs.length > 0)
+    graph.dependsOn = refs.map((ref): DependencyRef =>
+      typeof ref === 'number' ? { index: ref } : { id: ref },
+    );
+  if (input.onDependencyFailure !== undefined) graph.onDependencyFailure = input.onDependencyFailure;
+  if (input.parentId !== undefined) graph.parentId = input.parentId;
+  return graph;
 }
 
 const newestOf = (tasks: NewTask[]): number => tasks.reduce((t, task) => Math.max(t, task.createdAt), 0);
@@ -187,11 +243,17 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
       createdAt: now,
       traceparent: stored.traceparent,
       tracestate: stored.tracestate,
+      ...graphOf(input),
     };
   }
 
   /** Resolves once the task is committed. */
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    if (input.dependsOn?.some((ref) => typeof ref === 'number'))
+      throw new QueueError(
+        'TQ_ERR_VALIDATION',
+        'depends_on: a number refers to an earlier item of a batch; POST /tasks takes task ids',
+      );
     const tracer = activeTracer();
     if (!tracer) return this.enqueueOne(this.prepare(input));
     const task = this.prepare(input);
@@ -202,6 +264,9 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   }
 
   private async enqueueOne(task: NewTask): Promise<EnqueueResult> {
+    // A task with dependencies is inserted on its own: an unknown dependency fails its request
+    // alone, never the other requests of a group commit.
+    if (hasGraph(task)) return (await this.insertMany([task]))[0] as EnqueueResult;
     const result = checkReplay(task, await this.inserts.add(task));
     if (result.inserted) this.emit('enqueued', [result.task]);
     return result;
@@ -235,6 +300,16 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
 
   async get(id: string): Promise<TaskRecord | null> {
     return this.driver.getTask({ id });
+  }
+
+  /** The task's dependencies, dependents and children, up to GRAPH_LIMIT of each. */
+  async graph(task: TaskRecord): Promise<TaskGraph> {
+    return this.driver.getTaskGraph({ task, limit: GRAPH_LIMIT });
+  }
+
+  /** The children of task `id` (tasks its handler enqueued), oldest first. */
+  async children(id: string, limit = 1000): Promise<TaskRecord[]> {
+    return this.driver.listChildren({ id, limit });
   }
 
   /** Resolves when the database answers (health checks). */
@@ -327,12 +402,62 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     return task;
   }
 
+  /** Live nodes and those gone in the last hour, with the no-live-worker warning (nodes.ts). */
+  async nodes(now = Date.now()): Promise<NodesReport> {
+    return nodesReport(this.driver, now);
+  }
+
   async counts(): Promise<TaskCounts> {
     return this.driver.countTasks();
   }
 
   async throughput(sinceMs: number): Promise<ThroughputPoint[]> {
     return this.driver.throughput({ since: sinceMs });
+  }
+
+  // The operator's console (queue/actions.ts, queue/schedules.ts, docs/operations.md).
+
+  /** From its answer on, no node claims the action's tasks; running ones finish. */
+  async pauseAction(action: string): Promise<ActionPause> {
+    return this.driver.pauseAction({ action, now: Date.now() });
+  }
+
+  async resumeAction(action: string): Promise<void> {
+    await this.driver.resumeAction({ action });
+  }
+
+  async pausedActions(): Promise<ActionPause[]> {
+    return this.driver.listPausedActions();
+  }
+
+  async actionStats(since: number): Promise<ActionStatsRead> {
+    return this.driver.readActionStats({ since });
+  }
+
+  /** The actions with a handler of their own here (the fallback answers the others). */
+  registeredActions(): string[] {
+    return this.registry.actions();
+  }
+
+  handlerOf(action: string): HandlerDefinition | undefined {
+    return this.registry.all().find((h) => h.action === action);
+  }
+
+  /** The flow-control limits this process applies, as the worker pool gathers them. */
+  actionLimits(): ActionLimits[] {
+    return actionLimitsOf(this.registry.all(), this.options.rateLimits);
+  }
+
+  async scheduleStates(): Promise<ScheduleState[]> {
+    return this.driver.listScheduleStates();
+  }
+
+  async setSchedulePaused(name: string, paused: boolean): Promise<ScheduleState> {
+    return this.driver.setSchedulePaused({ name, paused, now: Date.now() });
+  }
+
+  async recordScheduleRun(name: string, at: number, taskId: string): Promise<void> {
+    await this.driver.recordScheduleRun({ name, at, taskId });
   }
 
   /** Waits for group commits still in flight and wakes every waiter (shutdown). */

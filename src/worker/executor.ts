@@ -9,11 +9,11 @@
  * (`npm run bench` measures a drain).
  */
 import type { Logger } from 'pino';
-import { coerceError, PermanentFailure } from '../core/errors.js';
+import { coerceError, PermanentFailure, WaitForChildren } from '../core/errors.js';
 import { TaskAbort, type Outcome } from '../core/outcome.js';
 import type { TaskRecord } from '../core/task.js';
-import type { HandlerDefinition, HandlerTask } from '../handlers/handler.js';
-import { toResult } from '../handlers/handler.js';
+import type { HandlerContext, HandlerDefinition, HandlerTask } from '../handlers/handler.js';
+import { toResult, waitForChildren } from '../handlers/handler.js';
 
 import type { AbortKind } from '../core/retry.js';
 
@@ -51,7 +51,13 @@ export interface ExecuteOptions {
   /** The task's child logger, created on first use. */
   logger: () => Logger;
   progress: (percent: number, message?: string) => Promise<void>;
+  /** ctx.enqueue and ctx.children (the runner's, bound to this task); absent: they reject. */
+  enqueue?: HandlerContext['enqueue'];
+  children?: HandlerContext['children'];
 }
+
+const unavailable = (what: string) => () =>
+  Promise.reject(new Error(`${what} is not available to this handler run (no queue)`));
 
 export function toHandlerTask(task: TaskRecord): HandlerTask {
   return {
@@ -71,7 +77,7 @@ export async function execute(
   options: ExecuteOptions,
 ): Promise<Outcome> {
   const { abort } = options;
-  const ctx = {
+  const ctx: HandlerContext = {
     get signal() {
       return abort.signal;
     },
@@ -80,6 +86,10 @@ export async function execute(
       return options.logger();
     },
     progress: options.progress,
+    enqueue: options.enqueue ?? unavailable('ctx.enqueue'),
+    children: options.children ?? unavailable('ctx.children'),
+    waitForChildren,
+    resumed: task.waits,
   };
   try {
     let value = handler.handle(toHandlerTask(task), ctx);
@@ -87,6 +97,7 @@ export async function execute(
     // while a handler runs synchronously.
     if (isThenable(value)) value = await settleWithin(value, abort, options.timeoutMs);
     if (abort.reason) return abortedOutcome(abort.reason);
+    if (value instanceof WaitForChildren) return { kind: 'waiting' };
     try {
       return { kind: 'completed', result: toResult(value) };
     } catch (err) {
@@ -98,11 +109,14 @@ export async function execute(
     }
   } catch (thrown) {
     if (abort.reason) return abortedOutcome(abort.reason);
+    if (thrown instanceof WaitForChildren) return { kind: 'waiting' };
     const error = coerceError(thrown);
     return {
       kind: 'failed',
       error: error.message || error.name,
       permanent: error instanceof PermanentFailure,
+      // Kept in the attempt's history (cut there); read only when the handler threw.
+      stack: error.stack,
     };
   }
 }

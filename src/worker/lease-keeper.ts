@@ -31,6 +31,11 @@ export interface LeaseKeeperOptions {
   awaitingResult: () => TaskRef[];
   onLeaseLost: (ids: string[]) => void;
   onCancelRequested: (ids: string[]) => void;
+  /**
+   * Sent on the same timer, alongside each renewal (not after it): the node's heartbeat
+   * (queue/nodes.ts), so a worker node keeps one timer for both.
+   */
+  alongside?: () => Promise<void>;
 }
 
 export interface Heartbeat {
@@ -54,7 +59,7 @@ export class LeaseKeeper extends PeriodicService<LeaseKeeperEvents> {
   }
 
   protected tick(): Promise<unknown> {
-    return this.beat();
+    return Promise.all([this.beat(), this.options.alongside?.()]);
   }
 
   /** One renewal now (the timer calls this; so can a test). */

@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 import { decideRetry, type BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
 import type { LeaseRef, QueueDriver } from '../drivers/driver.js';
+import type { ChildOptions, ChildTask, HandlerContext } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
+import type { TaskQueue } from '../queue/queue.js';
 import type { Completer } from './completer.js';
 import { execute, type Outcome, type TaskAbortHandle } from './executor.js';
 import { giveBack, leaseOf } from './leases.js';
@@ -25,6 +27,8 @@ export interface TaskRunnerOptions {
   taskTimeoutMs: number;
   backoff: BackoffPolicy;
   now: () => number;
+  /** Where ctx.enqueue puts children and ctx.children reads them. */
+  queue: TaskQueue;
 }
 
 /** The lease of a running task, with when its handler started. */
@@ -64,6 +68,8 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         timeoutMs: handler.timeoutMs ?? this.options.taskTimeoutMs,
         logger,
         progress: (percent: number, message?: string) => this.progress(lease, percent, message),
+        enqueue: this.childEnqueuer(task),
+        children: () => this.children(task),
       };
       outcome = await (span
         ? span.run(() => execute(task, handler, options))
@@ -88,13 +94,17 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         completer.complete({ ...lease, result: outcome.result });
         return undefined;
       case 'failed': {
-        const retry = this.failOrRetry(task, lease, outcome, outcome.error, backoff);
+        const retry = this.failOrRetry(task, lease, outcome, outcome.error, backoff, outcome.stack);
         logger().warn({ err: outcome.error, retry }, retry ? 'task failed; will retry' : 'task failed');
         return retry;
       }
+      case 'waiting':
+        await this.waitForChildren(lease, logger);
+        return undefined;
       case 'aborted': {
         const { abort } = outcome;
-        if (abort.kind === 'cancel') completer.fail({ ...lease, error: abort.message, outcome: 'cancelled' });
+        if (abort.kind === 'cancel')
+          completer.fail({ ...lease, error: abort.message, outcome: 'cancelled', ended: 'cancelled' });
         else if (abort.kind === 'timeout') {
           const retry = this.failOrRetry(task, lease, outcome, abort.message, backoff);
           logger().warn({ retry }, `task ${abort.message}`);
@@ -115,6 +125,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
     outcome: Outcome,
     error: string,
     backoff: BackoffPolicy,
+    stack?: string,
   ): boolean {
     const decision = decideRetry(task, outcome, backoff, this.options.now());
     this.options.completer.fail({
@@ -122,8 +133,66 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
       error,
       outcome: decision.retry ? 'retry' : 'failed',
       retryAt: decision.retry ? decision.retryAt : undefined,
+      ended: outcome.kind === 'aborted' ? 'timeout' : 'error',
+      stack: stack ?? null,
     });
     return decision.retry;
+  }
+
+  /**
+   * ctx.enqueue for one run of `task`. Each child gets, unless the handler names one, the
+   * idempotency key `child:<parent id>:<waits>:<n>` (the n-th call of this run): a run repeated
+   * after a crash (the lease expired before the task waited or finished) enqueues the same
+   * children again, and gets the ones it enqueued before instead of duplicates.
+   */
+  private childEnqueuer(task: TaskRecord): HandlerContext['enqueue'] {
+    let calls = 0;
+    return async (action, data = {}, options: ChildOptions = {}) => {
+      const n = calls++;
+      const { task: child } = await this.options.queue.enqueue({
+        action,
+        data,
+        priority: options.priority,
+        maxAttempts: options.maxAttempts,
+        delayMs: options.delayMs,
+        concurrencyKey: options.concurrencyKey,
+        dependsOn: options.dependsOn,
+        onDependencyFailure: options.onDependencyFailure,
+        uniqueKey: options.uniqueKey ?? `child:${task.id}:${task.waits}:${n}`,
+        parentId: task.id,
+      });
+      return { id: child.id, status: child.status };
+    };
+  }
+
+  private async children(task: TaskRecord): Promise<ChildTask[]> {
+    const children = await this.options.queue.children(task.id);
+    return children.map((c) => ({
+      id: c.id,
+      action: c.action,
+      status: c.status,
+      result: c.status === 'completed' ? c.result : null,
+      error: c.error,
+    }));
+  }
+
+  /**
+   * The attempt ended in ctx.waitForChildren: the task waits blocked for its children (one
+   * transaction, in the driver). A write that fails leaves the task running under its lease,
+   * which expires: the run repeats, finds its children (see childEnqueuer) and waits again.
+   */
+  private async waitForChildren(lease: StartedLease, logger: () => Logger): Promise<void> {
+    try {
+      const { outcome, error } = await this.options.driver.waitForChildren({
+        ...lease,
+        now: this.options.now(),
+      });
+      if (outcome === 'failed') logger().warn({ err: error }, 'task failed waiting for its children');
+      else if (outcome === 'lease_lost')
+        logger().warn('lease lost before waiting for children; the task will run again elsewhere');
+    } catch (err) {
+      logger().error({ err }, 'could not record the wait for children; the task will run again');
+    }
   }
 
   private async progress(lease: LeaseRef, percent: number, message?: string): Promise<void> {

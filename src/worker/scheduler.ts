@@ -4,7 +4,10 @@
  * scheduler; a tick is queued under the idempotency key `schedule:<name>:<tick ISO time>`, so
  * however many nodes see the same tick, the database stores exactly one task for it.
  * A process queues the ticks that fall after it started; ticks missed while no node ran are
- * not caught up.
+ * not caught up. A schedule paused in the console (its state is in the database, so every node
+ * sees it) queues no ticks until resumed; the ticks it skipped are not caught up either.
+ * Ticks and the console's "run now" go through one path (queue/schedules.ts), which also
+ * records the schedule's last run.
  *
  * Catch-up and clock policy. A check queues every tick since the previous check while checks
  * come on time. After a gap (more than CATCH_UP_CHECKS check intervals: the process was paused,
@@ -20,11 +23,10 @@ import { ConfigError } from '../core/errors.js';
 import { nextRun, type Schedule } from '../core/schedule.js';
 import type { JsonObject } from '../core/task.js';
 import type { TaskQueue } from '../queue/queue.js';
+import { enqueueScheduleRun } from '../queue/schedules.js';
 
 export type { Schedule };
 
-/** How long a tick's key deduplicates: far longer than any clock skew between nodes. */
-const TICK_KEY_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** A check that comes later than this many intervals after the last one catches up once. */
 const CATCH_UP_CHECKS = 2;
 
@@ -125,16 +127,19 @@ export class Scheduler {
     if (now <= from) return; // the clock went back: wait until it passes `from` again
     const ticksOf = now - from > CATCH_UP_CHECKS * this.checkMs ? lastTick : nextTicks;
     this.checking = (async () => {
-      for (const schedule of this.schedules) {
-        for (const tick of ticksOf(schedule, from, now)) {
+      const due = this.schedules
+        .map((schedule) => ({ schedule, ticks: ticksOf(schedule, from, now) }))
+        .filter((d) => d.ticks.length > 0);
+      const paused = due.length > 0 ? await this.pausedSchedules() : new Set<string>();
+      if (paused === null) return; // tried again at the next check, from the same time
+      for (const { schedule, ticks } of due) {
+        if (paused.has(schedule.name)) continue;
+        for (const tick of ticks) {
           try {
-            const { task, inserted } = await this.queue.enqueue({
-              action: schedule.action,
-              data: schedule.data,
-              priority: schedule.priority,
-              maxAttempts: schedule.maxAttempts,
-              uniqueKey: `schedule:${schedule.name}:${tick.toISOString()}`,
-              uniqueForMs: TICK_KEY_WINDOW_MS,
+            const at = tick.getTime();
+            const { task, inserted } = await enqueueScheduleRun(this.queue, schedule, {
+              key: tick.toISOString(),
+              at,
             });
             if (inserted)
               this.logger.info({ schedule: schedule.name, tick, taskId: task.id }, 'queued scheduled task');
@@ -147,6 +152,20 @@ export class Scheduler {
     })();
     await this.checking;
     this.checking = null;
+  }
+
+  /**
+   * Names of the paused schedules, read only when a tick is due; null when they cannot be read
+   * (the check is then tried again rather than queuing a tick a pause may forbid).
+   */
+  private async pausedSchedules(): Promise<Set<string> | null> {
+    try {
+      const states = await this.queue.scheduleStates();
+      return new Set(states.filter((s) => s.pausedAt !== null).map((s) => s.name));
+    } catch (err) {
+      this.logger.error({ err }, "reading the schedules' pauses failed");
+      return null;
+    }
   }
 
   async stop(): Promise<void> {

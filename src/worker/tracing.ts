@@ -18,10 +18,11 @@ import { ATTR, contextOfStored, messagingAttributes } from '../queue/tracing.js'
 import type { Outcome } from './executor.js';
 
 /** How an attempt ended, as its span says (`taskq.task.outcome`). */
-export type AttemptOutcome = 'completed' | 'error' | 'timeout' | 'cancelled' | 'lease_lost' | 'shutdown';
+export type AttemptOutcome =
+  'completed' | 'waiting' | 'error' | 'timeout' | 'cancelled' | 'lease_lost' | 'shutdown';
 
 export function attemptOutcomeOf(outcome: Outcome): AttemptOutcome {
-  if (outcome.kind === 'completed') return 'completed';
+  if (outcome.kind === 'completed' || outcome.kind === 'waiting') return outcome.kind;
   if (outcome.kind === 'failed') return 'error';
   return outcome.abort.kind === 'cancel' ? 'cancelled' : outcome.abort.kind;
 }

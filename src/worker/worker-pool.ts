@@ -22,6 +22,8 @@ import type { TaskRecord } from '../core/task.js';
 import type { WorkerStatus } from '../core/worker-status.js';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
+import { MAX_ATTEMPTS_DEFAULT } from '../core/config.js';
+import { TaskQueue } from '../queue/queue.js';
 import { Completer } from './completer.js';
 import { DbHealth } from './db-health.js';
 import type { Outcome } from './executor.js';
@@ -50,6 +52,11 @@ export interface WorkerPoolOptions {
   pollMs: number;
   taskTimeoutMs: number;
   backoff: BackoffPolicy;
+  /**
+   * Where handlers' ctx.enqueue puts children (the node's queue, so its metrics and tracing see
+   * them); without one the pool makes its own on the same driver.
+   */
+  queue?: TaskQueue;
   /** Rate limits by action from the settings (`--rate-limit`); they win over the handlers' own. */
   rateLimits?: ReadonlyMap<string, RateLimit>;
   /** How long acks wait to be batched. */
@@ -63,7 +70,12 @@ export interface WorkerPoolOptions {
    * a test injects a clock. Timers (poll, heartbeat, task timeouts) still run on real time.
    */
   now?: () => number;
+  /** Called on the lease keeper's timer, alongside each renewal: the node's heartbeat (queue/nodes.ts). */
+  onHeartbeat?: () => Promise<void>;
 }
+
+/** Task ids the pool reports as running at most (queue/nodes.ts NODE_TASKS_MAX). */
+const ACTIVITY_IDS_MAX = 100;
 
 /** Events for tests and metrics; tests await these instead of sleeping. */
 export interface WorkerPoolEvents {
@@ -119,6 +131,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
       taskTimeoutMs: options.taskTimeoutMs,
       backoff: options.backoff,
       now,
+      queue:
+        options.queue ??
+        new TaskQueue({ driver, registry: options.registry, defaultMaxAttempts: MAX_ATTEMPTS_DEFAULT }),
     });
     this.producer = new Producer({
       driver,
@@ -135,7 +150,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
       claimsPaused: () => this.completer.backlogFull,
       run: (task, abort) => runner.run(task, abort),
       recordCancelled: (task, error) =>
-        this.completer.fail({ ...leaseOf(task, owner), error, outcome: 'cancelled' }),
+        this.completer.fail({ ...leaseOf(task, owner), error, outcome: 'cancelled', ended: 'cancelled' }),
     });
     this.leaseKeeper = new LeaseKeeper({
       driver,
@@ -154,6 +169,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
         this.producer.leaseLost(ids);
       },
       onCancelRequested: (ids) => this.producer.cancel(ids),
+      alongside: options.onHeartbeat,
     });
     this.rescuer = new Rescuer({ driver, logger, leaseMs, backoff: options.backoff, now, health });
 
@@ -170,6 +186,17 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
   /** Tasks held by this pool: running plus buffered. */
   get held(): { running: number; buffered: number } {
     return this.producer.held;
+  }
+
+  /** What the pool runs now, for its node's heartbeat: counts, and the ids of the running tasks. */
+  activity(): { running: number; buffered: number; tasks: string[] } {
+    const { running, buffered } = this.producer.held;
+    const tasks = this.producer
+      .heldTasks()
+      .filter((t) => t.startedAt !== null)
+      .slice(0, ACTIVITY_IDS_MAX)
+      .map((t) => t.id);
+    return { running, buffered, tasks };
   }
 
   /**

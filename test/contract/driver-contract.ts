@@ -385,6 +385,23 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(await claim(2)).toHaveLength(0);
         });
 
+        it('takes exactly limit tasks for small and large limits, with and without excludeActions', async () => {
+          // PostgreSQL writes limits up to 16 into the claim's text and passes larger ones as a
+          // parameter (queries.ts, claimStatement): both shapes, each with and without exclusions.
+          await driver.insertTasks({
+            tasks: Array.from({ length: 90 }, (_, i) => newTask({ action: i % 3 === 0 ? 'b' : 'a' })),
+            now: T0,
+          });
+          expect(await claim(7)).toHaveLength(7);
+          expect(await claim(40)).toHaveLength(40);
+          const small = await claim(5, T0, 'w1', ['b']);
+          const large = await claim(20, T0, 'w1', ['b']);
+          expect([...small, ...large].map((t) => t.action)).toEqual(Array(25).fill('a'));
+          // Left: 14 of b and 4 of a.
+          expect((await claim(20, T0, 'w1', ['a'])).map((t) => t.action)).toEqual(Array(14).fill('b'));
+          expect(await claim(20)).toHaveLength(4);
+        });
+
         it('does not claim a task whose run_at is in the future', async () => {
           const later = await insert({ runAt: T0 + 1000 });
           expect(await claim(10, T0)).toEqual([]);
@@ -986,7 +1003,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
       describe('countTasks', () => {
         it('counts by status and by action, with the oldest queued time', async () => {
           expect(await driver.countTasks()).toEqual({
-            byStatus: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
+            byStatus: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 },
             byAction: [],
             oldestQueuedAt: null,
           });
@@ -995,7 +1012,14 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           await insert({ action: 'b', createdAt: T0 + 1, priority: 9 });
           await claimOne();
           const counts = await driver.countTasks();
-          expect(counts.byStatus).toEqual({ queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 });
+          expect(counts.byStatus).toEqual({
+            queued: 2,
+            running: 1,
+            completed: 0,
+            failed: 0,
+            cancelled: 0,
+            blocked: 0,
+          });
           expect(counts.byAction).toEqual([
             { action: 'a', status: 'queued', count: 2 },
             { action: 'b', status: 'running', count: 1 },
@@ -1118,7 +1142,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const all = { completed: T0 + 1, failed: T0 + 1, cancelled: T0 + 1 };
           expect(await driver.pruneTasks({ finishedBefore: all, limit: 10 })).toBe(1);
           expect(await driver.countTasks()).toEqual({
-            byStatus: { queued: 1, running: 0, completed: 0, failed: 0, cancelled: 0 },
+            byStatus: { queued: 1, running: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 },
             byAction: [{ action: 'b', status: 'queued', count: 1 }],
             oldestQueuedAt: T0,
           });

@@ -11,6 +11,7 @@ import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from '../../src/drivers/postgres/migrations.js';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
+import { claimStatement, LITERAL_CLAIM_LIMIT_MAX } from '../../src/drivers/postgres/queries.js';
 import { newTask } from '../contract/driver-contract.js';
 import { eventually } from '../support/service.js';
 import {
@@ -122,6 +123,50 @@ suite('PostgresDriver', () => {
       });
       expect(Date.now() - before).toBeLessThan(5000);
     });
+  });
+
+  it('plans a small claim once per connection: a generic plan that reads tasks_claimable', async () => {
+    // One action in the table is the case where an estimate from the action column's statistics
+    // chose a sequential scan and sort of the whole table (queries.ts, ACTION_UNESTIMATED).
+    const schema = randomSchema();
+    schemas.push(schema);
+    const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
+    toClose.push(driver);
+    await driver.migrate();
+    await driver.insertTasks({ tasks: Array.from({ length: 1000 }, () => newTask({ runAt: 0 })), now: 0 });
+    const claim = claimStatement('claimTasks', 7);
+    expect(claim.limitParam).toBe(false);
+    expect(claimStatement('claimTasks', LITERAL_CLAIM_LIMIT_MAX + 1).limitParam).toBe(true);
+    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      await client.query(`ANALYZE tasks`);
+      for (let i = 0; i < 8; i++) {
+        const { rowCount } = await client.query({ ...claim, values: ['w', 1000, 10] });
+        expect(rowCount).toBe(7);
+      }
+      // The plan cache tries 5 custom plans, then keeps the generic one when it costs no more.
+      const { rows } = await client.query<{ generic_plans: number; custom_plans: number }>(
+        `SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements WHERE name = $1`,
+        [claim.name],
+      );
+      expect(rows[0]).toEqual({ generic_plans: 3, custom_plans: 5 });
+      await client.query(`SET plan_cache_mode = force_generic_plan`);
+      const except = claimStatement('claimTasksExceptActions', 7);
+      await client.query({ ...except, values: ['w', 1000, 10, ['other']] });
+      for (const execute of [
+        `EXECUTE "${claim.name}"('w', 1000, 10)`,
+        `EXECUTE "${except.name}"('w', 1000, 10, '{other}')`,
+      ]) {
+        const plan = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${execute}`);
+        const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect(text).toContain('Index Scan using tasks_claimable');
+        // The one sequential scan allowed is of the paused actions (an empty table).
+        expect(text.replaceAll('Seq Scan on taskq_paused_actions', '')).not.toContain('Seq Scan');
+      }
+    } finally {
+      await client.end();
+    }
   });
 
   it('keeps tasks from before ids encoded seq findable by their random ids (migration 0004)', async () => {

@@ -14,6 +14,20 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd?: s
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** runCli without blocking the event loop: for a CLI that talks to a service in this process. */
+export function runCliAsync(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [TASKQ_BIN, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => (stdout += d));
+    child.stderr?.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export interface RunningService {
   child: ChildProcess;
   url: string;

@@ -5,7 +5,7 @@ import { parseFilter } from '../../core/filter.js';
 import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
-import { toTaskView } from '../views.js';
+import { toTaskDetailView, toTaskGraphView, toTaskView } from '../views.js';
 import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
@@ -51,6 +51,8 @@ export function toEnqueueInput(body: CreateTaskBody, idempotencyKey?: string, wh
     delayMs: body.delay_ms, // from the queue's clock, read once when it prepares the task
     uniqueKey: idempotencyKey ?? body.unique_key,
     concurrencyKey: body.concurrency_key,
+    dependsOn: body.depends_on,
+    onDependencyFailure: body.on_dependency_failure,
   };
 }
 
@@ -167,6 +169,12 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
               describeValidation(where, validateCreateTask.errors?.[0] as ErrorObject),
             );
           }
+          const later = (item.depends_on ?? []).find((d) => typeof d === 'number' && d >= index);
+          if (later !== undefined)
+            throw new QueueError(
+              'TQ_ERR_VALIDATION',
+              `${where}/depends_on: item ${later} is not an earlier item`,
+            );
           // prepare() refuses unknown actions in strict mode; its rows are the ones stored.
           tasks.push(queue.prepare(toEnqueueInput(item, undefined, where), now));
         } catch (err) {
@@ -208,7 +216,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       const closed = abortOnClose(reply.raw);
       const task = wait > 0 ? await queue.waitForFinish(id, wait * 1000, closed) : await queue.get(id);
       if (!task) throw new QueueError('TQ_ERR_NOT_FOUND', `task ${id} not found`);
-      return toTaskView(task);
+      return toTaskGraphView(task, await queue.graph(task));
     },
   );
 
@@ -238,7 +246,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       });
       let last = '';
       for await (const current of queue.follow(task, 15_000, closed)) {
-        const json = JSON.stringify(toTaskView(current));
+        const json = JSON.stringify(toTaskDetailView(current));
         if (json !== last) out.write(`event: task\ndata: ${json}\n\n`);
         else out.write(': keep-alive\n\n');
         last = json;

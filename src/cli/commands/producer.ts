@@ -54,6 +54,24 @@ function intOption(value: unknown, flag: string): number | undefined {
   return Number(value);
 }
 
+/** `--depends-on a,b`: the ids, without blanks; absent stays absent. */
+function idList(value: unknown, flag: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const ids = String(value)
+    .split(',')
+    .map((id) => id.trim())
+    .filter((id) => id !== '');
+  if (ids.length === 0) throw new ConfigError(`${flag}: expected task ids separated by commas`);
+  return ids;
+}
+
+function dependencyPolicy(value: unknown): 'fail' | 'run' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'fail' && value !== 'run')
+    throw new ConfigError(`--on-dependency-failure: expected fail or run, got "${String(value)}"`);
+  return value;
+}
+
 /** A plain text table sized to its content. */
 export function formatTable(rows: string[][]): string {
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
@@ -67,7 +85,7 @@ export function formatTable(rows: string[][]): string {
     .join('\n');
 }
 
-const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+export const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 export function registerProducerCommands(program: Command): void {
   withClientOptions(
@@ -85,6 +103,14 @@ export function registerProducerCommands(program: Command): void {
         '--concurrency-key <key>',
         "groups tasks (say a tenant id) for the action's concurrencyPerKey cap",
       )
+      .option(
+        '--depends-on <ids>',
+        'comma-separated task ids that must complete first (the task waits blocked)',
+      )
+      .option(
+        '--on-dependency-failure <policy>',
+        'when a dependency fails for good or is cancelled: fail (default) or run',
+      )
       .addHelpText(
         'after',
         '\nWith TRACEPARENT (and TRACESTATE) set in the environment (W3C trace context), the task and its\nhandler continue that trace (docs/tracing.md).',
@@ -98,6 +124,8 @@ export function registerProducerCommands(program: Command): void {
       maxAttempts: intOption(options.maxAttempts, '--max-attempts'),
       idempotencyKey: options.idempotencyKey as string | undefined,
       concurrencyKey: options.concurrencyKey as string | undefined,
+      dependsOn: idList(options.dependsOn, '--depends-on'),
+      onDependencyFailure: dependencyPolicy(options.onDependencyFailure),
     });
     if (!options.wait) {
       console.log(id);

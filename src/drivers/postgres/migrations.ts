@@ -9,7 +9,25 @@
  * given, like SQLite. jsonb would refuse a "\u0000" escape, and one handler result holding it
  * would fail the Completer's whole batch on every retry.
  */
+import { ACTION_RING_MINUTES, RUN_BUCKET_COLUMNS, RUN_MS_BUCKETS } from '../../core/actions.js';
 import type { Migration } from '../shared/migrator.js';
+
+/** Shards of the per-action ring (migration 0011): as task_counts', fewer, since readers sum them. */
+export const ACTION_RING_SHARDS = 16;
+
+/**
+ * Per run-time bucket, a count of the rows of `from` (finished rows) whose `run` (ms, NULL for an
+ * attempt that never started) falls in it.
+ */
+export function runBucketCounts(run: string): string[] {
+  return RUN_BUCKET_COLUMNS.map((_, i) => {
+    const lo = i === 0 ? null : RUN_MS_BUCKETS[i - 1];
+    const hi = RUN_MS_BUCKETS[i];
+    const parts = [lo === null ? null : `${run} > ${lo}`, hi === undefined ? null : `${run} <= ${hi}`];
+    return `count(*) FILTER (WHERE ${parts.filter((p) => p !== null).join(' AND ')})`;
+  });
+}
+export const ACTION_RING_COLUMNS = ['completed', 'failed', ...RUN_BUCKET_COLUMNS];
 
 /** Taken before anything else; $1 is the schema name, so each schema migrates independently. */
 export const MIGRATION_LOCK = `SELECT pg_advisory_xact_lock(hashtext('taskq:migrate:' || $1))`;
@@ -26,6 +44,29 @@ export const MIGRATIONS_TABLE = `
 export const IS_APPLIED = `SELECT 1 FROM taskq_migrations WHERE version = $1`;
 export const RECORD_APPLIED = `INSERT INTO taskq_migrations (version, name, applied_at) VALUES ($1, $2, $3)`;
 export const CURRENT_VERSION = `SELECT max(version) AS v FROM taskq_migrations`;
+
+/** The statuses task_counts has a column for: 0003's five, and `blocked` from 0008. */
+const STATUSES_0003 = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+const STATUSES_0008 = ['blocked', ...STATUSES_0003];
+
+/**
+ * The statement trigger function that lowers the counters when tasks are deleted (pruning), for
+ * the counter columns of `statuses`, followed by `more` (0008 also deletes the tasks' edges).
+ */
+function statsDeleteFunction(create: string, statuses: readonly string[], more: string): string {
+  return `${create} FUNCTION taskq_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        INSERT INTO task_counts AS c (action, shard, ${statuses.join(', ')})
+        SELECT action, pg_backend_pid() % 64,
+               ${statuses.map((st) => `-count(*) FILTER (WHERE status = '${st}')`).join(',\n               ')}
+          FROM o GROUP BY action ORDER BY action
+        ON CONFLICT (action, shard) DO UPDATE SET
+          ${statuses.map((st) => `${st} = c.${st} + excluded.${st}`).join(', ')};
+        ${more}
+        RETURN NULL;
+      END
+      $fn$;`;
+}
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -109,23 +150,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX task_throughput_minute ON task_throughput (minute);
 
       -- Pruning (and any other delete) lowers the counts; the throughput of its minutes stays.
-      CREATE FUNCTION taskq_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
-      BEGIN
-        INSERT INTO task_counts AS c (action, shard, queued, running, completed, failed, cancelled)
-        SELECT action, pg_backend_pid() % 64,
-               -count(*) FILTER (WHERE status = 'queued'),
-               -count(*) FILTER (WHERE status = 'running'),
-               -count(*) FILTER (WHERE status = 'completed'),
-               -count(*) FILTER (WHERE status = 'failed'),
-               -count(*) FILTER (WHERE status = 'cancelled')
-          FROM o GROUP BY action ORDER BY action
-        ON CONFLICT (action, shard) DO UPDATE SET
-          queued = c.queued + excluded.queued, running = c.running + excluded.running,
-          completed = c.completed + excluded.completed,
-          failed = c.failed + excluded.failed, cancelled = c.cancelled + excluded.cancelled;
-        RETURN NULL;
-      END
-      $fn$;
+      ${statsDeleteFunction('CREATE', STATUSES_0003, '')}
       CREATE FUNCTION taskq_stats_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
       BEGIN
         DELETE FROM task_counts;
@@ -214,6 +239,137 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 8,
+    name: '0008_workflows',
+    // As SQLite's 0008 (the comment there says what each column and table is for); PostgreSQL
+    // changes the CHECK in place. taskq_settle_dependents settles the edges of tasks that just
+    // finished, in rounds (a dependent failed by a dependency fails its own dependents next), and
+    // returns the dependents it changed, so the calling statement counts them with its own rows.
+    // It is VOLATILE: each of its statements takes a fresh snapshot, so it sees a dependent whose
+    // insert committed while the calling statement waited for the dependency's row lock (the
+    // insert locks its dependencies first), which the calling statement's own snapshot would miss.
+    sql: `
+      ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
+      ALTER TABLE tasks ADD CONSTRAINT tasks_status_check
+        CHECK (status IN ('blocked', 'queued', 'running', 'completed', 'failed', 'cancelled'));
+      ALTER TABLE tasks ADD COLUMN parent_id text;
+      ALTER TABLE tasks ADD COLUMN pending_deps integer NOT NULL DEFAULT 0;
+      ALTER TABLE tasks ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
+      ALTER TABLE tasks ADD COLUMN dep_failure_runs boolean NOT NULL DEFAULT false;
+      ALTER TABLE tasks ADD COLUMN waits integer NOT NULL DEFAULT 0;
+      CREATE INDEX tasks_parent ON tasks (parent_id, seq) WHERE parent_id IS NOT NULL;
+      ALTER TABLE task_counts ADD COLUMN blocked bigint NOT NULL DEFAULT 0;
+
+      CREATE TABLE task_deps (
+        task_seq bigint  NOT NULL,
+        dep_seq  bigint  NOT NULL,
+        met      boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (task_seq, dep_seq)
+      );
+      CREATE INDEX task_deps_dep ON task_deps (dep_seq, task_seq);
+
+      ${statsDeleteFunction(
+        'CREATE OR REPLACE',
+        STATUSES_0008,
+        `DELETE FROM task_deps WHERE task_seq IN (SELECT seq FROM o);
+        DELETE FROM task_deps WHERE dep_seq IN (SELECT seq FROM o);`,
+      )}
+
+      CREATE FUNCTION taskq_settle_dependents(p_seqs int8[], p_ids text[], p_statuses text[],
+                                              p_errors text[], p_now int8)
+      RETURNS TABLE (seq int8, id text, action text, old_status text, status text, error text)
+      LANGUAGE plpgsql VOLATILE AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        f_seqs int8[] := p_seqs;
+        f_ids text[] := p_ids;
+        f_statuses text[] := p_statuses;
+        f_errors text[] := p_errors;
+        n_seqs int8[];
+        n_ids text[];
+        n_statuses text[];
+        n_errors text[];
+        r record;
+      BEGIN
+        WHILE coalesce(cardinality(f_seqs), 0) > 0 LOOP
+          n_seqs := '{}'; n_ids := '{}'; n_statuses := '{}'; n_errors := '{}';
+          FOR r IN
+            WITH f AS (
+              SELECT * FROM unnest(f_seqs, f_ids, f_statuses, f_errors) AS f(seq, id, status, error)
+            ), edges AS (
+              UPDATE task_deps e SET met = true FROM f
+               WHERE e.dep_seq = f.seq AND NOT e.met
+              RETURNING e.task_seq, f.id AS dep_id, f.status AS dep_status, f.error AS dep_error
+            ), per AS (
+              SELECT task_seq, count(*)::int AS n,
+                     (array_agg(dep_id ORDER BY dep_id) FILTER (WHERE dep_status <> 'completed'))[1] AS bad_id,
+                     (array_agg(dep_status ORDER BY dep_id) FILTER (WHERE dep_status <> 'completed'))[1] AS bad_status,
+                     (array_agg(dep_error ORDER BY dep_id) FILTER (WHERE dep_status <> 'completed'))[1] AS bad_error
+                FROM edges GROUP BY task_seq
+            ), old AS (
+              SELECT t.seq, t.status FROM tasks t WHERE t.seq IN (SELECT task_seq FROM per)
+               ORDER BY t.seq FOR UPDATE
+            ), upd AS (
+              UPDATE tasks t
+                 SET pending_deps = t.pending_deps - per.n,
+                     status = CASE WHEN old.status <> 'blocked' THEN t.status
+                                   WHEN per.bad_id IS NOT NULL AND NOT t.dep_failure_runs
+                                     THEN CASE WHEN per.bad_status = 'cancelled' THEN 'cancelled' ELSE 'failed' END
+                                   WHEN t.pending_deps - per.n <= 0 THEN 'queued'
+                                   ELSE 'blocked' END,
+                     error = CASE WHEN old.status = 'blocked' AND per.bad_id IS NOT NULL AND NOT t.dep_failure_runs
+                                  THEN 'dependency ' || per.bad_id ||
+                                       CASE WHEN per.bad_status = 'cancelled' THEN ' was cancelled'
+                                            ELSE ' failed: ' || coalesce(per.bad_error, '') END
+                                  ELSE t.error END,
+                     processed_at = CASE WHEN old.status = 'blocked' AND per.bad_id IS NOT NULL
+                                              AND NOT t.dep_failure_runs THEN p_now
+                                         ELSE t.processed_at END
+                FROM per JOIN old ON old.seq = per.task_seq
+               WHERE t.seq = per.task_seq
+              RETURNING t.seq, t.id, t.action, old.status AS old_status, t.status, t.error
+            )
+            SELECT * FROM upd
+          LOOP
+            seq := r.seq; id := r.id; action := r.action; old_status := r.old_status;
+            status := r.status; error := r.error;
+            RETURN NEXT;
+            IF r.old_status = 'blocked' AND r.status IN ('failed', 'cancelled') THEN
+              n_seqs := n_seqs || r.seq; n_ids := n_ids || r.id;
+              n_statuses := n_statuses || r.status; n_errors := n_errors || r.error;
+            END IF;
+          END LOOP;
+          f_seqs := n_seqs; f_ids := n_ids; f_statuses := n_statuses; f_errors := n_errors;
+        END LOOP;
+      END
+      $fn$;
+    `,
+  },
+  {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // As SQLite's 0009 (the comment there says why the history is a column and how the nodes
+    // table stays small). jsonb, so a statement can append to it and trim it.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history jsonb;
+      CREATE TABLE taskq_nodes (
+        id           text    PRIMARY KEY,
+        host         text    NOT NULL,
+        pid          integer NOT NULL,
+        role         text    NOT NULL,
+        version      text    NOT NULL,
+        started_at   bigint  NOT NULL,
+        heartbeat_at bigint  NOT NULL,
+        heartbeat_ms integer NOT NULL,
+        concurrency  integer NOT NULL,
+        running      integer NOT NULL,
+        buffered     integer NOT NULL,
+        tasks        jsonb   NOT NULL,
+        stopped_at   bigint
+      );
+    `,
+  },
+  {
     version: 10,
     name: '0010_bulk_operations',
     // As SQLite's 0010 (the comment there says what each index serves). The partial indexes get
@@ -248,6 +404,44 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX taskq_operations_idempotency ON taskq_operations (idempotency_key)
         WHERE idempotency_key IS NOT NULL;
       CREATE INDEX taskq_operations_lease ON taskq_operations (lease_expires_at) WHERE status = 'running';
+    `,
+  },
+  {
+    version: 11,
+    name: '0011_actions_console',
+    // As SQLite's 0011 (the comment there says what each table and the index serve). The ring is
+    // kept by the finishing statements themselves (queries.ts, COUNT_ACTION_FINISHES), beside
+    // the throughput ring, sharded by backend like it.
+    sql: `
+      CREATE TABLE taskq_paused_actions (
+        action    text   PRIMARY KEY,
+        paused_at bigint NOT NULL
+      );
+      CREATE TABLE taskq_schedules (
+        name         text PRIMARY KEY,
+        paused_at    bigint,
+        last_run_at  bigint,
+        last_task_id text
+      );
+      CREATE INDEX tasks_queued_action ON tasks (action, seq) WHERE status = 'queued';
+      CREATE TABLE task_action_minutes (
+        action text    NOT NULL,
+        slot   integer NOT NULL, -- (minute / 60000) % ${ACTION_RING_MINUTES}
+        shard  integer NOT NULL,
+        minute bigint  NOT NULL,
+        ${ACTION_RING_COLUMNS.map((c) => `${c} bigint NOT NULL`).join(',\n        ')},
+        PRIMARY KEY (action, slot, shard)
+      ) WITH (fillfactor = 50);
+      LOCK TABLE tasks IN SHARE MODE;
+      INSERT INTO task_action_minutes (action, slot, shard, minute, ${ACTION_RING_COLUMNS.join(', ')})
+      SELECT action, ((m / 60000) % ${ACTION_RING_MINUTES})::int, 0, m,
+             count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+             ${runBucketCounts('run').join(', ')}
+        FROM (SELECT action, status, (processed_at / 60000) * 60000 AS m, processed_at - started_at AS run
+                FROM tasks, (SELECT (floor(extract(epoch FROM now()) / 60) * 60000)::int8 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - ${ACTION_RING_MINUTES - 1} * 60000 AND processed_at < c.at + 60000) f
+       GROUP BY action, m;
     `,
   },
 ];

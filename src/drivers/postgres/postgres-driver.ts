@@ -27,9 +27,18 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { QueueError } from '../../core/errors.js';
+import type { ActionPause } from '../../core/actions.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
+import {
+  ATTEMPT_HISTORY_DEFAULT,
+  compareClaimOrder,
+  hasGraph,
+  jsonTextOf,
+  newTaskRecord,
+  type NewTask,
+} from '../../core/task.js';
+import { cycleError, dependencySeqs, graphStart, type DependencyRow } from '../shared/graph.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -37,9 +46,20 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
-import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import {
+  actionMinuteOf,
+  countsFromRows,
+  pauseOf,
+  scheduleStateOf,
+  type ActionMinuteRow,
+  type CounterRow,
+  type PauseRow,
+  type ScheduleRow,
+} from '../shared/counts.js';
+import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
+  ActionStatsRead,
   BulkOp as BulkOperation,
   CancelOutcome,
   ClaimTasksParams,
@@ -55,20 +75,26 @@ import type {
   ExtendLeasesParams,
   FailTasksParams,
   FinishedBefore,
+  GraphNode,
+  HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
   LeaseRef,
   ListTasksParams,
   MigrateResult,
+  NodeRecord,
   QueueDriver,
   ReleaseTasksParams,
   RescueParams,
   RescueResult,
   RetryOutcome,
+  ScheduleState,
   TaskCounts,
+  TaskGraph,
   ThroughputPoint,
   Unsubscribe,
+  WaitOutcome,
 } from '../driver.js';
 import { TaskIdCodec } from '../task-ids.js';
 import { DriverEventBus, eventsOf, statusAfterFailure, type PendingEvent } from '../shared/events.js';
@@ -86,7 +112,14 @@ import {
   MIGRATIONS_TABLE,
   RECORD_APPLIED,
 } from './migrations.js';
-import { LIST_DIALECT, RELAXED_SESSION_OPTIONS, sessionOptions, SQL, type QueryName } from './queries.js';
+import {
+  claimStatement,
+  LIST_DIALECT,
+  RELAXED_SESSION_OPTIONS,
+  sessionOptions,
+  SQL,
+  type QueryName,
+} from './queries.js';
 import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
 import {
   afterStep,
@@ -105,6 +138,8 @@ export interface PostgresDriverOptions {
   connectionTimeoutMs?: number;
   /** Where lost connections are reported (rate-limited warnings); silent without one. */
   logger?: DriverLogger;
+  /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
+  attemptHistoryMax?: number;
 }
 
 export const SCHEMA_DEFAULT = 'taskq';
@@ -130,6 +165,8 @@ type TaskRow = GenericTaskRow<JsonValue, boolean>;
 const DECODE: RowDecoders<JsonValue, boolean> = { json: (value) => value, flag: (b) => b };
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 type ClaimedRow = GenericClaimedRow<JsonValue, boolean>;
+/** A row of the statements that finish tasks: the task itself, or a dependent it settled. */
+type DoneRow = { seq: number; id: string; status: TaskStatus; dependent: boolean };
 
 /** int8 (counts, ms times, seq) as numbers; every other type as node-postgres parses it. */
 const TYPES: pg.CustomTypesConfig = {
@@ -205,6 +242,8 @@ export class PostgresDriver implements QueueDriver {
   private readonly sender = randomBytes(8).toString('hex');
   private readonly events = new DriverEventBus();
   private closed = false;
+  /** Attempts a task's history keeps (the statements that append to it drop older ones). */
+  private readonly historyMax: number;
   private idCodec: Promise<TaskIdCodec> | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
@@ -226,6 +265,7 @@ export class PostgresDriver implements QueueDriver {
       );
     }
     this.schema = schema;
+    this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
     this.channels = {
       tasksQueued: `${CHANNEL_PREFIX.tasksQueued}:${schema}`,
       tasksChanged: `${CHANNEL_PREFIX.tasksChanged}:${schema}`,
@@ -307,13 +347,21 @@ export class PostgresDriver implements QueueDriver {
   }
 
   /** Runs one named statement on a connection of `pool` (autocommit: one round trip). */
-  private async runOn<R extends pg.QueryResultRow>(
+  private runOn<R extends pg.QueryResultRow>(
     pool: pg.Pool,
     name: QueryName,
     params?: unknown[],
   ): Promise<pg.QueryResult<R>> {
+    return this.runConfig(pool, statement(name, params));
+  }
+
+  /** Runs one statement (named, or not) on a connection of `pool`. */
+  private async runConfig<R extends pg.QueryResultRow>(
+    pool: pg.Pool,
+    config: pg.QueryConfig,
+  ): Promise<pg.QueryResult<R>> {
     try {
-      return await pool.query<R>(statement(name, params));
+      return await pool.query<R>(config);
     } catch (err) {
       throw unavailable(err);
     }
@@ -466,6 +514,8 @@ export class PostgresDriver implements QueueDriver {
       tasks.map((t) => t.traceparent),
       tasks.map((t) => t.tracestate),
     ];
+    if (tasks.some(hasGraph))
+      return this.transaction((run) => this.insertGraphTasks(run, tasks, records, now));
     const keys = [...new Set(tasks.flatMap((t) => (t.uniqueKey === null ? [] : [t.uniqueKey])))];
     // Without idempotency keys a batch is one autocommit statement: one round trip, one commit.
     // With keys, expired keys are freed first and holders read back, all in one transaction.
@@ -492,6 +542,75 @@ export class PostgresDriver implements QueueDriver {
     const { value, events } = await insert(this.run);
     this.announce(events);
     return value;
+  }
+
+  /**
+   * A batch holding tasks with dependencies or a parent, task by task in one transaction (not
+   * the hot path): each task's dependencies are found (an unknown one fails the whole batch),
+   * locked and marked (lockDependencies), and decide how it starts (shared/graph.ts).
+   */
+  private async insertGraphTasks(
+    run: Run,
+    tasks: NewTask[],
+    records: TaskRecord[],
+    now: number,
+  ): Promise<TxResult<InsertedTask[]>> {
+    const results: InsertedTask[] = [];
+    for (const [index, record] of records.entries()) {
+      const task = tasks[index] as NewTask;
+      const found = new Map<string, number>();
+      for (const ref of task.dependsOn ?? []) {
+        if (!('id' in ref)) continue;
+        const row = await this.findRow(run, ref.id);
+        if (row) found.set(ref.id.toLowerCase(), row.seq);
+      }
+      const earlier = results.map((r) => r.task.seq);
+      const seqs = dependencySeqs(task, index, earlier, (id) => found.get(id));
+      const locked = seqs.length > 0 ? (await run<DependencyRow>('lockDependencies', [seqs])).rows : [];
+      const bySeq = new Map(locked.map((d) => [d.seq, d]));
+      const deps = seqs.map((seq) => bySeq.get(seq) as DependencyRow);
+      const policy = record.onDependencyFailure;
+      const start = graphStart(deps, policy, now);
+      if (task.uniqueKey !== null) await run('expireUniqueKey', [[task.uniqueKey], now]);
+      const inserted = await run<{ seq: number }>('insertGraphTask', [
+        record.seq,
+        record.id,
+        task.action,
+        JSON.stringify(task.data),
+        task.priority,
+        task.runAt,
+        task.maxAttempts,
+        task.uniqueKey,
+        task.uniqueUntil,
+        task.createdAt,
+        record.concurrencyKey,
+        task.traceparent,
+        task.tracestate,
+        start.status,
+        record.parentId,
+        start.pendingDeps,
+        policy === 'run',
+        start.error,
+        start.processedAt,
+      ]);
+      if (inserted.rowCount === 0) {
+        const holder = (await run<TaskRow>('findByUniqueKey', [[task.uniqueKey]])).rows[0];
+        if (!holder)
+          throw new QueueError('TQ_ERR_INTERNAL', `task ${record.id} was neither inserted nor deduplicated`);
+        results.push({ task: toRecord(holder), inserted: false });
+        continue;
+      }
+      if (start.edges.length > 0)
+        await run('insertDeps', [
+          start.edges.map(() => record.seq),
+          start.edges.map((e) => e.dep),
+          start.edges.map((e) => e.met),
+        ]);
+      const { status, pendingDeps, error, processedAt } = start;
+      results.push({ task: { ...record, status, pendingDeps, error, processedAt }, inserted: true });
+    }
+    const queued = results.filter((r) => r.inserted && r.task.status === 'queued').length;
+    return { value: results, events: eventsOf.inserted(queued) };
   }
 
   async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
@@ -659,7 +778,6 @@ export class PostgresDriver implements QueueDriver {
     const { owner, limit, now, leaseMs, excludeActions } = params;
     if (limit <= 0) return [];
     const leaseExpiresAt = now + leaseMs;
-    const claimParams = [owner, leaseExpiresAt, now, limit];
     // Relaxed: a claim lost in a database crash is a lease expiry (the task runs again).
     const limitedNames = FlowClaim.limitedActions(params);
     const underLimits =
@@ -675,14 +793,16 @@ export class PostgresDriver implements QueueDriver {
       if (limited.length > 0) params.onLimited?.(limited);
     } else {
       const skip = FlowClaim.plainExclusions(excludeActions, limitedNames);
-      const plain = skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks';
-      rows = (
-        await this.runOn<ClaimedRow>(
-          this.relaxed,
-          plain,
-          skip.length > 0 ? [...claimParams, skip] : claimParams,
-        )
-      ).rows;
+      const claim = claimStatement(skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks', limit);
+      const values = [
+        owner,
+        leaseExpiresAt,
+        now,
+        ...(claim.limitParam ? [limit] : []),
+        ...(skip.length > 0 ? [skip] : []),
+      ];
+      rows = (await this.runConfig<ClaimedRow>(this.relaxed, { name: claim.name, text: claim.text, values }))
+        .rows;
     }
     const lease = { owner, leaseExpiresAt, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
@@ -736,23 +856,24 @@ export class PostgresDriver implements QueueDriver {
 
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
     if (completions.length === 0) return;
-    const { rows } = await this.run<{ seq: number }>('completeTasks', [
+    // One statement, dependents included (queries.ts SETTLE_DONE): no transaction round trips.
+    const { rows } = await this.run<DoneRow>('completeTasks', [
       now,
       completions.map((c) => c.seq),
       completions.map((c) => c.owner),
       completions.map((c) => c.attempt),
       completions.map((c) => jsonTextOf(c.result)),
       completions.map((c) => c.startedAt ?? null),
+      this.historyMax,
     ]);
     // Only what the lease guards let through is announced: a stale lease writes nothing.
-    const written = new Set(rows.map((r) => r.seq));
-    const ids = completions.filter((c) => written.has(c.seq)).map((c) => c.id);
-    this.announce(eventsOf.completed(ids));
+    const ids = rows.filter((r) => !r.dependent).map((r) => r.id);
+    this.announce([...eventsOf.completed(ids), ...eventsOf.leftRunning(rows.filter((r) => r.dependent))]);
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
-    const { rows } = await this.run<{ seq: number; status: TaskStatus }>('failTasks', [
+    const { rows } = await this.run<DoneRow>('failTasks', [
       now,
       failures.map((f) => f.seq),
       failures.map((f) => f.owner),
@@ -761,11 +882,11 @@ export class PostgresDriver implements QueueDriver {
       failures.map((f) => textValue(f.error)),
       failures.map((f) => f.retryAt ?? null),
       failures.map((f) => f.startedAt ?? null),
+      failures.map((f) => f.ended ?? 'error'),
+      failures.map((f) => (f.stack == null ? null : textValue(f.stack))),
+      this.historyMax,
     ]);
-    const idOf = new Map(failures.map((f) => [f.seq, f.id]));
-    this.announce(
-      eventsOf.leftRunning(rows.map((r) => ({ id: idOf.get(r.seq) as string, status: r.status }))),
-    );
+    this.announce(eventsOf.leftRunning(rows));
   }
 
   async extendLeases({ owner, seqs, now, leaseMs, started = [] }: ExtendLeasesParams): Promise<HeldTask[]> {
@@ -794,15 +915,17 @@ export class PostgresDriver implements QueueDriver {
 
   async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
     // Durable: a rescue may finish a task (out of attempts), and a finished status is kept.
-    const { rows } = await this.run<{ id: string; status: TaskStatus }>('rescueExpiredLeases', [
+    const { rows } = await this.run<DoneRow>('rescueExpiredLeases', [
       now,
       backoff?.baseMs ?? null,
       backoff?.maxMs ?? null,
+      this.historyMax,
     ]);
     this.announce(eventsOf.leftRunning(rows));
+    const own = rows.filter((r) => !r.dependent);
     return {
-      requeued: rows.filter((r) => r.status === 'queued').map((r) => r.id),
-      failed: rows.filter((r) => r.status !== 'queued').map((r) => r.id),
+      requeued: own.filter((r) => r.status === 'queued').map((r) => r.id),
+      failed: own.filter((r) => r.status !== 'queued').map((r) => r.id),
     };
   }
 
@@ -816,15 +939,79 @@ export class PostgresDriver implements QueueDriver {
     return this.transaction<{ outcome: CancelOutcome; task: TaskRecord | null }>(async (run) => {
       const row = await this.findRow(run, id);
       if (!row) return { value: { outcome: 'not_found', task: null }, events: [] };
-      const decided = (outcome: CancelOutcome, task: TaskRow) => ({
+      const decided = (outcome: CancelOutcome, task: TaskRow, also: PendingEvent[] = []) => ({
         value: { outcome, task: toRecord(task) },
-        events: eventsOf.cancel(outcome, row.id),
+        events: [...eventsOf.cancel(outcome, row.id), ...also],
       });
       const cancelled = (await run<TaskRow>('cancelQueued', [row.seq, now])).rows[0];
-      if (cancelled) return decided('cancelled', cancelled);
+      if (cancelled) {
+        const settled = cancelled.has_dependents
+          ? (await run<DoneRow>('settleDependents', [[row.seq], [row.id], ['cancelled'], [null], now])).rows
+          : [];
+        return decided('cancelled', cancelled, eventsOf.leftRunning(settled));
+      }
       const requested = (await run<TaskRow>('requestCancel', [row.seq])).rows[0];
       if (requested) return decided('cancel_requested', requested);
       return decided('already_finished', row);
+    });
+  }
+
+  async getTaskGraph({ task, limit }: { task: TaskRecord; limit: number }): Promise<TaskGraph> {
+    const [dependsOn, dependents, children] = await Promise.all([
+      this.run<GraphNode & pg.QueryResultRow>('dependenciesOf', [task.seq, limit]),
+      this.run<GraphNode & pg.QueryResultRow>('dependentsOf', [task.seq, limit]),
+      this.run<TaskRow>('childrenOf', [task.id, limit]),
+    ]);
+    return {
+      dependsOn: dependsOn.rows.map(({ id, action, status }) => ({ id, action, status })),
+      dependents: dependents.rows.map(({ id, action, status }) => ({ id, action, status })),
+      children: children.rows.map(({ id, action, status }) => ({ id, action, status })),
+    };
+  }
+
+  async listChildren({ id, limit }: { id: string; limit: number }): Promise<TaskRecord[]> {
+    return (await this.run<TaskRow>('childrenOf', [id.toLowerCase(), limit])).rows.map(toRecord);
+  }
+
+  async waitForChildren(
+    params: LeaseRef & { now: number },
+  ): Promise<{ outcome: WaitOutcome; error: string | null }> {
+    const { seq, owner, attempt, now } = params;
+    return this.transaction<{ outcome: WaitOutcome; error: string | null }>(async (run) => {
+      const parent = (
+        await run<{ id: string; dep_failure_runs: boolean }>('lockLeased', [seq, owner, attempt])
+      ).rows[0];
+      if (!parent) return { value: { outcome: 'lease_lost', error: null }, events: [] };
+      const children = (await run<DependencyRow>('lockChildren', [parent.id])).rows;
+      const cycle = (await run<{ seq: number }>('dependentAmong', [seq, children.map((c) => c.seq)])).rows[0];
+      const policy = parent.dep_failure_runs ? 'run' : 'fail';
+      const start = cycle
+        ? {
+            ...graphStart([], policy, now),
+            status: 'failed' as const,
+            error: cycleError(children, cycle.seq),
+          }
+        : graphStart(children, policy, now);
+      if (!cycle && start.edges.length > 0) {
+        await run('insertDeps', [
+          start.edges.map(() => seq),
+          start.edges.map((e) => e.dep),
+          start.edges.map((e) => e.met),
+        ]);
+        const open = start.edges.filter((e) => !e.met).map((e) => e.dep);
+        if (open.length > 0) await run('markDependents', [open]);
+      }
+      const status = start.status === 'blocked' || start.status === 'queued' ? start.status : 'failed';
+      await run('waitForChildren', [seq, owner, attempt, status, start.pendingDeps, start.error, now]);
+      const settled =
+        status === 'failed'
+          ? (await run<DoneRow>('settleDependents', [[seq], [params.id], ['failed'], [start.error], now]))
+              .rows
+          : [];
+      return {
+        value: { outcome: status, error: start.error },
+        events: eventsOf.leftRunning([{ id: params.id, status }, ...settled]),
+      };
     });
   }
 
@@ -845,6 +1032,34 @@ export class PostgresDriver implements QueueDriver {
         events: eventsOf.retry('requeued', row.id),
       };
     });
+  }
+
+  async heartbeatNode({ node, now, pruneBefore }: HeartbeatNodeParams): Promise<void> {
+    // Relaxed: a heartbeat lost in a database crash is a late heartbeat; the next one rewrites it.
+    await this.runOn(this.relaxed, 'heartbeatNode', [
+      node.id,
+      node.host,
+      node.pid,
+      node.role,
+      node.version,
+      node.startedAt,
+      node.heartbeatMs,
+      node.concurrency,
+      node.running,
+      node.buffered,
+      JSON.stringify(node.tasks),
+      now,
+      pruneBefore,
+    ]);
+  }
+
+  async stopNode({ id, now }: { id: string; now: number }): Promise<void> {
+    await this.run('stopNode', [id, now]);
+  }
+
+  async listNodes({ since }: { since: number }): Promise<NodeRecord[]> {
+    const { rows } = await this.run<NodeRow<JsonValue>>('listNodes', [since]);
+    return rows.map((row) => toNodeRecord(row, (value) => value));
   }
 
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
@@ -871,6 +1086,50 @@ export class PostgresDriver implements QueueDriver {
   /** From the per-minute rollup (migration 0003): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
     return (await this.run<ThroughputPoint & pg.QueryResultRow>('throughputFromRollup', [since])).rows;
+  }
+
+  async pauseAction({ action, now }: { action: string; now: number }): Promise<ActionPause> {
+    // Durable: a pause the operator was told of stays. The claims' own statements read the table.
+    const { rows } = await this.run<PauseRow>('pauseAction', [action, now]);
+    return pauseOf(rows[0] as PauseRow);
+  }
+
+  async resumeAction({ action }: { action: string }): Promise<void> {
+    const { rows } = await this.run<{ queued: number }>('resumeAction', [action]);
+    // NOTIFY wakes the workers of every node.
+    this.announce(eventsOf.inserted(rows[0]?.queued ?? 0));
+  }
+
+  async listPausedActions(): Promise<ActionPause[]> {
+    return (await this.run<PauseRow>('pausedActions')).rows.map(pauseOf);
+  }
+
+  /** From the ring of migration 0011 and one seek per action with queued tasks. */
+  async readActionStats({ since }: { since: number }): Promise<ActionStatsRead> {
+    const [minutes, oldest] = await Promise.all([
+      this.run<ActionMinuteRow>('actionMinutes', [since]),
+      this.run<{ action: string; t: number | null }>('oldestQueuedByAction'),
+    ]);
+    return {
+      minutes: minutes.rows.map(actionMinuteOf),
+      oldestQueued: oldest.rows.flatMap((r) => (r.t === null ? [] : [{ action: r.action, createdAt: r.t }])),
+    };
+  }
+
+  async listScheduleStates(): Promise<ScheduleState[]> {
+    return (await this.run<ScheduleRow>('scheduleStates')).rows.map(scheduleStateOf);
+  }
+
+  async setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState> {
+    const { rows } = await this.run<ScheduleRow>('setSchedulePaused', [
+      params.name,
+      params.paused ? params.now : null,
+    ]);
+    return scheduleStateOf(rows[0] as ScheduleRow);
+  }
+
+  async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
+    await this.run('recordScheduleRun', [params.name, params.at, params.taskId]);
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

@@ -6,7 +6,9 @@
  * names a schema: the pool's search_path selects it. The driver runs each as a named (prepared)
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
-import { RETRYABLE_STATUSES } from '../../core/task.js';
+import { ACTION_RING_MINUTES } from '../../core/actions.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
 import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
@@ -27,8 +29,9 @@ export const RELAXED_SESSION_OPTIONS = '-c synchronous_commit=off';
  */
 const COUNT_CHANGES = `
   counted AS (
-    INSERT INTO task_counts AS k (action, shard, queued, running, completed, failed, cancelled)
+    INSERT INTO task_counts AS k (action, shard, blocked, queued, running, completed, failed, cancelled)
     SELECT action, pg_backend_pid() % 64,
+           count(*) FILTER (WHERE status = 'blocked') - count(*) FILTER (WHERE old_status = 'blocked'),
            count(*) FILTER (WHERE status = 'queued') - count(*) FILTER (WHERE old_status = 'queued'),
            count(*) FILTER (WHERE status = 'running') - count(*) FILTER (WHERE old_status = 'running'),
            count(*) FILTER (WHERE status = 'completed') - count(*) FILTER (WHERE old_status = 'completed'),
@@ -37,6 +40,7 @@ const COUNT_CHANGES = `
       FROM changed WHERE status IS DISTINCT FROM old_status
      GROUP BY action ORDER BY action
     ON CONFLICT (action, shard) DO UPDATE SET
+      blocked = k.blocked + excluded.blocked,
       queued = k.queued + excluded.queued, running = k.running + excluded.running,
       completed = k.completed + excluded.completed, failed = k.failed + excluded.failed,
       cancelled = k.cancelled + excluded.cancelled)`;
@@ -55,9 +59,110 @@ const COUNT_FINISHES = (now: string) => `
                        WHEN r.minute < excluded.minute THEN excluded.failed ELSE r.failed END,
       minute    = greatest(r.minute, excluded.minute))`;
 
+/**
+ * The dependents of the rows of CTE `done` that have dependents (has_dependents), settled by
+ * taskq_settle_dependents (migration 0008): queued when their last dependency completed, failed
+ * or cancelled with a failed or cancelled one. Nothing is called when no row has dependents.
+ * `now` is the statement's time parameter.
+ */
+const SETTLE_DONE = (now: string) => `
+  settled AS (
+    SELECT s.* FROM (SELECT array_agg(seq) AS seqs, array_agg(id) AS ids, array_agg(status) AS statuses,
+                            array_agg(error) AS errors
+                       FROM done WHERE has_dependents AND status IN ('completed', 'failed', 'cancelled')
+                     HAVING count(*) > 0) d
+     CROSS JOIN LATERAL taskq_settle_dependents(d.seqs, d.ids, d.statuses, d.errors, ${now}) s
+  ), changed AS (
+    SELECT seq, action, old_status, status, started_at FROM done
+    UNION ALL SELECT seq, action, old_status, status, NULL::int8 FROM settled
+  )`;
+
+/** The rows of `done` and then the dependents settled with them (`dependent` true). */
+const DONE_AND_SETTLED = `
+    SELECT seq, id, status, false AS dependent FROM done
+    UNION ALL SELECT seq, id, status, true FROM settled`;
+
+/**
+ * Finishes also count in their action's minute of the per-action ring (migration 0011), with
+ * their run time (`now - started_at`) in its bucket: one grouped upsert per statement. `changed`
+ * must carry `started_at`.
+ */
+const COUNT_ACTION_FINISHES = (now: string) => `
+  action_rolled AS (
+    INSERT INTO task_action_minutes AS r (action, slot, shard, minute, ${ACTION_RING_COLUMNS.join(', ')})
+    SELECT action, ((${now} / 60000) % ${ACTION_RING_MINUTES})::int, pg_backend_pid() % ${ACTION_RING_SHARDS},
+           (${now} / 60000) * 60000,
+           count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+           ${runBucketCounts(`(${now} - started_at)`).join(', ')}
+      FROM changed WHERE status IN ('completed', 'failed')
+     GROUP BY action ORDER BY action
+    ON CONFLICT (action, slot, shard) DO UPDATE SET
+      ${ACTION_RING_COLUMNS.map(
+        (c) => `${c} = CASE WHEN r.minute = excluded.minute THEN r.${c} + excluded.${c}
+                     WHEN r.minute < excluded.minute THEN excluded.${c} ELSE r.${c} END`,
+      ).join(',\n      ')},
+      minute = greatest(r.minute, excluded.minute))`;
+
+/**
+ * `action` as claim filters compare it: through coalesce (a no-op, the column is NOT NULL), so
+ * the planner does not estimate `action <> ALL(array)` from the column's statistics. With an
+ * array it cannot see (an InitPlan, or a parameter in a generic plan) it assumes some of the
+ * table's own actions are in it: with one action in the table the condition looks like it keeps
+ * no row, and the claim became a sequential scan and sort of the whole table (8 ms at 20,000
+ * tasks, growing with the table) instead of a walk down tasks_claimable. Without statistics the
+ * estimate is that most rows pass, which is the usual truth for a list of skipped actions.
+ */
+const ACTION_UNESTIMATED = (column: string) => `coalesce(${column}, '')`;
+
+/**
+ * What every claim statement adds to what is claimable: no paused action (migration 0011). The
+ * array is an InitPlan, read once per statement; with nothing paused it is empty. The column
+ * goes through ACTION_UNESTIMATED (above) for the reason said there.
+ */
+const NOT_PAUSED = (column = 'action') =>
+  `${ACTION_UNESTIMATED(column)} <> ALL(ARRAY(SELECT action FROM taskq_paused_actions))`;
+
+/**
+ * The attempt ending now, as a jsonb object for its history, as in sqlite/queries.ts: `t` is
+ * the table's alias (with its dot, or ''), and its columns are the row's values before the UPDATE.
+ */
+const attemptEntry = (e: {
+  t: string;
+  outcome: string;
+  error: string;
+  stack: string;
+  startedAt: string;
+  now: string;
+}) =>
+  `jsonb_build_object('attempt', ${e.t}attempts, 'node', ${e.t}lease_owner, 'claimed_at', ${e.t}claimed_at,
+                      'started_at', ${e.startedAt}, 'finished_at', ${e.now}, 'outcome', (${e.outcome})::text,
+                      'error', left(${e.error}, ${ATTEMPT_ERROR_MAX}), 'stack', left(${e.stack}, ${ATTEMPT_STACK_MAX}))`;
+
+/**
+ * attempt_history with `entry` appended, keeping the newest `max` (a parameter), in the statement
+ * that ends the attempt; below the bound (the common case) it is one concatenation.
+ */
+const appendAttempt = (t: string, entry: string, max: string) => `attempt_history =
+         CASE WHEN coalesce(jsonb_array_length(${t}attempt_history), 0) < ${max}
+                THEN coalesce(${t}attempt_history, '[]'::jsonb) || jsonb_build_array(${entry})
+              ELSE (SELECT jsonb_agg(a.v ORDER BY a.i)
+                      FROM jsonb_array_elements(${t}attempt_history || jsonb_build_array(${entry}))
+                           WITH ORDINALITY AS a(v, i)
+                     WHERE a.i > jsonb_array_length(${t}attempt_history) + 1 - ${max})
+         END`;
+
+/** What the rescuer leaves as the task's error. */
+const LEASE_EXPIRED_ERROR = `'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')'`;
+
+/** Every column but attempt_history: listings do not carry it (GET /tasks/:id does). */
+const LISTED_COLUMNS = `seq, id, action, data, status, priority, run_at, attempts, max_attempts, result, error,
+       progress, progress_message, unique_key, unique_until, concurrency_key, lease_owner, lease_expires_at,
+       cancel_requested, created_at, claimed_at, started_at, processed_at, traceparent, tracestate,
+       parent_id, pending_deps, has_dependents, dep_failure_runs, waits`;
+
 /** What a claim returns: the columns it did not set itself. */
 const CLAIMED_COLUMNS = `seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              concurrency_key, cancel_requested, created_at, traceparent, tracestate`;
+              concurrency_key, cancel_requested, created_at, traceparent, tracestate, parent_id, waits`;
 
 /** The claim's update for the rows `where` selects; $1: owner, $2: lease until, $3: now. */
 const claimWhereSql = (where: string) => `
@@ -75,16 +180,26 @@ const claimWhereSql = (where: string) => `
 const CANDIDATE_COLUMNS = 'seq, action, concurrency_key, priority, run_at';
 
 /**
- * A claim: the first `LIMIT $4` claimable tasks in claim order, with `filter` added to what is
- * claimable. $1: owner, $2: lease until, $3: now, $4: limit. `started_at` stays NULL until the
- * worker reports that the handler started.
+ * A claim: the first `LIMIT limit` claimable tasks in claim order, with `filter` added to what is
+ * claimable. $1: owner, $2: lease until, $3: now, $4: limit (when `limit` is '$4'; see
+ * claimStatement). `started_at` stays NULL until the worker reports that the handler started.
  */
-const claimSql = (filter: string) =>
+const claimSql = (filter: string, limit = '$4') =>
   claimWhereSql(`seq = ANY(ARRAY(SELECT seq FROM tasks
-                            WHERE status = 'queued' AND run_at <= $3${filter}
+                            WHERE status = 'queued' AND run_at <= $3 AND ${NOT_PAUSED()}${filter}
                             ORDER BY priority DESC, run_at, seq
-                            LIMIT $4
+                            LIMIT ${limit}
                               FOR UPDATE SKIP LOCKED))`);
+
+/**
+ * The plain claims, and what each adds to what is claimable, given the number of its first own
+ * parameter (the one after the limit).
+ */
+const CLAIM_FILTERS = {
+  claimTasks: () => '',
+  claimTasksExceptActions: (n: number) => ` AND ${ACTION_UNESTIMATED('action')} <> ALL($${n}::text[])`,
+} as const;
+export type PlainClaim = keyof typeof CLAIM_FILTERS;
 
 const TASK_SQL = {
   begin: `BEGIN`,
@@ -117,6 +232,85 @@ const TASK_SQL = {
     RETURNING seq, action, NULL::text AS old_status, status
     ), ${COUNT_CHANGES}
     SELECT seq FROM changed`,
+  // Dependencies and children (docs/workflows.md): inserts of tasks with dependencies or a
+  // parent go task by task in one transaction; the plain batch above stays one statement.
+  /**
+   * $1: seqs of a new task's dependencies. Locks them in seq order (so two inserts never
+   * deadlock), waiting for a completion in flight to commit, and marks them as having
+   * dependents; returns each one's id, status and error as now committed.
+   */
+  lockDependencies: `
+    WITH l AS (SELECT seq FROM tasks WHERE seq = ANY($1::int8[]) ORDER BY seq FOR UPDATE)
+    UPDATE tasks t SET has_dependents = true FROM l WHERE t.seq = l.seq
+    RETURNING t.seq, t.id, t.status, t.error`,
+  /**
+   * One task with its graph columns: $1..$13 as insertTasks (one value each), $14: status,
+   * $15: parent id, $16: pending dependencies, $17: on failure run, $18: error, $19: processed_at.
+   */
+  insertGraphTask: `
+    WITH changed AS (
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until,
+                       created_at, concurrency_key, traceparent, tracestate, parent_id, pending_deps,
+                       dep_failure_runs, error, processed_at)
+    OVERRIDING SYSTEM VALUE
+    VALUES ($1, $2, $3, $4::json, $14, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $19)
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+    RETURNING seq, action, NULL::text AS old_status, status, NULL::int8 AS started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('coalesce($19::int8, $10::int8)')},
+    ${COUNT_ACTION_FINISHES('coalesce($19::int8, $10::int8)')}
+    SELECT seq FROM changed`,
+  /** $1: dependents' seqs, $2: dependencies' seqs, $3: whether each edge is settled already. */
+  insertDeps: `
+    INSERT INTO task_deps (task_seq, dep_seq, met)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::bool[]) ON CONFLICT DO NOTHING`,
+  /** $1: seq, $2: limit. The task's dependencies (task_deps' key), in insertion order. */
+  dependenciesOf: `
+    SELECT t.id, t.action, t.status FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
+     WHERE e.task_seq = $1 ORDER BY e.dep_seq LIMIT $2`,
+  /** $1: seq, $2: limit. The tasks that depend on it (task_deps_dep). */
+  dependentsOf: `
+    SELECT t.id, t.action, t.status FROM task_deps e JOIN tasks t ON t.seq = e.task_seq
+     WHERE e.dep_seq = $1 ORDER BY e.task_seq LIMIT $2`,
+  /** $1: parent id, $2: limit. Its children, oldest first (tasks_parent). */
+  childrenOf: `SELECT ${LISTED_COLUMNS} FROM tasks WHERE parent_id = $1 ORDER BY seq LIMIT $2`,
+  /** $1: seq, $2: owner, $3: attempt. The running task, locked, if the lease is still this one. */
+  lockLeased: `
+    SELECT seq, id, dep_failure_runs FROM tasks
+     WHERE seq = $1 AND lease_owner = $2 AND attempts = $3 FOR UPDATE`,
+  /**
+   * $1: parent id. Its children, locked: a child's completion in flight commits first (and is
+   * seen), or waits for this transaction (and then sees its edges: see taskq_settle_dependents).
+   */
+  lockChildren: `SELECT seq, id, status, error FROM tasks WHERE parent_id = $1 ORDER BY seq FOR UPDATE`,
+  /**
+   * $1: a task's seq, $2: seqs. The first of $2 that depends on the task, directly or through
+   * others: a wait on it would close a cycle. One index probe per dependent (task_deps_dep).
+   */
+  dependentAmong: `
+    WITH RECURSIVE d(seq) AS (
+      SELECT task_seq FROM task_deps WHERE dep_seq = $1
+      UNION SELECT e.task_seq FROM task_deps e JOIN d ON e.dep_seq = d.seq)
+    SELECT seq FROM d WHERE seq = ANY($2::int8[]) LIMIT 1`,
+  /** $1: seqs. Marks tasks as having dependents (children a parent now waits for). */
+  markDependents: `UPDATE tasks SET has_dependents = true WHERE seq = ANY($1::int8[])`,
+  /**
+   * $1: seq, $2: owner, $3: attempt, $4: new status (blocked, queued or failed), $5: pending
+   * children, $6: error, $7: now. Ends the attempt of a handler that waits for its children: the
+   * attempt is not counted (attempts - 1), the wait is (waits + 1).
+   */
+  waitForChildren: `
+    WITH changed AS (
+    UPDATE tasks
+       SET status = $4, pending_deps = $5, waits = waits + 1,
+           attempts = CASE WHEN $4 = 'failed' THEN attempts ELSE attempts - 1 END,
+           error = $6, processed_at = CASE WHEN $4 = 'failed' THEN $7::int8 END,
+           run_at = CASE WHEN $4 = 'queued' THEN $7::int8 ELSE run_at END,
+           lease_owner = NULL, lease_expires_at = NULL, claimed_at = NULL, started_at = NULL
+     WHERE seq = $1 AND lease_owner = $2 AND attempts = $3
+    RETURNING seq, action, 'running'::text AS old_status, status, started_at
+    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$7::int8')}, ${COUNT_ACTION_FINISHES('$7::int8')}
+    SELECT seq FROM changed`,
+
   /** $1: unique keys. */
   findByUniqueKey: `SELECT * FROM tasks WHERE unique_key = ANY($1::text[])`,
   /** $1: unique keys, $2: now. Frees keys whose window has passed, so a new task can take them. */
@@ -140,9 +334,9 @@ const TASK_SQL = {
    * plan, and for `IN` that plan was a hash join over a scan of the whole table (it sizes
    * `LIMIT $4` as a tenth of the rows); ANY over an array can only be primary-key lookups.
    */
-  claimTasks: claimSql(''),
+  claimTasks: claimSql(CLAIM_FILTERS.claimTasks()),
   /** The same, skipping actions at their per-action limit; $5: actions to skip. */
-  claimTasksExceptActions: claimSql(' AND action <> ALL($5::text[])'),
+  claimTasksExceptActions: claimSql(CLAIM_FILTERS.claimTasksExceptActions(5)),
 
   // A claim under flow-control limits (shared/flow-claim.ts says what it decides), in one
   // READ COMMITTED transaction on the relaxed pool: candidates are read and row-locked (SKIP
@@ -155,18 +349,19 @@ const TASK_SQL = {
    */
   limitedQueued: `
     SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS a(action)
-                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)) AS queued`,
+                    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'queued' AND t.action = a.action)
+                      AND ${NOT_PAUSED('a.action')}) AS queued`,
   /** $1: now, $2: limit, $3: actions to leave out. The unlimited part: the head of the queue. */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks
-     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[])
+     WHERE status = 'queued' AND run_at <= $1 AND action <> ALL($3::text[]) AND ${NOT_PAUSED()}
      ORDER BY priority DESC, run_at, seq
      LIMIT $2
        FOR UPDATE SKIP LOCKED`,
   /** $1: action, $2: now, $3: limit. The ready tasks of the action without a key. */
   claimCandidatesUnkeyed: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks
-     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2
+     WHERE status = 'queued' AND action = $1 AND concurrency_key IS NULL AND run_at <= $2 AND ${NOT_PAUSED()}
      ORDER BY priority DESC, run_at, seq
      LIMIT $3
        FOR UPDATE SKIP LOCKED`,
@@ -210,11 +405,12 @@ const TASK_SQL = {
      CROSS JOIN LATERAL (
        SELECT ${CANDIDATE_COLUMNS} FROM tasks
         WHERE status = 'queued' AND action = $1 AND concurrency_key = k.key AND run_at <= $3
+          AND ${NOT_PAUSED()}
         ORDER BY priority DESC, run_at, seq
         LIMIT CASE WHEN $4::int IS NULL THEN $5::int ELSE least($5::int, greatest($4::int - r.running, 0)) + 1 END
           FOR UPDATE SKIP LOCKED) c`,
   /** $1: owner, $2: lease until, $3: now, $4: the chosen seqs (row-locked by this transaction). */
-  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued'`),
+  claimSeqs: claimWhereSql(`seq = ANY($4::int8[]) AND status = 'queued' AND ${NOT_PAUSED()}`),
   /**
    * $1: action, $2: now, $3: per second, $4: burst. The bucket refilled to now (a new one starts
    * full); the update locks its row until commit, so the claims of one rate-limited action take
@@ -231,37 +427,66 @@ const TASK_SQL = {
   spendRateLimit: `UPDATE taskq_rate_limits SET tokens = tokens - $2 WHERE action = $1`,
 
   /**
-   * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at. Rows are found by seq (the
+   * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at; $7: attempts
+   * the history keeps. Rows are found by seq (the
    * primary key); owner and attempt prove the lease is still this worker's. The lease is the
    * guard, with no `status = 'running'` beside it: a task has a lease owner exactly while it is
    * running (every statement that ends a run clears it), and a status condition let the generic
    * plan walk the whole running range of tasks_status_seq, dead entries included, on every ack.
    */
   completeTasks: `
-    WITH changed AS (
+    WITH done AS (
     UPDATE tasks t
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
-           started_at = coalesce(c.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL
+           started_at = coalesce(c.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             't.',
+             attemptEntry({
+               t: 't.',
+               outcome: `'completed'`,
+               error: 'NULL::text',
+               stack: 'NULL::text',
+               startedAt: 'coalesce(c.started_at, t.started_at)',
+               now: '$1::int8',
+             }),
+             '$7::int',
+           )}
       FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::int8[])
            AS c(seq, owner, attempt, result, started_at)
      WHERE t.seq = c.seq AND t.lease_owner = c.owner AND t.attempts = c.attempt
-    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
-    SELECT seq FROM changed`,
+    RETURNING t.seq, t.id, t.action, 'running'::text AS old_status, t.status, t.error, t.has_dependents, t.started_at
+    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
+    ${DONE_AND_SETTLED}`,
 
-  /** $1: now; $2..$8: arrays of seq, owner, attempt, new status, error, retry_at, started_at. */
+  /**
+   * $1: now; $2..$10: arrays of seq, owner, attempt, new status, error, retry_at, started_at,
+   * how the attempt ended (its history's outcome), stack; $11: attempts the history keeps.
+   */
   failTasks: `
-    WITH changed AS (
+    WITH done AS (
     UPDATE tasks t
        SET status = f.status, error = f.error, run_at = coalesce(f.retry_at, t.run_at),
            processed_at = CASE WHEN f.status = 'queued' THEN NULL ELSE $1::int8 END,
-           started_at = coalesce(f.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL
-      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[], $8::int8[])
-           AS f(seq, owner, attempt, status, error, retry_at, started_at)
+           started_at = coalesce(f.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             't.',
+             attemptEntry({
+               t: 't.',
+               outcome: 'f.ended',
+               error: 'f.error',
+               stack: 'f.stack',
+               startedAt: 'coalesce(f.started_at, t.started_at)',
+               now: '$1::int8',
+             }),
+             '$11::int',
+           )}
+      FROM unnest($2::int8[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int8[], $8::int8[],
+                  $9::text[], $10::text[])
+           AS f(seq, owner, attempt, status, error, retry_at, started_at, ended, stack)
      WHERE t.seq = f.seq AND t.lease_owner = f.owner AND t.attempts = f.attempt
-    RETURNING t.seq, t.action, 'running'::text AS old_status, t.status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
-    SELECT seq, status FROM changed`,
+    RETURNING t.seq, t.id, t.action, 'running'::text AS old_status, t.status, t.error, t.has_dependents, t.started_at
+    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
+    ${DONE_AND_SETTLED}`,
 
   /**
    * $1: owner, $2: lease until, $3: seqs of the tasks to renew, $4: their handlers' start times
@@ -286,18 +511,31 @@ const TASK_SQL = {
     SELECT seq FROM changed`,
 
   /**
-   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now). The rescue
+   * $1: now, $2: backoff base ms, $3: backoff max ms ($2, $3 NULL: requeue at now), $4: attempts
+   * the history keeps (the rescued attempt is recorded `lease_lost`, or `cancelled`). The rescue
    * policy of core/retry.ts, in the same shape as in sqlite/queries.ts (the comment there says
    * what each CASE decides); random() is already in [0, 1) here.
    */
   rescueExpiredLeases: `
-    WITH changed AS (
+    WITH done AS (
     UPDATE tasks
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
                          WHEN attempts >= max_attempts THEN 'failed'
                          ELSE 'queued' END,
-           error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
+           error = ${LEASE_EXPIRED_ERROR},
            processed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1::int8 END,
+           ${appendAttempt(
+             '',
+             attemptEntry({
+               t: '',
+               outcome: `CASE WHEN cancel_requested THEN 'cancelled' ELSE 'lease_lost' END`,
+               error: LEASE_EXPIRED_ERROR,
+               stack: 'NULL::text',
+               startedAt: 'started_at',
+               now: '$1::int8',
+             }),
+             '$4::int',
+           )},
            run_at = CASE WHEN cancel_requested OR attempts >= max_attempts OR $2::float8 IS NULL THEN $1::int8
                          ELSE $1::int8 + round(
                                 least($3::float8, $2::float8 * power(2::float8, least(greatest(attempts - 1, 0), 60)))
@@ -305,18 +543,30 @@ const TASK_SQL = {
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < $1
-    RETURNING id, action, 'running'::text AS old_status, status
-    ), ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}
-    SELECT id, status FROM changed`,
+    RETURNING seq, id, action, 'running'::text AS old_status, status, error, has_dependents, started_at
+    ), ${SETTLE_DONE('$1::int8')}, ${COUNT_CHANGES}, ${COUNT_FINISHES('$1::int8')}, ${COUNT_ACTION_FINISHES('$1::int8')}
+    ${DONE_AND_SETTLED}`,
 
-  /** $1: seq, $2: now. */
+  /** $1: seq, $2: now. A queued or blocked task is cancelled at once. */
   cancelQueued: `
-    WITH changed AS (
-      UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
-       WHERE seq = $1 AND status = 'queued'
-      RETURNING *, 'queued'::text AS old_status
+    WITH old AS (
+      SELECT seq, status FROM tasks WHERE seq = $1 AND status IN ('queued', 'blocked') FOR UPDATE
+    ), changed AS (
+      UPDATE tasks t SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
+        FROM old WHERE t.seq = old.seq
+      RETURNING t.*, old.status AS old_status
     ), ${COUNT_CHANGES}
     SELECT * FROM changed`,
+  /**
+   * $1..$4: arrays of seq, id, status, error of tasks that just finished; $5: now. Settles their
+   * dependents (see SETTLE_DONE), counted; returns those it changed.
+   */
+  settleDependents: `
+    WITH settled AS (
+      SELECT * FROM taskq_settle_dependents($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8)
+    ), changed AS (SELECT seq, action, old_status, status, NULL::int8 AS started_at FROM settled),
+    ${COUNT_CHANGES}, ${COUNT_FINISHES('$5::int8')}, ${COUNT_ACTION_FINISHES('$5::int8')}
+    SELECT id, status FROM settled`,
   /** $1: seq. */
   requestCancel: `UPDATE tasks SET cancel_requested = true WHERE seq = $1 AND status = 'running' RETURNING *`,
 
@@ -356,6 +606,29 @@ const TASK_SQL = {
 
   ping: `SELECT 1`,
 
+  // Nodes (migration 0009), as in sqlite/queries.ts: a heartbeat upserts the node's row and, in
+  // the same statement, deletes the rows of nodes last heard of before $13.
+  /**
+   * $1..$11: id, host, pid, role, version, started_at, heartbeat_ms, concurrency, running,
+   * buffered, tasks (JSON text); $12: now; $13: prune before.
+   */
+  heartbeatNode: `
+    WITH pruned AS (
+      DELETE FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) < $13 AND id <> $1
+    )
+    INSERT INTO taskq_nodes AS n (id, host, pid, role, version, started_at, heartbeat_at, heartbeat_ms,
+                                  concurrency, running, buffered, tasks, stopped_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $12, $7, $8, $9, $10, $11::jsonb, NULL)
+    ON CONFLICT (id) DO UPDATE SET
+      heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms,
+      concurrency = excluded.concurrency, running = excluded.running, buffered = excluded.buffered,
+      tasks = excluded.tasks, stopped_at = NULL`,
+  /** $1: id, $2: now. */
+  stopNode: `UPDATE taskq_nodes SET stopped_at = $2, running = 0, buffered = 0, tasks = '[]' WHERE id = $1`,
+  /** $1: since. The whole table: it holds at most the nodes of the last hour. */
+  listNodes: `
+    SELECT * FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) >= $1 ORDER BY started_at, id`,
+
   // Stats from the counters of migration 0003 (docs/stats.md): the cost does not grow with the
   // table. Shards are summed (a shard alone may be negative). The oldest queued
   // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan.
@@ -364,7 +637,7 @@ const TASK_SQL = {
   countsFromCounters: `
     SELECT c.*, o.t
       FROM (SELECT (SELECT created_at FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1) AS t) o
-      LEFT JOIN (SELECT action, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
+      LEFT JOIN (SELECT action, sum(blocked)::int8 AS blocked, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
                         sum(completed)::int8 AS completed, sum(failed)::int8 AS failed,
                         sum(cancelled)::int8 AS cancelled
                    FROM task_counts GROUP BY action) c ON true
@@ -375,6 +648,47 @@ const TASK_SQL = {
       FROM task_throughput
      WHERE minute >= ($1::int8 / 60000) * 60000
      GROUP BY minute HAVING sum(completed) + sum(failed) > 0 ORDER BY minute`,
+
+  // The operator's console (migration 0011, docs/operations.md).
+  /** $1: action, $2: now. A pause keeps its first time; returns the pause. */
+  pauseAction: `
+    WITH added AS (
+      INSERT INTO taskq_paused_actions (action, paused_at) VALUES ($1, $2)
+        ON CONFLICT (action) DO NOTHING RETURNING action, paused_at)
+    SELECT action, paused_at FROM added
+    UNION ALL SELECT action, paused_at FROM taskq_paused_actions WHERE action = $1`,
+  /** $1: action. Returns how many of its tasks wait queued (who to wake), if it was paused. */
+  resumeAction: `
+    WITH gone AS (DELETE FROM taskq_paused_actions WHERE action = $1 RETURNING action)
+    SELECT coalesce((SELECT sum(queued) FROM task_counts WHERE action = $1), 0)::int8 AS queued FROM gone`,
+  pausedActions: `SELECT action, paused_at FROM taskq_paused_actions ORDER BY action`,
+  /** $1: since. The per-action ring's minutes from the one holding `since`, shards summed. */
+  actionMinutes: `
+    SELECT action, minute, ${ACTION_RING_COLUMNS.map((c) => `sum(${c})::int8 AS ${c}`).join(', ')}
+      FROM task_action_minutes
+     WHERE minute >= ($1::int8 / 60000) * 60000
+     GROUP BY action, minute HAVING sum(completed) + sum(failed) > 0
+     ORDER BY action, minute`,
+  /** Per action with queued tasks (the counters say which), its oldest: one seek in tasks_queued_action. */
+  oldestQueuedByAction: `
+    SELECT c.action, (SELECT created_at FROM tasks
+                       WHERE status = 'queued' AND action = c.action ORDER BY seq LIMIT 1) AS t
+      FROM (SELECT action FROM task_counts GROUP BY action HAVING sum(queued) > 0) c`,
+  scheduleStates: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules ORDER BY name`,
+  /** $1: name, $2: now when pausing (an earlier pause keeps its time), NULL when resuming. */
+  setSchedulePaused: `
+    INSERT INTO taskq_schedules AS s (name, paused_at) VALUES ($1, $2)
+      ON CONFLICT (name) DO UPDATE SET
+        paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL
+                         ELSE coalesce(s.paused_at, excluded.paused_at) END
+    RETURNING name, paused_at, last_run_at, last_task_id`,
+  /** $1: name, $2: at, $3: task id. The latest run wins, whatever order nodes record them in. */
+  recordScheduleRun: `
+    INSERT INTO taskq_schedules AS s (name, last_run_at, last_task_id) VALUES ($1, $2, $3)
+      ON CONFLICT (name) DO UPDATE SET
+        last_task_id = CASE WHEN excluded.last_run_at >= coalesce(s.last_run_at, 0)
+                            THEN excluded.last_task_id ELSE s.last_task_id END,
+        last_run_at = greatest(coalesce(s.last_run_at, 0), excluded.last_run_at)`,
 } as const;
 
 /**
@@ -384,6 +698,7 @@ const TASK_SQL = {
  * text of the value.
  */
 export const LIST_DIALECT: ListDialect = {
+  columns: LISTED_COLUMNS,
   from: () => 'FROM tasks',
   placeholder: (n) => `$${n}`,
   condition(c: DialectCondition, bind) {
@@ -479,6 +794,42 @@ export const BULK_SQL = {
 /** Every named statement of the driver. */
 export const SQL = { ...TASK_SQL, ...BULK_SQL } as const;
 export type QueryName = keyof typeof SQL;
+
+/** Claims of at most this many tasks carry their limit in the statement text (claimStatement). */
+export const LITERAL_CLAIM_LIMIT_MAX = 16;
+
+export interface ClaimStatement {
+  name: string;
+  text: string;
+  /**
+   * Whether the limit is parameter $4; else it is part of the text, and the parameters after it
+   * move down one ($4 is the first of them).
+   */
+  limitParam: boolean;
+}
+
+const claimStatements = new Map<string, ClaimStatement>();
+
+/**
+ * The statement of a plain claim of `limit` tasks. With `LIMIT $4`, the plan cache's generic plan
+ * sizes the limit as a tenth of the table, so it looks far dearer than a custom plan and every
+ * call is planned again: half the server CPU of a claim of 7 (pg_prepared_statements showed no
+ * generic plan ever used). A small limit written into the text (a number this driver computed,
+ * never input) makes the generic plan as good as a custom one, planned once per connection and
+ * text. Larger claims keep the parameter: planning is shared by many tasks there, and each text is
+ * a prepared statement of about 230 KiB in every connection that runs it.
+ */
+export function claimStatement(kind: PlainClaim, limit: number): ClaimStatement {
+  if (limit > LITERAL_CLAIM_LIMIT_MAX || !Number.isSafeInteger(limit) || limit < 1)
+    return { name: kind, text: SQL[kind], limitParam: true };
+  const name = `${kind}_${limit}`;
+  let statement = claimStatements.get(name);
+  if (!statement) {
+    statement = { name, text: claimSql(CLAIM_FILTERS[kind](4), String(limit)), limitParam: false };
+    claimStatements.set(name, statement);
+  }
+  return statement;
+}
 
 /** Channel names are the driver's own (a prefix and a checked schema identifier); quoted anyway. */
 const quoted = (channel: string) => `"${channel}"`;

@@ -4,8 +4,9 @@
  * GROUP BY action, status gave: actions as the database sorted them, statuses alphabetically,
  * zero counts left out.
  */
+import { RUN_BUCKET_COLUMNS, type ActionMinute, type ActionPause } from '../../core/actions.js';
 import { TASK_STATUSES, zeroCounts, type TaskStatus } from '../../core/task.js';
-import type { TaskCounts } from '../driver.js';
+import type { ScheduleState, TaskCounts } from '../driver.js';
 
 export type CounterRow = { action: string } & Record<TaskStatus, number>;
 
@@ -24,3 +25,42 @@ export function countsFromRows(rows: readonly CounterRow[], oldestQueuedAt: numb
   }
   return { byStatus, byAction, oldestQueuedAt };
 }
+
+/** A row of the per-action ring (migration 0011), as both drivers read it (PostgreSQL summed over shards). */
+export type ActionMinuteRow = { action: string; minute: number; completed: number; failed: number } & Record<
+  string,
+  number | string
+>;
+
+export function actionMinuteOf(row: ActionMinuteRow): ActionMinute {
+  return {
+    action: row.action,
+    minute: Number(row.minute),
+    completed: Number(row.completed),
+    failed: Number(row.failed),
+    buckets: RUN_BUCKET_COLUMNS.map((c) => Number(row[c] ?? 0)),
+  };
+}
+
+export interface PauseRow {
+  action: string;
+  paused_at: number;
+}
+export const pauseOf = (row: PauseRow): ActionPause => ({
+  action: row.action,
+  pausedAt: Number(row.paused_at),
+});
+
+export interface ScheduleRow {
+  name: string;
+  paused_at: number | null;
+  last_run_at: number | null;
+  last_task_id: string | null;
+}
+const numberOrNull = (v: number | null) => (v === null ? null : Number(v));
+export const scheduleStateOf = (row: ScheduleRow): ScheduleState => ({
+  name: row.name,
+  pausedAt: numberOrNull(row.paused_at),
+  lastRunAt: numberOrNull(row.last_run_at),
+  lastTaskId: row.last_task_id,
+});

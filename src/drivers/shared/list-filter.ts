@@ -146,6 +146,8 @@ export interface ListDialect {
   condition(c: DialectCondition, bind: (value: unknown) => string): string;
   /** The placeholder of the next bound value. */
   placeholder(n: number): string;
+  /** The columns a page of rows selects: every one but attempt_history (GET /tasks/:id has it). */
+  columns: string;
 }
 
 /** What a statement selects: the rows, their seqs, the count of matches, or how far the window reached. */
@@ -179,7 +181,7 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
     conds.length === 0 ? '' : ` WHERE ${conds.map(sqlOf).join(' AND ')}`;
   const walk = (columns: string, conds: Condition[]) =>
     `SELECT ${columns} ${dialect.from(query)}${where(conds)} ORDER BY seq DESC`;
-  const columns = shape === 'rows' ? '*' : 'seq';
+  const columns = shape === 'rows' ? dialect.columns : 'seq';
   if (shape === 'windowEnd') {
     const inner = `${walk('seq', query.driving)} LIMIT ${bind(query.window)}`;
     return { sql: `SELECT count(*) AS n, min(seq) AS last FROM (${inner}) w`, values };

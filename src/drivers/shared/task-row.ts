@@ -3,7 +3,14 @@
  * (text in SQLite, json in PostgreSQL) and the cancel flag (0/1 or boolean) come back in each
  * driver's own types, so each passes its decoders and the column-to-field mapping lives here once.
  */
-import type { JsonObject, JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
+import {
+  ATTEMPT_OUTCOMES,
+  type AttemptRecord,
+  type JsonObject,
+  type JsonValue,
+  type TaskRecord,
+  type TaskStatus,
+} from '../../core/task.js';
 
 export interface TaskRow<Json, Flag> {
   seq: number;
@@ -31,6 +38,13 @@ export interface TaskRow<Json, Flag> {
   processed_at: number | null;
   traceparent: string | null;
   tracestate: string | null;
+  parent_id: string | null;
+  pending_deps: number;
+  has_dependents: Flag;
+  dep_failure_runs: Flag;
+  waits: number;
+  /** Absent where a statement does not read it (claims, listings). */
+  attempt_history?: Json | null;
 }
 
 export interface RowDecoders<Json, Flag> {
@@ -67,7 +81,44 @@ export function toTaskRecord<Json, Flag>(
     processedAt: row.processed_at,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    parentId: row.parent_id,
+    pendingDeps: row.pending_deps,
+    onDependencyFailure: decode.flag(row.dep_failure_runs) ? 'run' : 'fail',
+    waits: row.waits,
+    attemptHistory:
+      row.attempt_history === undefined || row.attempt_history === null
+        ? []
+        : attemptsOf(decode.json(row.attempt_history)),
   };
+}
+
+const numberOr = <T>(value: JsonValue | undefined, fallback: T): number | T =>
+  typeof value === 'number' ? value : fallback;
+const textOrNull = (value: JsonValue | undefined): string | null =>
+  typeof value === 'string' ? value : null;
+
+/**
+ * The stored history (written only by the drivers' own statements) read field by field, so a
+ * value of the wrong type shows as null rather than reaching a client as something else.
+ */
+export function attemptsOf(value: JsonValue): AttemptRecord[] {
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((entry): AttemptRecord[] => {
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return [];
+    const outcome = ATTEMPT_OUTCOMES.find((o) => o === entry.outcome) ?? 'error';
+    return [
+      {
+        attempt: numberOr(entry.attempt, 0),
+        node: textOrNull(entry.node),
+        claimed_at: numberOr(entry.claimed_at, null),
+        started_at: numberOr(entry.started_at, null),
+        finished_at: numberOr(entry.finished_at, 0),
+        outcome,
+        error: textOrNull(entry.error),
+        stack: textOrNull(entry.stack),
+      },
+    ];
+  });
 }
 
 /** The columns a claim returns; the others are what the claim just set. */
@@ -88,6 +139,8 @@ export type ClaimedRow<Json, Flag> = Pick<
   | 'created_at'
   | 'traceparent'
   | 'tracestate'
+  | 'parent_id'
+  | 'waits'
 >;
 
 /**
@@ -126,5 +179,12 @@ export function claimedRecord<Json, Flag>(
     processedAt: null,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    parentId: row.parent_id,
+    // A claimed task is running: its dependencies, if it had any, are settled.
+    pendingDeps: 0,
+    onDependencyFailure: 'fail',
+    waits: row.waits,
+    // Not read by the claim (a handler has no use for it).
+    attemptHistory: [],
   };
 }

@@ -5,6 +5,7 @@
  * are epoch milliseconds. What the schema both drivers share is for (columns, indexes, counters)
  * is explained here once; postgres/migrations.ts points back to these comments.
  */
+import { ACTION_RING_MINUTES, RUN_BUCKET_COLUMNS, RUN_MS_BUCKETS } from '../../core/actions.js';
 import type { Migration } from '../shared/migrator.js';
 
 /** The table of applied versions. */
@@ -25,6 +26,118 @@ const COUNT_FINISH_OF_NEW = `INSERT INTO task_throughput (slot, minute, complete
             failed    = CASE WHEN minute = excluded.minute THEN failed + excluded.failed
                              WHEN minute < excluded.minute THEN excluded.failed ELSE failed END,
             minute    = max(minute, excluded.minute);`;
+
+/** The columns after `status` as 0001 made them; the table rebuilds of 0003 and 0008 keep them. */
+const COLUMNS_AFTER_STATUS_0001 = `priority         INTEGER NOT NULL DEFAULT 0,
+        run_at           INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL,
+        result           TEXT,
+        error            TEXT,
+        progress         INTEGER,
+        progress_message TEXT,
+        unique_key       TEXT,
+        unique_until     INTEGER,
+        lease_owner      TEXT,
+        lease_expires_at INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        processed_at     INTEGER`;
+
+/** A rebuild's last step: tasks_rebuilt becomes tasks, with 0003's indexes. */
+const REPLACE_TASKS_0003 = `DROP TABLE tasks;
+      ALTER TABLE tasks_rebuilt RENAME TO tasks;
+      CREATE INDEX tasks_claimable ON tasks (priority DESC, run_at, seq) WHERE status = 'queued';
+      CREATE INDEX tasks_status_seq ON tasks (status, seq);
+      CREATE INDEX tasks_action_seq ON tasks (action, seq);
+      CREATE INDEX tasks_finished ON tasks (status, processed_at) WHERE processed_at IS NOT NULL;
+      CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;`;
+
+/** The statuses task_counts has a column for: 0004's five, and `blocked` from 0008. */
+const STATUSES_0004 = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+const STATUSES_0008 = ['blocked', ...STATUSES_0004];
+
+/**
+ * Migration 0004's triggers, which keep task_counts (one column per status in `statuses`) and the
+ * throughput ring. 0008 rebuilds the tasks table (dropping its triggers) and makes them again
+ * with the `blocked` column.
+ */
+function countTriggers(statuses: readonly string[]): string {
+  const cols = statuses.join(', ');
+  const isNew = statuses.map((s) => `new.status = '${s}'`).join(', ');
+  const addExcluded = statuses.map((s) => `${s} = ${s} + excluded.${s}`).join(', ');
+  const moved = statuses
+    .map((s) => `${s} = ${s} + (new.status = '${s}') - (old.status = '${s}')`)
+    .join(',\n          ');
+  const minusOld = statuses.map((s) => `${s} = ${s} - (old.status = '${s}')`).join(', ');
+  const insertNew = `INSERT INTO task_counts (action, ${cols})
+        VALUES (new.action, ${isNew})
+          ON CONFLICT (action) DO UPDATE SET ${addExcluded};`;
+  return `
+      -- One row per action, a column per status: a status change is one UPDATE of one row.
+      CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
+        ${insertNew}
+      END;
+      -- the action's row exists: its task was counted when inserted
+      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks
+        WHEN old.status <> new.status AND old.action = new.action BEGIN
+        UPDATE task_counts SET
+          ${moved}
+         WHERE action = new.action;
+      END;
+      -- pruning lowers the counts; the throughput of the minutes it deletes from stays
+      CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
+        UPDATE task_counts SET ${minusOld} WHERE action = old.action;
+      END;
+      -- No statement changes an action; should one, the task moves between the actions' rows.
+      CREATE TRIGGER tasks_count_action AFTER UPDATE OF action ON tasks
+        WHEN old.action <> new.action BEGIN
+        UPDATE task_counts SET ${minusOld} WHERE action = old.action;
+        ${insertNew}
+      END;
+
+      -- A finish is a row entering completed or failed (or inserted so); its minute is its
+      -- processed_at. A stale minute (a day older than its slot's) is dropped, never mixed in.
+      CREATE TRIGGER tasks_throughput_update AFTER UPDATE OF status ON tasks
+        WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
+         AND new.processed_at IS NOT NULL BEGIN
+        ${COUNT_FINISH_OF_NEW}
+      END;
+      CREATE TRIGGER tasks_throughput_insert AFTER INSERT ON tasks
+        WHEN new.status IN ('completed', 'failed') AND new.processed_at IS NOT NULL BEGIN
+        ${COUNT_FINISH_OF_NEW}
+      END;`;
+}
+
+/**
+ * Migration 0011's per-action ring: for each run-time bucket, whether `run` (an expression in ms,
+ * NULL for an attempt that never started) falls in it, as 0/1.
+ */
+export function runBucketFlags(run: string): string[] {
+  return RUN_BUCKET_COLUMNS.map((_, i) => {
+    const lo = i === 0 ? null : RUN_MS_BUCKETS[i - 1];
+    const hi = RUN_MS_BUCKETS[i];
+    const parts = [lo === null ? null : `${run} > ${lo}`, hi === undefined ? null : `${run} <= ${hi}`];
+    return `coalesce(${parts.filter((p) => p !== null).join(' AND ')}, 0)`;
+  });
+}
+
+/** The ring's upsert of one column: added within the minute, restarted by a newer minute. */
+export const ringColumn = (table: string, column: string) =>
+  `${column} = CASE WHEN ${table}.minute = excluded.minute THEN ${table}.${column} + excluded.${column}
+                    WHEN ${table}.minute < excluded.minute THEN excluded.${column} ELSE ${table}.${column} END`;
+
+const ACTION_RING_COLUMNS = ['completed', 'failed', ...RUN_BUCKET_COLUMNS];
+
+/** Migration 0011's upsert: the finish of row `new` in its action's minute. */
+const COUNT_ACTION_FINISH_OF_NEW = `INSERT INTO task_action_minutes (action, slot, minute, ${ACTION_RING_COLUMNS.join(', ')})
+        VALUES (new.action, (new.processed_at / 60000) % ${ACTION_RING_MINUTES}, (new.processed_at / 60000) * 60000,
+                new.status = 'completed', new.status = 'failed',
+                ${runBucketFlags('(new.processed_at - new.started_at)').join(',\n                ')})
+          ON CONFLICT (action, slot) DO UPDATE SET
+            ${ACTION_RING_COLUMNS.map((c) => ringColumn('task_action_minutes', c)).join(',\n            ')},
+            minute = max(task_action_minutes.minute, excluded.minute);`;
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -102,31 +215,10 @@ export const MIGRATIONS: readonly Migration[] = [
         data             TEXT    NOT NULL,
         status           TEXT    NOT NULL
                          CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
-        priority         INTEGER NOT NULL DEFAULT 0,
-        run_at           INTEGER NOT NULL,
-        attempts         INTEGER NOT NULL DEFAULT 0,
-        max_attempts     INTEGER NOT NULL,
-        result           TEXT,
-        error            TEXT,
-        progress         INTEGER,
-        progress_message TEXT,
-        unique_key       TEXT,
-        unique_until     INTEGER,
-        lease_owner      TEXT,
-        lease_expires_at INTEGER,
-        cancel_requested INTEGER NOT NULL DEFAULT 0,
-        created_at       INTEGER NOT NULL,
-        started_at       INTEGER,
-        processed_at     INTEGER
+        ${COLUMNS_AFTER_STATUS_0001}
       );
       INSERT INTO tasks_rebuilt SELECT * FROM tasks;
-      DROP TABLE tasks;
-      ALTER TABLE tasks_rebuilt RENAME TO tasks;
-      CREATE INDEX tasks_claimable ON tasks (priority DESC, run_at, seq) WHERE status = 'queued';
-      CREATE INDEX tasks_status_seq ON tasks (status, seq);
-      CREATE INDEX tasks_action_seq ON tasks (action, seq);
-      CREATE INDEX tasks_finished ON tasks (status, processed_at) WHERE processed_at IS NOT NULL;
-      CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+      ${REPLACE_TASKS_0003}
     `,
   },
   {
@@ -167,63 +259,7 @@ export const MIGRATIONS: readonly Migration[] = [
                  AND processed_at >= c.at - 1439 * 60000 AND processed_at < c.at + 60000)
        GROUP BY m;
 
-      -- One row per action, a column per status: a status change is one UPDATE of one row.
-      CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
-        INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
-        VALUES (new.action, new.status = 'queued', new.status = 'running', new.status = 'completed',
-                new.status = 'failed', new.status = 'cancelled')
-          ON CONFLICT (action) DO UPDATE SET
-            queued = queued + excluded.queued, running = running + excluded.running,
-            completed = completed + excluded.completed, failed = failed + excluded.failed,
-            cancelled = cancelled + excluded.cancelled;
-      END;
-      -- the action's row exists: its task was counted when inserted
-      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks
-        WHEN old.status <> new.status AND old.action = new.action BEGIN
-        UPDATE task_counts SET
-          queued    = queued    + (new.status = 'queued')    - (old.status = 'queued'),
-          running   = running   + (new.status = 'running')   - (old.status = 'running'),
-          completed = completed + (new.status = 'completed') - (old.status = 'completed'),
-          failed    = failed    + (new.status = 'failed')    - (old.status = 'failed'),
-          cancelled = cancelled + (new.status = 'cancelled') - (old.status = 'cancelled')
-         WHERE action = new.action;
-      END;
-      -- pruning lowers the counts; the throughput of the minutes it deletes from stays
-      CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
-        UPDATE task_counts SET
-          queued = queued - (old.status = 'queued'), running = running - (old.status = 'running'),
-          completed = completed - (old.status = 'completed'), failed = failed - (old.status = 'failed'),
-          cancelled = cancelled - (old.status = 'cancelled')
-         WHERE action = old.action;
-      END;
-      -- No statement changes an action; should one, the task moves between the actions' rows.
-      CREATE TRIGGER tasks_count_action AFTER UPDATE OF action ON tasks
-        WHEN old.action <> new.action BEGIN
-        UPDATE task_counts SET
-          queued = queued - (old.status = 'queued'), running = running - (old.status = 'running'),
-          completed = completed - (old.status = 'completed'), failed = failed - (old.status = 'failed'),
-          cancelled = cancelled - (old.status = 'cancelled')
-         WHERE action = old.action;
-        INSERT INTO task_counts (action, queued, running, completed, failed, cancelled)
-        VALUES (new.action, new.status = 'queued', new.status = 'running', new.status = 'completed',
-                new.status = 'failed', new.status = 'cancelled')
-          ON CONFLICT (action) DO UPDATE SET
-            queued = queued + excluded.queued, running = running + excluded.running,
-            completed = completed + excluded.completed, failed = failed + excluded.failed,
-            cancelled = cancelled + excluded.cancelled;
-      END;
-
-      -- A finish is a row entering completed or failed (or inserted so); its minute is its
-      -- processed_at. A stale minute (a day older than its slot's) is dropped, never mixed in.
-      CREATE TRIGGER tasks_throughput_update AFTER UPDATE OF status ON tasks
-        WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
-         AND new.processed_at IS NOT NULL BEGIN
-        ${COUNT_FINISH_OF_NEW}
-      END;
-      CREATE TRIGGER tasks_throughput_insert AFTER INSERT ON tasks
-        WHEN new.status IN ('completed', 'failed') AND new.processed_at IS NOT NULL BEGIN
-        ${COUNT_FINISH_OF_NEW}
-      END;
+      ${countTriggers(STATUSES_0004)}
     `,
   },
   {
@@ -271,6 +307,103 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 8,
+    name: '0008_workflows',
+    // Task dependencies and fan-out / fan-in (docs/workflows.md). A new status, `blocked`: a task
+    // waiting for dependencies, queued by the write that completes its last one. SQLite cannot
+    // change a CHECK constraint, so the table is rebuilt (rows, indexes and triggers kept; the
+    // triggers come back counting `blocked` in a new task_counts column). New columns:
+    // - parent_id: the task whose handler enqueued this one (ctx.enqueue); tasks_parent finds
+    //   the children of a task (partial: only children enter it).
+    // - pending_deps: dependencies not settled yet; 0 for every task without dependencies.
+    // - has_dependents: set when a dependent is inserted, so completing a task that has none
+    //   (nearly all) costs the ack nothing more than reading this flag back.
+    // - dep_failure_runs: on_dependency_failure = 'run' (1) or 'fail' (0).
+    // - waits: how often its handler waited for its children (a resumed run sees > 0).
+    // task_deps holds the edges, by dependent (its key) and by dependency (task_deps_dep), with
+    // `met` set once the dependency is settled (completed, failed or cancelled): each edge is
+    // settled exactly once, which is what decrements pending_deps.
+    sql: `
+      CREATE TABLE tasks_rebuilt (
+        seq              INTEGER PRIMARY KEY,
+        id               TEXT    NOT NULL,
+        action           TEXT    NOT NULL,
+        data             TEXT    NOT NULL,
+        status           TEXT    NOT NULL
+                         CHECK (status IN ('blocked', 'queued', 'running', 'completed', 'failed', 'cancelled')),
+        ${COLUMNS_AFTER_STATUS_0001},
+        claimed_at       INTEGER,
+        traceparent      TEXT,
+        tracestate       TEXT,
+        concurrency_key  TEXT,
+        parent_id        TEXT,
+        pending_deps     INTEGER NOT NULL DEFAULT 0,
+        has_dependents   INTEGER NOT NULL DEFAULT 0,
+        dep_failure_runs INTEGER NOT NULL DEFAULT 0,
+        waits            INTEGER NOT NULL DEFAULT 0
+      );
+      INSERT INTO tasks_rebuilt (seq, id, action, data, status, priority, run_at, attempts, max_attempts,
+                                 result, error, progress, progress_message, unique_key, unique_until,
+                                 lease_owner, lease_expires_at, cancel_requested, created_at, started_at,
+                                 processed_at, claimed_at, traceparent, tracestate, concurrency_key)
+      SELECT seq, id, action, data, status, priority, run_at, attempts, max_attempts,
+             result, error, progress, progress_message, unique_key, unique_until,
+             lease_owner, lease_expires_at, cancel_requested, created_at, started_at,
+             processed_at, claimed_at, traceparent, tracestate, concurrency_key
+        FROM tasks;
+      ${REPLACE_TASKS_0003}
+      CREATE INDEX tasks_claimable_key ON tasks (action, concurrency_key, priority DESC, run_at, seq)
+        WHERE status = 'queued';
+      CREATE INDEX tasks_running_key ON tasks (action, concurrency_key)
+        WHERE status = 'running' AND concurrency_key IS NOT NULL;
+      CREATE INDEX tasks_parent ON tasks (parent_id, seq) WHERE parent_id IS NOT NULL;
+
+      ALTER TABLE task_counts ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+      ${countTriggers(STATUSES_0008)}
+
+      CREATE TABLE task_deps (
+        task_seq INTEGER NOT NULL, -- the dependent
+        dep_seq  INTEGER NOT NULL, -- its dependency
+        met      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (task_seq, dep_seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX task_deps_dep ON task_deps (dep_seq, task_seq);
+      -- pruned tasks take their edges with them
+      CREATE TRIGGER tasks_deps_delete AFTER DELETE ON tasks BEGIN
+        DELETE FROM task_deps WHERE task_seq = old.seq;
+        DELETE FROM task_deps WHERE dep_seq = old.seq;
+      END;
+    `,
+  },
+  {
+    version: 9,
+    name: '0009_attempt_history_nodes',
+    // Attempt history (docs/api.md): a JSON array of the task's finished attempts, oldest first,
+    // appended by the very statement that ends an attempt (ack, nack, rescue), so keeping it adds
+    // no statement and no row per task; NULL until an attempt ends. The driver bounds it.
+    // taskq_nodes: one row per process (api, worker or both), upserted by its heartbeat; rows of
+    // nodes gone for an hour are deleted by every heartbeat, so the table holds the nodes of the
+    // last hour and is read whole. tasks holds the ids the node runs now (a JSON array, bounded).
+    sql: `
+      ALTER TABLE tasks ADD COLUMN attempt_history TEXT;
+      CREATE TABLE taskq_nodes (
+        id           TEXT    PRIMARY KEY, -- the node id, also the lease owner of the tasks it runs
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        role         TEXT    NOT NULL,    -- all | api | worker
+        version      TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,    -- its heartbeat period: missing three means gone
+        concurrency  INTEGER NOT NULL,    -- 0 on an API-only node
+        running      INTEGER NOT NULL,    -- handlers running now
+        buffered     INTEGER NOT NULL,    -- claimed, waiting in its memory
+        tasks        TEXT    NOT NULL,    -- JSON array of the running tasks' ids
+        stopped_at   INTEGER              -- set by a graceful stop
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
     version: 10,
     name: '0010_bulk_operations',
     // Filters and bulk operations (core/filter.ts, docs/operations.md). The failed and cancelled
@@ -309,6 +442,57 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX taskq_operations_idempotency ON taskq_operations (idempotency_key)
         WHERE idempotency_key IS NOT NULL;
       CREATE INDEX taskq_operations_lease ON taskq_operations (lease_expires_at) WHERE status = 'running';
+    `,
+  },
+  {
+    version: 11,
+    name: '0011_actions_console',
+    // The operator's console (docs/operations.md). taskq_paused_actions holds the actions no claim
+    // may take (every claim statement leaves them out, so the database orders a claim and a pause);
+    // an empty table costs the claim one probe of an empty index. taskq_schedules keeps each
+    // schedule's pause and last run across restarts and nodes. task_action_minutes is the
+    // per-action ring of finishes and run-time buckets (core/actions.ts), kept by a trigger beside
+    // migration 0004's, so GET /actions reads at most 60 rows per action. tasks_queued_action finds
+    // each action's oldest queued task in one seek (the other indexes hold it behind finished
+    // tasks or other keys); it is partial, so tasks leave it when claimed. The ring is filled
+    // from the last hour's finishes, under the write lock.
+    sql: `
+      CREATE TABLE taskq_paused_actions (
+        action    TEXT    PRIMARY KEY,
+        paused_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE taskq_schedules (
+        name         TEXT PRIMARY KEY,
+        paused_at    INTEGER,          -- NULL: not paused
+        last_run_at  INTEGER,          -- the tick (or run-now) last queued
+        last_task_id TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX tasks_queued_action ON tasks (action, seq) WHERE status = 'queued';
+      CREATE TABLE task_action_minutes (
+        action    TEXT    NOT NULL,
+        slot      INTEGER NOT NULL,    -- (minute / 60000) % ${ACTION_RING_MINUTES}
+        minute    INTEGER NOT NULL,    -- start of the minute, epoch ms
+        ${ACTION_RING_COLUMNS.map((c) => `${c} INTEGER NOT NULL`).join(',\n        ')},
+        PRIMARY KEY (action, slot)
+      ) WITHOUT ROWID;
+      INSERT INTO task_action_minutes (action, slot, minute, ${ACTION_RING_COLUMNS.join(', ')})
+      SELECT action, (m / 60000) % ${ACTION_RING_MINUTES}, m, sum(status = 'completed'), sum(status = 'failed'),
+             ${runBucketFlags('run')
+               .map((f) => `sum(${f})`)
+               .join(', ')}
+        FROM (SELECT action, status, (processed_at / 60000) * 60000 AS m, processed_at - started_at AS run
+                FROM tasks, (SELECT CAST(unixepoch() / 60 AS INTEGER) * 60000 AS at) c
+               WHERE status IN ('completed', 'failed')
+                 AND processed_at >= c.at - ${ACTION_RING_MINUTES - 1} * 60000 AND processed_at < c.at + 60000)
+       GROUP BY action, m;
+      -- OF processed_at, not OF status: every finishing statement sets processed_at and a claim
+      -- never does, so claims do not even code this trigger (a row trigger's WHEN runs inside
+      -- its program, whose frame costs a claim dearly when the body is this wide).
+      CREATE TRIGGER tasks_action_minutes_update AFTER UPDATE OF processed_at ON tasks
+        WHEN new.status IN ('completed', 'failed') AND old.status <> new.status
+         AND new.processed_at IS NOT NULL BEGIN
+        ${COUNT_ACTION_FINISH_OF_NEW}
+      END;
     `,
   },
 ];

@@ -3,9 +3,16 @@
  * Parameters are named (@name), except in the hottest statement (insertTasksSql). Statements are
  * prepared once, on first use.
  */
-import { RETRYABLE_STATUSES } from '../../core/task.js';
+import { RUN_BUCKET_COLUMNS } from '../../core/actions.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
 import type { DialectCondition, ListDialect, ListIndex, ListQuery } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
+
+/**
+ * What every claim statement adds to what is claimable: no paused action (migration 0011). The
+ * subquery runs once per statement; with nothing paused it is one probe of an empty table.
+ */
+const NOT_PAUSED = 'action NOT IN (SELECT action FROM taskq_paused_actions)';
 
 /** The claim's update: status `running` under the lease, for the rows `where` selects. */
 function claimWhereSql(where: string): string {
@@ -16,7 +23,7 @@ function claimWhereSql(where: string): string {
            progress = NULL, progress_message = NULL
      WHERE ${where}
     RETURNING seq, id, action, data, priority, run_at, attempts, max_attempts, error, unique_key,
-              concurrency_key, cancel_requested, created_at, traceparent, tracestate`;
+              concurrency_key, cancel_requested, created_at, traceparent, tracestate, parent_id, waits`;
 }
 
 /**
@@ -25,7 +32,7 @@ function claimWhereSql(where: string): string {
  */
 function claimSql(filter: string): string {
   return claimWhereSql(`seq IN (SELECT seq FROM tasks INDEXED BY tasks_claimable
-                    WHERE status = 'queued' AND run_at <= @now${filter}
+                    WHERE status = 'queued' AND run_at <= @now AND ${NOT_PAUSED}${filter}
                     ORDER BY priority DESC, run_at, seq
                     LIMIT @limit)`);
 }
@@ -60,6 +67,38 @@ export const CONNECTION_SETTINGS = [
   PRAGMA.cacheSize,
   PRAGMA.mmapSize,
 ];
+
+/**
+ * The attempt ending now, as a JSON object for its history (core/task.ts AttemptRecord). Column
+ * names are the row's values before the UPDATE (its owner and claim time, which it clears).
+ */
+const attemptEntry = (e: { outcome: string; error: string; stack: string; startedAt: string }) =>
+  `json_object('attempt', attempts, 'node', lease_owner, 'claimed_at', claimed_at,
+               'started_at', ${e.startedAt}, 'finished_at', @now, 'outcome', ${e.outcome},
+               'error', substr(${e.error}, 1, ${ATTEMPT_ERROR_MAX}), 'stack', substr(${e.stack}, 1, ${ATTEMPT_STACK_MAX}))`;
+
+/**
+ * attempt_history with `entry` appended, in the statement that ends the attempt (no statement or
+ * row of its own). Past @historyMax the oldest are dropped; below it (the common case) it is one
+ * json_insert.
+ */
+const appendAttempt = (entry: string) => `attempt_history =
+         CASE WHEN attempt_history IS NULL THEN json_array(${entry})
+              WHEN json_array_length(attempt_history) < @historyMax
+                THEN json_insert(attempt_history, '$[#]', ${entry})
+              ELSE (SELECT json_group_array(json(value)) FROM (
+                      SELECT value FROM json_each(json_insert(attempt_history, '$[#]', ${entry}))
+                       WHERE key > json_array_length(attempt_history) - @historyMax ORDER BY key))
+         END`;
+
+/** What the rescuer records: the message it leaves as the task's error. */
+const LEASE_EXPIRED_ERROR = `'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')'`;
+
+/** Every column but attempt_history: listings do not carry it (GET /tasks/:id does). */
+const LISTED_COLUMNS = `seq, id, action, data, status, priority, run_at, attempts, max_attempts, result, error,
+       progress, progress_message, unique_key, unique_until, concurrency_key, lease_owner, lease_expires_at,
+       cancel_requested, created_at, claimed_at, started_at, processed_at, traceparent, tracestate,
+       parent_id, pending_deps, has_dependents, dep_failure_runs, waits`;
 
 /** A random number in [0, 1): SQLite's random() is a signed 64-bit integer. */
 const RANDOM_UNIT = '(random() / 18446744073709551616.0 + 0.5)';
@@ -109,18 +148,20 @@ const TASK_SQL = {
   limitedQueued: `
     SELECT EXISTS (SELECT 1 FROM json_each(@actions) a
                     WHERE EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claimable_key
-                                   WHERE status = 'queued' AND action = a.value)) AS queued`,
+                                   WHERE status = 'queued' AND action = a.value)
+                      AND a.value NOT IN (SELECT action FROM taskq_paused_actions)) AS queued`,
   /** The unlimited part: the head of the queue without @excluded (a JSON array of actions). */
   claimCandidatesExcept: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable
      WHERE status = 'queued' AND run_at <= @now
-       AND action NOT IN (SELECT value FROM json_each(@excluded))
+       AND action NOT IN (SELECT value FROM json_each(@excluded)) AND ${NOT_PAUSED}
      ORDER BY priority DESC, run_at, seq
      LIMIT @limit`,
   /** The ready tasks of one action and key (@key NULL: those without a key), in claim order. */
   claimCandidatesOfKey: `
     SELECT ${CANDIDATE_COLUMNS} FROM tasks INDEXED BY tasks_claimable_key
      WHERE status = 'queued' AND action = @action AND concurrency_key IS @key AND run_at <= @now
+       AND ${NOT_PAUSED}
      ORDER BY priority DESC, run_at, seq
      LIMIT @limit`,
   /**
@@ -144,7 +185,9 @@ const TASK_SQL = {
     SELECT count(*) AS n FROM tasks INDEXED BY tasks_running_key
      WHERE status = 'running' AND concurrency_key IS NOT NULL AND action = @action AND concurrency_key = @key`,
   /** @seqs: JSON array of the chosen seqs; each is still queued (the write lock is held). */
-  claimSeqs: claimWhereSql(`seq IN (SELECT value FROM json_each(@seqs)) AND status = 'queued'`),
+  claimSeqs: claimWhereSql(
+    `seq IN (SELECT value FROM json_each(@seqs)) AND status = 'queued' AND ${NOT_PAUSED}`,
+  ),
   /**
    * The action's bucket, refilled to @now: @perSecond tokens a second, at most @burst; a new
    * bucket starts full. A clock behind the last refill adds nothing (refilled_at never goes back).
@@ -158,18 +201,37 @@ const TASK_SQL = {
   /** @count tasks claimed: one token each. */
   spendRateLimit: `UPDATE taskq_rate_limits SET tokens = tokens - @count WHERE action = @action`,
 
+  /** Returns has_dependents: only a task that has them needs settleEdges (docs/workflows.md). */
   completeTasks: `
     UPDATE tasks
        SET status = 'completed', result = @result, error = NULL, processed_at = @now,
-           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL
-     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             attemptEntry({
+               outcome: `'completed'`,
+               error: 'NULL',
+               stack: 'NULL',
+               startedAt: 'coalesce(@startedAt, started_at)',
+             }),
+           )}
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+    RETURNING has_dependents`,
 
   failTasks: `
     UPDATE tasks
        SET status = @status, error = @error, run_at = coalesce(@retryAt, run_at),
            processed_at = CASE WHEN @status = 'queued' THEN NULL ELSE @now END,
-           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL
-     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+           started_at = coalesce(@startedAt, started_at), lease_owner = NULL, lease_expires_at = NULL,
+           ${appendAttempt(
+             attemptEntry({
+               outcome: '@ended',
+               error: '@error',
+               stack: '@stack',
+               startedAt: 'coalesce(@startedAt, started_at)',
+             }),
+           )}
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+    RETURNING has_dependents`,
 
   /** @seqs: JSON array of seqs; @started: JSON array of [seq, startedAt] of those whose handler started. */
   extendLeases: `
@@ -197,8 +259,16 @@ const TASK_SQL = {
        SET status = CASE WHEN cancel_requested THEN 'cancelled'
                          WHEN attempts >= max_attempts THEN 'failed'
                          ELSE 'queued' END,
-           error = 'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')',
+           error = ${LEASE_EXPIRED_ERROR},
            processed_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN @now END,
+           ${appendAttempt(
+             attemptEntry({
+               outcome: `CASE WHEN cancel_requested THEN 'cancelled' ELSE 'lease_lost' END`,
+               error: LEASE_EXPIRED_ERROR,
+               stack: 'NULL',
+               startedAt: 'started_at',
+             }),
+           )},
            run_at = CASE WHEN cancel_requested OR attempts >= max_attempts OR @baseMs IS NULL THEN @now
                          ELSE @now + CAST(round(
                                 min(@maxMs, @baseMs * power(2, min(max(attempts - 1, 0), 60)))
@@ -206,11 +276,70 @@ const TASK_SQL = {
                     END,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE status = 'running' AND lease_expires_at < @now
-    RETURNING id, status`,
+    RETURNING seq, id, status, error, has_dependents`,
 
+  /** A queued or blocked task is cancelled at once. */
   cancelQueued: `
     UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
-     WHERE seq = @seq AND status = 'queued'`,
+     WHERE seq = @seq AND status IN ('queued', 'blocked')
+    RETURNING has_dependents`,
+
+  // Dependencies and children (docs/workflows.md); postgres/queries.ts has the same names.
+  /** A new task's dependency: marked as having dependents; its status and error as they are. */
+  lockDependency: `UPDATE tasks SET has_dependents = 1 WHERE seq = @seq RETURNING id, status, error`,
+  /** One task with its graph columns (the hot multi-row insert leaves them at their defaults). */
+  insertGraphTask: `
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until,
+                       concurrency_key, created_at, traceparent, tracestate, parent_id, pending_deps,
+                       dep_failure_runs, error, processed_at)
+    VALUES (@seq, @id, @action, @data, @status, @priority, @runAt, @maxAttempts, @uniqueKey, @uniqueUntil,
+            @concurrencyKey, @createdAt, @traceparent, @tracestate, @parentId, @pendingDeps,
+            @depFailureRuns, @error, @processedAt)`,
+  insertDep: `INSERT INTO task_deps (task_seq, dep_seq, met) VALUES (@task, @dep, @met) ON CONFLICT DO NOTHING`,
+  /** The unsettled edges into @dep, settled now (each edge once): its dependents. */
+  settleEdges: `UPDATE task_deps SET met = 1 WHERE dep_seq = @dep AND met = 0 RETURNING task_seq`,
+  /**
+   * A blocked dependent that fails with its dependency (on_dependency_failure 'fail'); nothing
+   * for any other. @status: failed or cancelled.
+   */
+  failDependent: `
+    UPDATE tasks SET status = @status, error = @error, processed_at = @now, pending_deps = pending_deps - 1
+     WHERE seq = @seq AND status = 'blocked' AND dep_failure_runs = 0
+    RETURNING id, status, error`,
+  /** One dependency of the task settled: queued when it was blocked on that one alone. */
+  releaseDependent: `
+    UPDATE tasks SET pending_deps = pending_deps - 1,
+                     status = CASE WHEN status = 'blocked' AND pending_deps <= 1 THEN 'queued' ELSE status END
+     WHERE seq = @seq
+    RETURNING id, status, pending_deps`,
+  dependenciesOf: `
+    SELECT t.id, t.action, t.status FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
+     WHERE e.task_seq = @seq ORDER BY e.dep_seq LIMIT @limit`,
+  dependentsOf: `
+    SELECT t.id, t.action, t.status FROM task_deps e INDEXED BY task_deps_dep JOIN tasks t ON t.seq = e.task_seq
+     WHERE e.dep_seq = @seq ORDER BY e.task_seq LIMIT @limit`,
+  childrenOf: `SELECT ${LISTED_COLUMNS} FROM tasks INDEXED BY tasks_parent WHERE parent_id = @parentId ORDER BY seq LIMIT @limit`,
+  lockLeased: `
+    SELECT seq, id, dep_failure_runs FROM tasks
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+  lockChildren: `
+    SELECT seq, id, status, error FROM tasks INDEXED BY tasks_parent WHERE parent_id = @parentId ORDER BY seq`,
+  /** The first of @seqs (a JSON array) that depends on task @seq, directly or through others. */
+  dependentAmong: `
+    WITH RECURSIVE d(seq) AS (
+      SELECT task_seq FROM task_deps WHERE dep_seq = @seq
+      UNION SELECT e.task_seq FROM task_deps e JOIN d ON e.dep_seq = d.seq)
+    SELECT seq FROM d WHERE seq IN (SELECT value FROM json_each(@seqs)) LIMIT 1`,
+  markDependents: `UPDATE tasks SET has_dependents = 1 WHERE seq IN (SELECT value FROM json_each(@seqs))`,
+  /** See postgres/queries.ts waitForChildren. */
+  waitForChildren: `
+    UPDATE tasks
+       SET status = @status, pending_deps = @pending, waits = waits + 1,
+           attempts = CASE WHEN @status = 'failed' THEN attempts ELSE attempts - 1 END,
+           error = @error, processed_at = CASE WHEN @status = 'failed' THEN @now END,
+           run_at = CASE WHEN @status = 'queued' THEN @now ELSE run_at END,
+           lease_owner = NULL, lease_expires_at = NULL, claimed_at = NULL, started_at = NULL
+     WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
   requestCancel: `UPDATE tasks SET cancel_requested = 1 WHERE seq = @seq AND status = 'running'`,
 
   retryTask: `
@@ -237,10 +366,27 @@ const TASK_SQL = {
 
   ping: `SELECT 1`,
 
+  // Nodes (migration 0009): a heartbeat is an upsert of the node's row; the same write deletes
+  // rows of nodes last heard of before @pruneBefore, so the table holds the last hour's nodes.
+  heartbeatNode: `
+    INSERT INTO taskq_nodes (id, host, pid, role, version, started_at, heartbeat_at, heartbeat_ms,
+                             concurrency, running, buffered, tasks, stopped_at)
+    VALUES (@id, @host, @pid, @role, @version, @startedAt, @now, @heartbeatMs, @concurrency,
+            @running, @buffered, @tasks, NULL)
+    ON CONFLICT (id) DO UPDATE SET
+      heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms,
+      concurrency = excluded.concurrency, running = excluded.running, buffered = excluded.buffered,
+      tasks = excluded.tasks, stopped_at = NULL`,
+  pruneNodes: `DELETE FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) < @pruneBefore`,
+  stopNode: `UPDATE taskq_nodes SET stopped_at = @now, running = 0, buffered = 0, tasks = '[]' WHERE id = @id`,
+  /** The whole table: it holds at most the nodes of the last hour. */
+  listNodes: `
+    SELECT * FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) >= @since ORDER BY started_at, id`,
+
   // Stats from the counters that migration 0004's triggers keep (docs/stats.md): the cost does
   // not grow with the table.
   countsFromCounters: `
-    SELECT action, queued, running, completed, failed, cancelled FROM task_counts ORDER BY action`,
+    SELECT action, blocked, queued, running, completed, failed, cancelled FROM task_counts ORDER BY action`,
   /** The queued task inserted first: the head of the queued range of tasks_status_seq. */
   oldestQueuedBySeq: `
     SELECT created_at AS t FROM tasks INDEXED BY tasks_status_seq
@@ -250,6 +396,42 @@ const TASK_SQL = {
     SELECT minute, completed, failed FROM task_throughput
      WHERE minute >= (CAST(@since AS INTEGER) / 60000) * 60000 AND completed + failed > 0
      ORDER BY minute`,
+
+  // The operator's console (migration 0011, docs/operations.md).
+  /** A pause keeps its first time: pausing again changes nothing. */
+  pauseAction: `
+    INSERT INTO taskq_paused_actions (action, paused_at) VALUES (@action, @now)
+      ON CONFLICT (action) DO NOTHING`,
+  pausedAction: `SELECT action, paused_at FROM taskq_paused_actions WHERE action = @action`,
+  resumeAction: `DELETE FROM taskq_paused_actions WHERE action = @action`,
+  pausedActions: `SELECT action, paused_at FROM taskq_paused_actions ORDER BY action`,
+  /** How many tasks of the action wait queued (the counters): who to wake on a resume. */
+  queuedOfAction: `SELECT queued FROM task_counts WHERE action = @action`,
+  /** The per-action ring's minutes from the one holding @since (at most 60 rows per action). */
+  actionMinutes: `
+    SELECT action, minute, completed, failed, ${RUN_BUCKET_COLUMNS.join(', ')} FROM task_action_minutes
+     WHERE minute >= (CAST(@since AS INTEGER) / 60000) * 60000 AND completed + failed > 0
+     ORDER BY action, minute`,
+  /** Per action with queued tasks (the counters say which), its oldest: one seek in tasks_queued_action. */
+  oldestQueuedByAction: `
+    SELECT c.action, (SELECT created_at FROM tasks INDEXED BY tasks_queued_action
+                       WHERE status = 'queued' AND action = c.action ORDER BY seq LIMIT 1) AS t
+      FROM task_counts c WHERE c.queued > 0`,
+  scheduleStates: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules ORDER BY name`,
+  scheduleState: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules WHERE name = @name`,
+  /** @now when pausing (an earlier pause keeps its time), NULL when resuming. */
+  setSchedulePaused: `
+    INSERT INTO taskq_schedules (name, paused_at) VALUES (@name, @pausedAt)
+      ON CONFLICT (name) DO UPDATE SET
+        paused_at = CASE WHEN excluded.paused_at IS NULL THEN NULL
+                         ELSE coalesce(taskq_schedules.paused_at, excluded.paused_at) END`,
+  /** The latest run wins, whatever order nodes record them in. */
+  recordScheduleRun: `
+    INSERT INTO taskq_schedules (name, last_run_at, last_task_id) VALUES (@name, @at, @taskId)
+      ON CONFLICT (name) DO UPDATE SET
+        last_task_id = CASE WHEN excluded.last_run_at >= coalesce(taskq_schedules.last_run_at, 0)
+                            THEN excluded.last_task_id ELSE taskq_schedules.last_task_id END,
+        last_run_at = max(coalesce(taskq_schedules.last_run_at, 0), excluded.last_run_at)`,
 } as const;
 
 /** Columns each inserted row binds, in order (see insertTasksSql). */
@@ -289,6 +471,7 @@ const jsonPath = (path: readonly string[]) => `$${path.map((p) => `."${p}"`).joi
  * `data -> path` is the field's compact JSON text, compared with the JSON text of the value.
  */
 export const LIST_DIALECT: ListDialect = {
+  columns: LISTED_COLUMNS,
   from: (query) => LIST_INDEXES[query.index](query),
   placeholder: () => '?',
   condition(c: DialectCondition, bind) {

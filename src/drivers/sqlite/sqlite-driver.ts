@@ -16,9 +16,20 @@ import type { Logger } from 'pino';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { QueueError } from '../../core/errors.js';
+import type { ActionMinute, ActionPause } from '../../core/actions.js';
 import type { LimitedClaim } from '../../core/flow.js';
 import type { JsonValue, TaskRecord, TaskStatus } from '../../core/task.js';
-import { compareClaimOrder, jsonTextOf, newTaskRecord } from '../../core/task.js';
+import {
+  ATTEMPT_HISTORY_DEFAULT,
+  compareClaimOrder,
+  dependencyError,
+  hasGraph,
+  isFinished,
+  jsonTextOf,
+  newTaskRecord,
+  type NewTask,
+} from '../../core/task.js';
+import { cycleError, dependencySeqs, graphStart, type DependencyRow } from '../shared/graph.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -26,9 +37,20 @@ import {
   type RowDecoders,
   type TaskRow as GenericTaskRow,
 } from '../shared/task-row.js';
-import { countsFromRows, type CounterRow } from '../shared/counts.js';
+import {
+  actionMinuteOf,
+  countsFromRows,
+  pauseOf,
+  scheduleStateOf,
+  type ActionMinuteRow,
+  type CounterRow,
+  type PauseRow,
+  type ScheduleRow,
+} from '../shared/counts.js';
+import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
+  ActionStatsRead,
   BulkOp as BulkOperation,
   CancelOutcome,
   ClaimTasksParams,
@@ -39,6 +61,8 @@ import type {
   ExtendLeasesParams,
   FailTasksParams,
   FinishedBefore,
+  GraphNode,
+  HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
   InsertTasksParams,
@@ -50,14 +74,18 @@ import type {
   LeaseRef,
   ListTasksParams,
   MigrateResult,
+  NodeRecord,
   QueueDriver,
   ReleaseTasksParams,
   RescueParams,
   RescueResult,
   RetryOutcome,
+  ScheduleState,
   TaskCounts,
+  TaskGraph,
   ThroughputPoint,
   Unsubscribe,
+  WaitOutcome,
 } from '../driver.js';
 import { describeSqliteError, unusablePathReason } from './db-path.js';
 import { CURRENT_VERSION, IS_APPLIED, MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from './migrations.js';
@@ -92,6 +120,8 @@ export interface SqliteDriverOptions {
   path: string;
   sync?: 'full' | 'normal';
   busyTimeoutMs?: number;
+  /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
+  attemptHistoryMax?: number;
   /** Where failures off the request path go (WAL checkpoints); silent if not given. */
   logger?: Logger;
 }
@@ -104,6 +134,7 @@ const DECODE: RowDecoders<string, number> = {
 };
 const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 type ClaimedRow = GenericClaimedRow<string, number>;
+type DependencyFields = Omit<DependencyRow, 'seq'>;
 
 /**
  * Switches the file to WAL mode. On a new file opened by several processes at once, the switch
@@ -163,8 +194,11 @@ export class SqliteDriver implements QueueDriver {
   private idCodec: TaskIdCodec | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
+  /** Attempts a task's history keeps (the statements that append to it drop older ones). */
+  private readonly historyMax: number;
 
   constructor(options: SqliteDriverOptions) {
+    this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
     this.description = `sqlite ${options.path}`;
     this.path = options.path;
     if (options.path !== ':memory:') {
@@ -324,31 +358,93 @@ export class SqliteDriver implements QueueDriver {
     const out = this.write(() => {
       let lastSeq = (this.stmt('lastSeq').get() as { value: number }).value;
       const rows: unknown[] = []; // values of the rows not written yet, INSERT_COLUMNS per row
-      const results = tasks.map((task): InsertedTask => {
+      const results: InsertedTask[] = [];
+      for (const task of tasks) {
         if (task.uniqueKey !== null) {
           this.insertRows(rows.splice(0)); // an earlier row of this batch may hold the same key
           const existing = this.stmt('findByUniqueKey').get(task.uniqueKey) as TaskRow | undefined;
-          if (existing && (existing.unique_until ?? 0) > now)
-            return { task: toRecord(existing), inserted: false };
+          if (existing && (existing.unique_until ?? 0) > now) {
+            results.push({ task: toRecord(existing), inserted: false });
+            continue;
+          }
           if (existing) this.stmt('expireUniqueKey').run(existing.seq);
         }
         const seq = ++lastSeq;
         const id = ids.encode(seq);
+        if (hasGraph(task)) {
+          this.insertRows(rows.splice(0)); // its dependencies may be earlier rows of this batch
+          const earlier = results.map((r) => r.task.seq);
+          results.push({
+            inserted: true,
+            task: this.insertGraphTask(task, { id, seq }, results.length, earlier, now),
+          });
+          continue;
+        }
         const data = JSON.stringify(task.data);
         rows.push(seq, id, task.action, data, task.priority, task.runAt, task.maxAttempts);
         rows.push(task.uniqueKey, task.uniqueUntil, task.concurrencyKey ?? null, task.createdAt);
         rows.push(task.traceparent, task.tracestate);
         // Built from the input rather than read back (RETURNING * cost a third of the insert).
-        return { inserted: true, task: newTaskRecord(task, { id, seq }) };
-      });
+        results.push({ inserted: true, task: newTaskRecord(task, { id, seq }) });
+      }
       this.insertRows(rows);
       return results;
     });
     // Workers may start on a committed task while its sync is under way: the producer is
     // answered only after the sync, and a task lost to power loss before it was never accepted.
-    this.events.emit(eventsOf.inserted(out.filter((r) => r.inserted).length));
+    this.events.emit(eventsOf.inserted(out.filter((r) => r.inserted && r.task.status === 'queued').length));
     await this.wal?.sync();
     return out;
+  }
+
+  /**
+   * A task with dependencies or a parent, under the write lock: its dependencies are found
+   * (an unknown one fails the whole insert), marked as having dependents, and decide whether
+   * it starts blocked (shared/graph.ts); then the row and its edges are written.
+   */
+  private insertGraphTask(
+    task: NewTask,
+    ref: { id: string; seq: number },
+    index: number,
+    earlier: readonly number[],
+    now: number,
+  ): TaskRecord {
+    const seqs = dependencySeqs(task, index, earlier, (id) => this.findTask(id)?.seq);
+    const deps = seqs.map((seq) => ({
+      seq,
+      ...(this.stmt('lockDependency').get({ seq }) as DependencyFields),
+    }));
+    const policy = task.onDependencyFailure ?? 'fail';
+    const start = graphStart(deps, policy, now);
+    this.stmt('insertGraphTask').run({
+      ...ref,
+      action: task.action,
+      data: JSON.stringify(task.data),
+      status: start.status,
+      priority: task.priority,
+      runAt: task.runAt,
+      maxAttempts: task.maxAttempts,
+      uniqueKey: task.uniqueKey,
+      uniqueUntil: task.uniqueUntil,
+      concurrencyKey: task.concurrencyKey ?? null,
+      createdAt: task.createdAt,
+      traceparent: task.traceparent,
+      tracestate: task.tracestate,
+      parentId: task.parentId ?? null,
+      pendingDeps: start.pendingDeps,
+      depFailureRuns: policy === 'run' ? 1 : 0,
+      error: start.error,
+      processedAt: start.processedAt,
+    });
+    for (const edge of start.edges)
+      this.stmt('insertDep').run({ task: ref.seq, dep: edge.dep, met: edge.met ? 1 : 0 });
+    return {
+      ...newTaskRecord(task, ref),
+      status: start.status,
+      pendingDeps: start.pendingDeps,
+      error: start.error,
+      processedAt: start.processedAt,
+    };
   }
 
   /** Writes rows in few statements: as many of 32 rows as fit, then one each of 16, 8, 4, 2, 1. */
@@ -365,6 +461,75 @@ export class SqliteDriver implements QueueDriver {
   async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
     const row = this.findTask(id);
     return row ? toRecord(row) : null;
+  }
+
+  async getTaskGraph({ task, limit }: { task: TaskRecord; limit: number }): Promise<TaskGraph> {
+    const nodes = (name: QueryName, named: Record<string, unknown>) =>
+      this.stmt(name).all(named) as GraphNode[];
+    return {
+      dependsOn: nodes('dependenciesOf', { seq: task.seq, limit }),
+      dependents: nodes('dependentsOf', { seq: task.seq, limit }),
+      children: nodes('childrenOf', { parentId: task.id, limit }).map(({ id, action, status }) => ({
+        id,
+        action,
+        status,
+      })),
+    };
+  }
+
+  async listChildren({ id, limit }: { id: string; limit: number }): Promise<TaskRecord[]> {
+    return (this.stmt('childrenOf').all({ parentId: id.toLowerCase(), limit }) as TaskRow[]).map(toRecord);
+  }
+
+  async waitForChildren(
+    params: LeaseRef & { now: number },
+  ): Promise<{ outcome: WaitOutcome; error: string | null }> {
+    const { seq, owner, attempt, now } = params;
+    let settled: { id: string; status: TaskStatus }[] = [];
+    const result = await this.durableWrite((): { outcome: WaitOutcome; error: string | null } => {
+      const parent = this.stmt('lockLeased').get({ seq, owner, attempt }) as
+        { id: string; dep_failure_runs: number } | undefined;
+      if (!parent) return { outcome: 'lease_lost', error: null };
+      const children = this.stmt('lockChildren').all({ parentId: parent.id }) as DependencyRow[];
+      const cycle = this.stmt('dependentAmong').get({
+        seq,
+        seqs: JSON.stringify(children.map((c) => c.seq)),
+      }) as { seq: number } | undefined;
+      const start = cycle
+        ? {
+            ...graphStart([], 'fail', now),
+            status: 'failed' as const,
+            error: cycleError(children, cycle.seq),
+          }
+        : graphStart(children, parent.dep_failure_runs === 1 ? 'run' : 'fail', now);
+      if (!cycle) {
+        for (const edge of start.edges)
+          this.stmt('insertDep').run({ task: seq, dep: edge.dep, met: edge.met ? 1 : 0 });
+        const open = start.edges.filter((e) => !e.met).map((e) => e.dep);
+        if (open.length > 0) this.stmt('markDependents').run({ seqs: JSON.stringify(open) });
+      }
+      this.stmt('waitForChildren').run({
+        seq,
+        owner,
+        attempt,
+        now,
+        status: start.status,
+        pending: start.pendingDeps,
+        error: start.error,
+      });
+      if (start.status === 'failed')
+        settled = this.settle([{ seq, id: params.id, status: 'failed', error: start.error }], now);
+      return {
+        outcome: start.status === 'blocked' || start.status === 'queued' ? start.status : 'failed',
+        error: start.error,
+      };
+    });
+    const own =
+      result.outcome === 'lease_lost'
+        ? []
+        : [{ id: params.id, status: result.outcome === 'failed' ? ('failed' as const) : result.outcome }];
+    this.events.emit(eventsOf.leftRunning([...own, ...settled]));
+    return result;
   }
 
   async listTasks(params: ListTasksParams): Promise<TaskRecord[]> {
@@ -569,41 +734,91 @@ export class SqliteDriver implements QueueDriver {
   async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
     if (completions.length === 0) return;
     // Only what the guards let through is announced: a stale lease writes nothing.
-    const ids = await this.durableWrite(() => {
+    const { ids, settled } = await this.durableWrite(() => {
       const stmt = this.stmt('completeTasks');
-      return completions
-        .filter(
-          (c) =>
-            stmt.run({
-              seq: c.seq,
-              owner: c.owner,
-              attempt: c.attempt,
-              now,
-              result: jsonTextOf(c.result),
-              startedAt: c.startedAt ?? null,
-            }).changes === 1,
-        )
+      const done: DependencyRow[] = [];
+      const ids = completions
+        .filter((c) => {
+          const row = stmt.get({
+            seq: c.seq,
+            owner: c.owner,
+            attempt: c.attempt,
+            now,
+            result: jsonTextOf(c.result),
+            startedAt: c.startedAt ?? null,
+            historyMax: this.historyMax,
+          }) as { has_dependents: number } | undefined;
+          if (row?.has_dependents === 1)
+            done.push({ seq: c.seq, id: c.id, status: 'completed', error: null });
+          return row !== undefined;
+        })
         .map((c) => c.id);
+      return { ids, settled: this.settle(done, now) };
     });
-    this.events.emit(eventsOf.completed(ids));
+    this.events.emit([...eventsOf.completed(ids), ...eventsOf.leftRunning(settled)]);
   }
 
   async failTasks({ failures, now }: FailTasksParams): Promise<void> {
     if (failures.length === 0) return;
-    const written = await this.durableWrite(() => {
+    const { written, settled } = await this.durableWrite(() => {
       const stmt = this.stmt('failTasks');
-      return failures.flatMap((f) => {
+      const done: DependencyRow[] = [];
+      const written = failures.flatMap((f) => {
         const status = statusAfterFailure(f.outcome);
         const params = { seq: f.seq, owner: f.owner, attempt: f.attempt, now, status, error: f.error };
-        const { changes } = stmt.run({
+        const row = stmt.get({
           ...params,
           retryAt: f.retryAt ?? null,
           startedAt: f.startedAt ?? null,
-        });
-        return changes === 1 ? [{ id: f.id, status }] : [];
+          ended: f.ended ?? 'error',
+          stack: f.stack ?? null,
+          historyMax: this.historyMax,
+        }) as { has_dependents: number } | undefined;
+        if (row?.has_dependents === 1) done.push({ seq: f.seq, id: f.id, status, error: f.error });
+        return row ? [{ id: f.id, status }] : [];
       });
+      return { written, settled: this.settle(done, now) };
     });
-    this.events.emit(eventsOf.leftRunning(written));
+    this.events.emit(eventsOf.leftRunning([...written, ...settled]));
+  }
+
+  /**
+   * Settles the dependents of tasks that just finished, under the write lock, in rounds: each
+   * unsettled edge into a finished task is settled once; a completed dependency (or any, for a
+   * dependent that runs on dependency failure) counts down its dependent's pending_deps, which
+   * is queued at 0; a failed or cancelled one fails (cancels) a blocked dependent, whose own
+   * dependents are settled in the next round. Returns the dependents it changed.
+   */
+  private settle(finished: readonly DependencyRow[], now: number): { id: string; status: TaskStatus }[] {
+    const changed: { id: string; status: TaskStatus }[] = [];
+    let round = finished.filter((f) => isFinished(f.status));
+    while (round.length > 0) {
+      const next: DependencyRow[] = [];
+      for (const f of round) {
+        const edges = this.stmt('settleEdges').all({ dep: f.seq }) as { task_seq: number }[];
+        for (const { task_seq: seq } of edges) {
+          if (f.status !== 'completed') {
+            const status = f.status === 'cancelled' ? 'cancelled' : 'failed';
+            const failed = this.stmt('failDependent').get({ seq, status, error: dependencyError(f), now }) as
+              DependencyFields | undefined;
+            if (failed) {
+              changed.push({ id: failed.id, status: failed.status });
+              next.push({ seq, ...failed });
+              continue;
+            }
+          }
+          const released = this.stmt('releaseDependent').get({ seq }) as {
+            id: string;
+            status: TaskStatus;
+            pending_deps: number;
+          };
+          if (released.status === 'queued' && released.pending_deps === 0)
+            changed.push({ id: released.id, status: 'queued' });
+        }
+      }
+      round = next;
+    }
+    return changed;
   }
 
   async extendLeases({ owner, seqs, now, leaseMs, started = [] }: ExtendLeasesParams): Promise<HeldTask[]> {
@@ -633,13 +848,27 @@ export class SqliteDriver implements QueueDriver {
   }
 
   async rescueExpiredLeases({ now, backoff }: RescueParams): Promise<RescueResult> {
-    const params = { now, baseMs: backoff?.baseMs ?? null, maxMs: backoff?.maxMs ?? null };
-    const rows = this.write(
-      () => this.stmt('rescueExpiredLeases').all(params) as { id: string; status: TaskStatus }[],
-    );
+    const params = {
+      now,
+      baseMs: backoff?.baseMs ?? null,
+      maxMs: backoff?.maxMs ?? null,
+      historyMax: this.historyMax,
+    };
+    const { rows, settled } = this.write(() => {
+      const rows = this.stmt('rescueExpiredLeases').all(params) as (DependencyRow & {
+        has_dependents: number;
+      })[];
+      return {
+        rows,
+        settled: this.settle(
+          rows.filter((r) => r.has_dependents === 1),
+          now,
+        ),
+      };
+    });
     const requeued = rows.filter((r) => r.status === 'queued').map((r) => r.id);
     const failed = rows.filter((r) => r.status !== 'queued').map((r) => r.id);
-    this.events.emit(eventsOf.leftRunning(rows));
+    this.events.emit(eventsOf.leftRunning([...rows, ...settled]));
     return { requeued, failed };
   }
 
@@ -650,14 +879,21 @@ export class SqliteDriver implements QueueDriver {
     id: string;
     now: number;
   }): Promise<{ outcome: CancelOutcome; task: TaskRecord | null }> {
+    let settled: { id: string; status: TaskStatus }[] = [];
     const { outcome, task } = await this.durableWrite(() =>
       this.changeTask(id, (seq): CancelOutcome => {
-        if (this.stmt('cancelQueued').run({ seq, now }).changes === 1) return 'cancelled';
+        const cancelled = this.stmt('cancelQueued').get({ seq, now }) as
+          { has_dependents: number } | undefined;
+        if (cancelled) {
+          if (cancelled.has_dependents === 1)
+            settled = this.settle([{ seq, id, status: 'cancelled', error: null }], now);
+          return 'cancelled';
+        }
         if (this.stmt('requestCancel').run({ seq }).changes === 1) return 'cancel_requested';
         return 'already_finished';
       }),
     );
-    this.events.emit(eventsOf.cancel(outcome, id));
+    this.events.emit([...eventsOf.cancel(outcome, id), ...eventsOf.leftRunning(settled)]);
     return { outcome, task };
   }
 
@@ -688,6 +924,22 @@ export class SqliteDriver implements QueueDriver {
     return { outcome, task: toRecord(this.stmt('getTask').get({ seq, id }) as TaskRow) };
   }
 
+  async heartbeatNode({ node, now, pruneBefore }: HeartbeatNodeParams): Promise<void> {
+    this.write(() => {
+      this.stmt('heartbeatNode').run({ ...node, tasks: JSON.stringify(node.tasks), now });
+      this.stmt('pruneNodes').run({ pruneBefore });
+    });
+  }
+
+  async stopNode({ id, now }: { id: string; now: number }): Promise<void> {
+    this.write(() => this.stmt('stopNode').run({ id, now }));
+  }
+
+  async listNodes({ since }: { since: number }): Promise<NodeRecord[]> {
+    const rows = this.stmt('listNodes').all({ since }) as NodeRow<string>[];
+    return rows.map((row) => toNodeRecord(row, (text) => JSON.parse(text) as JsonValue));
+  }
+
   async setProgress(params: LeaseRef & { progress: number; message: string | null }): Promise<void> {
     const { seq, owner, attempt, progress, message } = params;
     const { changes } = this.write(() =>
@@ -706,6 +958,55 @@ export class SqliteDriver implements QueueDriver {
   /** From the per-minute rollup (migration 0004): whole minutes, from the one holding `since`. */
   async throughput({ since }: { since: number }): Promise<ThroughputPoint[]> {
     return this.stmt('throughputFromRollup').all({ since }) as ThroughputPoint[];
+  }
+
+  async pauseAction({ action, now }: { action: string; now: number }): Promise<ActionPause> {
+    return this.durableWrite(() => {
+      this.stmt('pauseAction').run({ action, now });
+      return pauseOf(this.stmt('pausedAction').get({ action }) as PauseRow);
+    });
+  }
+
+  async resumeAction({ action }: { action: string }): Promise<void> {
+    const queued = await this.durableWrite(() => {
+      const { changes } = this.stmt('resumeAction').run({ action });
+      const row = this.stmt('queuedOfAction').get({ action }) as { queued: number } | undefined;
+      return changes === 1 ? (row?.queued ?? 0) : 0;
+    });
+    // Workers here wake at once; other processes on the file find them on their next poll.
+    this.events.emit(eventsOf.inserted(queued));
+  }
+
+  async listPausedActions(): Promise<ActionPause[]> {
+    return (this.stmt('pausedActions').all() as PauseRow[]).map(pauseOf);
+  }
+
+  /** From the ring of migration 0011 and one seek per action with queued tasks. */
+  async readActionStats({ since }: { since: number }): Promise<ActionStatsRead> {
+    const minutes: ActionMinute[] = (this.stmt('actionMinutes').all({ since }) as ActionMinuteRow[]).map(
+      actionMinuteOf,
+    );
+    const oldest = this.stmt('oldestQueuedByAction').all() as { action: string; t: number | null }[];
+    return {
+      minutes,
+      oldestQueued: oldest.flatMap((r) => (r.t === null ? [] : [{ action: r.action, createdAt: r.t }])),
+    };
+  }
+
+  async listScheduleStates(): Promise<ScheduleState[]> {
+    return (this.stmt('scheduleStates').all() as ScheduleRow[]).map(scheduleStateOf);
+  }
+
+  async setSchedulePaused(params: { name: string; paused: boolean; now: number }): Promise<ScheduleState> {
+    const { name } = params;
+    return this.durableWrite(() => {
+      this.stmt('setSchedulePaused').run({ name, pausedAt: params.paused ? params.now : null });
+      return scheduleStateOf(this.stmt('scheduleState').get({ name }) as ScheduleRow);
+    });
+  }
+
+  async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
+    await this.durableWrite(() => this.stmt('recordScheduleRun').run(params));
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

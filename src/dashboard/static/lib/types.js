@@ -10,6 +10,11 @@
  * @typedef {import('../../../api/schemas.js').TaskView} Task
  */
 /** @typedef {{ tasks: Task[], next_cursor: string | null }} TaskPage */
+/** One finished attempt of a task's attempt_history. @typedef {import('../../../api/schemas.js').AttemptView} Attempt */
+/** GET /nodes. @typedef {import('../../../api/schemas.js').NodeListView} NodeList */
+/** @typedef {import('../../../api/console-schemas.js').ActionItem} ActionItem */
+/** @typedef {import('../../../api/console-schemas.js').ScheduleItem} ScheduleItem */
+/** @typedef {import('../../../api/console-schemas.js').ScheduleRunItem} ScheduleRunItem */
 
 export {};
 

@@ -4,6 +4,19 @@
 import { statsView } from './stats.js';
 import { tasksView } from './tasks.js';
 import { taskPanelView } from './task-panel.js';
+import { attemptsView } from './attempts.js';
+import { nodesView, nodesWarningView } from './nodes.js';
+import { actionsView } from './actions.js';
+import { schedulesView } from './schedules.js';
 
 /** @type {import('../lib/types.js').View[]} */
-export const VIEWS = [statsView, tasksView, taskPanelView];
+export const VIEWS = [
+  statsView,
+  tasksView,
+  taskPanelView,
+  attemptsView,
+  actionsView,
+  schedulesView,
+  nodesView,
+  nodesWarningView,
+];
