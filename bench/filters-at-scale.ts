@@ -14,13 +14,14 @@
  * Prints p50/p99/max in ms, rows per page and whether the page scanned. On PostgreSQL the schema
  * is `?schema=` of the URL (default filters_bench); dropped at the end unless --keep.
  */
-import Database from 'better-sqlite3';
 import { rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { pino } from 'pino';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { TaskIdCodec } from '../src/drivers/task-ids.js';
 import { TaskqNode } from '../src/service.js';
+import { fillPostgres, fillSqlite, log, schemaOf, withoutSchema } from './lib/fill.js';
+import type { FilterRow } from './scenarios/filters.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -34,7 +35,6 @@ const samples = Number(flag('samples') ?? 100);
 const keep = args.includes('--keep');
 const jsonOut = flag('json');
 const postgres = isPostgresUrl(db);
-const log = (text: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 
 const CHUNK = 50_000;
 /** Requests of each case not timed (caches warm, statements planned). */
@@ -60,42 +60,37 @@ function taskOf(g: number) {
   };
 }
 
-function schemaOf(url: string): string {
-  return new URL(url).searchParams.get('schema') ?? 'filters_bench';
-}
-function withoutSchema(url: string): string {
-  const u = new URL(url);
-  u.searchParams.delete('schema');
-  return u.toString();
-}
+const SCHEMA_DEFAULT = 'filters_bench';
 
-async function fillPostgres(url: string): Promise<void> {
-  const client = new pg.Client({
-    connectionString: withoutSchema(url),
-    options: `-c search_path=${schemaOf(url)}`,
-  });
-  await client.connect();
-  try {
-    const have = Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM tasks')).rows[0]!.n);
-    if (have >= rows) {
-      log(`reusing ${have.toLocaleString()} rows`);
-      return;
-    }
-    const key = (
-      await client.query<{ value: Buffer }>(`SELECT value FROM taskq_meta WHERE name = 'task_id_key'`)
-    ).rows[0]!.value;
-    const ids = new TaskIdCodec(key);
-    for (let from = have + 1; from <= rows; from += CHUNK) {
-      const to = Math.min(rows, from + CHUNK - 1);
-      const cols: unknown[][] = Array.from({ length: 9 }, () => []);
-      for (let g = from; g <= to; g++) {
-        const t = taskOf(g);
-        [g, ids.encode(g), t.action, t.data, t.status, t.createdAt, t.processedAt, t.error, t.result].forEach(
-          (v, i) => cols[i]!.push(v),
-        );
-      }
-      await client.query(
-        `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, attempts, max_attempts,
+const fillPostgresRows = (url: string) =>
+  fillPostgres({
+    url,
+    schema: schemaOf(url, SCHEMA_DEFAULT),
+    rows,
+    chunk: CHUNK,
+    prepare: async (client) => {
+      const key = (
+        await client.query<{ value: Buffer }>(`SELECT value FROM taskq_meta WHERE name = 'task_id_key'`)
+      ).rows[0]!.value;
+      const ids = new TaskIdCodec(key);
+      return (from, to) => {
+        const cols: unknown[][] = Array.from({ length: 9 }, () => []);
+        for (let g = from; g <= to; g++) {
+          const t = taskOf(g);
+          [
+            g,
+            ids.encode(g),
+            t.action,
+            t.data,
+            t.status,
+            t.createdAt,
+            t.processedAt,
+            t.error,
+            t.result,
+          ].forEach((v, i) => cols[i]!.push(v));
+        }
+        return client.query(
+          `INSERT INTO tasks (seq, id, action, data, status, priority, run_at, attempts, max_attempts,
                             created_at, started_at, processed_at, error, result)
          OVERRIDING SYSTEM VALUE
          SELECT seq, id, action, data::json, status, 0, created_at, 1, 3, created_at, created_at, processed_at,
@@ -103,49 +98,39 @@ async function fillPostgres(url: string): Promise<void> {
            FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                        $8::text[], $9::text[])
                 AS t(seq, id, action, data, status, created_at, processed_at, error, result)`,
-        cols,
-      );
-      log(`filled ${to.toLocaleString()} / ${rows.toLocaleString()}`);
-    }
-    await client.query(`SELECT setval(pg_get_serial_sequence('tasks', 'seq'), ${rows})`);
-    // The counters are kept by the statements of the driver: a raw fill rebuilds them once.
-    await client.query(`DELETE FROM task_counts`);
-    await client.query(`
+          cols,
+        );
+      };
+    },
+    finish: async (client) => {
+      await client.query(`SELECT setval(pg_get_serial_sequence('tasks', 'seq'), ${rows})`);
+      // The counters are kept by the statements of the driver: a raw fill rebuilds them once.
+      await client.query(`DELETE FROM task_counts`);
+      await client.query(`
       INSERT INTO task_counts (action, shard, queued, running, completed, failed, cancelled)
       SELECT action, 0, count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
              count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
              count(*) FILTER (WHERE status = 'cancelled')
         FROM tasks GROUP BY action`);
-    log('VACUUM ANALYZE tasks');
-    await client.query('VACUUM ANALYZE tasks');
-  } finally {
-    await client.end();
-  }
-}
+    },
+  });
 
-function fillSqlite(path: string): void {
-  const conn = new Database(path, { timeout: 5000 });
-  try {
-    conn.pragma('journal_mode = WAL');
-    conn.pragma('synchronous = NORMAL');
-    conn.pragma('cache_size = -262144');
-    const have = (conn.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n;
-    if (have >= rows) {
-      log(`reusing ${have.toLocaleString()} rows`);
-      return;
-    }
-    const key = (
-      conn.prepare(`SELECT value FROM taskq_meta WHERE name = 'task_id_key'`).get() as { value: Buffer }
-    ).value;
-    const ids = new TaskIdCodec(key);
-    // The stats triggers run, as in production.
-    const insert = conn.prepare(`
+const fillSqliteRows = (path: string) =>
+  fillSqlite({
+    path,
+    rows,
+    chunk: CHUNK,
+    prepare: (conn) => {
+      const key = (
+        conn.prepare(`SELECT value FROM taskq_meta WHERE name = 'task_id_key'`).get() as { value: Buffer }
+      ).value;
+      const ids = new TaskIdCodec(key);
+      // The stats triggers run, as in production.
+      const insert = conn.prepare(`
       INSERT INTO tasks (seq, id, action, data, status, priority, run_at, attempts, max_attempts,
                          created_at, started_at, processed_at, error, result)
       VALUES (?, ?, ?, ?, ?, 0, ?, 1, 3, ?, ?, ?, ?, ?)`);
-    for (let from = have + 1; from <= rows; from += CHUNK) {
-      const to = Math.min(rows, from + CHUNK - 1);
-      conn.transaction(() => {
+      return (from, to) => {
         for (let g = from; g <= to; g++) {
           const t = taskOf(g);
           insert.run(
@@ -162,17 +147,9 @@ function fillSqlite(path: string): void {
             t.result,
           );
         }
-      })();
-      log(`filled ${to.toLocaleString()} / ${rows.toLocaleString()}`);
-    }
-    conn.exec(`UPDATE taskq_meta SET value = max(value, ${rows}) WHERE name = 'seq_floor'`);
-    log('ANALYZE');
-    conn.exec('ANALYZE');
-    conn.pragma('wal_checkpoint(TRUNCATE)');
-  } finally {
-    conn.close();
-  }
-}
+      };
+    },
+  });
 
 const pct = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -188,8 +165,8 @@ const config = resolveConfig(
   {},
 );
 const service = await TaskqNode.create({ config, logger: pino({ level: 'silent' }) }); // migrates
-if (postgres) await fillPostgres(dbSetting);
-else fillSqlite(db);
+if (postgres) await fillPostgresRows(dbSetting);
+else fillSqliteRows(db);
 
 const iso = (ms: number) => encodeURIComponent(new Date(ms).toISOString());
 const mid = t0 + SPREAD_MS / 2;
@@ -230,14 +207,7 @@ const next = (JSON.parse(firstScan.body) as { next_cursor: string | null }).next
 if (next)
   cases.push({ name: 'data.user_id=42, next page (scan)', url: `/tasks?data.user_id=42&cursor=${next}` });
 
-const results: {
-  name: string;
-  p50: number;
-  p99: number;
-  max: number;
-  rows: number | null;
-  scans: boolean;
-}[] = [];
+const results: FilterRow[] = [];
 for (const c of cases) {
   const times: number[] = [];
   let last = '';
@@ -286,7 +256,7 @@ if (!keep) {
   if (postgres) {
     const client = new pg.Client({ connectionString: withoutSchema(dbSetting) });
     await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schemaOf(dbSetting)} CASCADE`);
+    await client.query(`DROP SCHEMA IF EXISTS ${schemaOf(dbSetting, SCHEMA_DEFAULT)} CASCADE`);
     await client.end();
   } else for (const suffix of ['', '-wal', '-shm']) rmSync(`${db}${suffix}`, { force: true });
 }

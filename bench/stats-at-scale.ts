@@ -27,6 +27,7 @@ import { readStats } from '../src/queue/stats.js';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { openDriver } from '../src/drivers/open-driver.js';
 import { TaskqNode } from '../src/service.js';
+import { fillPostgres, fillSqlite, log, schemaOf, withoutSchema } from './lib/fill.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -41,7 +42,6 @@ const posters = Number(flag('posters') ?? 4);
 const keep = args.includes('--keep');
 const old = args.includes('--old');
 const postgres = isPostgresUrl(db);
-const log = (text: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 
 const CHUNK = postgres ? 1_000_000 : 250_000;
 const now = Date.now();
@@ -57,49 +57,32 @@ const createdAt = (g: string) => `${now - SPREAD_MS - 60_000} + ${g} * ${SPREAD_
 const processedAt = (g: string) =>
   `CASE WHEN ${g} % 100 = 0 OR ${g} % 10000 = 1 THEN NULL ELSE ${createdAt(g)} + 1000 END`;
 
-async function fillPostgres(url: string): Promise<void> {
-  const client = new pg.Client({
-    connectionString: withoutSchema(url),
-    options: `-c search_path=${schemaOf(url)}`,
-  });
-  await client.connect();
-  try {
-    const have = Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM tasks')).rows[0]!.n);
-    if (have >= rows) {
-      log(`reusing ${have.toLocaleString()} rows`);
-      return;
-    }
-    for (let from = have + 1; from <= rows; from += CHUNK) {
-      const to = Math.min(rows, from + CHUNK - 1);
-      await client.query(`
+const SCHEMA_DEFAULT = 'stats_bench';
+
+const fillPostgresRows = (url: string) =>
+  fillPostgres({
+    url,
+    schema: schemaOf(url, SCHEMA_DEFAULT),
+    rows,
+    chunk: CHUNK,
+    prepare: async (client) => (from, to) =>
+      client.query(`
         INSERT INTO tasks (id, action, data, status, priority, run_at, attempts, max_attempts,
                            created_at, started_at, processed_at, lease_owner, lease_expires_at)
         SELECT 'bench-' || g, 'action' || (g % 10), '{"n":1}', ${STATUS_CASE('g')}, 0,
                ${createdAt('g')}, 1, 3, ${createdAt('g')}, ${createdAt('g')}, ${processedAt('g')},
                CASE WHEN g % 10000 = 1 THEN 'bench' END,
                CASE WHEN g % 10000 = 1 THEN ${now + 3_600_000}::int8 END
-          FROM generate_series(${from}::int8, ${to}::int8) g`);
-      log(`filled ${to.toLocaleString()} / ${rows.toLocaleString()}`);
-    }
-    log('VACUUM ANALYZE tasks');
-    await client.query('VACUUM ANALYZE tasks');
-  } finally {
-    await client.end();
-  }
-}
+          FROM generate_series(${from}::int8, ${to}::int8) g`),
+  });
 
-function fillSqlite(path: string): void {
-  const conn = new Database(path, { timeout: 5000 });
-  try {
-    conn.pragma('journal_mode = WAL');
-    conn.pragma('synchronous = NORMAL');
-    conn.pragma('cache_size = -262144');
-    const have = (conn.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n;
-    if (have >= rows) {
-      log(`reusing ${have.toLocaleString()} rows`);
-      return;
-    }
-    const fill = conn.prepare(`
+const fillSqliteRows = (path: string) =>
+  fillSqlite({
+    path,
+    rows,
+    chunk: CHUNK,
+    prepare: (conn) => {
+      const fill = conn.prepare(`
       INSERT INTO tasks (seq, id, action, data, status, priority, run_at, attempts, max_attempts,
                          created_at, started_at, processed_at, lease_owner, lease_expires_at)
       WITH RECURSIVE s(g) AS (SELECT @from UNION ALL SELECT g + 1 FROM s WHERE g < @to)
@@ -108,28 +91,9 @@ function fillSqlite(path: string): void {
              CASE WHEN g % 10000 = 1 THEN 'bench' END,
              CASE WHEN g % 10000 = 1 THEN ${now + 3_600_000} END
         FROM s`);
-    for (let from = have + 1; from <= rows; from += CHUNK) {
-      const to = Math.min(rows, from + CHUNK - 1);
-      conn.transaction(() => fill.run({ from, to }))();
-      log(`filled ${to.toLocaleString()} / ${rows.toLocaleString()}`);
-    }
-    conn.exec(`UPDATE taskq_meta SET value = max(value, ${rows}) WHERE name = 'seq_floor'`);
-    log('ANALYZE');
-    conn.exec('ANALYZE');
-    conn.pragma('wal_checkpoint(TRUNCATE)');
-  } finally {
-    conn.close();
-  }
-}
-
-function schemaOf(url: string): string {
-  return new URL(url).searchParams.get('schema') ?? 'stats_bench';
-}
-function withoutSchema(url: string): string {
-  const u = new URL(url);
-  u.searchParams.delete('schema');
-  return u.toString();
-}
+      return (from, to) => fill.run({ from, to });
+    },
+  });
 
 /** The full-table queries the counters replaced (both dialects but throughput), kept here to compare. */
 const OLD_COUNTS = {
@@ -156,7 +120,7 @@ async function timeOldCounts(): Promise<Record<string, number>> {
   if (postgres) {
     const client = new pg.Client({
       connectionString: withoutSchema(db!),
-      options: `-c search_path=${schemaOf(db!)}`,
+      options: `-c search_path=${schemaOf(db!, SCHEMA_DEFAULT)}`,
     });
     await client.connect();
     for (const name of names) {
@@ -204,8 +168,8 @@ const config = resolveConfig(
 }
 log(`filling ${db} to ${rows.toLocaleString()} rows`);
 const fillStarted = performance.now();
-if (postgres) await fillPostgres(dbSetting);
-else fillSqlite(db);
+if (postgres) await fillPostgresRows(dbSetting);
+else fillSqliteRows(db);
 log(`fill took ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`);
 
 // 2. the real service; posters write without pause while the reads are timed
@@ -333,9 +297,9 @@ if (!keep) {
   if (postgres) {
     const client = new pg.Client({ connectionString: withoutSchema(dbSetting) });
     await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS "${schemaOf(dbSetting)}" CASCADE`);
+    await client.query(`DROP SCHEMA IF EXISTS "${schemaOf(dbSetting, SCHEMA_DEFAULT)}" CASCADE`);
     await client.end();
-    log(`dropped schema ${schemaOf(dbSetting)}`);
+    log(`dropped schema ${schemaOf(dbSetting, SCHEMA_DEFAULT)}`);
   } else {
     for (const suffix of ['', '-wal', '-shm']) rmSync(`${db}${suffix}`, { force: true });
     log(`deleted ${db}`);

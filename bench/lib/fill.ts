@@ -1,0 +1,93 @@
+/**
+ * Filling a migrated database with many rows for the at-scale benches (stats-at-scale.ts,
+ * filters-at-scale.ts): what is already there is reused, the rest is added in chunks, one
+ * transaction each, with progress on stderr, and the planner's statistics are refreshed at the end.
+ * Each bench says how a chunk of rows is made; this file says everything around it.
+ */
+import Database from 'better-sqlite3';
+import pg from 'pg';
+
+export const log = (text: string) =>
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+
+/** The schema a bench's `?schema=` names, or its own default. */
+export function schemaOf(url: string, fallback: string): string {
+  return new URL(url).searchParams.get('schema') ?? fallback;
+}
+
+/** The URL without taskq's `?schema=` (node-postgres does not know it). */
+export function withoutSchema(url: string): string {
+  const u = new URL(url);
+  u.searchParams.delete('schema');
+  return u.toString();
+}
+
+/** Rows 1..rows in `schema`; `prepare` returns the writer of rows from..to (1-based, inclusive). */
+export async function fillPostgres(options: {
+  url: string;
+  schema: string;
+  rows: number;
+  chunk: number;
+  prepare: (client: pg.Client) => Promise<(from: number, to: number) => Promise<unknown>>;
+  /** Run once after the rows are in, before VACUUM ANALYZE (e.g. rebuild what a raw fill skipped). */
+  finish?: (client: pg.Client) => Promise<unknown>;
+}): Promise<void> {
+  const { rows, chunk } = options;
+  const client = new pg.Client({
+    connectionString: withoutSchema(options.url),
+    options: `-c search_path=${options.schema}`,
+  });
+  await client.connect();
+  try {
+    const have = Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM tasks')).rows[0]!.n);
+    if (have >= rows) {
+      log(`reusing ${have.toLocaleString()} rows`);
+      return;
+    }
+    const write = await options.prepare(client);
+    for (let from = have + 1; from <= rows; from += chunk) {
+      const to = Math.min(rows, from + chunk - 1);
+      await write(from, to);
+      log(`filled ${to.toLocaleString()} / ${rows.toLocaleString()}`);
+    }
+    await options.finish?.(client);
+    log('VACUUM ANALYZE tasks');
+    await client.query('VACUUM ANALYZE tasks');
+  } finally {
+    await client.end();
+  }
+}
+
+/** Rows 1..rows in the SQLite file at `path`; `prepare` returns the writer of rows from..to. */
+export function fillSqlite(options: {
+  path: string;
+  rows: number;
+  chunk: number;
+  prepare: (conn: Database.Database) => (from: number, to: number) => void;
+}): void {
+  const { rows, chunk } = options;
+  const conn = new Database(options.path, { timeout: 5000 });
+  try {
+    conn.pragma('journal_mode = WAL');
+    conn.pragma('synchronous = NORMAL');
+    conn.pragma('cache_size = -262144');
+    const have = (conn.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n;
+    if (have >= rows) {
+      log(`reusing ${have.toLocaleString()} rows`);
+      return;
+    }
+    const write = options.prepare(conn);
+    for (let from = have + 1; from <= rows; from += chunk) {
+      const to = Math.min(rows, from + chunk - 1);
+      conn.transaction(() => write(from, to))();
+      log(`filled ${to.toLocaleString()} / ${rows.toLocaleString()}`);
+    }
+    // Rows were given their seq by the fill: new tasks must be numbered after them.
+    conn.exec(`UPDATE taskq_meta SET value = max(value, ${rows}) WHERE name = 'seq_floor'`);
+    log('ANALYZE');
+    conn.exec('ANALYZE');
+    conn.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    conn.close();
+  }
+}
