@@ -123,9 +123,11 @@ import {
 import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
 import {
   afterStep,
+  bulkRetried,
   stepQuery,
   stepStatus,
   toOperationRecord,
+  type BulkChange,
   type OperationRow,
 } from '../shared/bulk-step.js';
 
@@ -713,7 +715,8 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
-    return this.transaction<OperationRecord | null>(async (run, client) => {
+    let retried: string[] = [];
+    const stepped = await this.transaction<OperationRecord | null>(async (run, client) => {
       const held = (await run<OperationRow>('heldOperation', [p.id, p.owner])).rows[0];
       if (!held) return { value: null, events: [] };
       const op = toOperationRecord(held);
@@ -731,6 +734,7 @@ export class PostgresDriver implements QueueDriver {
       );
       const changed =
         seqs.length > 0 ? await this.applyBulk(run, op.op, seqs, p.now) : { done: 0, events: [] };
+      retried = changed.retried ?? [];
       const advanced = await run<OperationRow>('advanceOperation', [
         p.id,
         changed.done,
@@ -743,21 +747,16 @@ export class PostgresDriver implements QueueDriver {
       ]);
       return { value: toOperationRecord(advanced.rows[0] as OperationRow), events: changed.events };
     });
+    if (stepped && retried.length > 0) p.onRetried?.(retried);
+    return stepped;
   }
 
   /** Changes the tasks of one step as `op` says; how many, and what to announce after the commit. */
-  private async applyBulk(
-    run: Run,
-    op: BulkOperation,
-    seqs: number[],
-    now: number,
-  ): Promise<{ done: number; events: PendingEvent[] }> {
+  private async applyBulk(run: Run, op: BulkOperation, seqs: number[], now: number): Promise<BulkChange> {
     const ids = async (name: QueryName, values: unknown[]) =>
       (await run<{ id: string }>(name, values)).rows.map((r) => r.id);
-    if (op === 'retry') {
-      const requeued = await ids('bulkRetry', [seqs, now]);
-      return { done: requeued.length, events: eventsOf.bulkRetried(requeued) };
-    }
+    if (op === 'retry')
+      return bulkRetried((await run<{ id: string; action: string }>('bulkRetry', [seqs, now])).rows);
     if (op === 'cancel') {
       const cancelled = await ids('bulkCancelQueued', [seqs, now]);
       const requested = await ids('bulkRequestCancel', [seqs]);
@@ -768,6 +767,10 @@ export class PostgresDriver implements QueueDriver {
     }
     const deleted = await ids('bulkDelete', [seqs]);
     return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async releaseOperation(p: { id: string; owner: string }): Promise<void> {
+    await this.run('releaseOperation', [p.id, p.owner]);
   }
 
   async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {

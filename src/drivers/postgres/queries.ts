@@ -735,7 +735,7 @@ export const BULK_SQL = {
         FROM old WHERE t.seq = old.seq
       RETURNING t.id, t.action, old.status AS old_status, t.status
     ), ${COUNT_CHANGES}
-    SELECT id FROM changed`,
+    SELECT id, action FROM changed`,
   bulkCancelQueued: `
     WITH changed AS (
       UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
@@ -789,6 +789,10 @@ export const BULK_SQL = {
   operationError: `
     UPDATE taskq_operations SET errors = errors + 1, last_error = $3, updated_at = $4
      WHERE id = $1 AND lease_owner = $2`,
+  /** $1: id, $2: owner. */
+  releaseOperation: `
+    UPDATE taskq_operations SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = $1 AND lease_owner = $2 AND status = 'running'`,
 } as const;
 
 /** Every named statement of the driver. */

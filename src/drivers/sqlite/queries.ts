@@ -504,7 +504,7 @@ export const BULK_SQL = {
        SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
            claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
      WHERE ${BULK_SEQS} AND status IN (${statusList(RETRYABLE_STATUSES)})
-    RETURNING id`,
+    RETURNING id, action`,
   bulkCancelQueued: `
     UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
      WHERE ${BULK_SEQS} AND status = 'queued'
@@ -546,6 +546,9 @@ export const BULK_SQL = {
   operationError: `
     UPDATE taskq_operations SET errors = errors + 1, last_error = @error, updated_at = @now
      WHERE id = @id AND lease_owner = @owner`,
+  releaseOperation: `
+    UPDATE taskq_operations SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
 } as const;
 
 /** Every named statement of the driver. */
