@@ -7,7 +7,7 @@
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
 import { ACTION_RING_MINUTES } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
 import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
 import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
@@ -748,7 +748,7 @@ export const BULK_SQL = {
      WHERE seq = ANY($1::int8[]) AND status = 'running' AND NOT cancel_requested
     RETURNING id`,
   /** The statement trigger of migration 0003 lowers the counters. */
-  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status <> 'running' RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status IN (${statusList(BULK_STATUSES.delete)}) RETURNING id`,
   maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
   /** $1: request key. Serialises the creation of operations of one request key. */
   lockOperationRequest: `SELECT pg_advisory_xact_lock(hashtext('taskq:operation'), hashtext($1))`,

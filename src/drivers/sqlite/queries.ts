@@ -4,7 +4,7 @@
  * prepared once, on first use.
  */
 import { RUN_BUCKET_COLUMNS } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
 import type { DialectCondition, ListDialect, ListIndex, ListQuery } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
@@ -512,7 +512,7 @@ export const BULK_SQL = {
   bulkRequestCancel: `
     UPDATE tasks SET cancel_requested = 1 WHERE ${BULK_SEQS} AND status = 'running' AND cancel_requested = 0
     RETURNING id`,
-  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status <> 'running' RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status IN (${statusList(BULK_STATUSES.delete)}) RETURNING id`,
   maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
   operationByIdempotencyKey: `SELECT * FROM taskq_operations WHERE idempotency_key = @key`,
   runningOperationByRequest: `SELECT * FROM taskq_operations WHERE request_key = @requestKey AND status = 'running'`,
