@@ -38,7 +38,15 @@ import {
   newTaskRecord,
   type NewTask,
 } from '../../core/task.js';
-import { cycleError, dependencySeqs, graphStart, type DependencyRow } from '../shared/graph.js';
+import {
+  cycleError,
+  dependencySeqs,
+  graphCount,
+  graphStart,
+  toGraphNode,
+  type DependencyRow,
+  type GraphNodeRow,
+} from '../shared/graph.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -75,7 +83,7 @@ import type {
   ExtendLeasesParams,
   FailTasksParams,
   FinishedBefore,
-  GraphNode,
+  GetTaskGraphParams,
   HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
@@ -959,16 +967,26 @@ export class PostgresDriver implements QueueDriver {
     });
   }
 
-  async getTaskGraph({ task, limit }: { task: TaskRecord; limit: number }): Promise<TaskGraph> {
+  async getTaskGraph({ task, limit, countMax }: GetTaskGraphParams): Promise<TaskGraph> {
+    const nodes = async (name: QueryName, key: number | string) =>
+      (await this.run<GraphNodeRow & pg.QueryResultRow>(name, [key, limit])).rows.map(toGraphNode);
+    const count = (name: QueryName, key: number | string) => async () =>
+      (await this.run<{ n: number }>(name, [key, countMax])).rows[0]?.n ?? 0;
     const [dependsOn, dependents, children] = await Promise.all([
-      this.run<GraphNode & pg.QueryResultRow>('dependenciesOf', [task.seq, limit]),
-      this.run<GraphNode & pg.QueryResultRow>('dependentsOf', [task.seq, limit]),
-      this.run<TaskRow>('childrenOf', [task.id, limit]),
+      nodes('dependenciesOf', task.seq),
+      nodes('dependentsOf', task.seq),
+      nodes('childNodesOf', task.id),
+    ]);
+    const [nDependsOn, nDependents, nChildren] = await Promise.all([
+      graphCount(dependsOn, limit, count('countDependencies', task.seq)),
+      graphCount(dependents, limit, count('countDependents', task.seq)),
+      graphCount(children, limit, count('countChildren', task.id)),
     ]);
     return {
-      dependsOn: dependsOn.rows.map(({ id, action, status }) => ({ id, action, status })),
-      dependents: dependents.rows.map(({ id, action, status }) => ({ id, action, status })),
-      children: children.rows.map(({ id, action, status }) => ({ id, action, status })),
+      dependsOn,
+      dependents,
+      children,
+      counts: { dependsOn: nDependsOn, dependents: nDependents, children: nChildren },
     };
   }
 
