@@ -86,6 +86,15 @@ const HANDLERS: HandlerDefinition[] = [
     },
   },
   {
+    // A wait with no child: there is nothing to wait for, so it resolves at once ([]).
+    action: 'wait-alone',
+    handle: async (task, ctx) => {
+      if (task.data.returned) return ctx.waitForChildren();
+      const children = await ctx.waitForChildren();
+      return { children, resumed: ctx.resumed };
+    },
+  },
+  {
     // Its child depends on the parent itself: waiting for it would never end.
     action: 'fanout-cycle',
     handle: async (task, ctx) => {
@@ -225,7 +234,9 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       expect(c.status).toBe('blocked');
       expect(await view(c.id)).toMatchObject({ status: 'blocked', pending_dependencies: 2 });
       expect(ids((await view(c.id)).depends_on)).toEqual([a, b].sort());
-      expect((await view(a)).dependents).toEqual([{ id: c.id, action: 'echo', status: 'blocked' }]);
+      expect((await view(a)).dependents).toEqual([
+        { id: c.id, action: 'echo', status: 'blocked', pending_dependencies: 2 },
+      ]);
       gate(a).open('A');
       expect((await finished(request, a)).status).toBe('completed');
       expect(await view(c.id)).toMatchObject({ status: 'blocked', pending_dependencies: 1 });
@@ -237,8 +248,8 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       });
       expect((await view(c.id)).depends_on).toEqual(
         [
-          { id: a, action: 'gate', status: 'completed' },
-          { id: b, action: 'gate', status: 'completed' },
+          { id: a, action: 'gate', status: 'completed', pending_dependencies: 0 },
+          { id: b, action: 'gate', status: 'completed', pending_dependencies: 0 },
         ], // in insertion order
       );
     });
@@ -350,6 +361,124 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
     });
   });
 
+  describe('GET /tasks/:id graph', () => {
+    it.skipIf(skip)('lists at most 100 of each kind and counts them all, with the parent', async () => {
+      await start(false); // an API node: nothing runs, so every task stays as inserted
+      const x = await post({ action: 'echo' });
+      const many = Array.from({ length: 105 }, (_, i) => ({
+        action: 'echo',
+        data: { i },
+        depends_on: [x.id],
+      }));
+      const batch = await http('/tasks/batch', 'POST', { tasks: many });
+      expect(batch.status).toBe(202);
+      const dependentIds = (batch.body as { ids: string[] }).ids;
+      const children = await driver.insertTasks({
+        tasks: Array.from({ length: 103 }, () => newTask({ action: 'echo', parentId: x.id })),
+        now: Date.now(),
+      });
+      const xView = await view(x.id);
+      expect(xView.dependents).toHaveLength(100);
+      expect(xView.dependents.map((n: { id: string }) => n.id)).toEqual(dependentIds.slice(0, 100));
+      expect(xView.dependents[0]).toEqual({
+        id: dependentIds[0],
+        action: 'echo',
+        status: 'blocked',
+        pending_dependencies: 1,
+      });
+      expect(xView.children).toHaveLength(100);
+      expect(xView.graph_counts).toEqual({ depends_on: 0, dependents: 105, children: 103 });
+      expect(xView.parent).toBeNull();
+      // A task with the most dependencies: a full list, counted.
+      const wide = await post({ action: 'echo', depends_on: dependentIds.slice(0, 100) });
+      expect((await view(wide.id)).graph_counts).toEqual({ depends_on: 100, dependents: 0, children: 0 });
+      const child = (children[0] as { task: TaskRecord }).task;
+      expect(await view(child.id)).toMatchObject({
+        parent_id: x.id,
+        parent: { id: x.id, action: 'echo', status: 'queued', pending_dependencies: 0 },
+        graph_counts: { depends_on: 0, dependents: 0, children: 0 },
+      });
+    });
+  });
+
+  describe('concurrency', () => {
+    it.skipIf(skip)(
+      'inserts that lock their dependencies race acks completing them: no deadlock, each released once',
+      { timeout: 120_000 },
+      async () => {
+        await start(false); // an API node: the test claims and acks by hand, in rounds
+        const ROOTS = 240;
+        const ROUNDS = 16;
+        const PER_ROUND = ROOTS / ROUNDS;
+        const INSERTERS = 4;
+        const BATCH = 8;
+        const inserted = await driver.insertTasks({
+          tasks: Array.from({ length: ROOTS }, () => newTask({ action: 'echo' })),
+          now: Date.now(),
+        });
+        const roots = inserted.map((r) => r.task);
+        const claimed = await driver.claimTasks({
+          owner: 'w',
+          limit: ROOTS,
+          now: Date.now(),
+          leaseMs: 600_000,
+        });
+        expect(claimed).toHaveLength(ROOTS);
+        // A fixed pseudo-random walk, so a failure repeats: dependencies in no particular order.
+        let seed = 7;
+        const random = (n: number) => {
+          seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+          return seed % n;
+        };
+        const order = [...claimed].sort(() => random(3) - 1);
+        const dependents: string[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const acking = order.slice(round * PER_ROUND, (round + 1) * PER_ROUND);
+          // Each item depends on one root acked in this very round, one acked later and one at random.
+          const later = order.slice((round + 1) * PER_ROUND);
+          const item = () => ({
+            action: 'echo',
+            depends_on: [
+              ...new Set([
+                (acking[random(acking.length)] as TaskRecord).id,
+                (roots[random(ROOTS)] as TaskRecord).id,
+                ...(later.length > 0 ? [(later[random(later.length)] as TaskRecord).id] : []),
+              ]),
+            ],
+          });
+          const batches = Array.from({ length: INSERTERS }, () => Array.from({ length: BATCH }, item));
+          const ack = driver.completeTasks({
+            completions: acking
+              .sort(() => random(3) - 1)
+              .map((t) => ({ id: t.id, seq: t.seq, owner: 'w', attempt: 1, result: { round } })),
+            now: Date.now(),
+          });
+          const answers = await Promise.all([
+            ...batches.map((tasks) => http('/tasks/batch', 'POST', { tasks })),
+            ack.then(() => null),
+          ]);
+          for (const res of answers) {
+            if (res === null) continue;
+            expect(res.status, JSON.stringify(res.body)).toBe(202);
+            dependents.push(...(res.body as { ids: string[] }).ids);
+          }
+        }
+        expect(dependents).toHaveLength(ROUNDS * INSERTERS * BATCH);
+        // Every root is completed, so every dependent was released, once: queued with nothing
+        // pending (a second release would leave -1), and the counters say the same.
+        const rows = await Promise.all(dependents.map((id) => driver.getTask({ id })));
+        const states = rows.map((t) => `${t?.status} ${t?.pendingDeps}`);
+        expect(new Set(states)).toEqual(new Set(['queued 0']));
+        expect((await driver.countTasks()).byStatus).toMatchObject({
+          blocked: 0,
+          running: 0,
+          completed: ROOTS,
+          queued: dependents.length,
+        });
+      },
+    );
+  });
+
   describe('POST /tasks/batch', () => {
     it.skipIf(skip)('lets an item depend on earlier items by index, and on existing tasks', async () => {
       await start();
@@ -402,7 +531,9 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       expect(ids(done.depends_on)).toEqual(ids(done.children));
       const child = await view(done.children[0].id);
       expect(child).toMatchObject({ parent_id: parent.id, status: 'completed' });
-      expect(child.dependents).toEqual([{ id: parent.id, action: 'fanout', status: 'completed' }]);
+      expect(child.dependents).toEqual([
+        { id: parent.id, action: 'fanout', status: 'completed', pending_dependencies: 0 },
+      ]);
     });
 
     it.skipIf(skip)(
@@ -421,6 +552,27 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
         });
       },
     );
+
+    it.skipIf(skip)('returns at once from a wait with no children, in the same run', async () => {
+      await start();
+      const awaited = await post({ action: 'wait-alone' });
+      expect(await finished(request, awaited.id)).toMatchObject({
+        status: 'completed',
+        attempts: 1,
+        result: { children: [], resumed: 0 },
+        pending_dependencies: 0,
+        depends_on: [],
+      });
+      const returned = await post({ action: 'wait-alone', data: { returned: true } });
+      expect(await finished(request, returned.id)).toMatchObject({
+        status: 'completed',
+        attempts: 1,
+        result: [],
+      });
+      // Never requeued: one attempt each in the history, no wait counted.
+      expect((await view(returned.id)).attempt_history).toHaveLength(1);
+      expect((await driver.getTask({ id: awaited.id }))?.waits).toBe(0);
+    });
 
     it.skipIf(skip)('fails a wait that would close a cycle instead of blocking forever', async () => {
       await start();
@@ -485,8 +637,8 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       ]);
       expect(Object.keys(ids)).toEqual(['first', 'left', 'right', 'join']);
       expect(await client.dependencies(ids.join as string)).toEqual([
-        { id: ids.left, action: 'echo', status: 'blocked' },
-        { id: ids.right, action: 'echo', status: 'blocked' },
+        { id: ids.left, action: 'echo', status: 'blocked', pending_dependencies: 1 },
+        { id: ids.right, action: 'echo', status: 'blocked', pending_dependencies: 1 },
       ]);
       expect((await client.dependents(ids.first as string)).map((n) => n.id)).toEqual([ids.left, ids.right]);
       expect((await client.get(ids.right as string)).on_dependency_failure).toBe('run');
@@ -501,7 +653,7 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       const parent = await client.enqueue('fanout', { numbers: [5] });
       await client.wait(parent.id, { timeoutMs: 10_000 });
       expect(await client.children(parent.id)).toEqual([
-        { id: expect.any(String), action: 'square', status: 'completed' },
+        { id: expect.any(String), action: 'square', status: 'completed', pending_dependencies: 0 },
       ]);
     });
 

@@ -109,10 +109,14 @@ export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), st
 
 /** A neighbour of a task in its graph. */
 export const GraphNodeSchema = Type.Object({
-  id: Type.String(),
-  action: Type.String(),
+  id: Type.String({ description: "the neighbour's id (GET /tasks/:id reads it)" }),
+  action: Type.String({ description: "the neighbour's action" }),
   status: TaskStatusSchema,
+  pending_dependencies: Type.Integer({
+    description: 'its dependencies not yet completed (what it waits for while blocked)',
+  }),
 });
+export type GraphNodeView = Static<typeof GraphNodeSchema>;
 /** One finished attempt of a task (core/task.ts AttemptRecord), times as ISO 8601. */
 export const AttemptSchema = Type.Object(
   {
@@ -168,7 +172,8 @@ export const TaskSchema = Type.Object(
     on_dependency_failure: Type.String({ enum: [...DEPENDENCY_FAILURE_POLICIES] }),
     depends_on: Type.Optional(
       Type.Array(GraphNodeSchema, {
-        description: 'GET /tasks/:id only: the tasks it depends on (or the children it waits for), up to 100',
+        description:
+          'GET /tasks/:id only: the tasks it depends on (or the children it waits for), up to 100 (graph_counts has how many)',
       }),
     ),
     dependents: Type.Optional(
@@ -180,6 +185,24 @@ export const TaskSchema = Type.Object(
       Type.Array(GraphNodeSchema, {
         description: 'GET /tasks/:id only: the tasks its handler enqueued, up to 100',
       }),
+    ),
+    parent: Type.Optional(
+      Type.Union([GraphNodeSchema, Type.Null()], {
+        description: 'GET /tasks/:id only: the task whose handler enqueued it (parent_id), or null',
+      }),
+    ),
+    graph_counts: Type.Optional(
+      Type.Object(
+        {
+          depends_on: Type.Integer({ description: 'how many tasks it depends on' }),
+          dependents: Type.Integer({ description: 'how many tasks depend on it' }),
+          children: Type.Integer({ description: 'how many tasks its handler enqueued' }),
+        },
+        {
+          description:
+            'GET /tasks/:id only: the length of each list, which shows at most 100; counted up to 10,000 (10,000 means that many or more)',
+        },
+      ),
     ),
     node: Nullable(
       Type.String({ description: 'while running: the node running it (GET /nodes); else null' }),

@@ -4,10 +4,10 @@
  */
 import type { AttemptRecord, TaskRecord } from '../core/task.js';
 import type { NodesReport } from '../queue/nodes.js';
-import type { TaskGraph } from '../queue/queue.js';
+import type { GraphNode, TaskGraph } from '../queue/queue.js';
 import type { QueueStats } from '../queue/stats.js';
 import type { OperationRecord } from '../queue/bulk.js';
-import type { AttemptView, NodeListView, OperationView, Stats, TaskView } from './schemas.js';
+import type { AttemptView, GraphNodeView, NodeListView, OperationView, Stats, TaskView } from './schemas.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -58,13 +58,23 @@ export function toTaskDetailView(task: TaskRecord): TaskView {
 }
 
 /** GET /tasks/:id: the detail view with the task's graph (dependencies, dependents, children). */
-export function toTaskGraphView(task: TaskRecord, graph: TaskGraph): TaskView {
+export function toTaskGraphView(task: TaskRecord, graph: TaskGraph & { parent: GraphNode | null }): TaskView {
   return {
     ...toTaskDetailView(task),
-    depends_on: graph.dependsOn,
-    dependents: graph.dependents,
-    children: graph.children,
+    depends_on: graph.dependsOn.map(toGraphNodeView),
+    dependents: graph.dependents.map(toGraphNodeView),
+    children: graph.children.map(toGraphNodeView),
+    parent: graph.parent && toGraphNodeView(graph.parent),
+    graph_counts: {
+      depends_on: graph.counts.dependsOn,
+      dependents: graph.counts.dependents,
+      children: graph.counts.children,
+    },
   };
+}
+
+function toGraphNodeView(node: GraphNode): GraphNodeView {
+  return { id: node.id, action: node.action, status: node.status, pending_dependencies: node.pendingDeps };
 }
 
 export function toNodeListView(report: NodesReport, now: number): NodeListView {

@@ -127,6 +127,8 @@ export interface GraphNode {
   id: string;
   action: string;
   status: TaskStatus;
+  /** Its dependencies not yet completed (absent from servers older than this client). */
+  pending_dependencies?: number;
 }
 
 export interface ListOptions {

@@ -264,9 +264,15 @@ export interface GraphNode {
   id: string;
   action: string;
   status: TaskStatus;
+  /** Its dependencies not yet completed (what a blocked task waits for). */
+  pendingDeps: number;
 }
 
-/** The neighbours of one task (each list at most `limit` long, in insertion order). */
+/**
+ * The neighbours of one task (each list at most `limit` long, in insertion order), and how many
+ * of each there are: the length of the list when it is not full, else counted (index-only) up
+ * to `countMax`, so a task with a million children costs no more to read than one with ten.
+ */
 export interface TaskGraph {
   /** The tasks it depends on (`depends_on`, or the children it waits for). */
   dependsOn: GraphNode[];
@@ -274,6 +280,14 @@ export interface TaskGraph {
   dependents: GraphNode[];
   /** The tasks its handler enqueued. */
   children: GraphNode[];
+  counts: { dependsOn: number; dependents: number; children: number };
+}
+
+/** What getTaskGraph reads: `limit` nodes of each list, counts up to `countMax`. */
+export interface GetTaskGraphParams {
+  task: TaskRecord;
+  limit: number;
+  countMax: number;
 }
 
 /**
@@ -386,7 +400,7 @@ export interface QueueDriver {
   failTasks(params: FailTasksParams): Promise<void>;
   getTask(params: { id: string }): Promise<TaskRecord | null>;
   /** The task's dependencies, dependents and children (index-backed, `limit` each). */
-  getTaskGraph(params: { task: TaskRecord; limit: number }): Promise<TaskGraph>;
+  getTaskGraph(params: GetTaskGraphParams): Promise<TaskGraph>;
   /** The children of task `id` (enqueued by its handler), oldest first, up to `limit`. */
   listChildren(params: { id: string; limit: number }): Promise<TaskRecord[]>;
   /** Registers the node or records its heartbeat (an upsert), and prunes long-gone nodes. */

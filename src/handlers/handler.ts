@@ -20,9 +20,12 @@ import {
   type TaskStatus,
 } from '../core/task.js';
 
-/** What `ctx.waitForChildren()` does: ends the attempt, as a control-flow throw. */
-export function waitForChildren(): never {
-  throw new WaitForChildren();
+/**
+ * What `ctx.waitForChildren()` does when the run has children to wait for: it ends the attempt,
+ * as a control-flow rejection (the executor catches it).
+ */
+export function waitForChildren(): Promise<never> {
+  return Promise.reject(new WaitForChildren());
 }
 
 export interface HandlerTask {
@@ -83,10 +86,12 @@ export interface HandlerContext {
   ): Promise<{ id: string; status: TaskStatus }>;
   /**
    * Ends this attempt and resumes the task when every child has finished (fan-in): use it as
-   * `return ctx.waitForChildren()` (it throws WaitForChildren). A child that fails for good fails
-   * this task too, unless the task was enqueued with `on_dependency_failure: "run"`.
+   * `return ctx.waitForChildren()` (it rejects with WaitForChildren, which ends the attempt). A
+   * child that fails for good fails this task too, unless the task was enqueued with
+   * `on_dependency_failure: "run"`. A task with no children has nothing to wait for: the call
+   * resolves at once with `[]` and the run goes on (returned, the task completes with `[]`).
    */
-  waitForChildren(): never;
+  waitForChildren(): Promise<ChildTask[]>;
   /** This task's children, oldest first, with their results (read when called). */
   children(): Promise<ChildTask[]>;
   /** How many times this task has waited for children before this run: 0 on a first run. */

@@ -92,6 +92,8 @@ export interface EnqueueInput {
 export const DEPENDS_ON_MAX = 100;
 /** Most dependencies, dependents and children GET /tasks/:id shows of each kind. */
 export const GRAPH_LIMIT = 100;
+/** GET /tasks/:id counts each list of the graph up to this many (a count this high means "or more"). */
+export const GRAPH_COUNT_MAX = 10_000;
 
 export interface EnqueueResult {
   task: TaskRecord;
@@ -306,9 +308,22 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
     return this.driver.getTask({ id });
   }
 
-  /** The task's dependencies, dependents and children, up to GRAPH_LIMIT of each. */
-  async graph(task: TaskRecord): Promise<TaskGraph> {
-    return this.driver.getTaskGraph({ task, limit: GRAPH_LIMIT });
+  /**
+   * The task's dependencies, dependents and children, up to GRAPH_LIMIT of each (with how many
+   * there are, counted up to GRAPH_COUNT_MAX), and the task whose handler enqueued it.
+   */
+  async graph(task: TaskRecord): Promise<TaskGraph & { parent: GraphNode | null }> {
+    const [graph, parent] = await Promise.all([
+      this.driver.getTaskGraph({ task, limit: GRAPH_LIMIT, countMax: GRAPH_COUNT_MAX }),
+      task.parentId === null ? null : this.driver.getTask({ id: task.parentId }),
+    ]);
+    const node = parent && {
+      id: parent.id,
+      action: parent.action,
+      status: parent.status,
+      pendingDeps: parent.pendingDeps,
+    };
+    return { ...graph, parent: node };
   }
 
   /** The children of task `id` (tasks its handler enqueued), oldest first. */

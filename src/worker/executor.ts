@@ -51,9 +51,13 @@ export interface ExecuteOptions {
   /** The task's child logger, created on first use. */
   logger: () => Logger;
   progress: (percent: number, message?: string) => Promise<void>;
-  /** ctx.enqueue and ctx.children (the runner's, bound to this task); absent: they reject. */
+  /**
+   * ctx.enqueue, ctx.children and ctx.waitForChildren (the runner's, bound to this task); absent:
+   * the first two reject, and the wait always ends the attempt.
+   */
   enqueue?: HandlerContext['enqueue'];
   children?: HandlerContext['children'];
+  waitForChildren?: HandlerContext['waitForChildren'];
 }
 
 const unavailable = (what: string) => () =>
@@ -88,7 +92,7 @@ export async function execute(
     progress: options.progress,
     enqueue: options.enqueue ?? unavailable('ctx.enqueue'),
     children: options.children ?? unavailable('ctx.children'),
-    waitForChildren,
+    waitForChildren: options.waitForChildren ?? waitForChildren,
     resumed: task.waits,
   };
   try {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { decideRetry, type BackoffPolicy } from '../core/retry.js';
 import type { TaskRecord } from '../core/task.js';
 import type { LeaseRef, QueueDriver } from '../drivers/driver.js';
+import { WaitForChildren } from '../core/errors.js';
 import type { ChildOptions, ChildTask, HandlerContext } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { TaskQueue } from '../queue/queue.js';
@@ -68,7 +69,7 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
         timeoutMs: handler.timeoutMs ?? this.options.taskTimeoutMs,
         logger,
         progress: (percent: number, message?: string) => this.progress(lease, percent, message),
-        enqueue: this.childEnqueuer(task),
+        ...this.family(task),
         children: () => this.children(task),
       };
       outcome = await (span
@@ -140,28 +141,37 @@ export class TaskRunner extends Signals<TaskRunnerEvents> {
   }
 
   /**
-   * ctx.enqueue for one run of `task`. Each child gets, unless the handler names one, the
-   * idempotency key `child:<parent id>:<waits>:<n>` (the n-th call of this run): a run repeated
-   * after a crash (the lease expired before the task waited or finished) enqueues the same
-   * children again, and gets the ones it enqueued before instead of duplicates.
+   * ctx.enqueue and ctx.waitForChildren for one run of `task`. Each child gets, unless the
+   * handler names one, the idempotency key `child:<parent id>:<waits>:<n>` (the n-th call of this
+   * run): a run repeated after a crash (the lease expired before the task waited or finished)
+   * enqueues the same children again, and gets the ones it enqueued before instead of duplicates.
+   * A wait ends the attempt unless the task has no child at all (none enqueued by this run, and
+   * one index probe finds none from earlier runs): then there is nothing to wait for, and it
+   * resolves at once with [] instead of requeueing the task to run again.
    */
-  private childEnqueuer(task: TaskRecord): HandlerContext['enqueue'] {
+  private family(task: TaskRecord): Pick<HandlerContext, 'enqueue' | 'waitForChildren'> {
     let calls = 0;
-    return async (action, data = {}, options: ChildOptions = {}) => {
-      const n = calls++;
-      const { task: child } = await this.options.queue.enqueue({
-        action,
-        data,
-        priority: options.priority,
-        maxAttempts: options.maxAttempts,
-        delayMs: options.delayMs,
-        concurrencyKey: options.concurrencyKey,
-        dependsOn: options.dependsOn,
-        onDependencyFailure: options.onDependencyFailure,
-        uniqueKey: options.uniqueKey ?? `child:${task.id}:${task.waits}:${n}`,
-        parentId: task.id,
-      });
-      return { id: child.id, status: child.status };
+    return {
+      enqueue: async (action, data = {}, options: ChildOptions = {}) => {
+        const n = calls++;
+        const { task: child } = await this.options.queue.enqueue({
+          action,
+          data,
+          priority: options.priority,
+          maxAttempts: options.maxAttempts,
+          delayMs: options.delayMs,
+          concurrencyKey: options.concurrencyKey,
+          dependsOn: options.dependsOn,
+          onDependencyFailure: options.onDependencyFailure,
+          uniqueKey: options.uniqueKey ?? `child:${task.id}:${task.waits}:${n}`,
+          parentId: task.id,
+        });
+        return { id: child.id, status: child.status };
+      },
+      waitForChildren: async () => {
+        if (calls === 0 && (await this.options.queue.children(task.id, 1)).length === 0) return [];
+        throw new WaitForChildren();
+      },
     };
   }
 

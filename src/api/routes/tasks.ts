@@ -5,7 +5,7 @@ import { parseFilter } from '../../core/filter.js';
 import type { NewTask } from '../../core/task.js';
 import type { ErrorObject } from 'ajv';
 import type { ServerResponse } from 'node:http';
-import { toTaskDetailView, toTaskGraphView, toTaskView } from '../views.js';
+import { toTaskGraphView, toTaskView } from '../views.js';
 import { bodyValidator, describeValidation } from '../validation.js';
 import type { StreamSlots } from '../stream-slots.js';
 import type { EnqueueInput, TaskQueue } from '../../queue/queue.js';
@@ -251,7 +251,8 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
       });
       let last = '';
       for await (const current of queue.follow(task, 15_000, closed)) {
-        const json = JSON.stringify(toTaskDetailView(current));
+        // What GET /tasks/:id answers, graph included (the dashboard draws it from here).
+        const json = JSON.stringify(toTaskGraphView(current, await queue.graph(current)));
         if (json !== last) out.write(`event: task\ndata: ${json}\n\n`);
         else out.write(': keep-alive\n\n');
         last = json;

@@ -18,6 +18,7 @@ import {
   type NewTask,
   type TaskStatus,
 } from '../../core/task.js';
+import type { GraphNode } from '../driver.js';
 
 /** A dependency as read (and locked) by the driver. */
 export interface DependencyRow {
@@ -104,4 +105,28 @@ export function dependencySeqs(
 export function cycleError(children: readonly DependencyRow[], seq: number): string {
   const id = children.find((c) => c.seq === seq)?.id ?? String(seq);
   return `waitForChildren: child ${id} depends on this task, so waiting for it would never end`;
+}
+
+/**
+ * How many there are of a list whose first `limit` rows `listed` are: the length of a list that
+ * is not full, else `count()` (which counts up to the cap).
+ */
+export async function graphCount(
+  listed: readonly unknown[],
+  limit: number,
+  count: () => Promise<number>,
+): Promise<number> {
+  return listed.length < limit ? listed.length : count();
+}
+
+/** A graph node as both drivers' statements select it. */
+export interface GraphNodeRow {
+  id: string;
+  action: string;
+  status: TaskStatus;
+  pending_deps: number;
+}
+
+export function toGraphNode(row: GraphNodeRow): GraphNode {
+  return { id: row.id, action: row.action, status: row.status, pendingDeps: Number(row.pending_deps) };
 }

@@ -313,11 +313,22 @@ const TASK_SQL = {
      WHERE seq = @seq
     RETURNING id, status, pending_deps`,
   dependenciesOf: `
-    SELECT t.id, t.action, t.status FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
+    SELECT t.id, t.action, t.status, t.pending_deps FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
      WHERE e.task_seq = @seq ORDER BY e.dep_seq LIMIT @limit`,
   dependentsOf: `
-    SELECT t.id, t.action, t.status FROM task_deps e INDEXED BY task_deps_dep JOIN tasks t ON t.seq = e.task_seq
+    SELECT t.id, t.action, t.status, t.pending_deps
+      FROM task_deps e INDEXED BY task_deps_dep JOIN tasks t ON t.seq = e.task_seq
      WHERE e.dep_seq = @seq ORDER BY e.task_seq LIMIT @limit`,
+  /** A graph's children: the node columns only (tasks_parent). */
+  childNodesOf: `
+    SELECT id, action, status, pending_deps FROM tasks INDEXED BY tasks_parent
+     WHERE parent_id = @parentId ORDER BY seq LIMIT @limit`,
+  /** How many of each list a graph has, counted in the index up to @limit. */
+  countDependencies: `SELECT count(*) AS n FROM (SELECT 1 FROM task_deps WHERE task_seq = @seq LIMIT @limit)`,
+  countDependents: `
+    SELECT count(*) AS n FROM (SELECT 1 FROM task_deps INDEXED BY task_deps_dep WHERE dep_seq = @seq LIMIT @limit)`,
+  countChildren: `
+    SELECT count(*) AS n FROM (SELECT 1 FROM tasks INDEXED BY tasks_parent WHERE parent_id = @parentId LIMIT @limit)`,
   childrenOf: `SELECT ${LISTED_COLUMNS} FROM tasks INDEXED BY tasks_parent WHERE parent_id = @parentId ORDER BY seq LIMIT @limit`,
   lockLeased: `
     SELECT seq, id, dep_failure_runs FROM tasks

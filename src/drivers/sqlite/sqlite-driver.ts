@@ -29,7 +29,15 @@ import {
   newTaskRecord,
   type NewTask,
 } from '../../core/task.js';
-import { cycleError, dependencySeqs, graphStart, type DependencyRow } from '../shared/graph.js';
+import {
+  cycleError,
+  dependencySeqs,
+  graphCount,
+  graphStart,
+  toGraphNode,
+  type DependencyRow,
+  type GraphNodeRow,
+} from '../shared/graph.js';
 import {
   claimedRecord,
   toTaskRecord,
@@ -62,7 +70,7 @@ import type {
   ExtendLeasesParams,
   FailTasksParams,
   FinishedBefore,
-  GraphNode,
+  GetTaskGraphParams,
   HeartbeatNodeParams,
   HeldTask,
   InsertedTask,
@@ -467,17 +475,25 @@ export class SqliteDriver implements QueueDriver {
     return row ? toRecord(row) : null;
   }
 
-  async getTaskGraph({ task, limit }: { task: TaskRecord; limit: number }): Promise<TaskGraph> {
+  async getTaskGraph({ task, limit, countMax }: GetTaskGraphParams): Promise<TaskGraph> {
     const nodes = (name: QueryName, named: Record<string, unknown>) =>
-      this.stmt(name).all(named) as GraphNode[];
+      (this.stmt(name).all({ ...named, limit }) as GraphNodeRow[]).map(toGraphNode);
+    const count = (name: QueryName, named: Record<string, unknown>) => async () =>
+      (this.stmt(name).get({ ...named, limit: countMax }) as { n: number }).n;
+    const bySeq = { seq: task.seq };
+    const byParent = { parentId: task.id };
+    const dependsOn = nodes('dependenciesOf', bySeq);
+    const dependents = nodes('dependentsOf', bySeq);
+    const children = nodes('childNodesOf', byParent);
     return {
-      dependsOn: nodes('dependenciesOf', { seq: task.seq, limit }),
-      dependents: nodes('dependentsOf', { seq: task.seq, limit }),
-      children: nodes('childrenOf', { parentId: task.id, limit }).map(({ id, action, status }) => ({
-        id,
-        action,
-        status,
-      })),
+      dependsOn,
+      dependents,
+      children,
+      counts: {
+        dependsOn: await graphCount(dependsOn, limit, count('countDependencies', bySeq)),
+        dependents: await graphCount(dependents, limit, count('countDependents', bySeq)),
+        children: await graphCount(children, limit, count('countChildren', byParent)),
+      },
     };
   }
 

@@ -39,3 +39,21 @@ export function el(tag, props = {}, children = []) {
 
 /** @param {string} status */
 export const badge = (status) => el('span', { class: `badge badge-${status}`, text: status });
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * An SVG element appended to `parent` (attributes as given, text only through textContent).
+ * @param {Element | null} parent
+ * @param {string} tag
+ * @param {Record<string, string | number>} [attrs]
+ * @param {string} [text]
+ * @returns {SVGElement}
+ */
+export function svgEl(parent, tag, attrs = {}, text) {
+  const node = /** @type {SVGElement} */ (document.createElementNS(SVG_NS, tag));
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  parent?.append(node);
+  return node;
+}

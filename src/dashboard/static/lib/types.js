@@ -10,6 +10,7 @@
  * @typedef {import('../../../api/schemas.js').TaskView} Task
  */
 /** @typedef {{ tasks: Task[], next_cursor: string | null }} TaskPage */
+/** A neighbour in a task's graph (GET /tasks/:id). @typedef {import('../../../api/schemas.js').GraphNodeView} GraphNode */
 /** One finished attempt of a task's attempt_history. @typedef {import('../../../api/schemas.js').AttemptView} Attempt */
 /** GET /nodes. @typedef {import('../../../api/schemas.js').NodeListView} NodeList */
 /** @typedef {import('../../../api/console-schemas.js').ActionItem} ActionItem */

@@ -4,6 +4,7 @@
 import { statsView } from './stats.js';
 import { tasksView } from './tasks.js';
 import { taskPanelView } from './task-panel.js';
+import { taskGraphView } from './task-graph.js';
 import { attemptsView } from './attempts.js';
 import { nodesView, nodesWarningView } from './nodes.js';
 import { actionsView } from './actions.js';
@@ -14,6 +15,7 @@ export const VIEWS = [
   statsView,
   tasksView,
   taskPanelView,
+  taskGraphView,
   attemptsView,
   actionsView,
   schedulesView,

@@ -1,13 +1,11 @@
 // Counts by status (one card per status from GET /meta; click filters the table) and the
 // throughput chart, both fed by the live stats stream.
 
-import { $, el } from '../lib/dom.js';
+import { $, el, svgEl as add } from '../lib/dom.js';
 import { duration, label, number } from '../lib/format.js';
 
 /** @typedef {import('../lib/types.js').Stats} Stats */
 /** @typedef {import('../lib/types.js').Context} Context */
-
-const SVG = 'http://www.w3.org/2000/svg';
 
 /** @type {Stats['throughput']} */
 let lastThroughput = [];
@@ -60,18 +58,7 @@ function renderChart(points) {
   const plotH = height - pad.top - pad.bottom;
   const max = Math.max(1, ...points.map((p) => p.completed + p.failed));
   const top = niceCeil(max);
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-  svg.setAttribute('width', String(width));
-  svg.setAttribute('height', String(height));
-  /** @param {Element} parent @param {string} tag @param {Record<string, string | number>} attrs @param {string} [text] */
-  const add = (parent, tag, attrs, text) => {
-    const node = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-    if (text !== undefined) node.textContent = text;
-    parent.append(node);
-    return node;
-  };
+  const svg = add(null, 'svg', { viewBox: `0 0 ${width} ${height}`, width, height });
   for (let i = 0; i <= 4; i++) {
     const y = pad.top + plotH - (plotH * i) / 4;
     add(svg, 'line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: i === 0 ? 'axis' : 'grid' });
