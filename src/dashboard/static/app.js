@@ -22,6 +22,7 @@ const ctx = {
     actions: { retry: [], cancel: [] },
     bulk: { retry: [], cancel: [], delete: [] },
     version: '',
+    token: null,
   },
   router,
   refresh: () => each((view) => view.refresh?.(ctx)),

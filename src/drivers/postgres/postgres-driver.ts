@@ -64,6 +64,7 @@ import {
   type PauseRow,
   type ScheduleRow,
 } from '../shared/counts.js';
+import { AUDIT_SEQ_TOP, auditListingOf, auditRecordOf, type AuditRow } from '../shared/audit.js';
 import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
@@ -98,6 +99,9 @@ import type {
   RescueResult,
   RetryOutcome,
   ScheduleState,
+  NewAuditEntry,
+  ListAuditParams,
+  AuditRecord,
   TaskCounts,
   TaskGraph,
   ThroughputPoint,
@@ -227,6 +231,10 @@ interface TxResult<T> {
 }
 
 /** A query runner bound to one connection (inside a transaction) or to a pool. */
+/** `items` sorted by seq (a copy), the order every statement that locks tasks takes them in. */
+const bySeq = <T extends { seq: number }>(items: readonly T[]): T[] =>
+  [...items].sort((a, b) => a.seq - b.seq);
+
 type Run = <R extends pg.QueryResultRow>(name: QueryName, params?: unknown[]) => Promise<pg.QueryResult<R>>;
 
 /** A named statement: prepared on each connection at first use, then only bound and executed. */
@@ -566,19 +574,43 @@ export class PostgresDriver implements QueueDriver {
     now: number,
   ): Promise<TxResult<InsertedTask[]>> {
     const results: InsertedTask[] = [];
-    for (const [index, record] of records.entries()) {
-      const task = tasks[index] as NewTask;
-      const found = new Map<string, number>();
+    // Every existing dependency of the batch is found first and locked in one statement, in seq
+    // order, before anything is written: locked task by task, two tasks of a batch naming
+    // dependencies in opposite orders deadlocked with an ack batch completing them (40P01; see
+    // the concurrency case of test/workflows.test.ts). Rows of this batch are not locked (no
+    // other transaction sees them yet).
+    const found = new Map<string, number>();
+    for (const task of tasks)
       for (const ref of task.dependsOn ?? []) {
-        if (!('id' in ref)) continue;
+        if (!('id' in ref) || found.has(ref.id.toLowerCase())) continue;
         const row = await this.findRow(run, ref.id);
         if (row) found.set(ref.id.toLowerCase(), row.seq);
       }
+    const existing = [...new Set(found.values())];
+    const locked = existing.length > 0 ? (await run<DependencyRow>('lockDependencies', [existing])).rows : [];
+    const lockedBySeq = new Map(locked.map((d) => [d.seq, d]));
+    for (const [index, record] of records.entries()) {
+      const task = tasks[index] as NewTask;
       const earlier = results.map((r) => r.task.seq);
       const seqs = dependencySeqs(task, index, earlier, (id) => found.get(id));
-      const locked = seqs.length > 0 ? (await run<DependencyRow>('lockDependencies', [seqs])).rows : [];
-      const bySeq = new Map(locked.map((d) => [d.seq, d]));
-      const deps = seqs.map((seq) => bySeq.get(seq) as DependencyRow);
+      // Earlier tasks this batch inserted are read as inserted; one that an idempotency key
+      // matched to an older task is that task, locked now (rare: a key inside a graph batch).
+      const ofBatch = new Map<number, DependencyRow>();
+      for (const r of results)
+        if (r.inserted)
+          ofBatch.set(r.task.seq, {
+            seq: r.task.seq,
+            id: r.task.id,
+            status: r.task.status,
+            error: r.task.error,
+          });
+      const mine = seqs.filter((seq) => ofBatch.has(seq));
+      if (mine.length > 0) await run('markDependents', [mine]);
+      const held = seqs.filter((seq) => !ofBatch.has(seq) && !lockedBySeq.has(seq));
+      if (held.length > 0)
+        for (const d of (await run<DependencyRow>('lockDependencies', [held])).rows)
+          lockedBySeq.set(d.seq, d);
+      const deps = seqs.map((seq) => (ofBatch.get(seq) ?? lockedBySeq.get(seq)) as DependencyRow);
       const policy = record.onDependencyFailure;
       const start = graphStart(deps, policy, now);
       if (task.uniqueKey !== null) await run('expireUniqueKey', [[task.uniqueKey], now]);
@@ -865,8 +897,13 @@ export class PostgresDriver implements QueueDriver {
     return { claimed, limited: flow.limited(actions) };
   }
 
-  async completeTasks({ completions, now }: CompleteTasksParams): Promise<void> {
-    if (completions.length === 0) return;
+  async completeTasks({ completions: given, now }: CompleteTasksParams): Promise<void> {
+    if (given.length === 0) return;
+    // In seq order, the order an insert locks its dependencies in (insertGraphTasks): the
+    // statement's join walks the array, so its row locks come in that order too. The insert's
+    // one ordered lock was what the concurrency case of test/workflows.test.ts needed; this
+    // keeps the argument whole for a plan that walks the array as given.
+    const completions = bySeq(given);
     // One statement, dependents included (queries.ts SETTLE_DONE): no transaction round trips.
     const { rows } = await this.run<DoneRow>('completeTasks', [
       now,
@@ -882,8 +919,9 @@ export class PostgresDriver implements QueueDriver {
     this.announce([...eventsOf.completed(ids), ...eventsOf.leftRunning(rows.filter((r) => r.dependent))]);
   }
 
-  async failTasks({ failures, now }: FailTasksParams): Promise<void> {
-    if (failures.length === 0) return;
+  async failTasks({ failures: given, now }: FailTasksParams): Promise<void> {
+    if (given.length === 0) return;
+    const failures = bySeq(given); // as in completeTasks
     const { rows } = await this.run<DoneRow>('failTasks', [
       now,
       failures.map((f) => f.seq),
@@ -1151,6 +1189,33 @@ export class PostgresDriver implements QueueDriver {
 
   async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
     await this.run('recordScheduleRun', [params.name, params.at, params.taskId]);
+  }
+
+  async insertAuditEntry({ entry }: { entry: NewAuditEntry }): Promise<void> {
+    await this.run('insertAuditEntry', [
+      entry.at,
+      entry.token,
+      entry.method,
+      entry.route,
+      entry.action,
+      entry.target,
+      entry.detail === null ? null : JSON.stringify(entry.detail),
+      entry.status,
+    ]);
+  }
+
+  async listAuditEntries(params: ListAuditParams): Promise<AuditRecord[]> {
+    const filters = [params.token, params.action].filter((v): v is string => v !== undefined);
+    const { rows } = await this.run<AuditRow & pg.QueryResultRow>(auditListingOf(params), [
+      params.beforeSeq ?? AUDIT_SEQ_TOP,
+      params.limit,
+      ...filters,
+    ]);
+    return rows.map(auditRecordOf);
+  }
+
+  async pruneAuditEntries({ before, limit }: { before: number; limit: number }): Promise<number> {
+    return (await this.run('pruneAudit', [before, limit])).rowCount ?? 0;
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {
