@@ -7,6 +7,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
+import { readTokensFile } from './api/auth.js';
+import { combineTokens } from './core/tokens.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import type { Config } from './core/config.js';
 import type { QueueDriver } from './drivers/driver.js';
@@ -145,7 +147,11 @@ export class TaskqNode {
         pool,
         role: config.role,
         bodyLimit: config.bodyLimit,
-        apiToken: config.apiToken,
+        tokens: combineTokens({
+          apiToken: config.apiToken,
+          tokens: config.tokens,
+          fileTokens: config.tokensFile === undefined ? undefined : readTokensFile(config.tokensFile),
+        }),
         schedules,
         pages: dashboardRoutes,
         maxEventStreams: config.maxEventStreams,
@@ -160,7 +166,11 @@ export class TaskqNode {
       const pruner = pool
         ? new Pruner(
             driver,
-            { completedMs: config.retentionCompletedMs, failedMs: config.retentionFailedMs },
+            {
+              completedMs: config.retentionCompletedMs,
+              failedMs: config.retentionFailedMs,
+              auditMs: config.auditRetentionMs,
+            },
             logger.child({ component: 'pruner' }),
           )
         : undefined;
@@ -202,10 +212,10 @@ export class TaskqNode {
   async start(): Promise<string> {
     const { config, logger } = this.options;
     const address = await this.app.listen({ port: config.port, host: config.host });
-    if (!config.apiToken && !isLoopback(config.host)) {
+    if (!config.apiToken && !config.tokens && !config.tokensFile && !isLoopback(config.host)) {
       logger.warn(
         { host: config.host },
-        'no API token is set and the API listens beyond this machine: anyone who can reach it can read and change tasks; set TASKQ_API_TOKEN',
+        'no API token is set and the API listens beyond this machine: anyone who can reach it can read and change tasks; set TASKQ_TOKENS (or TASKQ_API_TOKEN)',
       );
     }
     this.startBackground();

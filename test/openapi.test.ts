@@ -1,36 +1,13 @@
 /** Every registered route is documented in /openapi.json. */
-import type { RouteOptions } from 'fastify';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { buildApp } from '../src/api/app.js';
-import { dashboardRoutes } from '../src/dashboard/routes.js';
-import { openDriver } from '../src/drivers/open-driver.js';
-import { BUILTIN_HANDLERS } from '../src/handlers/builtin.js';
-import { HandlerRegistry } from '../src/handlers/registry.js';
-import { TaskQueue } from '../src/queue/queue.js';
-import { tempDbPath } from './support/temp.js';
+import { appWithRoutes } from './support/routes.js';
 
 /** Routes left out of the document on purpose: the document itself. */
 const UNDOCUMENTED = ['GET /openapi.json'];
 
 describe('GET /openapi.json', () => {
   it('documents every registered route', async () => {
-    const db = tempDbPath();
-    const driver = await openDriver({ db: db.path, sync: 'normal', pgPoolSize: 1 });
-    await driver.migrate();
-    const queue = new TaskQueue({
-      driver,
-      registry: new HandlerRegistry([...BUILTIN_HANDLERS], false),
-      defaultMaxAttempts: 3,
-    });
-    const routes: RouteOptions[] = [];
-    const app = await buildApp({
-      queue,
-      logger: pino({ level: 'silent' }),
-      role: 'all',
-      pages: dashboardRoutes,
-      onRoute: (r) => routes.push(r),
-    });
+    const { app, routes, close } = await appWithRoutes();
     try {
       const doc = (await app.inject({ url: '/openapi.json' })).json();
       expect(doc.openapi).toBe('3.1.0');
@@ -64,9 +41,7 @@ describe('GET /openapi.json', () => {
         expect(headers, path).toEqual(expect.arrayContaining(['traceparent', 'tracestate']));
       }
     } finally {
-      await app.close();
-      await driver.close();
-      db.cleanup();
+      await close();
     }
   });
 });

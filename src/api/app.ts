@@ -15,6 +15,8 @@ import type { Logger } from 'pino';
 import type { TaskQueue } from '../queue/queue.js';
 import type { WorkerStatus } from '../core/worker-status.js';
 import { installAuth } from './auth.js';
+import type { ApiToken } from '../core/tokens.js';
+import { auditRoutes, installAudit } from './routes/audit.js';
 import {
   clientErrorHandler,
   frameworkErrors,
@@ -52,8 +54,11 @@ export interface AppDeps {
   /** 'api' serves the task routes and the dashboard; 'worker' only /healthz and /metrics. */
   role: 'all' | 'api' | 'worker';
   bodyLimit?: number;
-  /** When set, every route but /healthz and the dashboard shell needs `Authorization: Bearer <token>`. */
-  apiToken?: string;
+  /**
+   * The scoped tokens (core/tokens.ts); with any, every route but /healthz and the dashboard
+   * shell needs `Authorization: Bearer <secret>` of one with the route's scope.
+   */
+  tokens?: readonly ApiToken[];
   /** Event streams open at once; absent: no cap. */
   maxEventStreams?: number;
   /** Connection limits of the HTTP server; absent: Node's and Fastify's defaults. */
@@ -112,7 +117,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(OperationSchema);
   installErrorHandlers(app);
   installHostCheck(app);
-  installAuth(app, deps.apiToken);
+  installAuth(app, deps.tokens ?? []);
+  installAudit(app, deps.queue);
   // Request logs are at debug level: at info they would cost more than the queue itself under load.
   if (deps.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
@@ -129,7 +135,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       tags: [{ name: 'tasks' }, { name: 'operations' }, { name: 'dashboard' }],
     },
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { scope: 'read' }, schema: { hide: true } }, async () => app.swagger());
 
   healthRoutes(app, { queue: deps.queue, pool: deps.pool, role: deps.role });
   installMetrics(app, { queue: deps.queue, pool: deps.pool });
@@ -142,6 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bulkRoutes(app, deps.queue, streams);
     metaRoutes(app);
     nodeRoutes(app, deps.queue);
+    auditRoutes(app, deps.queue);
     deps.pages?.(app);
   }
   await app.ready();

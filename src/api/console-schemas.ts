@@ -108,3 +108,51 @@ export const RunResult = Type.Object({
   inserted: Type.Boolean(),
 });
 export type ScheduleRunItem = Static<typeof RunResult>;
+
+/** GET /audit (routes/audit.ts): operator actions, newest first. */
+export const AuditEntrySchema = Type.Object({
+  id: Type.String({ description: 'the entry, ascending in time' }),
+  at: Type.String({ description: 'ISO 8601, when it was answered' }),
+  token: Nullable(
+    Type.String({ description: "the token's name; null when the service runs without tokens" }),
+  ),
+  method: Type.String(),
+  route: Type.String({ description: 'the route pattern, e.g. /tasks/:id/retry' }),
+  action: Type.String({ description: 'what was done: tasks.retry, actions.pause, bulk.delete, ...' }),
+  target: Nullable(Type.String({ description: 'the task id, action, schedule or operation id' })),
+  detail: Nullable(
+    Type.Record(Type.String(), Type.Unknown(), {
+      description: 'what the route adds: a bulk operation has filter, matched and dry_run',
+    }),
+  ),
+  status: Type.Integer({ description: 'the HTTP status answered' }),
+});
+export type AuditEntryItem = Static<typeof AuditEntrySchema>;
+
+export const AuditList = Type.Object({
+  entries: Type.Array(AuditEntrySchema),
+  next_cursor: Nullable(Type.String({ description: 'pass as ?cursor= for the next page; null on the last' })),
+});
+export type AuditListItem = Static<typeof AuditList>;
+
+export const AuditQuery = Type.Object(
+  {
+    token: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL, description: "a token's name" }),
+    ),
+    action: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL, description: 'e.g. tasks.retry' }),
+    ),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: NO_NUL,
+        description: 'next_cursor of the previous page',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type AuditQuery = Static<typeof AuditQuery>;

@@ -204,6 +204,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
   app.get(
     '/metrics',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'Prometheus metrics (text exposition format)',
         tags: ['operations'],

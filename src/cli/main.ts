@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueError } from '../core/errors.js';
 import { PACKAGE_VERSION } from '../core/version.js';
+import { registerAuditCommand } from './commands/audit.js';
 import { registerConsoleCommands } from './commands/console.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerProducerCommands } from './commands/producer.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerBulkCommands(program);
   registerInspectCommands(program);
   registerConsoleCommands(program);
+  registerAuditCommand(program);
   registerPrune(program);
   return program;
 }

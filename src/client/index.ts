@@ -15,7 +15,15 @@ import type {
   TaskView,
   WAIT_MAX_SECONDS as SERVER_WAIT_MAX_SECONDS,
 } from '../api/schemas.js';
-import type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem } from '../api/console-schemas.js';
+import type {
+  ActionItem,
+  AuditEntryItem,
+  AuditListItem,
+  PauseStateItem,
+  ScheduleItem,
+  ScheduleRunItem,
+} from '../api/console-schemas.js';
+import type { Meta } from '../api/routes/meta.js';
 
 export type Task = TaskView;
 /** One finished attempt in a task's `attempt_history`. */
@@ -24,7 +32,21 @@ export type Attempt = AttemptView;
 export type NodeList = NodeListView;
 /** A bulk operation (POST /tasks/bulk) as GET /operations/:id shows it. */
 export type Operation = OperationView;
-export type { ActionItem, PauseStateItem, ScheduleItem, ScheduleRunItem, Stats, TaskStatus };
+/** One operator action in the audit log (GET /audit). */
+export type AuditEntry = AuditEntryItem;
+/** A page of the audit log, newest first. */
+export type AuditPage = AuditListItem;
+export type { ActionItem, Meta, PauseStateItem, ScheduleItem, ScheduleRunItem, Stats, TaskStatus };
+
+/** Filters and paging of GET /audit. */
+export interface AuditOptions {
+  /** A token's name. */
+  token?: string;
+  /** e.g. `tasks.retry`, `bulk.delete`. */
+  action?: string;
+  limit?: number;
+  cursor?: string;
+}
 
 /**
  * A filter in the grammar of GET /tasks (docs/api.md, "Filters"): `{status: 'failed',
@@ -144,6 +166,10 @@ export class TaskqValidationError extends TaskqError {
 export class TaskqUnauthorizedError extends TaskqError {
   override name = 'TaskqUnauthorizedError';
 }
+/** 403: the token is valid but lacks the route's scope (the message names both). */
+export class TaskqForbiddenError extends TaskqError {
+  override name = 'TaskqForbiddenError';
+}
 export class TaskqNotFoundError extends TaskqError {
   override name = 'TaskqNotFoundError';
 }
@@ -164,6 +190,7 @@ export class TaskqTimeoutError extends Error {
 const ERRORS_BY_STATUS: Record<number, typeof TaskqError> = {
   400: TaskqValidationError,
   401: TaskqUnauthorizedError,
+  403: TaskqForbiddenError,
   404: TaskqNotFoundError,
   409: TaskqConflictError,
   503: TaskqUnavailableError,
@@ -195,6 +222,26 @@ function toBody(
       ? {}
       : { on_dependency_failure: options.onDependencyFailure }),
   };
+}
+
+/** Every item of a cursor-paged listing, page by page; `page` answers the items and the next cursor. */
+async function* everyPage<T>(
+  page: (cursor: string | undefined) => Promise<[readonly T[], string | null]>,
+): AsyncGenerator<T> {
+  let cursor: string | undefined;
+  do {
+    const [items, next] = await page(cursor);
+    yield* items;
+    cursor = next ?? undefined;
+  } while (cursor);
+}
+
+/** `?a=1&b=2` of the defined values; '' when there are none. */
+function queryOf(values: Record<string, string | number | boolean | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(values)) if (value !== undefined) query.set(key, String(value));
+  const qs = query.toString();
+  return qs ? `?${qs}` : '';
 }
 
 export class TaskqClient {
@@ -283,22 +330,34 @@ export class TaskqClient {
 
   /** One page of tasks, newest first. */
   listPage(options: ListOptions & { cursor?: string } = {}): Promise<TaskPage> {
-    const query = new URLSearchParams();
     const { filter, ...rest } = options;
-    for (const [key, value] of Object.entries({ ...filter, ...rest }))
-      if (value !== undefined) query.set(key, String(value));
-    const qs = query.toString();
-    return this.request('GET', `/tasks${qs ? `?${qs}` : ''}`);
+    return this.request('GET', `/tasks${queryOf({ ...filter, ...rest })}`);
+  }
+
+  /** One page of the audit log, newest first (an admin token's). */
+  auditPage(options: AuditOptions = {}): Promise<AuditPage> {
+    return this.request('GET', `/audit${queryOf({ ...options })}`);
+  }
+
+  /** Every audit entry matching the filters, newest first, fetched page by page. */
+  audit(options: Omit<AuditOptions, 'cursor'> = {}): AsyncGenerator<AuditEntry> {
+    return everyPage(async (cursor) => {
+      const page = await this.auditPage({ ...options, cursor });
+      return [page.entries, page.next_cursor];
+    });
+  }
+
+  /** The service's vocabulary, and the request's token with its scopes (null without tokens). */
+  meta(): Promise<Meta> {
+    return this.request('GET', '/meta');
   }
 
   /** Every task matching the filters, newest first, fetched page by page. */
-  async *list(options: ListOptions = {}): AsyncGenerator<Task> {
-    let cursor: string | undefined;
-    do {
+  list(options: ListOptions = {}): AsyncGenerator<Task> {
+    return everyPage(async (cursor) => {
       const page = await this.listPage({ ...options, cursor });
-      yield* page.tasks;
-      cursor = page.next_cursor ?? undefined;
-    } while (cursor);
+      return [page.tasks, page.next_cursor];
+    });
   }
 
   /** Resolves with the task once it is finished; throws TaskqTimeoutError after `timeoutMs`. */

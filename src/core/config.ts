@@ -8,6 +8,7 @@
 import { ConfigError } from './errors.js';
 import { parseRateLimits, type RateLimit } from './flow.js';
 import { ATTEMPT_HISTORY_DEFAULT } from './task.js';
+import { parseTokens, type ApiToken } from './tokens.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -92,6 +93,12 @@ const rateLimits: Kind<Map<string, RateLimit>> = {
   parse: (raw, name) => parseRateLimits(String(raw), name),
 };
 
+/** Scoped tokens, `NAME:SCOPE[,SCOPE...]:SECRET` entries (core/tokens.ts). */
+const tokenList: Kind<ApiToken[]> = {
+  placeholder: '<value>',
+  parse: (raw, name) => parseTokens(String(raw), name),
+};
+
 /** Any text but an empty one. */
 const text: Kind<string> = {
   placeholder: '<value>',
@@ -158,6 +165,7 @@ export const IDEMPOTENCY_WINDOW_MS_DEFAULT = 86_400_000;
 export const URL_DEFAULT = 'http://localhost:8080';
 export const RETENTION_COMPLETED_DEFAULT = '7d';
 export const RETENTION_FAILED_DEFAULT = '30d';
+export const AUDIT_RETENTION_DEFAULT = '90d';
 export const MAX_EVENT_STREAMS_DEFAULT = 1000;
 export const KEEP_ALIVE_TIMEOUT_MS_DEFAULT = 72_000;
 export const HEADERS_TIMEOUT_MS_DEFAULT = 20_000;
@@ -324,7 +332,29 @@ export const SETTINGS = Object.freeze({
     flag: '--api-token',
     env: ['TASKQ_API_TOKEN'],
     kind: text,
-    description: 'when set, every route but /healthz needs Authorization: Bearer <token>',
+    description:
+      'an admin token named "api-token": when any token is set, every route but /healthz needs Authorization: Bearer <token>',
+  }),
+  tokens: optional({
+    flag: '--tokens',
+    env: ['TASKQ_TOKENS'],
+    kind: tokenList,
+    description:
+      'scoped tokens, NAME:SCOPE[,SCOPE...]:SECRET separated by spaces, newlines or ";"; scopes read, enqueue, operate, admin (docs/security.md)',
+  }),
+  tokensFile: optional({
+    flag: '--tokens-file',
+    env: ['TASKQ_TOKENS_FILE'],
+    kind: text,
+    description:
+      'file of scoped tokens, one NAME:SCOPE[,SCOPE...]:SECRET per line, # comments; read at start',
+  }),
+  auditRetentionMs: setting({
+    flag: '--audit-retention',
+    env: ['TASKQ_AUDIT_RETENTION'],
+    default: AUDIT_RETENTION_DEFAULT,
+    kind: duration,
+    description: 'audit log entries older than this are pruned in the background (0 keeps them)',
   }),
   url: setting({
     flag: '--url',
@@ -332,6 +362,13 @@ export const SETTINGS = Object.freeze({
     default: URL_DEFAULT,
     kind: text,
     description: 'where the producer commands (enqueue, tasks, stats) find a running service',
+    scope: 'client',
+  }),
+  token: optional({
+    flag: '--token',
+    env: ['TASKQ_TOKEN', 'TASKQ_API_TOKEN'],
+    kind: text,
+    description: "the producer commands' API token, sent as Authorization: Bearer <token>",
     scope: 'client',
   }),
   retentionCompletedMs: setting({

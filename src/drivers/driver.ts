@@ -8,7 +8,15 @@ import type { ActionMinute, ActionPause } from '../core/actions.js';
 import type { ActionLimits, LimitedClaim } from '../core/flow.js';
 import type { TaskFilter } from '../core/filter.js';
 import type { BackoffPolicy } from '../core/retry.js';
-import type { AttemptOutcome, JsonText, JsonValue, NewTask, TaskRecord, TaskStatus } from '../core/task.js';
+import type {
+  AttemptOutcome,
+  JsonObject,
+  JsonText,
+  JsonValue,
+  NewTask,
+  TaskRecord,
+  TaskStatus,
+} from '../core/task.js';
 
 export interface DriverCapabilities {
   /** Other processes learn about new tasks at once (PostgreSQL LISTEN/NOTIFY); otherwise they poll. */
@@ -339,6 +347,38 @@ export interface HeartbeatNodeParams {
   pruneBefore: number;
 }
 
+/** One operator action as the audit log keeps it (migration 0012, docs/security.md). */
+export interface NewAuditEntry {
+  /** Epoch ms of the answer. */
+  at: number;
+  /** The token's name; null when the service runs without tokens. */
+  token: string | null;
+  method: string;
+  /** The route's pattern, `/tasks/:id/retry`. */
+  route: string;
+  /** What was done, `tasks.retry`, `bulk.delete`. */
+  action: string;
+  /** The task id, action, schedule or operation id acted on; null for none. */
+  target: string | null;
+  /** What the route adds: a bulk operation's filter, matched count and dry_run. */
+  detail: JsonObject | null;
+  /** The HTTP status answered. */
+  status: number;
+}
+
+export interface AuditRecord extends NewAuditEntry {
+  /** Ascending in insertion order: the listing's order and cursor. */
+  seq: number;
+}
+
+export interface ListAuditParams {
+  /** Only entries below this seq (the page cursor). */
+  beforeSeq?: number;
+  token?: string;
+  action?: string;
+  limit: number;
+}
+
 export interface MigrateResult {
   applied: string[];
   current: number;
@@ -366,6 +406,12 @@ export interface QueueDriver {
   /** Registers the node or records its heartbeat (an upsert), and prunes long-gone nodes. */
   heartbeatNode(params: HeartbeatNodeParams): Promise<void>;
   insertTasks(params: InsertTasksParams): Promise<InsertedTask[]>;
+  /** Appends an audit entry; durable once resolved. */
+  insertAuditEntry(params: { entry: NewAuditEntry }): Promise<void>;
+  /** Audit entries newest first (below `beforeSeq`), by token and action when given; index-backed. */
+  listAuditEntries(params: ListAuditParams): Promise<AuditRecord[]>;
+  /** Deletes up to `limit` audit entries written before `before`; returns how many. */
+  pruneAuditEntries(params: { before: number; limit: number }): Promise<number>;
   /** Actions no claim takes, by name. */
   listPausedActions(): Promise<ActionPause[]>;
   /** Every schedule with a stored state, by name. */

@@ -35,6 +35,7 @@ import type {
 import type { HandlerDefinition } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { Batcher } from './batcher.js';
+import { AuditLog } from './audit.js';
 import { BulkOperations } from './bulk.js';
 import {
   activeTracer,
@@ -198,11 +199,14 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   private readonly watcher: TaskWatcher;
   /** Bulk operations over a filter (bulk.ts). */
   readonly bulk: BulkOperations;
+  /** The operator actions' audit log (audit.ts). */
+  readonly audit: AuditLog;
 
   constructor(private readonly options: QueueOptions) {
     super();
     this.driver = options.driver;
     this.bulk = new BulkOperations(options.driver);
+    this.audit = new AuditLog(options.driver);
     this.registry = options.registry;
     // With cross-process announcements a lost one is the only reason to re-check: do it rarely.
     const fallbackMs = this.driver.capabilities.crossProcessNotify

@@ -1,6 +1,6 @@
 /**
- * Retention: deletes finished tasks older than their status's retention, in small batches with a
- * turn of the event loop between them, so a large backlog never holds the database (or the
+ * Retention: deletes finished tasks older than their status's retention, and audit log entries
+ * older than `--audit-retention`, in small batches with a turn of the event loop between them, so a large backlog never holds the database (or the
  * workers sharing this process) for long. Runs every `intervalMs` in every worker process;
  * concurrent pruners are harmless (each batch is one short transaction).
  */
@@ -12,6 +12,8 @@ export interface Retention {
   completedMs: number;
   /** 0 keeps failed and cancelled tasks forever. */
   failedMs: number;
+  /** 0 keeps audit log entries forever; absent: as 0. */
+  auditMs?: number;
 }
 
 export const PRUNE_BATCH_DEFAULT = 500;
@@ -26,20 +28,38 @@ export function cutoffs(retention: Retention, now = Date.now()): FinishedBefore 
   };
 }
 
-/** Deletes every prunable task in batches; `onBatch` reports progress. Returns the total. */
-export async function pruneAll(
-  driver: QueueDriver,
-  finishedBefore: FinishedBefore,
-  { batch = PRUNE_BATCH_DEFAULT, onBatch }: { batch?: number; onBatch?: (deleted: number) => void } = {},
+/** Runs `deleteBatch` until it deletes fewer than `batch` rows; returns the total. */
+async function inBatches(
+  deleteBatch: (limit: number) => Promise<number>,
+  batch: number,
+  onBatch?: (deleted: number) => void,
 ): Promise<number> {
   let total = 0;
   for (;;) {
-    const deleted = await driver.pruneTasks({ finishedBefore, limit: batch });
+    const deleted = await deleteBatch(batch);
     total += deleted;
     if (deleted > 0) onBatch?.(total);
     if (deleted < batch) return total;
     await new Promise((resolve) => setImmediate(resolve)); // let workers and requests in between batches
   }
+}
+
+/** Deletes every prunable task in batches; `onBatch` reports progress. Returns the total. */
+export function pruneAll(
+  driver: QueueDriver,
+  finishedBefore: FinishedBefore,
+  { batch = PRUNE_BATCH_DEFAULT, onBatch }: { batch?: number; onBatch?: (deleted: number) => void } = {},
+): Promise<number> {
+  return inBatches((limit) => driver.pruneTasks({ finishedBefore, limit }), batch, onBatch);
+}
+
+/** Deletes every audit log entry written before `before`, in batches. Returns how many. */
+export function pruneAudit(
+  driver: QueueDriver,
+  before: number,
+  batch = PRUNE_BATCH_DEFAULT,
+): Promise<number> {
+  return inBatches((limit) => driver.pruneAuditEntries({ before, limit }), batch);
 }
 
 export class Pruner {
@@ -55,7 +75,8 @@ export class Pruner {
   ) {}
 
   start(): void {
-    if (this.timer || (this.retention.completedMs === 0 && this.retention.failedMs === 0)) return;
+    const { completedMs, failedMs, auditMs = 0 } = this.retention;
+    if (this.timer || (completedMs === 0 && failedMs === 0 && auditMs === 0)) return;
     this.schedule(Math.min(this.intervalMs, 5000)); // a first pass soon after start
   }
 
@@ -74,6 +95,11 @@ export class Pruner {
       try {
         deleted = await pruneAll(this.driver, cutoffs(this.retention));
         if (deleted > 0) this.logger.info({ deleted }, 'pruned finished tasks past their retention');
+        const auditMs = this.retention.auditMs ?? 0;
+        if (auditMs > 0) {
+          const entries = await pruneAudit(this.driver, Date.now() - auditMs);
+          if (entries > 0) this.logger.info({ entries }, 'pruned audit log entries past their retention');
+        }
       } catch (err) {
         this.logger.error({ err }, 'pruning failed; will try again');
       }

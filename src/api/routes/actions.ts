@@ -3,8 +3,8 @@
  * with its pause, counts, throughput, failure rate, run-time percentiles, queue age and
  * flow-control settings (queue/actions.ts says where each comes from); POST
  * /actions/:action/pause and /resume stop and restart claims of an action on every node.
- * Pausing and resuming are operator actions: their routes say `config: { scope: 'operate' }`,
- * which the token scopes and the audit log key on.
+ * Pausing and resuming are operator actions: their routes say `config: { scope: 'operate',
+ * audit }`, which the token scopes (api/auth.ts) and the audit log (routes/audit.ts) key on.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Schedule } from '../../core/schedule.js';
@@ -47,6 +47,7 @@ export function actionRoutes(app: FastifyInstance, queue: TaskQueue, schedules: 
   app.get(
     '/actions',
     {
+      config: { scope: 'read' },
       schema: {
         summary:
           'Every action: paused, counts, throughput, failure rate, run time p50/p95, queue age, flow-control settings',
@@ -63,8 +64,8 @@ export function actionRoutes(app: FastifyInstance, queue: TaskQueue, schedules: 
     },
   );
 
-  const pauseRoute = (summary: string, description: string) => ({
-    config: { scope: 'operate' as const },
+  const pauseRoute = (audit: string, summary: string, description: string) => ({
+    config: { scope: 'operate' as const, audit },
     schema: {
       summary,
       description,
@@ -77,6 +78,7 @@ export function actionRoutes(app: FastifyInstance, queue: TaskQueue, schedules: 
   app.post<{ Params: ActionParams }>(
     '/actions/:action/pause',
     pauseRoute(
+      'actions.pause',
       'Pause an action on every node',
       'From this answer on no node claims its tasks: queued ones wait, running ones finish. Persisted; pausing again keeps the first pause.',
     ),
@@ -89,6 +91,7 @@ export function actionRoutes(app: FastifyInstance, queue: TaskQueue, schedules: 
   app.post<{ Params: ActionParams }>(
     '/actions/:action/resume',
     pauseRoute(
+      'actions.resume',
       'Resume a paused action',
       'Workers on every node are woken to claim its queued tasks. Resuming an action that is not paused changes nothing.',
     ),

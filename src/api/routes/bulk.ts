@@ -2,10 +2,13 @@
  * Bulk operations over a filter: POST /tasks/bulk (a dry run counts; otherwise the operation is
  * stored and worked in the background, queue/bulk.ts), GET /operations/:id and its progress as
  * server-sent events. The filter is the grammar of GET /tasks (core/filter.ts). These routes
- * declare their scope (`operate` to change tasks, `read` to watch) for scoped tokens.
+ * declare their scope (`operate` to change tasks, `read` to watch) for scoped tokens; a bulk
+ * delete needs `admin`, which the route checks once it has read the body. Every POST is in the
+ * audit log as `bulk.<op>` with its filter, matched count and dry_run.
  */
 import type { FastifyInstance } from 'fastify';
 import { QueueError } from '../../core/errors.js';
+import { requireScope } from '../auth.js';
 import { parseFilter } from '../../core/filter.js';
 import type { TaskQueue } from '../../queue/queue.js';
 import type { StreamSlots } from '../stream-slots.js';
@@ -19,13 +22,6 @@ import {
   OperationSchema,
 } from '../schemas.js';
 import { toOperationView } from '../views.js';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** What a token must be allowed to do to call the route (scoped tokens, issue 11 part 7). */
-    scope?: 'read' | 'enqueue' | 'operate' | 'admin';
-  }
-}
 
 const KEEPALIVE_MS = 15_000;
 
@@ -42,7 +38,7 @@ export function bulkRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
   app.post<{ Body: BulkBody }>(
     '/tasks/bulk',
     {
-      config: { scope: 'operate' },
+      config: { scope: 'operate', audit: 'bulk' },
       schema: {
         summary: 'Retry, cancel or delete every task a filter matches',
         description:
@@ -54,19 +50,29 @@ export function bulkRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
           200: { anyOf: [BulkAccepted, BulkCount] },
           202: BulkAccepted,
           400: ErrorSchema,
+          403: ErrorSchema,
           409: ErrorSchema,
         },
       },
     },
     async (request, reply) => {
       const { op, dry_run: dryRun } = request.body;
+      const detail = { filter: request.body.filter, dry_run: dryRun === true };
+      request.audit = { action: `bulk.${op}`, target: null, detail };
+      requireScope(request, op === 'delete' ? 'admin' : 'operate');
       const filter = parseFilter(request.body.filter, 'body/filter');
       const answer = await queue.bulk.submit({
         op,
         filter,
         dryRun,
         idempotencyKey: idempotencyKeyOf(request.headers),
+        createdBy: request.token?.name ?? null,
       });
+      request.audit = {
+        action: `bulk.${op}`,
+        target: 'operation' in answer ? answer.operation.id : null,
+        detail: { ...detail, matched: answer.matched, matched_exact: answer.exact },
+      };
       const counted = { matched: answer.matched, matched_exact: answer.exact, scans: answer.scans };
       if (!('operation' in answer)) return reply.code(200).send(counted);
       return reply

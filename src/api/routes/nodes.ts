@@ -8,6 +8,7 @@ export function nodeRoutes(app: FastifyInstance, queue: TaskQueue): void {
   app.get(
     '/nodes',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'List the nodes (processes) live now and those gone in the last hour',
         description:

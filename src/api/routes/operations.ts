@@ -70,7 +70,8 @@ class StatsStreams {
 }
 
 export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams: StreamSlots): void {
-  const idRoute = (summary: string, description: string) => ({
+  const idRoute = (audit: string, summary: string, description: string) => ({
+    config: { scope: 'operate' as const, audit },
     schema: {
       summary,
       description,
@@ -83,6 +84,7 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams:
   app.post<{ Params: TaskIdParams }>(
     '/tasks/:id/cancel',
     idRoute(
+      'tasks.cancel',
       'Cancel a task',
       'A queued task is cancelled at once (200). A running task has its handler aborted and ends cancelled shortly after (202). A finished task answers 409.',
     ),
@@ -95,6 +97,7 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams:
   app.post<{ Params: TaskIdParams }>(
     '/tasks/:id/retry',
     idRoute(
+      'tasks.retry',
       'Retry a failed or cancelled task',
       'Puts the task back in the queue with its attempts reset; any other status answers 409.',
     ),
@@ -104,6 +107,7 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams:
   app.get(
     '/stats',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'Queue statistics: counts by status and action, queue age, throughput over the last hour',
         tags: ['operations'],
@@ -118,6 +122,7 @@ export function operationRoutes(app: FastifyInstance, queue: TaskQueue, streams:
   app.get(
     '/events/stats',
     {
+      config: { scope: 'read' },
       schema: {
         summary:
           'The same statistics as GET /stats, as server-sent events (event "stats") whenever they change',

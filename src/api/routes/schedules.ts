@@ -55,6 +55,7 @@ export function scheduleRoutes(app: FastifyInstance, queue: TaskQueue, schedules
   app.get(
     '/schedules',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'List recurring tasks: next and last run, paused',
         tags: ['operations'],
@@ -64,8 +65,8 @@ export function scheduleRoutes(app: FastifyInstance, queue: TaskQueue, schedules
     async () => ({ schedules: (await readSchedules(queue, schedules)).map(toScheduleView) }),
   );
 
-  const operate = (summary: string, description: string) => ({
-    config: { scope: 'operate' as const },
+  const operate = (audit: string, summary: string, description: string) => ({
+    config: { scope: 'operate' as const, audit },
     schema: {
       summary,
       description,
@@ -78,6 +79,7 @@ export function scheduleRoutes(app: FastifyInstance, queue: TaskQueue, schedules
     app.post<{ Params: ScheduleParams }>(
       `/schedules/:name/${paused ? 'pause' : 'resume'}`,
       operate(
+        paused ? 'schedules.pause' : 'schedules.resume',
         paused ? 'Pause a schedule' : 'Resume a schedule',
         paused
           ? 'Its ticks are not queued on any node until it is resumed (nor caught up after). Persisted; idempotent.'
@@ -94,7 +96,7 @@ export function scheduleRoutes(app: FastifyInstance, queue: TaskQueue, schedules
   app.post<{ Params: ScheduleParams; Headers: RunHeaders }>(
     '/schedules/:name/run',
     {
-      config: { scope: 'operate' as const },
+      config: { scope: 'operate' as const, audit: 'schedules.run' },
       schema: {
         summary: 'Queue one run of a schedule now',
         description:

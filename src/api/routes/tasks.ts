@@ -87,6 +87,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
   app.post<{ Body: CreateTaskBody }>(
     '/tasks',
     {
+      config: { scope: 'enqueue' },
       schema: {
         summary: 'Queue a task',
         description:
@@ -123,6 +124,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
   app.get<{ Querystring: ListTasksQuery }>(
     '/tasks',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'List tasks, newest first, by the filter grammar (docs/api.md, "Filters")',
         tags: ['tasks'],
@@ -146,6 +148,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
   app.post<{ Body: BatchBody }>(
     '/tasks/batch',
     {
+      config: { scope: 'enqueue' },
       schema: {
         summary: 'Queue many tasks in one transaction',
         description:
@@ -202,6 +205,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
   app.get<{ Params: TaskIdParams; Querystring: GetTaskQuery }>(
     '/tasks/:id',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'Read one task; with ?wait=<seconds>, wait until it finishes',
         tags: ['tasks'],
@@ -223,6 +227,7 @@ export function taskRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
   app.get<{ Params: TaskIdParams }>(
     '/tasks/:id/events',
     {
+      config: { scope: 'read' },
       schema: {
         summary: "Stream the task's state changes as server-sent events (event: task), until it finishes",
         tags: ['tasks'],

@@ -10,8 +10,8 @@ import { addSettings, configFrom } from '../options.js';
 import { addFilterFlags, filterFromFlags } from '../filter-flags.js';
 
 export function clientFrom(options: Record<string, unknown>): TaskqClient {
-  const config = configFrom({ url: options.url });
-  const token = (options.token as string | undefined) ?? process.env.TASKQ_API_TOKEN;
+  const config = configFrom({ url: options.url, token: options.token });
+  const token = config.token;
   // A refused connection is the usual mistake here: say where we looked and how to change it.
   const reachable: typeof fetch = async (input, init) => {
     try {
@@ -31,8 +31,7 @@ export function clientFrom(options: Record<string, unknown>): TaskqClient {
 }
 
 export function withClientOptions(command: Command): Command {
-  addSettings(command, ['url']);
-  return command.option('--token <token>', 'API token, when the service requires one [env TASKQ_API_TOKEN]');
+  return addSettings(command, ['url', 'token']);
 }
 
 function parseJsonObject(text: string, flag: string): Record<string, unknown> {

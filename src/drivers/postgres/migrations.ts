@@ -444,4 +444,26 @@ export const MIGRATIONS: readonly Migration[] = [
        GROUP BY action, m;
     `,
   },
+  {
+    version: 12,
+    name: '0012_audit_log',
+    // As SQLite's 0012 (the comment there says what the table and each index serve).
+    sql: `
+      CREATE TABLE taskq_audit_log (
+        seq    bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at     bigint  NOT NULL,
+        token  text,
+        method text    NOT NULL,
+        route  text    NOT NULL,
+        action text    NOT NULL,
+        target text,
+        detail jsonb,
+        status integer NOT NULL
+      );
+      CREATE INDEX taskq_audit_log_token ON taskq_audit_log (token, seq);
+      CREATE INDEX taskq_audit_log_action ON taskq_audit_log (action, seq);
+      CREATE INDEX taskq_audit_log_token_action ON taskq_audit_log (token, action, seq);
+      CREATE INDEX taskq_audit_log_at ON taskq_audit_log (at);
+    `,
+  },
 ];

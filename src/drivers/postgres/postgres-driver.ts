@@ -67,6 +67,7 @@ import {
   type PauseRow,
   type ScheduleRow,
 } from '../shared/counts.js';
+import { AUDIT_SEQ_TOP, auditListingOf, auditRecordOf, type AuditRow } from '../shared/audit.js';
 import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
@@ -101,6 +102,9 @@ import type {
   RescueResult,
   RetryOutcome,
   ScheduleState,
+  NewAuditEntry,
+  ListAuditParams,
+  AuditRecord,
   TaskCounts,
   TaskGraph,
   ThroughputPoint,
@@ -1260,6 +1264,33 @@ export class PostgresDriver implements QueueDriver {
 
   async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
     await this.run('recordScheduleRun', [params.name, params.at, params.taskId]);
+  }
+
+  async insertAuditEntry({ entry }: { entry: NewAuditEntry }): Promise<void> {
+    await this.run('insertAuditEntry', [
+      entry.at,
+      entry.token,
+      entry.method,
+      entry.route,
+      entry.action,
+      entry.target,
+      entry.detail === null ? null : JSON.stringify(entry.detail),
+      entry.status,
+    ]);
+  }
+
+  async listAuditEntries(params: ListAuditParams): Promise<AuditRecord[]> {
+    const filters = [params.token, params.action].filter((v): v is string => v !== undefined);
+    const { rows } = await this.run<AuditRow & pg.QueryResultRow>(auditListingOf(params), [
+      params.beforeSeq ?? AUDIT_SEQ_TOP,
+      params.limit,
+      ...filters,
+    ]);
+    return rows.map(auditRecordOf);
+  }
+
+  async pruneAuditEntries({ before, limit }: { before: number; limit: number }): Promise<number> {
+    return (await this.run('pruneAudit', [before, limit])).rowCount ?? 0;
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {

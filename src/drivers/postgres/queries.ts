@@ -735,6 +735,30 @@ const TASK_SQL = {
         last_task_id = CASE WHEN excluded.last_run_at >= coalesce(s.last_run_at, 0)
                             THEN excluded.last_task_id ELSE s.last_task_id END,
         last_run_at = greatest(coalesce(s.last_run_at, 0), excluded.last_run_at)`,
+
+  // The audit log (migration 0012, queue/audit.ts): a page newest first from the index its
+  // filters name, and pruning by time.
+  /** $1..$8: at, token, method, route, action, target, detail (JSON text), status. */
+  insertAuditEntry: `
+    INSERT INTO taskq_audit_log (at, token, method, route, action, target, detail, status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)`,
+  /** $1: before seq, $2: limit. */
+  listAudit: `
+    SELECT * FROM taskq_audit_log WHERE seq < $1 ORDER BY seq DESC LIMIT $2`,
+  /** $1: before seq, $2: limit, $3: token. */
+  listAuditByToken: `
+    SELECT * FROM taskq_audit_log WHERE token = $3 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
+  /** $1: before seq, $2: limit, $3: action. */
+  listAuditByAction: `
+    SELECT * FROM taskq_audit_log WHERE action = $3 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
+  /** $1: before seq, $2: limit, $3: token, $4: action. */
+  listAuditByTokenAction: `
+    SELECT * FROM taskq_audit_log
+     WHERE token = $3 AND action = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
+  /** $1: before (epoch ms), $2: limit. */
+  pruneAudit: `
+    DELETE FROM taskq_audit_log WHERE seq IN (
+      SELECT seq FROM taskq_audit_log WHERE at < $1 ORDER BY at LIMIT $2)`,
 } as const;
 
 /**

@@ -495,4 +495,29 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 12,
+    name: '0012_audit_log',
+    // The audit log of operator actions (queue/audit.ts, docs/security.md): appended once per
+    // operator call, read newest first by seq, by token, action or both (an index each, so a
+    // filtered page reads only its rows), and pruned by time (taskq_audit_log_at). AUTOINCREMENT: a seq is
+    // never reused after the newest entries are pruned, so a cursor never skips a later entry.
+    sql: `
+      CREATE TABLE taskq_audit_log (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        token  TEXT,                 -- the token's name; NULL without tokens
+        method TEXT    NOT NULL,
+        route  TEXT    NOT NULL,     -- the route's pattern, /tasks/:id/retry
+        action TEXT    NOT NULL,     -- tasks.retry, bulk.delete, ...
+        target TEXT,                 -- task id, action, schedule or operation id
+        detail TEXT,                 -- JSON object: a bulk operation's filter, matched, dry_run
+        status INTEGER NOT NULL      -- the HTTP status answered
+      );
+      CREATE INDEX taskq_audit_log_token ON taskq_audit_log (token, seq);
+      CREATE INDEX taskq_audit_log_action ON taskq_audit_log (action, seq);
+      CREATE INDEX taskq_audit_log_token_action ON taskq_audit_log (token, action, seq);
+      CREATE INDEX taskq_audit_log_at ON taskq_audit_log (at);
+    `,
+  },
 ];

@@ -469,6 +469,26 @@ const TASK_SQL = {
         last_task_id = CASE WHEN excluded.last_run_at >= coalesce(taskq_schedules.last_run_at, 0)
                             THEN excluded.last_task_id ELSE taskq_schedules.last_task_id END,
         last_run_at = max(coalesce(taskq_schedules.last_run_at, 0), excluded.last_run_at)`,
+
+  // The audit log (migration 0012, queue/audit.ts): a page newest first from the index its
+  // filters name, and pruning by time.
+  insertAuditEntry: `
+    INSERT INTO taskq_audit_log (at, token, method, route, action, target, detail, status)
+    VALUES (@at, @token, @method, @route, @action, @target, @detail, @status)`,
+  listAudit: `
+    SELECT * FROM taskq_audit_log WHERE seq < @beforeSeq ORDER BY seq DESC LIMIT @limit`,
+  listAuditByToken: `
+    SELECT * FROM taskq_audit_log INDEXED BY taskq_audit_log_token
+     WHERE token = @token AND seq < @beforeSeq ORDER BY seq DESC LIMIT @limit`,
+  listAuditByAction: `
+    SELECT * FROM taskq_audit_log INDEXED BY taskq_audit_log_action
+     WHERE action = @action AND seq < @beforeSeq ORDER BY seq DESC LIMIT @limit`,
+  listAuditByTokenAction: `
+    SELECT * FROM taskq_audit_log INDEXED BY taskq_audit_log_token_action
+     WHERE token = @token AND action = @action AND seq < @beforeSeq ORDER BY seq DESC LIMIT @limit`,
+  pruneAudit: `
+    DELETE FROM taskq_audit_log WHERE seq IN (
+      SELECT seq FROM taskq_audit_log INDEXED BY taskq_audit_log_at WHERE at < @before LIMIT @limit)`,
 } as const;
 
 /** Columns each inserted row binds, in order (see insertTasksSql). */

@@ -58,6 +58,7 @@ import {
   type PauseRow,
   type ScheduleRow,
 } from '../shared/counts.js';
+import { AUDIT_SEQ_TOP, auditListingOf, auditRecordOf, type AuditRow } from '../shared/audit.js';
 import { toNodeRecord, type NodeRow } from '../shared/node-row.js';
 import { FlowClaim, KeyCursors, type Candidate } from '../shared/flow-claim.js';
 import type {
@@ -92,6 +93,9 @@ import type {
   RescueResult,
   RetryOutcome,
   ScheduleState,
+  NewAuditEntry,
+  ListAuditParams,
+  AuditRecord,
   TaskCounts,
   TaskGraph,
   ThroughputPoint,
@@ -1087,6 +1091,25 @@ export class SqliteDriver implements QueueDriver {
 
   async recordScheduleRun(params: { name: string; at: number; taskId: string }): Promise<void> {
     await this.durableWrite(() => this.stmt('recordScheduleRun').run(params));
+  }
+
+  async insertAuditEntry({ entry }: { entry: NewAuditEntry }): Promise<void> {
+    const detail = entry.detail === null ? null : JSON.stringify(entry.detail);
+    await this.durableWrite(() => this.stmt('insertAuditEntry').run({ ...entry, detail }));
+  }
+
+  async listAuditEntries(params: ListAuditParams): Promise<AuditRecord[]> {
+    const rows = this.stmt(auditListingOf(params)).all({
+      beforeSeq: params.beforeSeq ?? AUDIT_SEQ_TOP,
+      limit: params.limit,
+      ...(params.token !== undefined && { token: params.token }),
+      ...(params.action !== undefined && { action: params.action }),
+    }) as AuditRow[];
+    return rows.map(auditRecordOf);
+  }
+
+  async pruneAuditEntries({ before, limit }: { before: number; limit: number }): Promise<number> {
+    return this.write(() => this.stmt('pruneAudit').run({ before, limit }).changes);
   }
 
   async countPrunableTasks({ finishedBefore }: { finishedBefore: FinishedBefore }): Promise<number> {
