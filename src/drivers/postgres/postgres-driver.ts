@@ -138,9 +138,11 @@ import {
 import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
 import {
   afterStep,
+  bulkRetried,
   stepQuery,
   stepStatus,
   toOperationRecord,
+  type BulkChange,
   type OperationRow,
 } from '../shared/bulk-step.js';
 
@@ -756,7 +758,8 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
-    return this.transaction<OperationRecord | null>(async (run, client) => {
+    let retried: string[] = [];
+    const stepped = await this.transaction<OperationRecord | null>(async (run, client) => {
       const held = (await run<OperationRow>('heldOperation', [p.id, p.owner])).rows[0];
       if (!held) return { value: null, events: [] };
       const op = toOperationRecord(held);
@@ -774,6 +777,7 @@ export class PostgresDriver implements QueueDriver {
       );
       const changed =
         seqs.length > 0 ? await this.applyBulk(run, op.op, seqs, p.now) : { done: 0, events: [] };
+      retried = changed.retried ?? [];
       const advanced = await run<OperationRow>('advanceOperation', [
         p.id,
         changed.done,
@@ -786,15 +790,12 @@ export class PostgresDriver implements QueueDriver {
       ]);
       return { value: toOperationRecord(advanced.rows[0] as OperationRow), events: changed.events };
     });
+    if (stepped && retried.length > 0) p.onRetried?.(retried);
+    return stepped;
   }
 
   /** Changes the tasks of one step as `op` says; how many, and what to announce after the commit. */
-  private async applyBulk(
-    run: Run,
-    op: BulkOperation,
-    seqs: number[],
-    now: number,
-  ): Promise<{ done: number; events: PendingEvent[] }> {
+  private async applyBulk(run: Run, op: BulkOperation, seqs: number[], now: number): Promise<BulkChange> {
     const ids = async (name: QueryName, values: unknown[]) =>
       (await run<{ id: string }>(name, values)).rows.map((r) => r.id);
     if (op === 'retry') {
@@ -802,6 +803,7 @@ export class PostgresDriver implements QueueDriver {
         await run<{
           seq: number;
           id: string;
+          action: string;
           old_status: TaskStatus;
           old_error: string | null;
           has_dependents: boolean;
@@ -811,11 +813,8 @@ export class PostgresDriver implements QueueDriver {
         .filter((r) => r.has_dependents)
         .map((r) => ({ seq: Number(r.seq), id: r.id, status: r.old_status, error: r.old_error }));
       const reblocked = roots.length > 0 ? await this.reblockCascade(run, roots) : [];
-      const requeued = rows.map((r) => r.id);
-      return {
-        done: requeued.length,
-        events: [...eventsOf.bulkRetried(requeued), ...eventsOf.completed(reblocked.map((r) => r.id))],
-      };
+      const change = bulkRetried(rows);
+      return { ...change, events: [...change.events, ...eventsOf.completed(reblocked.map((r) => r.id))] };
     }
     if (op === 'cancel') {
       const cancelled = await ids('bulkCancelQueued', [seqs, now]);
@@ -827,6 +826,10 @@ export class PostgresDriver implements QueueDriver {
     }
     const deleted = await ids('bulkDelete', [seqs]);
     return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async releaseOperation(p: { id: string; owner: string }): Promise<void> {
+    await this.run('releaseOperation', [p.id, p.owner]);
   }
 
   async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {

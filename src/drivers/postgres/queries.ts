@@ -7,7 +7,7 @@
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
 import { ACTION_RING_MINUTES } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
 import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
 import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
@@ -809,7 +809,7 @@ export const BULK_SQL = {
         FROM old WHERE t.seq = old.seq
       RETURNING t.seq, t.id, t.action, old.status AS old_status, old.error AS old_error, t.status, t.has_dependents
     ), ${COUNT_CHANGES}
-    SELECT seq, id, old_status, old_error, has_dependents FROM changed`,
+    SELECT seq, id, action, old_status, old_error, has_dependents FROM changed`,
   bulkCancelQueued: `
     WITH changed AS (
       UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
@@ -822,7 +822,7 @@ export const BULK_SQL = {
      WHERE seq = ANY($1::int8[]) AND status = 'running' AND NOT cancel_requested
     RETURNING id`,
   /** The statement trigger of migration 0003 lowers the counters. */
-  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status <> 'running' RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status IN (${statusList(BULK_STATUSES.delete)}) RETURNING id`,
   maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
   /** $1: request key. Serialises the creation of operations of one request key. */
   lockOperationRequest: `SELECT pg_advisory_xact_lock(hashtext('taskq:operation'), hashtext($1))`,
@@ -863,6 +863,10 @@ export const BULK_SQL = {
   operationError: `
     UPDATE taskq_operations SET errors = errors + 1, last_error = $3, updated_at = $4
      WHERE id = $1 AND lease_owner = $2`,
+  /** $1: id, $2: owner. */
+  releaseOperation: `
+    UPDATE taskq_operations SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = $1 AND lease_owner = $2 AND status = 'running'`,
 } as const;
 
 /** Every named statement of the driver. */

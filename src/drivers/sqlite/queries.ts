@@ -4,7 +4,7 @@
  * prepared once, on first use.
  */
 import { RUN_BUCKET_COLUMNS } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
 import type { DialectCondition, ListDialect, ListIndex, ListQuery } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
@@ -561,7 +561,7 @@ export const BULK_SQL = {
        SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
            claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
      WHERE ${BULK_SEQS} AND status IN (${statusList(RETRYABLE_STATUSES)})
-    RETURNING id`,
+    RETURNING id, action`,
   bulkCancelQueued: `
     UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
      WHERE ${BULK_SEQS} AND status = 'queued'
@@ -569,7 +569,7 @@ export const BULK_SQL = {
   bulkRequestCancel: `
     UPDATE tasks SET cancel_requested = 1 WHERE ${BULK_SEQS} AND status = 'running' AND cancel_requested = 0
     RETURNING id`,
-  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status <> 'running' RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status IN (${statusList(BULK_STATUSES.delete)}) RETURNING id`,
   maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
   operationByIdempotencyKey: `SELECT * FROM taskq_operations WHERE idempotency_key = @key`,
   runningOperationByRequest: `SELECT * FROM taskq_operations WHERE request_key = @requestKey AND status = 'running'`,
@@ -603,6 +603,9 @@ export const BULK_SQL = {
   operationError: `
     UPDATE taskq_operations SET errors = errors + 1, last_error = @error, updated_at = @now
      WHERE id = @id AND lease_owner = @owner`,
+  releaseOperation: `
+    UPDATE taskq_operations SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
 } as const;
 
 /** Every named statement of the driver. */

@@ -121,9 +121,11 @@ import {
 import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
 import {
   afterStep,
+  bulkRetried,
   stepQuery,
   stepStatus,
   toOperationRecord,
+  type BulkChange,
   type OperationRow,
 } from '../shared/bulk-step.js';
 
@@ -635,6 +637,7 @@ export class SqliteDriver implements QueueDriver {
 
   async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
     let events: PendingEvent[] = [];
+    let retried: string[] = [];
     const row = await this.durableWrite(() => {
       const held = this.stmt('heldOperation').get({ id: p.id, owner: p.owner }) as OperationRow | undefined;
       if (!held) return undefined;
@@ -649,6 +652,7 @@ export class SqliteDriver implements QueueDriver {
       const changed =
         seqs.length > 0 ? this.applyBulk(op.op, JSON.stringify(seqs), p.now) : { done: 0, events: [] };
       events = changed.events;
+      retried = changed.retried ?? [];
       return this.stmt('advanceOperation').get({
         id: p.id,
         done: changed.done,
@@ -661,6 +665,7 @@ export class SqliteDriver implements QueueDriver {
       }) as OperationRow;
     });
     this.events.emit(events);
+    if (row && retried.length > 0) p.onRetried?.(retried);
     return row ? toOperationRecord(row) : null;
   }
 
@@ -717,17 +722,15 @@ export class SqliteDriver implements QueueDriver {
   }
 
   /** Changes the tasks of one step (@seqs, JSON) as `op` says; how many, and what to announce. */
-  private applyBulk(op: BulkOperation, seqs: string, now: number): { done: number; events: PendingEvent[] } {
+  private applyBulk(op: BulkOperation, seqs: string, now: number): BulkChange {
     const ids = (name: QueryName) =>
       (this.stmt(name).all({ seqs, now }) as { id: string }[]).map((r) => r.id);
     if (op === 'retry') {
       const roots = this.retryRoots(seqs);
-      const requeued = ids('bulkRetry');
+      const requeued = this.stmt('bulkRetry').all({ seqs, now }) as { id: string; action: string }[];
       const reblocked = this.reblockCascade(roots).map((r) => r.id);
-      return {
-        done: requeued.length,
-        events: [...eventsOf.bulkRetried(requeued), ...eventsOf.completed(reblocked)],
-      };
+      const change = bulkRetried(requeued);
+      return { ...change, events: [...change.events, ...eventsOf.completed(reblocked)] };
     }
     if (op === 'cancel') {
       const cancelled = ids('bulkCancelQueued');
@@ -740,6 +743,10 @@ export class SqliteDriver implements QueueDriver {
     this.stmt('raiseSeqFloor').run(); // a deleted task's seq, and so its id, is never issued again
     const deleted = ids('bulkDelete');
     return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async releaseOperation(p: { id: string; owner: string }): Promise<void> {
+    this.write(() => this.stmt('releaseOperation').run(p));
   }
 
   async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {
