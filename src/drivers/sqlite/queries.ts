@@ -359,6 +359,32 @@ const TASK_SQL = {
            claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
      WHERE seq = @seq AND status IN (${statusList(RETRYABLE_STATUSES)})`,
 
+  /** @seqs (JSON): those of them a retry takes, as they ended (their cascade's key). */
+  retryableOf: `
+    SELECT seq, id, status, error, has_dependents FROM tasks
+     WHERE seq IN (SELECT value FROM json_each(@seqs)) AND status IN (${statusList(RETRYABLE_STATUSES)})`,
+  /** See postgres/queries.ts: the re-block walk (shared/graph.ts). */
+  failedDependentsOf: `
+    SELECT e.dep_seq AS dep, t.seq, t.id, t.status, t.error
+      FROM task_deps e INDEXED BY task_deps_dep JOIN tasks t ON t.seq = e.task_seq
+     WHERE e.dep_seq IN (SELECT value FROM json_each(@seqs)) AND t.status IN ('failed', 'cancelled')`,
+  dependenciesOfSeqs: `
+    SELECT e.task_seq AS task, t.seq, t.id, t.status, t.error FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
+     WHERE e.task_seq IN (SELECT value FROM json_each(@seqs))`,
+  unmetEdge: `UPDATE task_deps SET met = 0 WHERE task_seq = @task AND dep_seq = @dep`,
+  /**
+   * One row of a retry's cascade: @reopen 1 blocks it again (error and processed_at cleared),
+   * else @status and @error (NULL: unchanged); the pending count is recounted from its edges.
+   */
+  reblockTask: `
+    UPDATE tasks
+       SET status = CASE WHEN @reopen = 1 THEN 'blocked' ELSE coalesce(@status, status) END,
+           error = CASE WHEN @reopen = 1 THEN NULL WHEN @status IS NOT NULL THEN @error ELSE error END,
+           processed_at = CASE WHEN @reopen = 1 THEN NULL ELSE processed_at END,
+           pending_deps = (SELECT count(*) FROM task_deps e WHERE e.task_seq = @seq AND e.met = 0)
+     WHERE seq = @seq
+    RETURNING id, status`,
+
   setProgress: `
     UPDATE tasks SET progress = @progress, progress_message = @message
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
