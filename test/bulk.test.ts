@@ -7,6 +7,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/core/config.js';
+import { IDS_MAX } from '../src/core/filter.js';
 import type { NewTask, TaskStatus } from '../src/core/task.js';
 import type { QueueDriver } from '../src/drivers/driver.js';
 import { TaskqNode } from '../src/service.js';
@@ -373,6 +374,105 @@ describe.each(BOTH_DRIVERS)('%s', (_name, open, skip) => {
       expect(await driver.stepOperation({ id, owner: 'a', now: clock, leaseMs, chunk: 10 })).toBeNull();
       for (const taskId of seeded) expect((await driver.getTask({ id: taskId }))?.attempts).toBe(0);
       expect((await driver.countTasks()).byStatus).toMatchObject({ failed: 0, queued: 25 });
+    });
+
+    it('a graceful stop gives the lease up after its step, and another node carries on at once', async () => {
+      const { driver, service } = await node();
+      await seed(
+        driver,
+        Array.from({ length: 25 }, () => ({ status: 'failed' as const })),
+      );
+      const submitted = await service.queue.bulk.submit({ op: 'retry', filter: { status: 'failed' } });
+      if (!('operation' in submitted)) throw new Error('not stored');
+      const id = submitted.operation.id;
+      const clock = Date.now(); // never moves: only a released lease lets B in
+      const runner = (owner: string) =>
+        new OperationRunner({
+          driver,
+          bulk: service.queue.bulk,
+          logger,
+          owner,
+          chunk: 10,
+          leaseMs: 60_000,
+          now: () => clock,
+        });
+      const a = runner('a');
+      let stopping: Promise<void> | undefined;
+      a.once('stepped', () => (stopping = a.stop())); // stop after the first step
+      await a.runOnce();
+      await stopping;
+      expect(await driver.getOperation({ id })).toMatchObject({
+        done: 10,
+        status: 'running',
+        leaseOwner: null,
+        leaseExpiresAt: null,
+      });
+      await runner('b').runOnce();
+      expect(await driver.getOperation({ id })).toMatchObject({ status: 'completed', done: 25 });
+      // A stale owner cannot release a lease that is no longer its own.
+      const other = await service.queue.bulk.submit({ op: 'cancel', filter: { status: 'queued' } });
+      if (!('operation' in other)) throw new Error('not stored');
+      await driver.claimOperation({ owner: 'c', now: clock, leaseMs: 60_000 });
+      await driver.releaseOperation({ id: other.operation.id, owner: 'a' });
+      expect((await driver.getOperation({ id: other.operation.id }))?.leaseOwner).toBe('c');
+    });
+
+    it('counts a bulk retry in taskq_tasks_retried_total (trigger="bulk"), by action', async () => {
+      const { driver, service, http } = await node();
+      await seed(driver, [
+        { status: 'failed', task: { action: 'mail' } },
+        { status: 'cancelled', task: { action: 'mail' } },
+        { status: 'failed', task: { action: 'sms' } },
+        { status: 'completed', task: { action: 'sms' } },
+      ]);
+      const res = await http('/tasks/bulk', { method: 'POST', json: { op: 'retry', filter: {} } });
+      expect(res.status).toBe(202);
+      await service.operations.runOnce();
+      const metrics = await service.app.inject({ url: '/metrics' });
+      expect(metrics.body).toContain('taskq_tasks_retried_total{action="mail",trigger="bulk"} 2');
+      expect(metrics.body).toContain('taskq_tasks_retried_total{action="sms",trigger="bulk"} 1');
+      expect(metrics.body).not.toContain('trigger="manual"');
+    });
+
+    it('selected rows as a filter: up to IDS_MAX whole ids, counted and changed by key; more is a 400', async () => {
+      const { driver, service, http } = await node();
+      const [f1, f2, done] = await seed(driver, [
+        { status: 'failed' },
+        { status: 'failed' },
+        { status: 'completed' },
+        { status: 'failed' },
+      ]);
+      const id = [f1, f2, done].join(',');
+      const dry = await http('/tasks/bulk', {
+        method: 'POST',
+        json: { op: 'retry', filter: { id }, dry_run: true },
+      });
+      expect(dry.body).toMatchObject({ matched: 3, matched_exact: true, scans: false });
+      const run = await http('/tasks/bulk', { method: 'POST', json: { op: 'retry', filter: { id } } });
+      await service.operations.runOnce();
+      expect((await http(`/operations/${String(run.body.operation_id)}`)).body).toMatchObject({
+        status: 'completed',
+        done: 2,
+        skipped: 1,
+      });
+      expect((await driver.countTasks()).byStatus).toMatchObject({ queued: 2, failed: 1, completed: 1 });
+      // the bound: IDS_MAX ids are accepted (none of these exist), one more is refused
+      const many = (n: number) =>
+        Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`).join(
+          ',',
+        );
+      const atMax = await http('/tasks/bulk', {
+        method: 'POST',
+        json: { op: 'retry', filter: { id: many(IDS_MAX) }, dry_run: true },
+      });
+      expect(atMax).toMatchObject({ status: 200, body: { matched: 0 } });
+      const over = await http('/tasks/bulk', {
+        method: 'POST',
+        json: { op: 'retry', filter: { id: many(IDS_MAX + 1) }, dry_run: true },
+      });
+      expect(over).toMatchObject({ status: 400, body: { code: 'TQ_ERR_VALIDATION' } });
+      expect(String(over.body.error)).toContain(`up to ${IDS_MAX} whole ids`);
+      expect((await http(`/tasks?id=${many(IDS_MAX + 1)}`)).status).toBe(400);
     });
 
     it('streams progress as server-sent events until the operation finishes', async () => {

@@ -7,17 +7,23 @@
  * with UPDATE_SCREENSHOTS=1 (test-results/ otherwise). Skipped, with one line, when
  * /usr/bin/chromium is missing, except under CI=true.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { finished, startTestService, type Http, type TestService } from './support/service.js';
 import { tempDir } from './support/temp.js';
-import { CHROMIUM, launchChromium } from './support/browser.js';
+import {
+  CHROMIUM,
+  chromiumAvailable,
+  chromiumRequired,
+  launchChromium,
+  SHOTS,
+  signIn,
+} from './support/browser.js';
 
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots';
-const available = existsSync(CHROMIUM);
-const required = process.env.CI === 'true';
+const available = chromiumAvailable;
+const required = chromiumRequired;
 if (!available && !required) console.log(`dashboard tokens browser tests skipped: ${CHROMIUM} not found`);
 
 const SECRETS = { viewer: 'viewer-secret-1', oncall: 'oncall-secret-1', root: 'root-secret-01' };
@@ -43,20 +49,19 @@ describe.skipIf(!available && !required)('dashboard with scoped tokens in Chromi
     return res.body.id as string;
   };
 
-  /** A fresh tab signed in with `secret` at `path`. */
+  /** A fresh tab signed in with `secret`, then at `path`. */
   async function signedIn(secret: string, path = '/dashboard'): Promise<Page> {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-    await page.goto(`${service.url}${path}`);
-    await page.locator('#login').waitFor({ state: 'visible' });
-    await page.fill('#login-token', secret);
-    await page.click('#login-form button[type=submit]');
-    await page.locator('#live[data-state="on"]').waitFor({ timeout: 10_000 });
+    await signIn(page, service.url, secret);
+    if (path !== '/dashboard') {
+      await page.goto(`${service.url}${path}`);
+      await page.locator('#live[data-state="on"]').waitFor({ timeout: 10_000 });
+    }
     return page;
   }
   const visible = (page: Page, selector: string) => page.locator(selector).first().isVisible();
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
     dir = tempDir();
     const schedules = join(dir.dir, 'schedules.json');
     writeFileSync(
@@ -119,6 +124,14 @@ describe.skipIf(!available && !required)('dashboard with scoped tokens in Chromi
         .map((e) => e.status);
     await expect.poll(retried).toEqual([200]);
     await page.click('#detail-close');
+    // Bulk: Retry and Cancel, not Delete (admin).
+    await page.locator('#rows tr').first().waitFor();
+    await page.check('#select-page');
+    await page.locator('#bulk-bar').waitFor({ state: 'visible' });
+    expect(await visible(page, '#bulk-retry')).toBe(true);
+    expect(await visible(page, '#bulk-cancel')).toBe(true);
+    expect(await visible(page, '#bulk-delete')).toBe(false);
+    await page.uncheck('#select-page');
 
     await page.click('#tabs a[data-page="actions"]');
     const sum = '#action-rows tr[data-action="sum"]';
@@ -163,11 +176,13 @@ describe.skipIf(!available && !required)('dashboard with scoped tokens in Chromi
     };
     const rows = await rowsOf();
     // Newest first: the refused delete, the dry run, then what the operate tab did.
-    expect(rows.slice(0, 5)).toEqual([
+    expect(rows.slice(0, 6)).toEqual([
       ['oncall', 'bulk.delete', '–', 'action=sum', '', '403'],
       ['oncall', 'bulk.retry', '–', 'status=failed action=sum', `${bulk.body.matched} (dry run)`, '200'],
       ['oncall', 'actions.resume', 'sum', '', '', '200'],
       ['oncall', 'actions.pause', 'sum', '', '', '200'],
+      // The bulk bar's count of the page's filter (none here): a dry run.
+      ['oncall', 'bulk.retry', '–', '', expect.stringMatching(/\(dry run\)$/), '200'],
       ['oncall', 'tasks.retry', expect.stringMatching(/^[0-9a-f-]{36}$/), '', '', '200'],
     ]);
 
@@ -199,6 +214,12 @@ describe.skipIf(!available && !required)('dashboard with scoped tokens in Chromi
     expect(await page.isDisabled('#audit-older')).toBe(true);
     await page.click('#audit-newer');
     await expect.poll(async () => (await rowsOf())[0]?.[2]).toBe('page-25');
+
+    // An admin has bulk Delete (its count, a dry run, is audited like any bulk call).
+    await page.click('#tabs a[data-page="tasks"]');
+    await page.locator('#rows tr').first().waitFor();
+    await page.check('#select-page');
+    expect(await visible(page, '#bulk-delete')).toBe(true);
     await page.context().close();
   });
 });

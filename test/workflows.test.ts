@@ -33,6 +33,8 @@ interface Gate {
   open: (value: unknown) => void;
 }
 const gates = new Map<string, Gate>();
+/** The fail-first tasks that have failed their first run. */
+const failedOnce = new Set<string>();
 function gate(id: string): Gate {
   let g = gates.get(id);
   if (!g) {
@@ -55,6 +57,22 @@ const HANDLERS: HandlerDefinition[] = [
       }),
   },
   { action: 'boom', maxAttempts: 1, handle: () => Promise.reject(new Error('kaput')) },
+  {
+    // Fails for good on its first run; a retry then runs as a gate (held until the test opens it).
+    action: 'fail-first',
+    maxAttempts: 1,
+    handle: (task) => {
+      if (!failedOnce.has(task.id)) {
+        failedOnce.add(task.id);
+        return Promise.reject(new Error('first run fails'));
+      }
+      return new Promise((resolve) => {
+        const g = gate(task.id);
+        g.open = resolve;
+        g.markStarted();
+      });
+    },
+  },
   { action: 'echo', handle: (task) => ({ echoed: task.data }) },
   { action: 'square', handle: (task) => ({ squared: Number(task.data.n) ** 2 }) },
   {
@@ -312,6 +330,83 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       expect(late.status).toBe('failed');
       const counts = (await driver.countTasks()).byStatus;
       expect(counts).toMatchObject({ blocked: 0, failed: 4, completed: 1 });
+    });
+
+    it.skipIf(skip)(
+      'a retry blocks again, in its transaction, the dependents its failure failed, transitively',
+      async () => {
+        await start();
+        const root = await post({ action: 'fail-first' });
+        const b = await post({ action: 'echo', depends_on: [root.id] });
+        const c = await post({ action: 'echo', depends_on: [b.id] });
+        const d = await post({ action: 'echo', depends_on: [root.id, b.id] }); // a diamond
+        const mine = await post({ action: 'echo', depends_on: [root.id] }); // the user retries it first
+        const gone = await post({ action: 'echo', depends_on: [root.id] }); // the user deletes it
+        for (const t of [c, d, mine, gone]) expect((await finished(request, t.id)).status).toBe('failed');
+        expect((await http(`/tasks/${mine.id}/retry`, 'POST')).status).toBe(200);
+        expect((await finished(request, mine.id)).status).toBe('completed');
+        const deleted = await http('/tasks/bulk', 'POST', { op: 'delete', filter: { id: gone.id } });
+        expect([200, 202]).toContain(deleted.status);
+        await node?.operations.runOnce();
+        expect((await request(`/tasks/${gone.id}`)).status).toBe(404);
+
+        const retried = await http(`/tasks/${root.id}/retry`, 'POST');
+        expect(retried.status).toBe(200);
+        await gate(root.id).started; // its second run holds: nothing of the cascade can move
+        expect(await view(b.id)).toMatchObject({
+          status: 'blocked',
+          error: null,
+          processed_at: null,
+          pending_dependencies: 1,
+        });
+        expect(await view(c.id)).toMatchObject({ status: 'blocked', error: null, pending_dependencies: 1 });
+        expect(await view(d.id)).toMatchObject({ status: 'blocked', error: null, pending_dependencies: 2 });
+        expect(await view(mine.id)).toMatchObject({ status: 'completed', attempts: 1 }); // left alone
+        expect((await driver.countTasks()).byStatus).toMatchObject({ blocked: 3, running: 1, failed: 0 });
+        gate(root.id).open('second run');
+        for (const t of [b, c, d]) expect((await finished(request, t.id)).status).toBe('completed');
+        expect((await driver.countTasks()).byStatus).toMatchObject({ blocked: 0, failed: 0, completed: 5 });
+      },
+    );
+
+    it.skipIf(skip)(
+      'a dependent with another failed dependency stays failed, with that one error',
+      async () => {
+        await start();
+        const x = await post({ action: 'fail-first' });
+        const y = await post({ action: 'boom' });
+        const z = await post({ action: 'echo', depends_on: [x.id, y.id] });
+        expect((await finished(request, x.id)).status).toBe('failed');
+        expect((await finished(request, y.id)).status).toBe('failed');
+        expect((await finished(request, z.id)).status).toBe('failed');
+        await http(`/tasks/${x.id}/retry`, 'POST');
+        await gate(x.id).started;
+        expect(await view(z.id)).toMatchObject({
+          status: 'failed',
+          error: `dependency ${y.id} failed: kaput`,
+        });
+        gate(x.id).open(null);
+        expect((await finished(request, x.id)).status).toBe('completed');
+        expect((await view(z.id)).status).toBe('failed');
+      },
+    );
+
+    it.skipIf(skip)('a bulk retry of a cancelled task blocks again the dependents it cancelled', async () => {
+      await start();
+      const a = await post({ action: 'echo', delay_ms: 3_600_000, data: { bulk: 'cascade' } });
+      const b = await post({ action: 'echo', depends_on: [a.id] });
+      const c = await post({ action: 'echo', depends_on: [b.id] });
+      await http(`/tasks/${a.id}/cancel`, 'POST');
+      expect(await view(c.id)).toMatchObject({
+        status: 'cancelled',
+        error: `dependency ${b.id} was cancelled`,
+      });
+      const bulk = await http('/tasks/bulk', 'POST', { op: 'retry', filter: { 'data.bulk': 'cascade' } });
+      expect([200, 202]).toContain(bulk.status);
+      await node?.operations.runOnce();
+      // Without the re-block, b and c would stay cancelled for good.
+      expect(await finished(request, c.id)).toMatchObject({ status: 'completed', error: null });
+      expect((await view(b.id)).status).toBe('completed');
     });
 
     it.skipIf(skip)('runs a dependent anyway with on_dependency_failure "run"', async () => {

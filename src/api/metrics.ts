@@ -62,7 +62,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
   const cancelled = byAction('taskq_tasks_cancelled_total', 'Running tasks aborted by a cancel request');
   const retried = byAction(
     'taskq_tasks_retried_total',
-    'Tasks sent back to the queue: trigger="backoff" after a failed attempt, "manual" by POST /tasks/:id/retry',
+    'Tasks sent back to the queue: trigger="backoff" after a failed attempt, "manual" by POST /tasks/:id/retry, "bulk" by a bulk retry (POST /tasks/bulk)',
     ['action', 'trigger'],
   );
   const duration = new Histogram({
@@ -165,8 +165,13 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     for (const t of tasks) enqueuedBy(t.action).inc();
   };
   const onRetried = (task: { action: string }) => retriedBy(task.action, 'manual').inc();
+  // A bulk retry is worked by this process's operation runner, which may not be the node it was asked of.
+  const onBulkRetried = (actions: string[]) => {
+    for (const action of actions) retriedBy(action, 'bulk').inc();
+  };
   queue.on('enqueued', onEnqueued);
   queue.on('retried', onRetried);
+  queue.bulk.on('retried', onBulkRetried);
   const onFinished = (task: TaskRecord, outcome: Outcome, durationMs: number) => {
     const retry = willRetry(task, outcome);
     const action = task.action;
@@ -192,6 +197,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
   app.addHook('onClose', async () => {
     queue.off('enqueued', onEnqueued);
     queue.off('retried', onRetried);
+    queue.bulk.off('retried', onBulkRetried);
     for (const unsubscribe of unsubscribes) unsubscribe();
   });
 

@@ -108,14 +108,17 @@ export type CreateTaskBody = Static<typeof CreateTaskBody>;
 export const CreatedTask = Type.Object({ id: Type.String({ format: 'uuid' }), status: TaskStatusSchema });
 
 /** A neighbour of a task in its graph. */
-export const GraphNodeSchema = Type.Object({
-  id: Type.String({ description: "the neighbour's id (GET /tasks/:id reads it)" }),
-  action: Type.String({ description: "the neighbour's action" }),
-  status: TaskStatusSchema,
-  pending_dependencies: Type.Integer({
-    description: 'its dependencies not yet completed (what it waits for while blocked)',
-  }),
-});
+export const GraphNodeSchema = Type.Object(
+  {
+    id: Type.String({ description: "the neighbour's id (GET /tasks/:id reads it)" }),
+    action: Type.String({ description: "the neighbour's action" }),
+    status: TaskStatusSchema,
+    pending_dependencies: Type.Integer({
+      description: 'its dependencies not yet completed (what it waits for while blocked)',
+    }),
+  },
+  { description: 'a task next to this one in its graph (docs/workflows.md)' },
+);
 export type GraphNodeView = Static<typeof GraphNodeSchema>;
 /** One finished attempt of a task (core/task.ts AttemptRecord), times as ISO 8601. */
 export const AttemptSchema = Type.Object(
@@ -169,7 +172,11 @@ export const TaskSchema = Type.Object(
     pending_dependencies: Type.Integer({
       description: 'dependencies not yet completed; a blocked task waits for them',
     }),
-    on_dependency_failure: Type.String({ enum: [...DEPENDENCY_FAILURE_POLICIES] }),
+    on_dependency_failure: Type.String({
+      enum: [...DEPENDENCY_FAILURE_POLICIES],
+      description:
+        'what it does when a dependency fails for good or is cancelled: fail with it, or run anyway',
+    }),
     depends_on: Type.Optional(
       Type.Array(GraphNodeSchema, {
         description:

@@ -47,6 +47,17 @@ export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'cancelled']
 /** Statuses an operator may cancel: every one that is not finished. */
 export const CANCELLABLE_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter((s) => !isFinished(s));
 
+/**
+ * The statuses each bulk operation changes (POST /tasks/bulk, the drivers' bulk statements); a
+ * matching task of another status is skipped. A bulk cancel cancels queued tasks and asks running
+ * ones to stop; a bulk delete takes every task that is not running.
+ */
+export const BULK_STATUSES: Readonly<Record<'retry' | 'cancel' | 'delete', readonly TaskStatus[]>> = {
+  retry: RETRYABLE_STATUSES,
+  cancel: ['queued', 'running'],
+  delete: TASK_STATUSES.filter((s) => s !== 'running'),
+};
+
 /** What a dependent does when a dependency fails for good or is cancelled: fail with it, or run anyway. */
 export const DEPENDENCY_FAILURE_POLICIES = ['fail', 'run'] as const;
 export type DependencyFailurePolicy = (typeof DEPENDENCY_FAILURE_POLICIES)[number];

@@ -141,6 +141,8 @@ export interface StepOperationParams {
   /** Most tasks changed in this step (one transaction). */
   chunk: number;
   scanWindow?: number;
+  /** Told, after the step commits, the action of each task it put back in the queue (op retry). */
+  onRetried?: (actions: string[]) => void;
 }
 
 export interface ClaimTasksParams {
@@ -437,6 +439,11 @@ export interface QueueDriver {
    * longer holds its lease (another node took it over) or it is finished.
    */
   stepOperation(params: StepOperationParams): Promise<OperationRecord | null>;
+  /**
+   * Gives up `owner`'s lease of a running operation (a graceful stop between steps), so another
+   * node's runner takes it over at once instead of when the lease would have expired.
+   */
+  releaseOperation(params: { id: string; owner: string }): Promise<void>;
   /** Counts a failed step (kept under the lease, tried again). */
   recordOperationError(params: { id: string; owner: string; error: string; now: number }): Promise<void>;
   migrate(params?: { onApplied?: (name: string) => void }): Promise<MigrateResult>;

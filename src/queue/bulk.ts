@@ -69,6 +69,8 @@ interface BulkEvents {
   submitted: [operation: OperationRecord];
   /** An operation made progress in this process. */
   progressed: [operation: OperationRecord];
+  /** A step in this process put these tasks back in the queue (the action of each). */
+  retried: [actions: string[]];
 }
 
 export class BulkOperations extends EventEmitter<BulkEvents> {
@@ -128,6 +130,11 @@ export class BulkOperations extends EventEmitter<BulkEvents> {
   /** Told by the runner of this process after each step. */
   progressed(operation: OperationRecord): void {
     this.emit('progressed', operation);
+  }
+
+  /** Told by the runner of this process after a retry step, with the action of each task it retried. */
+  retried(actions: string[]): void {
+    this.emit('retried', actions);
   }
 
   /**

@@ -6,8 +6,9 @@
  * moved and the lease renewed in the same one), with a turn of the event loop between steps so
  * claims and requests go on meanwhile.
  *
- * A node that dies mid-operation stops renewing; once its lease (`leaseMs`) expires another
- * node's runner takes the operation over from its cursor. A step either commits whole or not at
+ * A node that stops gracefully gives the lease up after its current step, so another node's
+ * runner carries on at once; one that dies mid-operation stops renewing, and once its lease
+ * (`leaseMs`) expires another node's runner takes the operation over from its cursor. A step either commits whole or not at
  * all, so no task is changed twice and none is missed. A step that fails (database unavailable)
  * is counted on the operation and tried again at the next pass, under the same lease.
  */
@@ -115,6 +116,7 @@ export class OperationRunner extends Signals<OperationRunnerEvents> {
           leaseMs,
           chunk,
           scanWindow: this.options.scanWindow,
+          onRetried: (actions) => bulk.retried(actions),
         });
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
@@ -123,6 +125,7 @@ export class OperationRunner extends Signals<OperationRunnerEvents> {
         await driver
           .recordOperationError({ id: op.id, owner: this.owner, error: error.message, now: this.now() })
           .catch(() => undefined);
+        if (this.stopping) await this.release(op);
         return;
       }
       if (!next) return; // another runner holds it now, or it is finished
@@ -136,8 +139,22 @@ export class OperationRunner extends Signals<OperationRunnerEvents> {
         this.emit('finished', next);
         return;
       }
-      if (this.stopping) return; // the lease runs out and another node carries on
+      if (this.stopping) return this.release(next);
       await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Stopping: gives the lease up, so another node's runner takes the operation now, not in `leaseMs`. */
+  private async release(op: OperationRecord): Promise<void> {
+    try {
+      await this.options.driver.releaseOperation({ id: op.id, owner: this.owner });
+      this.options.logger.info(
+        { operation: op.id, done: op.done },
+        'stopping: bulk operation left to another node',
+      );
+    } catch (err) {
+      // Not released: its lease expires as if this node had died, and another node carries on then.
+      this.options.logger.warn({ err, operation: op.id }, 'releasing a bulk operation failed');
     }
   }
 

@@ -1,14 +1,15 @@
 /**
  * GET /meta: the vocabulary a client needs before it shows a task — every status, which of them
- * are finished, and from which an operator may retry or cancel. Built from core/task.ts, so the
- * dashboard reads the server's rules instead of keeping its own copy. `token` says which token
- * the request came with and what it may do (null without tokens: everything), so the dashboard
- * shows only the controls it may use.
+ * are finished, and from which an operator may retry or cancel (one task, or in bulk). Built from
+ * core/task.ts, so the dashboard reads the server's rules instead of keeping its own copy.
+ * `token` says which token the request came with and what it may do (null without tokens:
+ * everything), so the dashboard shows only the controls it may use.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { PACKAGE_VERSION } from '../../core/version.js';
 import {
+  BULK_STATUSES,
   CANCELLABLE_STATUSES,
   FINISHED_STATUSES,
   RETRYABLE_STATUSES,
@@ -26,6 +27,14 @@ export const MetaSchema = Type.Object({
     retry: Type.Array(TaskStatusSchema, { description: 'Statuses POST /tasks/{id}/retry accepts' }),
     cancel: Type.Array(TaskStatusSchema, { description: 'Statuses POST /tasks/{id}/cancel accepts' }),
   }),
+  bulk: Type.Object(
+    {
+      retry: Type.Array(TaskStatusSchema),
+      cancel: Type.Array(TaskStatusSchema),
+      delete: Type.Array(TaskStatusSchema),
+    },
+    { description: 'Statuses each op of POST /tasks/bulk changes; other matching tasks are skipped' },
+  ),
   version: Type.String({ description: 'The service version' }),
   token: Type.Union([
     Type.Object({
@@ -43,6 +52,11 @@ const META: Omit<Meta, 'token'> = {
   statuses: [...TASK_STATUSES],
   finished: [...FINISHED_STATUSES],
   actions: { retry: [...RETRYABLE_STATUSES], cancel: [...CANCELLABLE_STATUSES] },
+  bulk: {
+    retry: [...BULK_STATUSES.retry],
+    cancel: [...BULK_STATUSES.cancel],
+    delete: [...BULK_STATUSES.delete],
+  },
   version: PACKAGE_VERSION,
 };
 

@@ -17,7 +17,14 @@ import { setAccess } from './lib/access.js';
 
 /** @type {import('./lib/types.js').Context} */
 const ctx = {
-  meta: { statuses: [], finished: [], actions: { retry: [], cancel: [] }, version: '', token: null },
+  meta: {
+    statuses: [],
+    finished: [],
+    actions: { retry: [], cancel: [] },
+    bulk: { retry: [], cancel: [], delete: [] },
+    version: '',
+    token: null,
+  },
   router,
   refresh: () => each((view) => view.refresh?.(ctx)),
   showTask: (task) => each((view) => view.task?.(task, ctx)),

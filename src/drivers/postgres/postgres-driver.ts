@@ -39,11 +39,14 @@ import {
   type NewTask,
 } from '../../core/task.js';
 import {
+  cascadeStep,
   cycleError,
   dependencySeqs,
   graphCount,
   graphStart,
   toGraphNode,
+  reblockPlan,
+  type CascadeRow,
   type DependencyRow,
   type GraphNodeRow,
 } from '../shared/graph.js';
@@ -135,9 +138,11 @@ import {
 import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
 import {
   afterStep,
+  bulkRetried,
   stepQuery,
   stepStatus,
   toOperationRecord,
+  type BulkChange,
   type OperationRow,
 } from '../shared/bulk-step.js';
 
@@ -753,7 +758,8 @@ export class PostgresDriver implements QueueDriver {
   }
 
   async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
-    return this.transaction<OperationRecord | null>(async (run, client) => {
+    let retried: string[] = [];
+    const stepped = await this.transaction<OperationRecord | null>(async (run, client) => {
       const held = (await run<OperationRow>('heldOperation', [p.id, p.owner])).rows[0];
       if (!held) return { value: null, events: [] };
       const op = toOperationRecord(held);
@@ -771,6 +777,7 @@ export class PostgresDriver implements QueueDriver {
       );
       const changed =
         seqs.length > 0 ? await this.applyBulk(run, op.op, seqs, p.now) : { done: 0, events: [] };
+      retried = changed.retried ?? [];
       const advanced = await run<OperationRow>('advanceOperation', [
         p.id,
         changed.done,
@@ -783,20 +790,31 @@ export class PostgresDriver implements QueueDriver {
       ]);
       return { value: toOperationRecord(advanced.rows[0] as OperationRow), events: changed.events };
     });
+    if (stepped && retried.length > 0) p.onRetried?.(retried);
+    return stepped;
   }
 
   /** Changes the tasks of one step as `op` says; how many, and what to announce after the commit. */
-  private async applyBulk(
-    run: Run,
-    op: BulkOperation,
-    seqs: number[],
-    now: number,
-  ): Promise<{ done: number; events: PendingEvent[] }> {
+  private async applyBulk(run: Run, op: BulkOperation, seqs: number[], now: number): Promise<BulkChange> {
     const ids = async (name: QueryName, values: unknown[]) =>
       (await run<{ id: string }>(name, values)).rows.map((r) => r.id);
     if (op === 'retry') {
-      const requeued = await ids('bulkRetry', [seqs, now]);
-      return { done: requeued.length, events: eventsOf.bulkRetried(requeued) };
+      const rows = (
+        await run<{
+          seq: number;
+          id: string;
+          action: string;
+          old_status: TaskStatus;
+          old_error: string | null;
+          has_dependents: boolean;
+        }>('bulkRetry', [seqs, now])
+      ).rows;
+      const roots = rows
+        .filter((r) => r.has_dependents)
+        .map((r) => ({ seq: Number(r.seq), id: r.id, status: r.old_status, error: r.old_error }));
+      const reblocked = roots.length > 0 ? await this.reblockCascade(run, roots) : [];
+      const change = bulkRetried(rows);
+      return { ...change, events: [...change.events, ...eventsOf.completed(reblocked.map((r) => r.id))] };
     }
     if (op === 'cancel') {
       const cancelled = await ids('bulkCancelQueued', [seqs, now]);
@@ -808,6 +826,10 @@ export class PostgresDriver implements QueueDriver {
     }
     const deleted = await ids('bulkDelete', [seqs]);
     return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async releaseOperation(p: { id: string; owner: string }): Promise<void> {
+    await this.run('releaseOperation', [p.id, p.owner]);
   }
 
   async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {
@@ -1071,6 +1093,58 @@ export class PostgresDriver implements QueueDriver {
     });
   }
 
+  /**
+   * Blocks again the cascade of `roots` (just retried, as they ended): shared/graph.ts decides;
+   * this walks the edges, locks what it changes (in seq order, after the roots it holds, the
+   * order a completion takes a dependency and then its dependents) and writes, in `run`'s
+   * transaction. A row that changed between the walk and its lock is left alone. Returns the
+   * rows it changed.
+   */
+  private async reblockCascade(run: Run, roots: CascadeRow[]): Promise<{ id: string; status: TaskStatus }[]> {
+    const candidates = new Map<number, { row: CascadeRow; cause: number }>();
+    const found: { dep: number; row: CascadeRow }[] = [];
+    const walk = async (frontier: CascadeRow[]) => {
+      while (frontier.length > 0) {
+        const level = (
+          await run<CascadeRow & { dep: number }>('failedDependentsOf', [frontier.map((f) => f.seq)])
+        ).rows.map(({ dep, ...row }) => ({ dep: Number(dep), row: { ...row, seq: Number(row.seq) } }));
+        found.push(...level);
+        frontier = cascadeStep(frontier, level, candidates);
+      }
+    };
+    await walk(roots);
+    const touched = [...new Set(found.map((f) => f.row.seq))];
+    if (touched.length === 0) return [];
+    // Locked, then compared with what the walk read: a row the user retried, cancelled or
+    // deleted meanwhile is no candidate (and what hangs on it then stays as it is).
+    const locked = new Map(
+      (await run<CascadeRow>('lockCascade', [touched])).rows.map((r) => [Number(r.seq), r]),
+    );
+    for (const [seq, { row }] of candidates) {
+      const now = locked.get(seq);
+      if (!now || now.status !== row.status || now.error !== row.error) candidates.delete(seq);
+    }
+    const stable = found.filter((f) => locked.has(f.row.seq));
+    const dependencies = (
+      await run<CascadeRow & { task: number }>('dependenciesOfSeqs', [[...candidates.keys()]])
+    ).rows.map(({ task, ...row }) => ({ task: Number(task), row: { ...row, seq: Number(row.seq) } }));
+    const plan = reblockPlan(roots, candidates, stable, dependencies);
+    if (plan.unmet.length > 0)
+      await run('unmetEdges', [plan.unmet.map((e) => e.task), plan.unmet.map((e) => e.dep)]);
+    const onlyRecount = plan.recount.filter(
+      (seq) => !plan.reblock.includes(seq) && !plan.refail.some((f) => f.seq === seq),
+    );
+    return (
+      await run<{ id: string; status: TaskStatus }>('reblockTasks', [
+        plan.reblock,
+        plan.refail.map((f) => f.seq),
+        plan.refail.map((f) => f.status),
+        plan.refail.map((f) => f.error),
+        onlyRecount,
+      ])
+    ).rows;
+  }
+
   async retryTask({
     id,
     now,
@@ -1081,11 +1155,18 @@ export class PostgresDriver implements QueueDriver {
     return this.transaction<{ outcome: RetryOutcome; task: TaskRecord | null }>(async (run) => {
       const row = await this.findRow(run, id);
       if (!row) return { value: { outcome: 'not_found', task: null }, events: [] };
-      const requeued = (await run<TaskRow>('retryTask', [row.seq, now])).rows[0];
+      const requeued = (
+        await run<TaskRow & { old_status: TaskStatus; old_error: string | null }>('retryTask', [row.seq, now])
+      ).rows[0];
       if (!requeued) return { value: { outcome: 'not_retryable', task: toRecord(row) }, events: [] };
+      const reblocked = requeued.has_dependents
+        ? await this.reblockCascade(run, [
+            { seq: requeued.seq, id: requeued.id, status: requeued.old_status, error: requeued.old_error },
+          ])
+        : [];
       return {
         value: { outcome: 'requeued', task: toRecord(requeued) },
-        events: eventsOf.retry('requeued', row.id),
+        events: [...eventsOf.retry('requeued', row.id), ...eventsOf.completed(reblocked.map((r) => r.id))],
       };
     });
   }

@@ -7,7 +7,7 @@
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
 import { ACTION_RING_MINUTES } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
 import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
 import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
@@ -577,18 +577,57 @@ const TASK_SQL = {
   /** $1: seq. */
   requestCancel: `UPDATE tasks SET cancel_requested = true WHERE seq = $1 AND status = 'running' RETURNING *`,
 
-  /** $1: seq, $2: now. */
+  /** $1: seq, $2: now. Returns the row with how it ended (old_status, old_error: its cascade's key). */
   retryTask: `
     WITH old AS (
-      SELECT seq, status FROM tasks WHERE seq = $1 AND status IN (${statusList(RETRYABLE_STATUSES)}) FOR UPDATE
+      SELECT seq, status, error FROM tasks WHERE seq = $1 AND status IN (${statusList(RETRYABLE_STATUSES)})
+         FOR UPDATE
     ), changed AS (
       UPDATE tasks t
          SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
              claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
         FROM old WHERE t.seq = old.seq
-      RETURNING t.*, old.status AS old_status
+      RETURNING t.*, old.status AS old_status, old.error AS old_error
     ), ${COUNT_CHANGES}
     SELECT * FROM changed`,
+  /**
+   * $1: seqs of tasks no longer finished. Their failed and cancelled dependents, each with the
+   * dependency it was found by (task_deps_dep): the re-block walk (shared/graph.ts).
+   */
+  failedDependentsOf: `
+    SELECT e.dep_seq AS dep, t.seq, t.id, t.status, t.error FROM task_deps e JOIN tasks t ON t.seq = e.task_seq
+     WHERE e.dep_seq = ANY($1::int8[]) AND t.status IN ('failed', 'cancelled')`,
+  /** $1: seqs. Their dependencies as they are now (task_deps' key). */
+  dependenciesOfSeqs: `
+    SELECT e.task_seq AS task, t.seq, t.id, t.status, t.error FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
+     WHERE e.task_seq = ANY($1::int8[])`,
+  /** $1: seqs. Locks them in seq order (dependents after the dependency the caller holds). */
+  lockCascade: `SELECT seq, id, status, error FROM tasks WHERE seq = ANY($1::int8[]) ORDER BY seq FOR UPDATE`,
+  /** $1, $2: arrays of task and dependency seqs: those edges wait again. */
+  unmetEdges: `
+    UPDATE task_deps e SET met = false FROM unnest($1::int8[], $2::int8[]) AS u(task, dep)
+     WHERE e.task_seq = u.task AND e.dep_seq = u.dep`,
+  /**
+   * $1: seqs blocked again (error and processed_at cleared), $2..$4: seqs, statuses and errors
+   * of those that stay failed with another dependency's error, $5: seqs only recounted. Every
+   * row's pending count is recounted from its edges (the rows are locked: lockCascade).
+   */
+  reblockTasks: `
+    WITH r AS (
+      SELECT seq, 'blocked'::text AS status, NULL::text AS error, true AS reopen FROM unnest($1::int8[]) AS seq
+      UNION ALL SELECT f.seq, f.status, f.error, false FROM unnest($2::int8[], $3::text[], $4::text[]) AS f(seq, status, error)
+      UNION ALL SELECT seq, NULL, NULL, false FROM unnest($5::int8[]) AS seq
+    ), changed AS (
+      UPDATE tasks t
+         SET status = coalesce(r.status, t.status),
+             error = CASE WHEN r.reopen THEN NULL WHEN r.status IS NOT NULL THEN r.error ELSE t.error END,
+             processed_at = CASE WHEN r.reopen THEN NULL ELSE t.processed_at END,
+             pending_deps = (SELECT count(*) FROM task_deps e WHERE e.task_seq = t.seq AND NOT e.met)
+        FROM r JOIN tasks o ON o.seq = r.seq
+       WHERE t.seq = r.seq
+      RETURNING t.seq, t.id, t.action, o.status AS old_status, t.status
+    ), ${COUNT_CHANGES}
+    SELECT id, status FROM changed`,
 
   /** $1: seq, $2: owner, $3: attempt, $4: progress, $5: message. */
   setProgress: `
@@ -761,16 +800,16 @@ export const LIST_DIALECT: ListDialect = {
 export const BULK_SQL = {
   bulkRetry: `
     WITH old AS (
-      SELECT seq, status FROM tasks WHERE seq = ANY($1::int8[]) AND status IN (${statusList(RETRYABLE_STATUSES)})
-         FOR UPDATE
+      SELECT seq, status, error FROM tasks
+       WHERE seq = ANY($1::int8[]) AND status IN (${statusList(RETRYABLE_STATUSES)}) ORDER BY seq FOR UPDATE
     ), changed AS (
       UPDATE tasks t
          SET status = 'queued', attempts = 0, run_at = $2, error = NULL, result = NULL, cancel_requested = false,
              claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
         FROM old WHERE t.seq = old.seq
-      RETURNING t.id, t.action, old.status AS old_status, t.status
+      RETURNING t.seq, t.id, t.action, old.status AS old_status, old.error AS old_error, t.status, t.has_dependents
     ), ${COUNT_CHANGES}
-    SELECT id FROM changed`,
+    SELECT seq, id, action, old_status, old_error, has_dependents FROM changed`,
   bulkCancelQueued: `
     WITH changed AS (
       UPDATE tasks SET status = 'cancelled', processed_at = $2, error = 'cancelled by request'
@@ -783,7 +822,7 @@ export const BULK_SQL = {
      WHERE seq = ANY($1::int8[]) AND status = 'running' AND NOT cancel_requested
     RETURNING id`,
   /** The statement trigger of migration 0003 lowers the counters. */
-  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status <> 'running' RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE seq = ANY($1::int8[]) AND status IN (${statusList(BULK_STATUSES.delete)}) RETURNING id`,
   maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
   /** $1: request key. Serialises the creation of operations of one request key. */
   lockOperationRequest: `SELECT pg_advisory_xact_lock(hashtext('taskq:operation'), hashtext($1))`,
@@ -824,6 +863,10 @@ export const BULK_SQL = {
   operationError: `
     UPDATE taskq_operations SET errors = errors + 1, last_error = $3, updated_at = $4
      WHERE id = $1 AND lease_owner = $2`,
+  /** $1: id, $2: owner. */
+  releaseOperation: `
+    UPDATE taskq_operations SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = $1 AND lease_owner = $2 AND status = 'running'`,
 } as const;
 
 /** Every named statement of the driver. */

@@ -10,6 +10,7 @@
  */
 import { parseFilter } from '../../core/filter.js';
 import type { BulkOp, OperationRecord, OperationStatus } from '../driver.js';
+import { eventsOf, type PendingEvent } from './events.js';
 import { listQuery, type ListQuery } from './list-filter.js';
 
 /** The walk of the operation's next step: seqs of matching tasks, newest first. */
@@ -53,6 +54,21 @@ export function afterStep(
     return { cursor: windowEnd.last, finished: false };
   return { cursor: lastFound ?? 0, finished: true };
 }
+
+/** What one step changed: how many tasks, what to announce after the commit, and (retry) their actions. */
+export interface BulkChange {
+  done: number;
+  events: PendingEvent[];
+  /** The action of each task a retry put back in the queue, for taskq_tasks_retried_total. */
+  retried?: string[];
+}
+
+/** The change of a retry step, from the rows its statement returned. */
+export const bulkRetried = (rows: { id: string; action: string }[]): BulkChange => ({
+  done: rows.length,
+  events: eventsOf.bulkRetried(rows.map((r) => r.id)),
+  retried: rows.map((r) => r.action),
+});
 
 /** The statuses after a step. */
 export const stepStatus = (finished: boolean): OperationStatus => (finished ? 'completed' : 'running');

@@ -130,3 +130,112 @@ export interface GraphNodeRow {
 export function toGraphNode(row: GraphNodeRow): GraphNode {
   return { id: row.id, action: row.action, status: row.status, pendingDeps: Number(row.pending_deps) };
 }
+
+/*
+ * Retry re-blocks a cascade (docs/workflows.md, "Retrying a failed dependency"). When a task
+ * that failed or was cancelled is retried, the dependents its end failed (or cancelled) are
+ * blocked again, transitively, in the retry's transaction: status `blocked`, error cleared,
+ * pending count recounted from their edges. "Its end failed them" is read from what the cascade
+ * wrote: the dependent's status and error are exactly those the cascade gives for that
+ * dependency (dependencyError), so a dependent the user retried, cancelled or deleted since, or
+ * one that failed on its own, no longer matches and is left alone. A dependent that has another
+ * dependency still failed or cancelled stays failed, now with that dependency's error (it would
+ * fail again at once). The drivers read and write; these decide.
+ */
+
+/** A task as the re-block walk reads it. */
+export interface CascadeRow {
+  seq: number;
+  id: string;
+  status: TaskStatus;
+  error: string | null;
+}
+
+/** Whether the end of `dependency` (as it was) is what failed or cancelled `dependent`. */
+export function failedBy(dependent: CascadeRow, dependency: CascadeRow): boolean {
+  const status = dependency.status === 'cancelled' ? 'cancelled' : 'failed';
+  return (
+    (dependency.status === 'failed' || dependency.status === 'cancelled') &&
+    dependent.status === status &&
+    dependent.error === dependencyError(dependency)
+  );
+}
+
+/** What a retry of `roots` does to their cascade. */
+export interface ReblockPlan {
+  /** Dependents blocked again. */
+  reblock: number[];
+  /** Dependents that stay failed or cancelled, with the error of the dependency that keeps them so. */
+  refail: { seq: number; status: TaskStatus; error: string }[];
+  /** Edges (task, dep) unmet again: every failed or cancelled dependent of a task no longer finished. */
+  unmet: { task: number; dep: number }[];
+  /** Tasks whose pending count is recounted from their edges. */
+  recount: number[];
+}
+
+/**
+ * One level of the walk: of `found` (failed or cancelled dependents of `frontier`, each with the
+ * dependency it was found by), those whose cascade came from that dependency and that were not
+ * seen before; they are added to `candidates` and are the next frontier.
+ */
+export function cascadeStep(
+  frontier: readonly CascadeRow[],
+  found: readonly { dep: number; row: CascadeRow }[],
+  candidates: Map<number, { row: CascadeRow; cause: number }>,
+): CascadeRow[] {
+  const bySeq = new Map(frontier.map((f) => [f.seq, f]));
+  const next: CascadeRow[] = [];
+  for (const { dep, row } of found) {
+    const dependency = bySeq.get(dep);
+    if (!dependency || candidates.has(row.seq) || !failedBy(row, dependency)) continue;
+    candidates.set(row.seq, { row, cause: dep });
+    next.push(row);
+  }
+  return next;
+}
+
+/**
+ * The plan, given the retried `roots`, the walk's `candidates`, every failed or cancelled
+ * dependent `found` on the way (with the dependency it hangs on) and `dependencies`: each
+ * candidate's dependencies as they are now.
+ */
+export function reblockPlan(
+  roots: readonly CascadeRow[],
+  candidates: ReadonlyMap<number, { row: CascadeRow; cause: number }>,
+  found: readonly { dep: number; row: CascadeRow }[],
+  dependencies: readonly { task: number; row: CascadeRow }[],
+): ReblockPlan {
+  const reopened = new Set(roots.map((r) => r.seq));
+  const accepted = new Set(candidates.keys());
+  const depsOf = new Map<number, CascadeRow[]>();
+  for (const { task, row } of dependencies) depsOf.set(task, [...(depsOf.get(task) ?? []), row]);
+  const open = (seq: number) => reopened.has(seq) || accepted.has(seq);
+  /** The first dependency (by id, as the cascade picks) still failed or cancelled. */
+  const blocker = (seq: number) =>
+    (depsOf.get(seq) ?? [])
+      .filter((d) => !open(d.seq) && (d.status === 'failed' || d.status === 'cancelled'))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0];
+  // Drop until stable: a candidate whose cause is not blocked again, or that another failed
+  // dependency keeps failed; dropping one can drop those that hang on it.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const [seq, { cause }] of candidates) {
+      if (!accepted.has(seq) || (open(cause) && blocker(seq) === undefined)) continue;
+      accepted.delete(seq);
+      changed = true;
+    }
+  }
+  const refail: ReblockPlan['refail'] = [];
+  for (const [seq, { cause }] of candidates) {
+    const still = accepted.has(seq) || !open(cause) ? undefined : blocker(seq);
+    if (still)
+      refail.push({
+        seq,
+        status: still.status === 'cancelled' ? 'cancelled' : 'failed',
+        error: dependencyError(still),
+      });
+  }
+  const unmet = found.filter((f) => open(f.dep)).map((f) => ({ task: f.row.seq, dep: f.dep }));
+  const recount = [...new Set([...accepted, ...unmet.map((e) => e.task)])];
+  return { reblock: [...accepted], refail, unmet, recount };
+}

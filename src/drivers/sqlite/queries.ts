@@ -4,7 +4,7 @@
  * prepared once, on first use.
  */
 import { RUN_BUCKET_COLUMNS } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, RETRYABLE_STATUSES } from '../../core/task.js';
+import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
 import type { DialectCondition, ListDialect, ListIndex, ListQuery } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
@@ -359,6 +359,32 @@ const TASK_SQL = {
            claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
      WHERE seq = @seq AND status IN (${statusList(RETRYABLE_STATUSES)})`,
 
+  /** @seqs (JSON): those of them a retry takes, as they ended (their cascade's key). */
+  retryableOf: `
+    SELECT seq, id, status, error, has_dependents FROM tasks
+     WHERE seq IN (SELECT value FROM json_each(@seqs)) AND status IN (${statusList(RETRYABLE_STATUSES)})`,
+  /** See postgres/queries.ts: the re-block walk (shared/graph.ts). */
+  failedDependentsOf: `
+    SELECT e.dep_seq AS dep, t.seq, t.id, t.status, t.error
+      FROM task_deps e INDEXED BY task_deps_dep JOIN tasks t ON t.seq = e.task_seq
+     WHERE e.dep_seq IN (SELECT value FROM json_each(@seqs)) AND t.status IN ('failed', 'cancelled')`,
+  dependenciesOfSeqs: `
+    SELECT e.task_seq AS task, t.seq, t.id, t.status, t.error FROM task_deps e JOIN tasks t ON t.seq = e.dep_seq
+     WHERE e.task_seq IN (SELECT value FROM json_each(@seqs))`,
+  unmetEdge: `UPDATE task_deps SET met = 0 WHERE task_seq = @task AND dep_seq = @dep`,
+  /**
+   * One row of a retry's cascade: @reopen 1 blocks it again (error and processed_at cleared),
+   * else @status and @error (NULL: unchanged); the pending count is recounted from its edges.
+   */
+  reblockTask: `
+    UPDATE tasks
+       SET status = CASE WHEN @reopen = 1 THEN 'blocked' ELSE coalesce(@status, status) END,
+           error = CASE WHEN @reopen = 1 THEN NULL WHEN @status IS NOT NULL THEN @error ELSE error END,
+           processed_at = CASE WHEN @reopen = 1 THEN NULL ELSE processed_at END,
+           pending_deps = (SELECT count(*) FROM task_deps e WHERE e.task_seq = @seq AND e.met = 0)
+     WHERE seq = @seq
+    RETURNING id, status`,
+
   setProgress: `
     UPDATE tasks SET progress = @progress, progress_message = @message
      WHERE seq = @seq AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
@@ -535,7 +561,7 @@ export const BULK_SQL = {
        SET status = 'queued', attempts = 0, run_at = @now, error = NULL, result = NULL, cancel_requested = 0,
            claimed_at = NULL, started_at = NULL, processed_at = NULL, progress = NULL, progress_message = NULL
      WHERE ${BULK_SEQS} AND status IN (${statusList(RETRYABLE_STATUSES)})
-    RETURNING id`,
+    RETURNING id, action`,
   bulkCancelQueued: `
     UPDATE tasks SET status = 'cancelled', processed_at = @now, error = 'cancelled by request'
      WHERE ${BULK_SEQS} AND status = 'queued'
@@ -543,7 +569,7 @@ export const BULK_SQL = {
   bulkRequestCancel: `
     UPDATE tasks SET cancel_requested = 1 WHERE ${BULK_SEQS} AND status = 'running' AND cancel_requested = 0
     RETURNING id`,
-  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status <> 'running' RETURNING id`,
+  bulkDelete: `DELETE FROM tasks WHERE ${BULK_SEQS} AND status IN (${statusList(BULK_STATUSES.delete)}) RETURNING id`,
   maxTaskSeq: `SELECT coalesce(max(seq), 0) AS seq FROM tasks`,
   operationByIdempotencyKey: `SELECT * FROM taskq_operations WHERE idempotency_key = @key`,
   runningOperationByRequest: `SELECT * FROM taskq_operations WHERE request_key = @requestKey AND status = 'running'`,
@@ -577,6 +603,9 @@ export const BULK_SQL = {
   operationError: `
     UPDATE taskq_operations SET errors = errors + 1, last_error = @error, updated_at = @now
      WHERE id = @id AND lease_owner = @owner`,
+  releaseOperation: `
+    UPDATE taskq_operations SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND lease_owner = @owner AND status = 'running'`,
 } as const;
 
 /** Every named statement of the driver. */

@@ -30,11 +30,14 @@ import {
   type NewTask,
 } from '../../core/task.js';
 import {
+  cascadeStep,
   cycleError,
   dependencySeqs,
   graphCount,
   graphStart,
   toGraphNode,
+  reblockPlan,
+  type CascadeRow,
   type DependencyRow,
   type GraphNodeRow,
 } from '../shared/graph.js';
@@ -118,9 +121,11 @@ import {
 import { listQuery, renderList, type ListQuery, type ListShape } from '../shared/list-filter.js';
 import {
   afterStep,
+  bulkRetried,
   stepQuery,
   stepStatus,
   toOperationRecord,
+  type BulkChange,
   type OperationRow,
 } from '../shared/bulk-step.js';
 
@@ -632,6 +637,7 @@ export class SqliteDriver implements QueueDriver {
 
   async stepOperation(p: StepOperationParams): Promise<OperationRecord | null> {
     let events: PendingEvent[] = [];
+    let retried: string[] = [];
     const row = await this.durableWrite(() => {
       const held = this.stmt('heldOperation').get({ id: p.id, owner: p.owner }) as OperationRow | undefined;
       if (!held) return undefined;
@@ -646,6 +652,7 @@ export class SqliteDriver implements QueueDriver {
       const changed =
         seqs.length > 0 ? this.applyBulk(op.op, JSON.stringify(seqs), p.now) : { done: 0, events: [] };
       events = changed.events;
+      retried = changed.retried ?? [];
       return this.stmt('advanceOperation').get({
         id: p.id,
         done: changed.done,
@@ -658,16 +665,72 @@ export class SqliteDriver implements QueueDriver {
       }) as OperationRow;
     });
     this.events.emit(events);
+    if (row && retried.length > 0) p.onRetried?.(retried);
     return row ? toOperationRecord(row) : null;
   }
 
+  /** Of @seqs (JSON), the tasks a retry takes that have dependents, as they ended. */
+  private retryRoots(seqs: string): CascadeRow[] {
+    const rows = this.stmt('retryableOf').all({ seqs }) as (CascadeRow & { has_dependents: number })[];
+    return rows
+      .filter((r) => r.has_dependents === 1)
+      .map(({ seq, id, status, error }) => ({ seq, id, status, error }));
+  }
+
+  /**
+   * Blocks again the cascade of `roots` (just retried, as they ended), inside the retry's write
+   * transaction: shared/graph.ts decides, this walks the edges and writes (postgres-driver.ts
+   * does the same, with row locks). Returns the rows it changed.
+   */
+  private reblockCascade(roots: CascadeRow[]): { id: string; status: TaskStatus }[] {
+    if (roots.length === 0) return [];
+    const candidates = new Map<number, { row: CascadeRow; cause: number }>();
+    const found: { dep: number; row: CascadeRow }[] = [];
+    for (let frontier = roots; frontier.length > 0;) {
+      const level = (
+        this.stmt('failedDependentsOf').all({
+          seqs: JSON.stringify(frontier.map((f) => f.seq)),
+        }) as (CascadeRow & {
+          dep: number;
+        })[]
+      ).map(({ dep, ...row }) => ({ dep, row }));
+      found.push(...level);
+      frontier = cascadeStep(frontier, level, candidates);
+    }
+    if (found.length === 0) return [];
+    const dependencies = (
+      this.stmt('dependenciesOfSeqs').all({ seqs: JSON.stringify([...candidates.keys()]) }) as (CascadeRow & {
+        task: number;
+      })[]
+    ).map(({ task, ...row }) => ({ task, row }));
+    const plan = reblockPlan(roots, candidates, found, dependencies);
+    for (const edge of plan.unmet) this.stmt('unmetEdge').run(edge);
+    const refail = new Map(plan.refail.map((f) => [f.seq, f]));
+    const reopen = new Set(plan.reblock);
+    const changed: { id: string; status: TaskStatus }[] = [];
+    for (const seq of new Set([...plan.reblock, ...refail.keys(), ...plan.recount])) {
+      const f = refail.get(seq);
+      const row = this.stmt('reblockTask').get({
+        seq,
+        reopen: reopen.has(seq) ? 1 : 0,
+        status: f?.status ?? null,
+        error: f?.error ?? null,
+      }) as { id: string; status: TaskStatus };
+      if (reopen.has(seq) || f) changed.push(row);
+    }
+    return changed;
+  }
+
   /** Changes the tasks of one step (@seqs, JSON) as `op` says; how many, and what to announce. */
-  private applyBulk(op: BulkOperation, seqs: string, now: number): { done: number; events: PendingEvent[] } {
+  private applyBulk(op: BulkOperation, seqs: string, now: number): BulkChange {
     const ids = (name: QueryName) =>
       (this.stmt(name).all({ seqs, now }) as { id: string }[]).map((r) => r.id);
     if (op === 'retry') {
-      const requeued = ids('bulkRetry');
-      return { done: requeued.length, events: eventsOf.bulkRetried(requeued) };
+      const roots = this.retryRoots(seqs);
+      const requeued = this.stmt('bulkRetry').all({ seqs, now }) as { id: string; action: string }[];
+      const reblocked = this.reblockCascade(roots).map((r) => r.id);
+      const change = bulkRetried(requeued);
+      return { ...change, events: [...change.events, ...eventsOf.completed(reblocked)] };
     }
     if (op === 'cancel') {
       const cancelled = ids('bulkCancelQueued');
@@ -680,6 +743,10 @@ export class SqliteDriver implements QueueDriver {
     this.stmt('raiseSeqFloor').run(); // a deleted task's seq, and so its id, is never issued again
     const deleted = ids('bulkDelete');
     return { done: deleted.length, events: eventsOf.completed(deleted) };
+  }
+
+  async releaseOperation(p: { id: string; owner: string }): Promise<void> {
+    this.write(() => this.stmt('releaseOperation').run(p));
   }
 
   async recordOperationError(p: { id: string; owner: string; error: string; now: number }): Promise<void> {
@@ -924,12 +991,16 @@ export class SqliteDriver implements QueueDriver {
     id: string;
     now: number;
   }): Promise<{ outcome: RetryOutcome; task: TaskRecord | null }> {
+    let reblocked: { id: string }[] = [];
     const { outcome, task } = await this.durableWrite(() =>
-      this.changeTask(id, (seq): RetryOutcome =>
-        this.stmt('retryTask').run({ seq, now }).changes === 1 ? 'requeued' : 'not_retryable',
-      ),
+      this.changeTask(id, (seq): RetryOutcome => {
+        const roots = this.retryRoots(JSON.stringify([seq]));
+        if (this.stmt('retryTask').run({ seq, now }).changes !== 1) return 'not_retryable';
+        reblocked = this.reblockCascade(roots);
+        return 'requeued';
+      }),
     );
-    this.events.emit(eventsOf.retry(outcome, id));
+    this.events.emit([...eventsOf.retry(outcome, id), ...eventsOf.completed(reblocked.map((r) => r.id))]);
     return { outcome, task };
   }
 

@@ -7,7 +7,8 @@ import { el } from './dom.js';
 let dialog = null;
 
 /**
- * @param {{ title: string, text: string, confirm: string, danger?: boolean }} ask
+ * @param {{ title: string, text: string, confirm: string, danger?: boolean, dismiss?: string }} ask
+ *   `dismiss` labels the button that answers false ('Cancel' unless the action is itself a cancel)
  * @returns {Promise<boolean>}
  */
 export function confirmAction(ask) {
@@ -19,7 +20,12 @@ export function confirmAction(ask) {
     id: 'confirm-ok',
     text: ask.confirm,
   });
-  const cancel = el('button', { class: 'btn', type: 'button', id: 'confirm-cancel', text: 'Cancel' });
+  const cancel = el('button', {
+    class: 'btn',
+    type: 'button',
+    id: 'confirm-cancel',
+    text: ask.dismiss ?? 'Cancel',
+  });
   box.replaceChildren(
     el('h2', { text: ask.title }),
     el('p', { class: 'muted', text: ask.text }),

@@ -22,7 +22,8 @@ export function addShortcut(shortcut) {
 /** @param {EventTarget | null} target */
 function typing(target) {
   return (
-    target instanceof HTMLInputElement ||
+    // A ticked checkbox keeps the focus: j, k and x still work from there.
+    (target instanceof HTMLInputElement && !['checkbox', 'radio'].includes(target.type)) ||
     target instanceof HTMLTextAreaElement ||
     target instanceof HTMLSelectElement ||
     (target instanceof HTMLElement && target.isContentEditable)

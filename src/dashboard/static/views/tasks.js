@@ -1,11 +1,13 @@
 // The task table: one page of GET /tasks (newest first) for the URL's filter and cursor, with
 // Newer/Older paging, j/k selection and Enter to open. Only the first page follows live changes.
+// Its checkboxes, `x` and the bulk bar are tasks-bulk.js.
 
 import { api, AuthError } from '../lib/api.js';
 import { $, $button, $input, $select, badge, el } from '../lib/dom.js';
 import { ago, label, messageOf, waitingForSlot } from '../lib/format.js';
 import { samePage } from '../lib/router.js';
 import { addShortcut } from '../lib/shortcuts.js';
+import { bulk, selectCell, toggleRow } from './tasks-bulk.js';
 
 /** @typedef {import('../lib/types.js').Context} Context */
 /** @typedef {import('../lib/types.js').TaskPage} TaskPage */
@@ -51,6 +53,7 @@ async function load(ctx) {
   $('rows').replaceChildren(
     ...page.tasks.map((task) =>
       el('tr', { tabindex: '0', dataset: { id: task.id, status: task.status } }, [
+        selectCell(task),
         el('td', { class: 'mono', title: task.id, text: task.id.slice(0, 8) }),
         el('td', { text: task.action }),
         el('td', {}, waitingForSlot(task) ? [badge(task.status), waitingNote()] : [badge(task.status)]),
@@ -61,6 +64,7 @@ async function load(ctx) {
     ),
   );
   select(state.selected, hadFocus);
+  bulk.shown(ctx, page.tasks);
   $('empty').hidden = page.tasks.length > 0;
   const { trail } = ctx.router.route;
   $button('newer').disabled = trail.length === 0;
@@ -148,7 +152,10 @@ export const tasksView = {
       const cursor = trail.pop();
       ctx.router.navigate({ cursor: cursor || null, trail });
     });
+    bulk.mount(ctx);
     $('rows').addEventListener('click', (event) => {
+      // A row's checkbox selects it for a bulk operation; the rest of the row opens the task.
+      if (event.target instanceof Element && event.target.closest('.col-select')) return;
       const row = event.target instanceof Element ? event.target.closest('tr[data-id]') : null;
       const id = row?.getAttribute('data-id');
       if (id) {
@@ -176,6 +183,12 @@ export const tasksView = {
     addShortcut({ key: 'j', help: 'Select the next / previous task', when: onPage, run: () => move(1) });
     addShortcut({ key: 'k', help: 'Select the next / previous task', when: onPage, run: () => move(-1) });
     addShortcut({
+      key: 'x',
+      help: 'Select the task for Retry, Cancel or Delete (or unselect it)',
+      when: () => onPage() && state.selected !== null,
+      run: () => state.selected && toggleRow(ctx, state.selected),
+    });
+    addShortcut({
       key: 'Enter',
       help: 'Open the selected task',
       // A focused button or link keeps its own Enter.
@@ -197,6 +210,7 @@ export const tasksView = {
   },
   route(route, previous, ctx) {
     if (samePage(route, previous)) return;
+    bulk.moved(ctx);
     showFilter(ctx);
     void load(ctx);
   },
