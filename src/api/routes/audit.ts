@@ -38,6 +38,7 @@ export function installAudit(app: FastifyInstance, queue: TaskQueue): void {
     const action = request.routeOptions.config.audit;
     if (action === undefined || reply.statusCode === 401) return;
     const note = request.audit;
+    if (note?.changedNothing && reply.statusCode < 400) return;
     try {
       await queue.audit.record({
         at: Date.now(),

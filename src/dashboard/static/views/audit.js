@@ -150,7 +150,7 @@ export const auditView = {
       el('div', { class: 'pager' }, [newer, pageLabel, older]),
       el('p', {
         class: 'muted small',
-        text: 'Every operator action (retry, cancel, pause, resume, run now, bulk), refusals included; enqueues are not recorded.',
+        text: 'Every operator action (retry, cancel, pause, resume, run now, bulk), refusals included; enqueues and dry-run counts are not recorded.',
       }),
     ]);
   },
