@@ -762,10 +762,13 @@ const TASK_SQL = {
   listAuditByTokenAction: `
     SELECT * FROM taskq_audit_log
      WHERE token = $3 AND action = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
-  /** $1: before (epoch ms), $2: limit. */
+  /**
+   * $1: before (epoch ms), $2: limit. The seqs as an array, so each is a probe of the primary key
+   * (as `IN (SELECT ...)` the planner hashed them against a scan of the whole table).
+   */
   pruneAudit: `
-    DELETE FROM taskq_audit_log WHERE seq IN (
-      SELECT seq FROM taskq_audit_log WHERE at < $1 ORDER BY at LIMIT $2)`,
+    DELETE FROM taskq_audit_log WHERE seq = ANY (ARRAY(
+      SELECT seq FROM taskq_audit_log WHERE at < $1 ORDER BY at LIMIT $2))`,
 } as const;
 
 /**
