@@ -4,20 +4,18 @@
  * the end, node links, the failure cascade, and the "+K more" bound. Skipped, with one line on the
  * console, when /usr/bin/chromium is missing, except under CI=true, where it must run.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentFailure } from '../src/core/errors.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
+import { CHROMIUM, chromiumAvailable, chromiumRequired, launchChromium, SHOTS } from './support/browser.js';
 import { finished, startTestService, statusOf, type TestService } from './support/service.js';
 import { gate } from './support/signals.js';
 import { tempDbPath } from './support/temp.js';
 
-const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
-// Screenshots land in test-results/ (ignored by git); UPDATE_SCREENSHOTS=1 refreshes docs/screenshots/.
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots';
-const available = existsSync(CHROMIUM);
-const required = process.env.CI === 'true';
+const available = chromiumAvailable;
+const required = chromiumRequired;
 if (!available && !required) console.log(`dashboard workflow browser tests skipped: ${CHROMIUM} not found`);
 
 /** One gate per step name: a `stage` task runs until the test opens its step's gate. */
@@ -77,15 +75,11 @@ describe.skipIf(!available && !required)('task graph in Chromium', () => {
   };
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
     service = await startTestService({ db: db.path, backoffMs: 0, concurrency: 4 }, [
       ...STAGES.map(staged),
       broken,
     ]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     mkdirSync(SHOTS, { recursive: true });
   });

@@ -129,7 +129,7 @@ describe('malformed HTTP over a socket', () => {
 
   /** The single answer to `request`: its status and parsed JSON body. */
   async function answer(request: string): Promise<{ status: number; body: unknown }> {
-    const raw = await exchange(port(), Buffer.from(request, 'latin1'));
+    const raw = await exchange(port(), Buffer.from(request, 'latin1'), { halfClose: 'after-answer' });
     const match = /^HTTP\/1\.1 (\d{3}) [^\r]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/.exec(raw);
     if (!match) throw new Error(`no answer: ${JSON.stringify(raw)}`);
     expect(match[2]).toMatch(/content-type: application\/json/i);

@@ -762,6 +762,13 @@ describe.each(BOTH_DRIVERS)('workflows on %s', (_name, open, skip) => {
       expect(code).toBe(0);
       const id = stdout.trim();
       expect(await view(id)).toMatchObject({ status: 'blocked', pending_dependencies: 2 });
+      const shown = await runCli(['task', id, '--url', url]);
+      expect(shown.code).toBe(0);
+      expect(shown.stdout).toMatch(/waiting for:\s+2 dependencies/);
+      for (const dep of [a, b])
+        expect(shown.stdout).toMatch(new RegExp(`depends on\\s+${dep}\\s+gate\\s+running`));
+      const upstream = await runCli(['task', a, '--url', url]);
+      expect(upstream.stdout).toMatch(new RegExp(`dependent\\s+${id}\\s+echo\\s+blocked\\s+2`));
       const bad = await runCli(['enqueue', 'echo', '--depends-on', 'nope', '--url', url]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toContain('depends_on: task nope not found');

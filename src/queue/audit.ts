@@ -18,6 +18,11 @@ export interface AuditNote {
   /** Overrides the route's first parameter as the target (a bulk operation's id). */
   target?: string | null;
   detail?: JsonObject;
+  /**
+   * The answer changed nothing (a bulk dry run's count): a read, not recorded unless refused,
+   * like GET routes. The dashboard counts on every "select all", which would fill the log.
+   */
+  changedNothing?: boolean;
 }
 
 export interface AuditPage {

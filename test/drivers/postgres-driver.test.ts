@@ -11,7 +11,7 @@ import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from '../../src/drivers/postgres/migrations.js';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
-import { claimStatement, LITERAL_CLAIM_LIMIT_MAX } from '../../src/drivers/postgres/queries.js';
+import { claimStatement, LITERAL_CLAIM_LIMIT_MAX, SQL } from '../../src/drivers/postgres/queries.js';
 import { newTask } from '../contract/driver-contract.js';
 import { eventually } from '../support/service.js';
 import {
@@ -168,6 +168,63 @@ suite('PostgresDriver', () => {
       await client.end();
     }
   });
+
+  it(
+    "reads a task's graph through indexes: generic plans of the lists and counts scan no table",
+    { timeout: 90_000 },
+    async () => {
+      const schema = randomSchema();
+      schemas.push(schema);
+      const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
+      toClose.push(driver);
+      await driver.migrate();
+      // A parent with 1,000 dependents and 1,000 children among 2,000 other tasks, 500 of which
+      // each depend on one of the others: edges of many dependencies, as in a real table.
+      const [root] = await driver.insertTasks({ tasks: [newTask()], now: 0 });
+      const parent = (root as { task: { id: string; seq: number } }).task;
+      const others = await driver.insertTasks({
+        tasks: Array.from({ length: 1500 }, () => newTask()),
+        now: 0,
+      });
+      await driver.insertTasks({
+        tasks: others.slice(0, 500).map((o) => newTask({ dependsOn: [{ id: o.task.id }] })),
+        now: 0,
+      });
+      await driver.insertTasks({
+        tasks: Array.from({ length: 1000 }, () => newTask({ dependsOn: [{ id: parent.id }] })),
+        now: 0,
+      });
+      await driver.insertTasks({
+        tasks: Array.from({ length: 1000 }, () => newTask({ parentId: parent.id })),
+        now: 0,
+      });
+      const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+      await client.connect();
+      try {
+        await client.query(`ANALYZE tasks; ANALYZE task_deps`);
+        await client.query(`SET plan_cache_mode = force_generic_plan`);
+        const statements = [
+          ['dependenciesOf', parent.seq],
+          ['dependentsOf', parent.seq],
+          ['childNodesOf', parent.id],
+          ['countDependencies', parent.seq],
+          ['countDependents', parent.seq],
+          ['countChildren', parent.id],
+        ] as const;
+        for (const [name, key] of statements) {
+          await client.query({ name, text: SQL[name], values: [key, 100] });
+          const plan = await client.query<{ 'QUERY PLAN': string }>(
+            `EXPLAIN EXECUTE "${name}"(${typeof key === 'number' ? key : `'${key}'`}, 100)`,
+          );
+          const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+          expect(text, name).not.toContain('Seq Scan');
+          expect(text, name).toMatch(/Index (Only )?Scan/);
+        }
+      } finally {
+        await client.end();
+      }
+    },
+  );
 
   it('keeps tasks from before ids encoded seq findable by their random ids (migration 0004)', async () => {
     const schema = randomSchema();

@@ -7,7 +7,7 @@
  * recorded: its caller is nobody the log could name, and unauthenticated requests must not be
  * able to fill the table. GET /audit lists the entries, newest first, for admin tokens.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import type { AuditRecord } from '../../queue/audit.js';
 import type { TaskQueue } from '../../queue/queue.js';
 import { AuditList, AuditQuery, type AuditEntryItem } from '../console-schemas.js';
@@ -38,6 +38,7 @@ export function installAudit(app: FastifyInstance, queue: TaskQueue): void {
     const action = request.routeOptions.config.audit;
     if (action === undefined || reply.statusCode === 401) return;
     const note = request.audit;
+    if (note?.changedNothing && reply.statusCode < 400) return;
     try {
       await queue.audit.record({
         at: Date.now(),
@@ -54,10 +55,17 @@ export function installAudit(app: FastifyInstance, queue: TaskQueue): void {
       request.log.error({ err, action, status: reply.statusCode }, 'writing the audit log failed');
     }
   };
-  // onSend: the entry is written before the answer leaves, so whoever got the answer finds it.
-  app.addHook('onSend', async (request, reply, payload) => {
+  // onSend of each audited route: the entry is written before the answer leaves, so whoever got
+  // the answer finds it. Added per route, not app-wide: an app-wide onSend hook breaks Fastify's
+  // fallback 404 for a method it does not route (the answer is never sent).
+  const hook: onSendHookHandler = async (request, reply, payload) => {
     await record(request, reply);
     return payload;
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.config?.audit === undefined) return;
+    const own = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
+    route.onSend = [...own, hook];
   });
 }
 

@@ -72,6 +72,7 @@ export function bulkRoutes(app: FastifyInstance, queue: TaskQueue, streams: Stre
         action: `bulk.${op}`,
         target: 'operation' in answer ? answer.operation.id : null,
         detail: { ...detail, matched: answer.matched, matched_exact: answer.exact },
+        changedNothing: dryRun === true,
       };
       const counted = { matched: answer.matched, matched_exact: answer.exact, scans: answer.scans };
       if (!('operation' in answer)) return reply.code(200).send(counted);

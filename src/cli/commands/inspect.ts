@@ -1,9 +1,9 @@
 /**
  * Commands that show what a running service is doing, through the typed client:
- * `taskq task ID` (one task with its attempt history) and `taskq nodes` (GET /nodes).
+ * `taskq task ID` (one task with its graph and attempt history) and `taskq nodes` (GET /nodes).
  */
 import type { Command } from 'commander';
-import type { Attempt, NodeList, Task } from '../../client/index.js';
+import type { Attempt, GraphNode, NodeList, Task } from '../../client/index.js';
 import { clientFrom, clip, formatTable, withClientOptions } from './producer.js';
 
 /** How long an attempt ran: from its start (or claim) to its end. */
@@ -25,9 +25,12 @@ export function formatTask(task: Task): string {
     ['created', task.created_at],
     ['finished', task.processed_at ?? '-'],
   ];
+  if (task.status === 'blocked') fields.push(['waiting for', `${task.pending_dependencies} dependencies`]);
   if (task.error !== null) fields.push(['error', task.error]);
   else if (task.result !== null) fields.push(['result', clip(JSON.stringify(task.result), 200)]);
   const lines = [formatTable(fields.map(([k, v]) => [`${k}:`, v]))];
+  const graph = formatGraph(task);
+  if (graph) lines.push('', graph);
   const history = task.attempt_history ?? [];
   lines.push('');
   if (history.length === 0) lines.push('no finished attempts yet');
@@ -43,6 +46,34 @@ export function formatTask(task: Task): string {
     lines.push(formatTable([['#', 'OUTCOME', 'NODE', 'STARTED', 'TOOK', 'ERROR'], ...rows]));
   }
   return lines.join('\n');
+}
+
+/** Rows of each relation shown by `taskq task`; the rest are counted. */
+const GRAPH_ROWS = 10;
+
+/** The task's graph (GET /tasks/:id) as a table, a relation per row group; '' when it has none. */
+export function formatGraph(task: Task): string {
+  const counts = task.graph_counts ?? { depends_on: 0, dependents: 0, children: 0 };
+  const groups: [string, GraphNode[], number][] = [
+    ['depends on', task.depends_on ?? [], counts.depends_on],
+    ['parent', task.parent ? [task.parent] : [], task.parent ? 1 : 0],
+    ['dependent', task.dependents ?? [], counts.dependents],
+    ['child', task.children ?? [], counts.children],
+  ];
+  const rows: string[][] = [];
+  for (const [relation, nodes, total] of groups) {
+    for (const n of nodes.slice(0, GRAPH_ROWS))
+      rows.push([
+        relation,
+        n.id,
+        n.action,
+        n.status,
+        n.status === 'blocked' ? String(n.pending_dependencies) : '',
+      ]);
+    if (total > Math.min(nodes.length, GRAPH_ROWS))
+      rows.push([relation, `+${total - Math.min(nodes.length, GRAPH_ROWS)} more`, '', '', '']);
+  }
+  return rows.length === 0 ? '' : formatTable([['RELATION', 'TASK', 'ACTION', 'STATUS', 'PENDING'], ...rows]);
 }
 
 /** The nodes as a table, then the warning when there is one. */
@@ -70,7 +101,7 @@ export function registerInspectCommands(program: Command): void {
     program
       .command('task <id>')
       .description(
-        'show one task of a running service with its attempt history (outcome, node, times, error)',
+        'show one task of a running service with its graph (dependencies, dependents, parent, children) and attempt history (outcome, node, times, error)',
       )
       .option('--json', "print the JSON of GET /tasks/:id (with each attempt's stack)"),
   ).action(async (id: string, options: Record<string, unknown>) => {

@@ -9,6 +9,7 @@ import { HOME, router } from './lib/router.js';
 import { showHelp } from './lib/shortcuts.js';
 import { setUpTheme } from './lib/theme.js';
 import { VIEWS } from './views/registry.js';
+import { setAccess } from './lib/access.js';
 
 /** @typedef {import('./lib/types.js').Meta} Meta */
 /** @typedef {import('./lib/types.js').Stats} Stats */
@@ -52,6 +53,7 @@ function mount() {
   $('help-button').addEventListener('click', showHelp);
   for (const view of VIEWS) {
     const root = view.mount(ctx);
+    if (view.scope) root.dataset.scope = view.scope;
     if (!root.isConnected) $(view.slot ?? 'main').append(root);
     roots.set(view, root);
   }
@@ -60,7 +62,11 @@ function mount() {
     ...tabs.map((view) => {
       const link = el(
         'a',
-        { class: 'tab', href: `?view=${view.page}`, dataset: { page: view.page ?? HOME } },
+        {
+          class: 'tab',
+          href: `?view=${view.page}`,
+          dataset: { page: view.page ?? HOME, ...(view.scope && { scope: view.scope }) },
+        },
         [view.tab ?? ''],
       );
       link.addEventListener('click', (event) => {
@@ -150,6 +156,7 @@ async function start() {
     /** @type {[Meta, Stats]} */
     const [meta, first] = await Promise.all([api('/meta'), api('/stats')]);
     ctx.meta = meta;
+    setAccess(meta);
     stats = first;
   } catch (err) {
     if (!(err instanceof AuthError)) $('table-note').textContent = messageOf(err);

@@ -274,10 +274,17 @@ const TASK_SQL = {
   /** $1: parent id, $2: limit. A graph's children: the node columns only (tasks_parent). */
   childNodesOf: `
     SELECT id, action, status, pending_deps FROM tasks WHERE parent_id = $1 ORDER BY seq LIMIT $2`,
-  /** $1: seq (or parent id), $2: cap. How many of each list a graph has, counted in the index up to $2. */
-  countDependencies: `SELECT count(*)::int AS n FROM (SELECT 1 FROM task_deps WHERE task_seq = $1 LIMIT $2) c`,
-  countDependents: `SELECT count(*)::int AS n FROM (SELECT 1 FROM task_deps WHERE dep_seq = $1 LIMIT $2) c`,
-  countChildren: `SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE parent_id = $1 LIMIT $2) c`,
+  /**
+   * $1: seq (or parent id), $2: cap. How many of each list a graph has, counted in the index up
+   * to $2. Each is ordered as its index is: without it, where one task has most of the edges (a
+   * fan-out of thousands), the generic plan estimated a large share of the table and scanned it.
+   */
+  countDependencies: `
+    SELECT count(*)::int AS n FROM (SELECT 1 FROM task_deps WHERE task_seq = $1 ORDER BY dep_seq LIMIT $2) c`,
+  countDependents: `
+    SELECT count(*)::int AS n FROM (SELECT 1 FROM task_deps WHERE dep_seq = $1 ORDER BY task_seq LIMIT $2) c`,
+  countChildren: `
+    SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE parent_id = $1 ORDER BY seq LIMIT $2) c`,
   /** $1: parent id, $2: limit. Its children, oldest first (tasks_parent). */
   childrenOf: `SELECT ${LISTED_COLUMNS} FROM tasks WHERE parent_id = $1 ORDER BY seq LIMIT $2`,
   /** $1: seq, $2: owner, $3: attempt. The running task, locked, if the lease is still this one. */
@@ -755,10 +762,13 @@ const TASK_SQL = {
   listAuditByTokenAction: `
     SELECT * FROM taskq_audit_log
      WHERE token = $3 AND action = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
-  /** $1: before (epoch ms), $2: limit. */
+  /**
+   * $1: before (epoch ms), $2: limit. The seqs as an array, so each is a probe of the primary key
+   * (as `IN (SELECT ...)` the planner hashed them against a scan of the whole table).
+   */
   pruneAudit: `
-    DELETE FROM taskq_audit_log WHERE seq IN (
-      SELECT seq FROM taskq_audit_log WHERE at < $1 ORDER BY at LIMIT $2)`,
+    DELETE FROM taskq_audit_log WHERE seq = ANY (ARRAY(
+      SELECT seq FROM taskq_audit_log WHERE at < $1 ORDER BY at LIMIT $2))`,
 } as const;
 
 /**

@@ -57,3 +57,25 @@ export function svgEl(parent, tag, attrs = {}, text) {
   parent?.append(node);
   return node;
 }
+
+/**
+ * The console pages' table in its scrolling wrapper: a head row of `[text, class]` cells, `body`,
+ * then `after` (an empty-state line).
+ * @param {[string, string][]} heads
+ * @param {HTMLElement} body
+ * @param {HTMLElement[]} [after]
+ */
+export const consoleTable = (heads, body, after = []) =>
+  el('div', { class: 'table-wrap' }, [
+    el('table', { class: 'tasks console' }, [
+      el('thead', {}, [
+        el(
+          'tr',
+          {},
+          heads.map(([text, cls]) => el('th', { class: cls, text })),
+        ),
+      ]),
+      body,
+    ]),
+    ...after,
+  ]);

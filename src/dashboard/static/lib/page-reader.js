@@ -9,7 +9,8 @@ const REFRESH_MS = 3000;
 
 /**
  * @template T
- * @param {{ page: string, path: string, note: HTMLElement, render: (answer: T) => void }} options
+ * @param {{ page: string, path: string | (() => string), note: HTMLElement, render: (answer: T) => void }} options
+ *   `path` is read at each load when it is a function (a page that moves through pages of its own)
  */
 export function pageReader({ page, path, note, render }) {
   /** @type {ReturnType<typeof setTimeout> | null} */
@@ -24,7 +25,7 @@ export function pageReader({ page, path, note, render }) {
     /** @type {T} */
     let answer;
     try {
-      answer = await api(path);
+      answer = await api(typeof path === 'function' ? path() : path);
     } catch (err) {
       if (!(err instanceof AuthError) && mine === loads) note.textContent = messageOf(err);
       return;

@@ -35,6 +35,7 @@ export {};
  * @property {string} id
  * @property {string} [page]  the page it shows on (`?view=<page>`; 'tasks' is the home page); none: every page
  * @property {string} [tab]  label of its page in the top bar's navigation (a page of its own)
+ * @property {import('./access.js').Scope} [scope]  the scope its page (and tab) needs; hidden without it (lib/access.js)
  * @property {string} [slot]  id of the element its root goes in when mount() builds a new one (default 'main')
  * @property {(ctx: Context) => HTMLElement} mount  once, at load: wire the DOM, return the root element
  * @property {(ctx: Context) => void | Promise<void>} [start]  signed in, ctx.meta read: load data

@@ -6,7 +6,7 @@
 import { api, AuthError } from '../lib/api.js';
 import { pageReader } from '../lib/page-reader.js';
 import { confirmAction } from '../lib/confirm.js';
-import { el } from '../lib/dom.js';
+import { consoleTable, el } from '../lib/dom.js';
 import { duration, messageOf, number } from '../lib/format.js';
 
 /** @typedef {import('../lib/types.js').Context} Context */
@@ -39,7 +39,7 @@ function row(a, ctx) {
   const toggle = el('button', {
     class: a.paused ? 'btn btn-small' : 'btn btn-small btn-danger',
     type: 'button',
-    dataset: { toggle: a.action },
+    dataset: { toggle: a.action, scope: 'operate' },
     text: a.paused ? 'Resume' : 'Pause',
   });
   toggle.addEventListener('click', () => void setPaused(a, !a.paused));
@@ -136,19 +136,7 @@ export const actionsView = {
   mount: () =>
     el('section', { class: 'card', id: 'actions-card' }, [
       el('div', { class: 'card-head' }, [el('h2', { text: 'Actions' }), note]),
-      el('div', { class: 'table-wrap' }, [
-        el('table', { class: 'tasks console' }, [
-          el('thead', {}, [
-            el(
-              'tr',
-              {},
-              HEADS.map(([text, cls]) => el('th', { class: cls, text })),
-            ),
-          ]),
-          rows,
-        ]),
-        empty,
-      ]),
+      consoleTable(HEADS, rows, [empty]),
       el('p', {
         class: 'muted small',
         text: 'Pausing stops claims on every node at once; queued tasks wait and running ones finish. Run times are the upper bounds of their buckets.',

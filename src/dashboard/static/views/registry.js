@@ -9,6 +9,7 @@ import { attemptsView } from './attempts.js';
 import { nodesView, nodesWarningView } from './nodes.js';
 import { actionsView } from './actions.js';
 import { schedulesView } from './schedules.js';
+import { auditView } from './audit.js';
 
 /** @type {import('../lib/types.js').View[]} */
 export const VIEWS = [
@@ -19,6 +20,7 @@ export const VIEWS = [
   attemptsView,
   actionsView,
   schedulesView,
+  auditView,
   nodesView,
   nodesWarningView,
 ];

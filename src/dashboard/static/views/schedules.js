@@ -27,14 +27,14 @@ function row(s, ctx) {
   const toggle = el('button', {
     class: s.paused ? 'btn btn-small' : 'btn btn-small btn-danger',
     type: 'button',
-    dataset: { toggle: s.name },
+    dataset: { toggle: s.name, scope: 'operate' },
     text: s.paused ? 'Resume' : 'Pause',
   });
   toggle.addEventListener('click', () => void act(s, s.paused ? 'resume' : 'pause', ctx));
   const run = el('button', {
     class: 'btn btn-small',
     type: 'button',
-    dataset: { run: s.name },
+    dataset: { run: s.name, scope: 'operate' },
     text: 'Run now',
   });
   run.addEventListener('click', () => void act(s, 'run', ctx));
