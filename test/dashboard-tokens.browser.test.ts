@@ -85,6 +85,10 @@ describe.skipIf(!available && !required)('dashboard with scoped tokens in Chromi
     expect(await page.locator('#detail-status').textContent()).toBe('failed');
     expect(await visible(page, '#detail-retry')).toBe(false);
     expect(await visible(page, '#detail-cancel')).toBe(false);
+    // No bulk selection either: the rows show, their checkboxes do not.
+    await page.locator('#rows tr').first().waitFor();
+    expect(await visible(page, '#rows input.row-select')).toBe(false);
+    expect(await visible(page, '#select-page')).toBe(false);
     expect(await visible(page, '#tabs a[data-page="actions"]')).toBe(true);
     expect(await visible(page, '#tabs a[data-page="audit"]')).toBe(false);
 

@@ -6,8 +6,10 @@
 // bar, and refresh the table when it is done. Selected rows are sent as a filter of their whole
 // ids (`id=<id>,<id>,...`), only those whose status the op changes.
 //
-// The selection belongs to the page on screen: another page or filter starts with none.
+// The selection belongs to the page on screen: another page or filter starts with none. A token
+// without the operate scope sees no checkboxes and no bar (lib/access.js): it could change nothing.
 
+import { can } from '../lib/access.js';
 import { api, AuthError, openStream } from '../lib/api.js';
 import { confirmAction } from '../lib/confirm.js';
 import { el } from '../lib/dom.js';
@@ -69,7 +71,7 @@ const buttons = /** @type {Record<BulkOp, HTMLButtonElement>} */ (
     ]),
   )
 );
-const bar = el('div', { class: 'bulk-bar', id: 'bulk-bar', hidden: '' }, [
+const bar = el('div', { class: 'bulk-bar', id: 'bulk-bar', hidden: '', dataset: { scope: 'operate' } }, [
   selectedText,
   el('span', { class: 'bulk-all' }, [allText, ' ', allButton]),
   el('span', { class: 'spacer' }),
@@ -320,12 +322,12 @@ export function selectCell(task) {
     'aria-label': `Select task ${task.id.slice(0, 8)}`,
   });
   if (state.selected.has(task.id)) box.setAttribute('checked', '');
-  return el('td', { class: 'col-select' }, [box]);
+  return el('td', { class: 'col-select', dataset: { scope: 'operate' } }, [box]);
 }
 
 /** Selects or unselects one row (its checkbox, or `x`). @param {Context} ctx @param {string} id */
 export function toggleRow(ctx, id) {
-  if (!state.rows.has(id)) return;
+  if (!state.rows.has(id) || !can('operate')) return;
   state.allMatching = false;
   if (state.selected.has(id)) state.selected.delete(id);
   else state.selected.add(id);
@@ -337,7 +339,7 @@ export const bulk = {
   /** Wires the header checkbox, the bar and its buttons into the task card. @param {Context} ctx */
   mount(ctx) {
     const head = document.querySelector('#tasks-card thead tr');
-    head?.prepend(el('th', { class: 'col-select' }, [pageBox]));
+    head?.prepend(el('th', { class: 'col-select', dataset: { scope: 'operate' } }, [pageBox]));
     document.querySelector('#tasks-card .table-wrap')?.before(bar, progress, note);
     pageBox.addEventListener('change', () => {
       state.allMatching = false;
