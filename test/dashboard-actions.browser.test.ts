@@ -6,19 +6,18 @@
  * docs/screenshots/actions-*.png with UPDATE_SCREENSHOTS=1 (test-results/ otherwise). Skipped,
  * with one line, when /usr/bin/chromium is missing, except under CI=true.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
 import { tempDir } from './support/temp.js';
+import { CHROMIUM, SHOTS, chromiumAvailable, chromiumRequired, launchChromium } from './support/browser.js';
 
-const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
 const TOKEN = 'dashboard-actions-token';
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots';
-const available = existsSync(CHROMIUM);
-const required = process.env.CI === 'true';
+const available = chromiumAvailable;
+const required = chromiumRequired;
 if (!available && !required) console.log(`dashboard actions browser tests skipped: ${CHROMIUM} not found`);
 
 /** An action with flow-control settings, so the page shows them. */
@@ -49,7 +48,6 @@ describe.skipIf(!available && !required)('dashboard Actions and Schedules in Chr
   const cell = (row: string, column: number) => page.textContent(`${row} td:nth-child(${column})`);
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
     dir = tempDir();
     const schedules = join(dir.dir, 'schedules.json');
     writeFileSync(
@@ -66,16 +64,7 @@ describe.skipIf(!available && !required)('dashboard Actions and Schedules in Chr
       ]),
     );
     service = await startTestService({ apiToken: TOKEN, schedules, pollMs: 50 }, [sendEmail]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     // Sign in once; the token stays in this tab.
     await page.goto(`${service.url}/dashboard`);

@@ -3,18 +3,16 @@
  * headless Chromium against real services. Skipped, with one line on the console, when
  * /usr/bin/chromium is missing, except under CI=true, where it must run.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { finished, startTestService, type TestService } from './support/service.js';
 import { tempDbPath } from './support/temp.js';
+import { CHROMIUM, SHOTS, chromiumAvailable, chromiumRequired, launchChromium } from './support/browser.js';
 
-const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
-// Screenshots land in test-results/ (ignored by git); UPDATE_SCREENSHOTS=1 refreshes docs/screenshots/.
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots';
-const available = existsSync(CHROMIUM);
-const required = process.env.CI === 'true';
+const available = chromiumAvailable;
+const required = chromiumRequired;
 if (!available && !required) console.log(`dashboard history browser tests skipped: ${CHROMIUM} not found`);
 
 /** Fails with a stack on its first two runs, then completes: three attempts to show. */
@@ -55,12 +53,8 @@ describe.skipIf(!available && !required)('attempt timeline and nodes view in Chr
   };
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
     service = await startTestService({ db: db.path, backoffMs: 0 }, [flaky, blocking]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     mkdirSync(SHOTS, { recursive: true });
   });

@@ -2,22 +2,19 @@
  * The dashboard in a real headless Chromium against a real service. Skipped, with one line on the
  * console, when /usr/bin/chromium is missing, except under CI=true, where it must run.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TASK_STATUSES } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
 import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
 import { gate, nextSignal, responseClosed } from './support/signals.js';
+import { CHROMIUM, SHOTS, chromiumAvailable, chromiumRequired, launchChromium } from './support/browser.js';
 
-/** TASKQ_CHROMIUM overrides the path (and lets the skip path be tried). */
-const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
-// Screenshots land in test-results/ (ignored by git); UPDATE_SCREENSHOTS=1 refreshes the README's copies.
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots';
 const SCREENSHOT = `${SHOTS}/dashboard.png`;
-const available = existsSync(CHROMIUM);
-const required = process.env.CI === 'true';
+const available = chromiumAvailable;
+const required = chromiumRequired;
 if (!available && !required) console.log(`dashboard browser tests skipped: ${CHROMIUM} not found`);
 
 /** Fails while `flaky.failing` is true, so a test can retry it into success. */
@@ -75,22 +72,9 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
   };
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI=true but ${CHROMIUM} is missing: install chromium`);
     // A real port: Chromium loads the dashboard over it.
     service = await startTestService({ apiToken: TOKEN }, [flaky.definition, steps.definition]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 
