@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
-import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
+import { finished, startTestService, statusOf, type TestService, withToken } from './support/service.js';
 import { tempDir } from './support/temp.js';
 import { CHROMIUM, SHOTS, chromiumAvailable, chromiumRequired, launchChromium } from './support/browser.js';
 
@@ -33,14 +33,7 @@ describe.skipIf(!available && !required)('dashboard Actions and Schedules in Chr
   let browser: Browser;
   let page: Page;
   let dir: { dir: string; cleanup: () => void };
-  const auth = { authorization: `Bearer ${TOKEN}` };
-  const api: Http = (path, init = {}) =>
-    service.http(path, { ...init, headers: { ...auth, ...init.headers } });
-  const post = async (body: object) => {
-    const res = await api('/tasks', { method: 'POST', json: body });
-    expect(res.status).toBe(202);
-    return res.body.id as string;
-  };
+  const { api, post } = withToken(() => service, TOKEN);
   const actionOf = async (action: string) =>
     ((await api('/actions')).body.actions as { action: string; paused: boolean }[]).find(
       (a) => a.action === action,

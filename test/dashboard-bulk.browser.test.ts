@@ -11,7 +11,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HandlerDefinition } from '../src/handlers/handler.js';
 import {
   chromiumAvailable as available,
   chromiumRequired as required,
@@ -19,24 +18,16 @@ import {
   launchChromium,
   SHOTS,
   signIn,
+  switchableFailure,
 } from './support/browser.js';
 import { BOTH_SERVICE_DBS } from './support/drivers.js';
-import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
+import { finished, startTestService, statusOf, type TestService, withToken } from './support/service.js';
 
 const TOKEN = 'dashboard-bulk-token';
 if (!available && !required) console.log(`dashboard bulk browser tests skipped: ${CHROMIUM} not found`);
 
-/** Fails while `flaky.failing` is true. */
-const flaky = {
-  failing: true,
-  definition: {
-    action: 'flaky',
-    handle: () => {
-      if (flaky.failing) throw new Error('the upstream service answered 503');
-      return { ok: true };
-    },
-  } satisfies HandlerDefinition,
-};
+/** Fails while `flaky.failing` is true, so a test can retry it into success. */
+const flaky = switchableFailure();
 
 describe.each(BOTH_SERVICE_DBS)('dashboard bulk operations in Chromium on %s', (name, database, skip) => {
   const run = (available || required) && !skip;
@@ -44,14 +35,7 @@ describe.each(BOTH_SERVICE_DBS)('dashboard bulk operations in Chromium on %s', (
   let browser: Browser;
   let page: Page;
   let cleanup: () => Promise<void>;
-  const auth = { authorization: `Bearer ${TOKEN}` };
-  const api: Http = (path, init = {}) =>
-    service.http(path, { ...init, headers: { ...auth, ...init.headers } });
-  const post = async (body: object) => {
-    const res = await api('/tasks', { method: 'POST', json: body });
-    expect(res.status).toBe(202);
-    return res.body.id as string;
-  };
+  const { api, post } = withToken(() => service, TOKEN);
   const open = async (search: string) => {
     await page.goto(`${service.url}/dashboard${search}`);
     await expect.poll(() => page.textContent('#live')).toBe('live');

@@ -7,9 +7,16 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TASK_STATUSES } from '../src/core/task.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
-import { finished, startTestService, statusOf, type Http, type TestService } from './support/service.js';
+import { finished, startTestService, statusOf, type TestService, withToken } from './support/service.js';
 import { gate, nextSignal, responseClosed } from './support/signals.js';
-import { CHROMIUM, SHOTS, chromiumAvailable, chromiumRequired, launchChromium } from './support/browser.js';
+import {
+  CHROMIUM,
+  SHOTS,
+  chromiumAvailable,
+  chromiumRequired,
+  launchChromium,
+  switchableFailure,
+} from './support/browser.js';
 
 const TOKEN = 'dashboard-test-token';
 const SCREENSHOT = `${SHOTS}/dashboard.png`;
@@ -18,16 +25,7 @@ const required = chromiumRequired;
 if (!available && !required) console.log(`dashboard browser tests skipped: ${CHROMIUM} not found`);
 
 /** Fails while `flaky.failing` is true, so a test can retry it into success. */
-const flaky = {
-  failing: true,
-  definition: {
-    action: 'flaky',
-    handle: () => {
-      if (flaky.failing) throw new Error('the upstream service answered 503');
-      return { ok: true };
-    },
-  } satisfies HandlerDefinition,
-};
+const flaky = switchableFailure();
 
 /** Reports 30 %, waits for the test, reports 60 %, waits again, then completes: a task to tail live. */
 const steps = {
@@ -49,15 +47,7 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
   let service: TestService;
   let browser: Browser;
   let page: Page;
-  const auth = { authorization: `Bearer ${TOKEN}` };
-  /** The service's API, with the token. */
-  const api: Http = (path, init = {}) =>
-    service.http(path, { ...init, headers: { ...auth, ...init.headers } });
-  const post = async (body: object) => {
-    const res = await api('/tasks', { method: 'POST', json: body });
-    expect(res.status).toBe(202);
-    return res.body.id as string;
-  };
+  const { api, post } = withToken(() => service, TOKEN);
 
   const attributes = async (selector: string, name: string) =>
     Promise.all((await page.locator(selector).all()).map((node) => node.getAttribute(name)));

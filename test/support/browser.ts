@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { HandlerDefinition } from '../../src/handlers/handler.js';
 
 export const CHROMIUM = process.env.TASKQ_CHROMIUM ?? '/usr/bin/chromium';
 /** UPDATE_SCREENSHOTS=1 writes the docs' pictures; otherwise they go to test-results/ (ignored by git). */
@@ -33,4 +34,19 @@ export async function signIn(page: Page, url: string, token: string): Promise<vo
   await page.fill('#login-token', token);
   await page.click('#login-form button[type=submit]');
   await page.locator('#live[data-state="on"]').waitFor({ timeout: 10_000 });
+}
+
+/** A handler that fails while `failing` is true, so a test can retry its tasks into success. */
+export function switchableFailure(action = 'flaky') {
+  const state = {
+    failing: true,
+    definition: {
+      action,
+      handle: () => {
+        if (state.failing) throw new Error('the upstream service answered 503');
+        return { ok: true };
+      },
+    } satisfies HandlerDefinition,
+  };
+  return state;
 }

@@ -3,6 +3,7 @@
  * Fastify's inject(), with no socket; `startTestService` listens on an ephemeral port, for tests
  * about sockets, streams over a real connection, browsers and other processes.
  */
+import { expect } from 'vitest';
 import { pino } from 'pino';
 import { resolveConfig, type ConfigInput } from '../../src/core/config.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
@@ -169,4 +170,20 @@ export async function finished(request: Http, id: string, waitSeconds = 30): Pro
 /** The task's status as the API shows it now. */
 export async function statusOf(request: Http, id: string): Promise<string> {
   return (await request(`/tasks/${id}`)).body.status as string;
+}
+
+/**
+ * A suite's API calls with a bearer token, and a POST /tasks that expects its 202 and returns the
+ * id. `service` is read on each call: suites assign it in beforeAll.
+ */
+export function withToken(service: () => TestService, token: string) {
+  const auth = { authorization: `Bearer ${token}` };
+  const api: Http = (path, init = {}) =>
+    service().http(path, { ...init, headers: { ...auth, ...init.headers } });
+  const post = async (body: object): Promise<string> => {
+    const res = await api('/tasks', { method: 'POST', json: body });
+    expect(res.status).toBe(202);
+    return res.body.id as string;
+  };
+  return { api, post };
 }
