@@ -1,15 +1,16 @@
 /**
  * Enqueue -> start latency at light load: the service runs in this process (as the peers run
- * producer and worker in one process), tasks are POSTed over HTTP one every `gapMs`, and the
- * latency is handler entry minus the time just before the POST. A second series enqueues through
- * the library call instead (TaskQueue.enqueue, the equivalent of the peers' queue.add()).
+ * producer and worker in one process), tasks are POSTed over HTTP one every `gapMs` (node:http on
+ * one kept-alive connection: see jsonPoster), and the latency is handler entry minus the time just
+ * before the POST. A second series enqueues through the library call instead (TaskQueue.enqueue,
+ * the equivalent of the peers' queue.add()).
  */
 import { resolveConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/logger.js';
 import { TaskqNode } from '../../src/service.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { freshDb, noopTask } from '../lib/store.js';
-import { now, percentile, round, sleep, waitUntil } from '../lib/util.js';
+import { jsonPoster, now, percentile, round, sleep, waitUntil } from '../lib/util.js';
 import type { BenchOptions } from '../lib/options.js';
 
 export interface LatencyResult {
@@ -67,19 +68,15 @@ export async function runLatency(opts: BenchOptions, gapMs = 5): Promise<Latency
   try {
     await sleep(300); // let the pool work off the probes and reach its idle state
     const postMs: number[] = [];
+    const post = jsonPoster(address);
     const start = now();
     for (let i = 0; i < opts.latencyTasks; i++) {
       const wait = start + i * gapMs - now();
       if (wait > 0) await sleep(wait);
       const t0 = now();
-      const res = await fetch(`${address}/tasks`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ action: 'latency', data: { i, t0 } }),
-      });
-      await res.arrayBuffer();
+      const status = await post('/tasks', { action: 'latency', data: { i, t0 } });
       postMs.push(now() - t0);
-      if (res.status !== 202) throw new Error(`latency: POST answered ${res.status}`);
+      if (status !== 202) throw new Error(`latency: POST answered ${status}`);
     }
     await waitUntil(() => latencies.length >= opts.latencyTasks, { intervalMs: 5, timeoutMs: 30_000 });
     const overHttp = latencies.splice(0);
