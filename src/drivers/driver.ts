@@ -27,8 +27,13 @@ export interface DriverCapabilities {
 
 /** Events a driver announces after the change is committed. */
 export interface DriverEvents {
-  /** New or re-queued tasks may be claimable. */
-  tasksQueued: { count: number };
+  /**
+   * New or re-queued tasks may be claimable. Where they sort, for a claim that starts where the
+   * last one ended (the PostgreSQL driver's claim floor): `earliestRunAt`, the earliest run_at of
+   * newly inserted ones; `requeued`, some were queued again (released, retried, rescued,
+   * unblocked, resumed, retried by an operator) and may sort anywhere before tasks claimed since.
+   */
+  tasksQueued: { count: number; earliestRunAt?: number; requeued?: true };
   /** Tasks reached a finished status, or changed in a way a waiting client should see. */
   tasksChanged: { ids: string[] };
   /** A client asked to cancel running tasks; their workers should abort them. */

@@ -253,7 +253,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           }
         });
 
-        it('emits tasksQueued with the inserted count, after commit', async () => {
+        it('emits tasksQueued with the inserted count and earliest run_at, after commit', async () => {
           const peer = await openPeer();
           const visible: TaskRecord[][] = [];
           const looked = new Promise<void>((resolve) => {
@@ -264,8 +264,9 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           });
           const queued = recorder(driver, 'tasksQueued');
           const next = queued.next();
-          const inserted = await driver.insertTasks({ tasks: [newTask(), newTask()], now: T0 });
-          expect(await next).toEqual({ count: 2 });
+          const later = newTask({ runAt: T0 + 5000 });
+          const inserted = await driver.insertTasks({ tasks: [later, newTask()], now: T0 });
+          expect(await next).toEqual({ count: 2, earliestRunAt: T0 });
           await looked;
           expect(visible[0]?.map((t) => t.id).sort()).toEqual(inserted.map((r) => r.task.id).sort());
         });
@@ -719,7 +720,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             failures: [{ ...leaseOf(claimed), error: 'boom', outcome: 'retry', retryAt: T0 + 5000 }],
             now: T0 + 10,
           });
-          expect(await next).toEqual({ count: 1 });
+          expect(await next).toEqual({ count: 1, requeued: true });
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({
             status: 'queued',
             error: 'boom',
@@ -828,7 +829,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const queued = recorder(driver, 'tasksQueued');
           const next = queued.next();
           await driver.releaseTasks({ tasks: [leaseOf(claimed)] });
-          expect(await next).toEqual({ count: 1 });
+          expect(await next).toEqual({ count: 1, requeued: true });
           expect(await driver.getTask({ id: claimed.id })).toMatchObject({
             status: 'queued',
             attempts: 0,
@@ -858,7 +859,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           const next = queued.next();
           const result = await driver.rescueExpiredLeases({ now: T0 + LEASE + 1 });
           expect(result).toEqual({ requeued: [expired.id], failed: [] });
-          expect(await next).toEqual({ count: 1 });
+          expect(await next).toEqual({ count: 1, requeued: true });
           expect(await driver.getTask({ id: expired.id })).toMatchObject({
             status: 'queued',
             attempts: 1,
@@ -951,7 +952,7 @@ export function describeDriverContract(name: string, options: ContractOptions): 
             runAt: T0 + 100,
             processedAt: null,
           });
-          expect(await next).toEqual({ count: 1 });
+          expect(await next).toEqual({ count: 1, requeued: true });
           expect(await claim(1, T0 + 100)).toHaveLength(1);
         });
 

@@ -17,6 +17,9 @@
  */
 import type { DriverEventName, DriverEvents } from '../driver.js';
 
+/** The word after a tasksQueued count when some of the tasks were queued again (DriverEvents). */
+const REQUEUED = 'requeued';
+
 /** Ids per payload: keeps each one well under PostgreSQL's 8000-byte limit. */
 const IDS_PER_PAYLOAD = 100;
 
@@ -36,6 +39,8 @@ export interface NotifierOptions {
 
 export class PgNotifier {
   private queuedCount = 0;
+  private earliestRunAt = Infinity;
+  private requeued = false;
   private changed: string[] = [];
   private cancelled: string[] = [];
   private sending: Promise<void> | null = null;
@@ -44,8 +49,11 @@ export class PgNotifier {
   constructor(private readonly options: NotifierOptions) {}
 
   announce<E extends DriverEventName>(event: E, payload: DriverEvents[E]): void {
-    if ('count' in payload) this.queuedCount += payload.count;
-    else if (event === 'tasksChanged') this.changed.push(...payload.ids);
+    if ('count' in payload) {
+      this.queuedCount += payload.count;
+      this.earliestRunAt = Math.min(this.earliestRunAt, payload.earliestRunAt ?? Infinity);
+      if (payload.requeued) this.requeued = true;
+    } else if (event === 'tasksChanged') this.changed.push(...payload.ids);
     else this.cancelled.push(...payload.ids);
     this.schedule();
   }
@@ -69,8 +77,15 @@ export class PgNotifier {
   private async sendPending(): Promise<void> {
     const { channels, sender } = this.options;
     const out: Notification[] = [];
-    if (this.queuedCount > 0)
-      out.push({ channel: channels.tasksQueued, payload: `${sender} ${this.queuedCount}` });
+    if (this.queuedCount > 0) {
+      // "<sender> <count> <earliest run_at or -> [requeued]"
+      const earliest = Number.isFinite(this.earliestRunAt) ? String(this.earliestRunAt) : '-';
+      const flag = this.requeued ? ` ${REQUEUED}` : '';
+      out.push({
+        channel: channels.tasksQueued,
+        payload: `${sender} ${this.queuedCount} ${earliest}${flag}`,
+      });
+    }
     for (const [event, ids] of [
       ['tasksChanged', this.changed.splice(0)],
       ['cancelRequested', this.cancelled.splice(0)],
@@ -83,6 +98,8 @@ export class PgNotifier {
       }
     }
     this.queuedCount = 0;
+    this.earliestRunAt = Infinity;
+    this.requeued = false;
     if (out.length === 0) return;
     // A failed announcement is dropped: the listeners' polling covers it (see the top comment).
     await this.options.send(out).catch(() => undefined);
@@ -107,8 +124,15 @@ export function parseNotification(
   if (space < 0 || payload.slice(0, space) === ownSender) return null;
   const body = payload.slice(space + 1);
   if (event === 'tasksQueued') {
-    const count = Number(body);
-    return Number.isFinite(count) ? { count } : null;
+    const [countText, earliestText, flag] = body.split(' ');
+    const count = Number(countText);
+    if (!Number.isFinite(count)) return null;
+    const earliestRunAt = Number(earliestText);
+    return {
+      count,
+      ...(Number.isFinite(earliestRunAt) && earliestText !== '' && { earliestRunAt }),
+      ...(flag === REQUEUED && { requeued: true as const }),
+    };
   }
   return { ids: body === '' ? [] : body.split(',') };
 }

@@ -117,6 +117,7 @@ import { runMigrations } from '../shared/migrator.js';
 import { PgListener } from './listener.js';
 import { LimitedWarn, type DriverLogger } from './warn-limited.js';
 import { SeqReserve } from './seq-reserve.js';
+import { CLAIM_FLOOR_DEFAULTS, ClaimFloor, type ClaimFloorOptions } from './claim-floor.js';
 import { parseNotification, PgNotifier, type Notification } from './notifier.js';
 import {
   createSchemaSql,
@@ -157,6 +158,8 @@ export interface PostgresDriverOptions {
   logger?: DriverLogger;
   /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
   attemptHistoryMax?: number;
+  /** The claim floor's margin and full-scan period, and its clock (tests). @defaultValue CLAIM_FLOOR_DEFAULTS */
+  claimFloor?: ClaimFloorOptions;
 }
 
 export const SCHEMA_DEFAULT = 'taskq';
@@ -268,6 +271,8 @@ export class PostgresDriver implements QueueDriver {
   private idCodec: Promise<TaskIdCodec> | null = null;
   /** Where each keyed action's next limited claim starts reading keys (shared/flow-claim.ts). */
   private readonly keyCursors = new KeyCursors();
+  /** Where plain claims start reading (claim-floor.ts). */
+  private readonly claimFloor: ClaimFloor;
   private readonly seqs = new SeqReserve({
     allocate: async (count) =>
       (await this.run<{ seq: number }>('allocateSeqs', [count])).rows.map((r) => r.seq),
@@ -287,6 +292,7 @@ export class PostgresDriver implements QueueDriver {
     }
     this.schema = schema;
     this.historyMax = options.attemptHistoryMax ?? ATTEMPT_HISTORY_DEFAULT;
+    this.claimFloor = new ClaimFloor(options.claimFloor ?? CLAIM_FLOOR_DEFAULTS);
     this.channels = {
       tasksQueued: `${CHANNEL_PREFIX.tasksQueued}:${schema}`,
       tasksChanged: `${CHANNEL_PREFIX.tasksChanged}:${schema}`,
@@ -322,7 +328,8 @@ export class PostgresDriver implements QueueDriver {
       onError: (err, msg, fields) => warnings.warn(err, msg, fields),
       onMessage: (channel, payload) => this.onNotification(channel, payload),
       // Notifications sent while disconnected are lost: workers look for work instead.
-      onReconnect: () => this.events.emit([{ event: 'tasksQueued', payload: { count: 0 } }]),
+      // Notifications sent while it was away are lost: anything may have been queued again.
+      onReconnect: () => this.heard([{ event: 'tasksQueued', payload: { count: 0, requeued: true } }]),
     });
     this.notifier = new PgNotifier({
       channels: this.channels,
@@ -358,13 +365,19 @@ export class PostgresDriver implements QueueDriver {
     if (event === undefined) return;
     const parsed = parseNotification(event, payload, this.sender);
     // parseNotification gives the payload shape of `event` (its result type does not say so).
-    if (parsed) this.events.emit([{ event, payload: parsed } as PendingEvent]);
+    if (parsed) this.heard([{ event, payload: parsed } as PendingEvent]);
   }
 
   /** Emits committed changes here and announces them to other processes. */
   private announce(events: PendingEvent[]): void {
-    this.events.emit(events);
+    this.heard(events);
     for (const e of events) this.notifier.announce(e.event, e.payload);
+  }
+
+  /** Committed changes, made here or heard from another process, for this process's subscribers. */
+  private heard(events: PendingEvent[]): void {
+    for (const e of events) if (e.event === 'tasksQueued') this.claimFloor.queued(e.payload);
+    this.events.emit(events);
   }
 
   /** Runs one named statement on a connection of `pool` (autocommit: one round trip). */
@@ -557,7 +570,8 @@ export class PostgresDriver implements QueueDriver {
           throw new QueueError('TQ_ERR_INTERNAL', `task ${task.id} was neither inserted nor deduplicated`);
         return { task: holder, inserted: false };
       });
-      return { value, events: eventsOf.inserted(stored.size) };
+      const queued = records.filter((r) => stored.has(r.seq)).map((r) => r.runAt);
+      return { value, events: eventsOf.inserted(queued) };
     };
     if (keys.length > 0) return this.transaction(insert);
     const { value, events } = await insert(this.run);
@@ -654,7 +668,7 @@ export class PostgresDriver implements QueueDriver {
       const { status, pendingDeps, error, processedAt } = start;
       results.push({ task: { ...record, status, pendingDeps, error, processedAt }, inserted: true });
     }
-    const queued = results.filter((r) => r.inserted && r.task.status === 'queued').length;
+    const queued = results.filter((r) => r.inserted && r.task.status === 'queued').map((r) => r.task.runAt);
     return { value: results, events: eventsOf.inserted(queued) };
   }
 
@@ -855,17 +869,32 @@ export class PostgresDriver implements QueueDriver {
       if (limited.length > 0) params.onLimited?.(limited);
     } else {
       const skip = FlowClaim.plainExclusions(excludeActions, limitedNames);
-      const claim = claimStatement(skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks', limit);
+      // Only a claim that skips no action moves the floor: one that skips some leaves their
+      // tasks queued before where it stopped.
+      const start = skip.length === 0 ? this.claimFloor.start() : null;
+      const from = start?.from ?? null;
+      const claim = claimStatement(
+        from ? 'claimFromFloor' : skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks',
+        limit,
+      );
       const values = [
         owner,
         leaseExpiresAt,
         now,
         ...(claim.limitParam ? [limit] : []),
-        ...(skip.length > 0 ? [skip] : []),
+        ...(from ? [from.priority, from.runAt] : skip.length > 0 ? [skip] : []),
       ];
       rows = (await this.runConfig<ClaimedRow>(this.relaxed, { name: claim.name, text: claim.text, values }))
         .rows;
+      const claimed = this.toClaimed(rows, owner, leaseExpiresAt, now);
+      if (start) this.claimFloor.claimed(start, claimed.at(-1));
+      return claimed;
     }
+    return this.toClaimed(rows, owner, leaseExpiresAt, now);
+  }
+
+  /** Claimed rows as records, in claim order. */
+  private toClaimed(rows: ClaimedRow[], owner: string, leaseExpiresAt: number, now: number): TaskRecord[] {
     const lease = { owner, leaseExpiresAt, claimedAt: now };
     return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
   }
@@ -1234,7 +1263,7 @@ export class PostgresDriver implements QueueDriver {
   async resumeAction({ action }: { action: string }): Promise<void> {
     const { rows } = await this.run<{ queued: number }>('resumeAction', [action]);
     // NOTIFY wakes the workers of every node.
-    this.announce(eventsOf.inserted(rows[0]?.queued ?? 0));
+    this.announce(eventsOf.requeued(rows[0]?.queued ?? 0));
   }
 
   async listPausedActions(): Promise<ActionPause[]> {

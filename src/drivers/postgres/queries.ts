@@ -192,6 +192,27 @@ const claimSql = (filter: string, limit = '$4') =>
                               FOR UPDATE SKIP LOCKED))`);
 
 /**
+ * A plain claim from the claim floor (claim-floor.ts) rather than the front of tasks_claimable:
+ * the tasks of higher priority than the floor's from their front, then the floor's priority from
+ * its run_at on, then lower priorities from their front. Append reads its branches in turn and
+ * the LIMIT stops it, so rows are locked only as they are taken, in claim order. Parameters as
+ * claimSql, then the floor's priority and run_at (after the limit when the limit is a parameter).
+ */
+const floorClaimSql = (limit: string, firstOwn: number) => {
+  const [priority, runAt] = [`$${firstOwn}::int`, `$${firstOwn + 1}::int8`];
+  const branch = (where: string) => `
+                 SELECT seq FROM (SELECT seq FROM tasks
+                                   WHERE status = 'queued' AND run_at <= $3 AND ${NOT_PAUSED()} AND ${where}
+                                   ORDER BY priority DESC, run_at, seq
+                                   LIMIT ${limit}
+                                     FOR UPDATE SKIP LOCKED) b`;
+  return claimWhereSql(`seq = ANY(ARRAY(SELECT seq FROM (${branch(`priority > ${priority}`)}
+                 UNION ALL ${branch(`priority = ${priority} AND run_at >= ${runAt}`)}
+                 UNION ALL ${branch(`priority < ${priority}`)}) u
+                 LIMIT ${limit}))`);
+};
+
+/**
  * The plain claims, and what each adds to what is claimable, given the number of its first own
  * parameter (the one after the limit).
  */
@@ -907,13 +928,18 @@ const claimStatements = new Map<string, ClaimStatement>();
  * text. Larger claims keep the parameter: planning is shared by many tasks there, and each text is
  * a prepared statement of about 230 KiB in every connection that runs it.
  */
-export function claimStatement(kind: PlainClaim, limit: number): ClaimStatement {
-  if (limit > LITERAL_CLAIM_LIMIT_MAX || !Number.isSafeInteger(limit) || limit < 1)
-    return { name: kind, text: SQL[kind], limitParam: true };
-  const name = `${kind}_${limit}`;
+export function claimStatement(kind: PlainClaim | 'claimFromFloor', limit: number): ClaimStatement {
+  const literal = limit <= LITERAL_CLAIM_LIMIT_MAX && Number.isSafeInteger(limit) && limit >= 1;
+  if (!literal && kind !== 'claimFromFloor') return { name: kind, text: SQL[kind], limitParam: true };
+  const name = literal ? `${kind}_${limit}` : kind;
   let statement = claimStatements.get(name);
   if (!statement) {
-    statement = { name, text: claimSql(CLAIM_FILTERS[kind](4), String(limit)), limitParam: false };
+    const [limitText, firstOwn] = literal ? [String(limit), 4] : ['$4', 5];
+    const text =
+      kind === 'claimFromFloor'
+        ? floorClaimSql(limitText, firstOwn)
+        : claimSql(CLAIM_FILTERS[kind](firstOwn), limitText);
+    statement = { name, text, limitParam: !literal };
     claimStatements.set(name, statement);
   }
   return statement;

@@ -25,11 +25,21 @@ export function statusAfterFailure(outcome: Failure['outcome']): TaskStatus {
   return outcome === 'retry' ? 'queued' : outcome;
 }
 
+const earlier = (a: number, b: number) => Math.min(a, b);
+
 /** The events of each kind of write, given what the write changed (nothing changed: no event). */
 export const eventsOf = {
-  /** Newly inserted tasks may be claimed. */
-  inserted: (count: number): PendingEvent[] =>
-    count > 0 ? [{ event: 'tasksQueued', payload: { count } }] : [],
+  /** Newly inserted tasks may be claimed; `runAts` are theirs (the earliest is announced). */
+  inserted: (runAts: readonly number[]): PendingEvent[] =>
+    runAts.length > 0
+      ? [{ event: 'tasksQueued', payload: { count: runAts.length, earliestRunAt: runAts.reduce(earlier) } }]
+      : [],
+  /**
+   * Tasks queued again (or, on resume, left queued while claims passed them) may be claimed, and
+   * may sort before tasks claimed since (see DriverEvents).
+   */
+  requeued: (count: number): PendingEvent[] =>
+    count > 0 ? [{ event: 'tasksQueued', payload: { count, requeued: true } }] : [],
   /** Results written: waiting clients see the tasks finished. */
   completed: (ids: string[]): PendingEvent[] =>
     ids.length > 0 ? [{ event: 'tasksChanged', payload: { ids } }] : [],
@@ -39,20 +49,20 @@ export const eventsOf = {
    */
   leftRunning: (rows: readonly { id: string; status: TaskStatus }[]): PendingEvent[] => {
     const count = rows.filter((r) => r.status === 'queued').length;
-    return [...eventsOf.inserted(count), ...eventsOf.completed(rows.map((r) => r.id))];
+    return [...eventsOf.requeued(count), ...eventsOf.completed(rows.map((r) => r.id))];
   },
   /** Tasks given back unspent may be claimed again; nothing a client waits for changed. */
-  released: (count: number): PendingEvent[] => eventsOf.inserted(count),
+  released: (count: number): PendingEvent[] => eventsOf.requeued(count),
   cancel: (outcome: CancelOutcome, id: string): PendingEvent[] => {
     if (outcome === 'cancelled') return eventsOf.completed([id]);
     if (outcome === 'cancel_requested') return [{ event: 'cancelRequested', payload: { ids: [id] } }];
     return [];
   },
   retry: (outcome: RetryOutcome, id: string): PendingEvent[] =>
-    outcome === 'requeued' ? [...eventsOf.inserted(1), ...eventsOf.completed([id])] : [],
+    outcome === 'requeued' ? [...eventsOf.requeued(1), ...eventsOf.completed([id])] : [],
   /** A bulk retry: the tasks are queued again and changed. */
   bulkRetried: (ids: string[]): PendingEvent[] => [
-    ...eventsOf.inserted(ids.length),
+    ...eventsOf.requeued(ids.length),
     ...eventsOf.completed(ids),
   ],
   /** A bulk cancel: queued tasks finished, running ones asked to stop. */

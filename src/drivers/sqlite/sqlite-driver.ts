@@ -409,7 +409,8 @@ export class SqliteDriver implements QueueDriver {
     });
     // Workers may start on a committed task while its sync is under way: the producer is
     // answered only after the sync, and a task lost to power loss before it was never accepted.
-    this.events.emit(eventsOf.inserted(out.filter((r) => r.inserted && r.task.status === 'queued').length));
+    const queued = out.filter((r) => r.inserted && r.task.status === 'queued').map((r) => r.task.runAt);
+    this.events.emit(eventsOf.inserted(queued));
     await this.wal?.sync();
     return out;
   }
@@ -1065,7 +1066,7 @@ export class SqliteDriver implements QueueDriver {
       return changes === 1 ? (row?.queued ?? 0) : 0;
     });
     // Workers here wake at once; other processes on the file find them on their next poll.
-    this.events.emit(eventsOf.inserted(queued));
+    this.events.emit(eventsOf.requeued(queued));
   }
 
   async listPausedActions(): Promise<ActionPause[]> {
