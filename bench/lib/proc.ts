@@ -10,7 +10,7 @@ import { peakRssMiB, sleep, waitUntil } from './util.js';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TASKQ_BIN = `${ROOT}bin/taskq.js`;
 /** The V8 flags bin/taskq.js's shebang and `npm start` run taskq with. */
-export const TASKQ_NODE_FLAGS = ['--max-semi-space-size=4'];
+export const TASKQ_NODE_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
 
 const live = new Set<ChildProcess>();
 
