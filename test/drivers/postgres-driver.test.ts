@@ -11,7 +11,12 @@ import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from '../../src/drivers/postgres/migrations.js';
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
-import { claimStatement, LITERAL_CLAIM_LIMIT_MAX, SQL } from '../../src/drivers/postgres/queries.js';
+import {
+  claimStatement,
+  LITERAL_CLAIM_LIMIT_MAX,
+  sessionOptions,
+  SQL,
+} from '../../src/drivers/postgres/queries.js';
 import { newTask } from '../contract/driver-contract.js';
 import { eventually } from '../support/service.js';
 import {
@@ -163,6 +168,36 @@ suite('PostgresDriver', () => {
         expect(text).toContain('Index Scan using tasks_claimable');
         // The one sequential scan allowed is of the paused actions (an empty table).
         expect(text.replaceAll('Seq Scan on taskq_paused_actions', '')).not.toContain('Seq Scan');
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('plans the hot statements through indexes even on an empty table: no generic plan scans tasks', async () => {
+    // A connection keeps a statement's generic plan. Made on an empty table, the claim's and the
+    // acks' plans scanned it, and kept scanning as it filled (queries.ts, sessionOptions).
+    const schema = randomSchema();
+    schemas.push(schema);
+    const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
+    toClose.push(driver);
+    await driver.migrate();
+    const client = new pg.Client({ connectionString: url, options: sessionOptions(schema) });
+    await client.connect();
+    try {
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      const statements: [string, string, string][] = [
+        ['claim', claimStatement('claimTasks', 7).text, `'w', 1, 2`],
+        ['claim_floor', claimStatement('claimFromFloor', 7).text, `'w', 1, 2, 0, 0`],
+        ['complete', SQL.completeTasks, `1, '{1}', '{w}', '{1}', '{null}', '{null}', 20`],
+        ['extend', SQL.extendLeases, `'w', 1, '{1}', '{null}'`],
+        ['release', SQL.releaseTasks, `'{1}', '{w}', '{1}'`],
+      ];
+      for (const [name, text, args] of statements) {
+        await client.query(`PREPARE ${name} AS ${text}`);
+        const plan = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${name}(${args})`);
+        const lines = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect(lines, name).not.toMatch(/Seq Scan on tasks\b/);
       }
     } finally {
       await client.end();
