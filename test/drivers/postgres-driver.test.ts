@@ -39,6 +39,16 @@ suite('PostgresDriver', () => {
     for (const s of schemas.splice(0)) await dropSchema(url, s);
   });
 
+  /** A migrated driver on a schema of its own, closed and dropped after the case. */
+  async function migratedDriver(): Promise<{ schema: string; driver: PostgresDriver }> {
+    const schema = randomSchema();
+    schemas.push(schema);
+    const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
+    toClose.push(driver);
+    await driver.migrate();
+    return { schema, driver };
+  }
+
   it('is what openDriver returns for a postgres:// URL', async () => {
     const driver = await openDriver({ db: url, sync: 'full', pgPoolSize: 2 });
     toClose.push(driver);
@@ -133,11 +143,7 @@ suite('PostgresDriver', () => {
   it('plans a small claim once per connection: a generic plan that reads tasks_claimable', async () => {
     // One action in the table is the case where an estimate from the action column's statistics
     // chose a sequential scan and sort of the whole table (queries.ts, ACTION_UNESTIMATED).
-    const schema = randomSchema();
-    schemas.push(schema);
-    const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
-    toClose.push(driver);
-    await driver.migrate();
+    const { schema, driver } = await migratedDriver();
     await driver.insertTasks({ tasks: Array.from({ length: 1000 }, () => newTask({ runAt: 0 })), now: 0 });
     const claim = claimStatement('claimTasks', 7);
     expect(claim.limitParam).toBe(false);
@@ -177,11 +183,7 @@ suite('PostgresDriver', () => {
   it('plans the hot statements through indexes even on an empty table: no generic plan scans tasks', async () => {
     // A connection keeps a statement's generic plan. Made on an empty table, the claim's and the
     // acks' plans scanned it, and kept scanning as it filled (queries.ts, sessionOptions).
-    const schema = randomSchema();
-    schemas.push(schema);
-    const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
-    toClose.push(driver);
-    await driver.migrate();
+    const { schema } = await migratedDriver();
     const client = new pg.Client({ connectionString: url, options: sessionOptions(schema) });
     await client.connect();
     try {
@@ -208,11 +210,7 @@ suite('PostgresDriver', () => {
     "reads a task's graph through indexes: generic plans of the lists and counts scan no table",
     { timeout: 90_000 },
     async () => {
-      const schema = randomSchema();
-      schemas.push(schema);
-      const driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
-      toClose.push(driver);
-      await driver.migrate();
+      const { schema, driver } = await migratedDriver();
       // A parent with 1,000 dependents and 1,000 children among 2,000 other tasks, 500 of which
       // each depend on one of the others: edges of many dependencies, as in a real table.
       const [root] = await driver.insertTasks({ tasks: [newTask()], now: 0 });

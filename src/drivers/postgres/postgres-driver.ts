@@ -117,7 +117,7 @@ import { runMigrations } from '../shared/migrator.js';
 import { PgListener } from './listener.js';
 import { LimitedWarn, type DriverLogger } from './warn-limited.js';
 import { SeqReserve } from './seq-reserve.js';
-import { CLAIM_FLOOR_DEFAULTS, ClaimFloor, type ClaimFloorOptions } from './claim-floor.js';
+import { CLAIM_FLOOR_DEFAULTS, ClaimFloor, type ClaimFloorOptions, type ClaimStart } from './claim-floor.js';
 import { parseNotification, PgNotifier, type Notification } from './notifier.js';
 import {
   createSchemaSql,
@@ -158,7 +158,7 @@ export interface PostgresDriverOptions {
   logger?: DriverLogger;
   /** Attempts each task's history keeps. @defaultValue ATTEMPT_HISTORY_DEFAULT (20) */
   attemptHistoryMax?: number;
-  /** The claim floor's margin and full-scan period, and its clock (tests). @defaultValue CLAIM_FLOOR_DEFAULTS */
+  /** The claim floor's full-scan period, and its clock (tests). @defaultValue CLAIM_FLOOR_DEFAULTS */
   claimFloor?: ClaimFloorOptions;
 }
 
@@ -327,8 +327,8 @@ export class PostgresDriver implements QueueDriver {
       clientConfig,
       onError: (err, msg, fields) => warnings.warn(err, msg, fields),
       onMessage: (channel, payload) => this.onNotification(channel, payload),
-      // Notifications sent while disconnected are lost: workers look for work instead.
-      // Notifications sent while it was away are lost: anything may have been queued again.
+      // Notifications sent while disconnected are lost: workers look for work instead, and
+      // claims read from the front (anything may have been queued again).
       onReconnect: () => this.heard([{ event: 'tasksQueued', payload: { count: 0, requeued: true } }]),
     });
     this.notifier = new PgNotifier({
@@ -570,8 +570,7 @@ export class PostgresDriver implements QueueDriver {
           throw new QueueError('TQ_ERR_INTERNAL', `task ${task.id} was neither inserted nor deduplicated`);
         return { task: holder, inserted: false };
       });
-      const queued = records.filter((r) => stored.has(r.seq)).map((r) => r.runAt);
-      return { value, events: eventsOf.inserted(queued) };
+      return { value, events: eventsOf.inserted(value) };
     };
     if (keys.length > 0) return this.transaction(insert);
     const { value, events } = await insert(this.run);
@@ -668,8 +667,7 @@ export class PostgresDriver implements QueueDriver {
       const { status, pendingDeps, error, processedAt } = start;
       results.push({ task: { ...record, status, pendingDeps, error, processedAt }, inserted: true });
     }
-    const queued = results.filter((r) => r.inserted && r.task.status === 'queued').map((r) => r.task.runAt);
-    return { value: results, events: eventsOf.inserted(queued) };
+    return { value: results, events: eventsOf.inserted(results) };
   }
 
   async getTask({ id }: { id: string }): Promise<TaskRecord | null> {
@@ -860,6 +858,7 @@ export class PostgresDriver implements QueueDriver {
       limitedNames.length > 0 &&
       (await this.runOn<{ queued: boolean }>(this.relaxed, 'limitedQueued', [limitedNames])).rows[0]?.queued;
     let rows: ClaimedRow[];
+    let start: ClaimStart | null = null;
     if (underLimits) {
       const { claimed, limited } = await this.transaction(
         async (run) => ({ value: await this.claimLimited(run, params, leaseExpiresAt), events: [] }),
@@ -871,7 +870,7 @@ export class PostgresDriver implements QueueDriver {
       const skip = FlowClaim.plainExclusions(excludeActions, limitedNames);
       // Only a claim that skips no action moves the floor: one that skips some leaves their
       // tasks queued before where it stopped.
-      const start = skip.length === 0 ? this.claimFloor.start() : null;
+      start = skip.length === 0 ? this.claimFloor.start() : null;
       const from = start?.from ?? null;
       const claim = claimStatement(
         from ? 'claimFromFloor' : skip.length > 0 ? 'claimTasksExceptActions' : 'claimTasks',
@@ -886,17 +885,11 @@ export class PostgresDriver implements QueueDriver {
       ];
       rows = (await this.runConfig<ClaimedRow>(this.relaxed, { name: claim.name, text: claim.text, values }))
         .rows;
-      const claimed = this.toClaimed(rows, owner, leaseExpiresAt, now);
-      if (start) this.claimFloor.claimed(start, claimed.at(-1));
-      return claimed;
     }
-    return this.toClaimed(rows, owner, leaseExpiresAt, now);
-  }
-
-  /** Claimed rows as records, in claim order. */
-  private toClaimed(rows: ClaimedRow[], owner: string, leaseExpiresAt: number, now: number): TaskRecord[] {
     const lease = { owner, leaseExpiresAt, claimedAt: now };
-    return rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
+    const claimed = rows.map((row) => claimedRecord(row, lease, DECODE)).sort(compareClaimOrder);
+    if (start) this.claimFloor.claimed(start, claimed.at(-1));
+    return claimed;
   }
 
   /**

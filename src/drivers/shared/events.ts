@@ -11,6 +11,7 @@ import type {
   DriverEventName,
   DriverEvents,
   Failure,
+  InsertedTask,
   RetryOutcome,
   Unsubscribe,
 } from '../driver.js';
@@ -25,15 +26,19 @@ export function statusAfterFailure(outcome: Failure['outcome']): TaskStatus {
   return outcome === 'retry' ? 'queued' : outcome;
 }
 
-const earlier = (a: number, b: number) => Math.min(a, b);
-
 /** The events of each kind of write, given what the write changed (nothing changed: no event). */
 export const eventsOf = {
-  /** Newly inserted tasks may be claimed; `runAts` are theirs (the earliest is announced). */
-  inserted: (runAts: readonly number[]): PendingEvent[] =>
-    runAts.length > 0
-      ? [{ event: 'tasksQueued', payload: { count: runAts.length, earliestRunAt: runAts.reduce(earlier) } }]
-      : [],
+  /** An insert's newly queued tasks may be claimed (the earliest run_at among them is announced). */
+  inserted: (results: readonly InsertedTask[]): PendingEvent[] => {
+    const runAts = results.filter((r) => r.inserted && r.task.status === 'queued').map((r) => r.task.runAt);
+    if (runAts.length === 0) return [];
+    return [
+      {
+        event: 'tasksQueued',
+        payload: { count: runAts.length, earliestRunAt: runAts.reduce((a, b) => Math.min(a, b)) },
+      },
+    ];
+  },
   /**
    * Tasks queued again (or, on resume, left queued while claims passed them) may be claimed, and
    * may sort before tasks claimed since (see DriverEvents).

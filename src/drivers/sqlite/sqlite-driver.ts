@@ -409,8 +409,7 @@ export class SqliteDriver implements QueueDriver {
     });
     // Workers may start on a committed task while its sync is under way: the producer is
     // answered only after the sync, and a task lost to power loss before it was never accepted.
-    const queued = out.filter((r) => r.inserted && r.task.status === 'queued').map((r) => r.task.runAt);
-    this.events.emit(eventsOf.inserted(queued));
+    this.events.emit(eventsOf.inserted(out));
     await this.wal?.sync();
     return out;
   }
