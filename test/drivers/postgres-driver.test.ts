@@ -206,6 +206,29 @@ suite('PostgresDriver', () => {
     }
   });
 
+  it('compiles no statement with JIT, not even one priced as a sequential scan (a node heartbeat)', async (ctx) => {
+    // enable_seqscan = off prices the heartbeat's scan of taskq_nodes at 10^10, far above
+    // jit_above_cost: with JIT on, every heartbeat was compiled, 85 ms of server CPU (queries.ts).
+    const { schema } = await migratedDriver();
+    const client = new pg.Client({ connectionString: url, options: sessionOptions(schema) });
+    await client.connect();
+    try {
+      // pg_jit_available() is false in a session with jit off: ask a plain connection.
+      const plain = new pg.Client({ connectionString: url });
+      await plain.connect();
+      const { rows } = await plain.query<{ available: boolean }>('SELECT pg_jit_available() AS available');
+      await plain.end();
+      if (!rows[0]?.available) ctx.skip('this server has no JIT to turn off');
+      await client.query('BEGIN');
+      const node = ['n1', 'host', 1, 'worker', '0.1.0', 0, 1000, 2, 0, 0, '[]', 1, 0];
+      const plan = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${SQL.heartbeatNode}`, node);
+      expect(JSON.stringify(plan.rows)).not.toContain('"JIT"');
+    } finally {
+      await client.query('ROLLBACK');
+      await client.end();
+    }
+  });
+
   it(
     "reads a task's graph through indexes: generic plans of the lists and counts scan no table",
     { timeout: 90_000 },

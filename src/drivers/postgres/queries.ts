@@ -13,17 +13,22 @@ import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
 
 /**
- * Session settings, sent as the connection's startup `options`: every statement resolves its
- * tables in `schema` (a checked identifier), so no statement names one; and no sequential scan
- * where an index applies. Every statement here is meant to read through an index (its cost must
- * not grow with the table), so a sequential scan is only ever a misplan, and a lasting
- * one: a connection keeps a statement's generic plan, and one made while the table was empty (a
- * worker started on a new queue) scans it. Found in the scaling bench: claims and acks planned on
- * the empty table scanned all of it on every call as it filled, 727 µs of server CPU per task
- * against 261 with this setting. `enable_seqscan = off` only prices such scans out: a table with
- * no usable index (the paused actions) is still scanned.
+ * Session settings, sent as the connection's startup `options`:
+ * - `search_path`: every statement resolves its tables in `schema` (a checked identifier), so no
+ *   statement names one.
+ * - `enable_seqscan = off`: no sequential scan where an index applies. Every statement here is
+ *   meant to read through an index (its cost must not grow with the table), so a sequential scan
+ *   is only ever a misplan, and a lasting one: a connection keeps a statement's generic plan, and
+ *   one made while the table was empty (a worker started on a new queue) scans it. Found in the
+ *   scaling bench: claims and acks planned on the empty table scanned all of it on every call as
+ *   it filled, 727 µs of server CPU per task against 261 with this setting. It only prices such
+ *   scans out: a small table with no usable index (the nodes, the paused actions) is still
+ *   scanned, at a price of 10^10.
+ * - `jit = off`: that price is far above `jit_above_cost`, so with JIT on, PostgreSQL compiled
+ *   such a statement on every execution: 85 ms of server CPU for each node heartbeat (its DELETE
+ *   scans taskq_nodes). Statements here touch a handful of rows; compiling never pays for them.
  */
-export const sessionOptions = (schema: string) => `-c search_path=${schema} -c enable_seqscan=off`;
+export const sessionOptions = (schema: string) => `-c search_path=${schema} -c enable_seqscan=off -c jit=off`;
 /** Added for the relaxed pool: its commits do not wait for the WAL flush (postgres-driver.ts says why). */
 export const RELAXED_SESSION_OPTIONS = '-c synchronous_commit=off';
 
