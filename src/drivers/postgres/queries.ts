@@ -29,8 +29,14 @@ import { statusList } from '../shared/status-list.js';
  *   scans taskq_nodes). Statements here touch a handful of rows; compiling never pays for them.
  */
 export const sessionOptions = (schema: string) => `-c search_path=${schema} -c enable_seqscan=off -c jit=off`;
-/** Added for the relaxed pool: its commits do not wait for the WAL flush (postgres-driver.ts says why). */
-export const RELAXED_SESSION_OPTIONS = '-c synchronous_commit=off';
+/**
+ * Added for the relaxed pool: its commits do not wait for the WAL flush (postgres-driver.ts says
+ * why); and its statements (claims, lease renewals, announcements) are planned generic from their
+ * first execution, as they are after their fifth anyway, rather than custom-planned five times on
+ * every new connection (a claim is a statement of several branches, each custom plan a
+ * millisecond or more).
+ */
+export const RELAXED_SESSION_OPTIONS = '-c synchronous_commit=off -c plan_cache_mode=force_generic_plan';
 
 /**
  * The stats counters (migration 0003, docs/stats.md) are kept by the statements that change a
