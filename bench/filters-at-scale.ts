@@ -20,7 +20,7 @@ import { pino } from 'pino';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { TaskIdCodec } from '../src/drivers/task-ids.js';
 import { TaskqNode } from '../src/service.js';
-import { fillPostgres, fillSqlite, log, schemaOf, withoutSchema } from './lib/fill.js';
+import { fillPostgres, fillSqlite, log, rebuildPostgresStats, schemaOf, withoutSchema } from './lib/fill.js';
 import type { FilterRow } from './scenarios/filters.js';
 
 const args = process.argv.slice(2);
@@ -104,14 +104,7 @@ const fillPostgresRows = (url: string) =>
     },
     finish: async (client) => {
       await client.query(`SELECT setval(pg_get_serial_sequence('tasks', 'seq'), ${rows})`);
-      // The counters are kept by the statements of the driver: a raw fill rebuilds them once.
-      await client.query(`DELETE FROM task_counts`);
-      await client.query(`
-      INSERT INTO task_counts (action, shard, queued, running, completed, failed, cancelled)
-      SELECT action, 0, count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
-             count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
-             count(*) FILTER (WHERE status = 'cancelled')
-        FROM tasks GROUP BY action`);
+      await rebuildPostgresStats(client);
     },
   });
 

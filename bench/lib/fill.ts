@@ -6,6 +6,47 @@
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { ACTION_RING_MINUTES } from '../../src/core/actions.js';
+import {
+  ACTION_RING_COLUMNS,
+  ACTION_RING_SHARDS,
+  runBucketCounts,
+} from '../../src/drivers/postgres/migrations.js';
+
+/**
+ * The stats counters and rings of a PostgreSQL schema, rebuilt from its tasks: the driver's own
+ * statements keep them (queries.ts, COUNT_CHANGES), so a raw fill leaves them empty, and reads of
+ * empty counters cost less than real ones. Rows are spread over the shards as many writers leave
+ * them (by seq), so a read sums as many rows as it would in production.
+ */
+export async function rebuildPostgresStats(client: pg.Client): Promise<void> {
+  const now = Date.now();
+  const minute = (at: string) => `((${at}) / 60000) * 60000`;
+  const finished = (windowMinutes: number) =>
+    `status IN ('completed', 'failed') AND processed_at > ${now} - ${windowMinutes} * 60000`;
+  await client.query('DELETE FROM task_counts');
+  await client.query(`
+    INSERT INTO task_counts (action, shard, blocked, queued, running, completed, failed, cancelled)
+    SELECT action, seq % 64, ${COUNTED_STATUSES.map((s) => `count(*) FILTER (WHERE status = '${s}')`).join(', ')}
+      FROM tasks GROUP BY action, seq % 64`);
+  await client.query('DELETE FROM task_throughput');
+  await client.query(`
+    INSERT INTO task_throughput (slot, shard, minute, completed, failed)
+    SELECT (${minute('processed_at')} / 60000 % 1440)::int, seq % 64, ${minute('processed_at')},
+           count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+      FROM tasks WHERE ${finished(1440)} GROUP BY 1, 2, 3`);
+  await client.query('DELETE FROM task_action_minutes');
+  await client.query(`
+    INSERT INTO task_action_minutes (action, slot, shard, minute, ${ACTION_RING_COLUMNS.join(', ')})
+    SELECT action, (${minute('processed_at')} / 60000 % ${ACTION_RING_MINUTES})::int, seq % ${ACTION_RING_SHARDS},
+           ${minute('processed_at')},
+           count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+           ${runBucketCounts('processed_at - started_at').join(', ')}
+      FROM tasks WHERE ${finished(ACTION_RING_MINUTES)} GROUP BY 1, 2, 3, 4`);
+}
+
+/** The statuses task_counts has a column for, in its column order. */
+const COUNTED_STATUSES = ['blocked', 'queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 
 export const log = (text: string) =>
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
