@@ -12,6 +12,7 @@ import { memoryVerdicts, type MemoryResult, type RssSummary } from '../scenarios
 import { peerFigure, type PeerResult } from '../scenarios/peers.js';
 import type { ScalingCheck, ScalingRow } from '../scenarios/scaling.js';
 import { fmtPgCpu, PG_CPU_SOURCE } from './pg-cpu.js';
+import { mark, shownTarget as shown, targetsOf, targetVerdicts, type Target } from './targets.js';
 import { sleep } from './util.js';
 
 export interface Report {
@@ -70,8 +71,6 @@ const fmt = (n: number | null | undefined, digits = 0): string =>
     ? '-'
     : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-const mark = (ok: boolean): string => (ok ? 'met' : 'NOT MET');
-
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
@@ -84,13 +83,14 @@ function table(rows: string[][]): string {
 
 export function renderReport(r: Report): string {
   const rows: string[][] = [['scenario', 'taskq', 'baseline / detail', 'target']];
+  const targets = targetsOf(r);
   if (r.http) {
     const { taskq, bare, ratio } = r.http;
     rows.push([
       `HTTP enqueue, ${r.options.connections} conns (req/s)`,
       fmt(taskq.reqPerSec),
       `bare node:http ${fmt(bare.reqPerSec)}; ratio ${fmt(ratio * 100)} % (best of ${r.http.rounds.length}; per round ${r.http.rounds.map((x) => `${fmt(x.ratio * 100)} %`).join(', ')})`,
-      `>= 50 %: ${mark(ratio >= 0.5)}`,
+      shown(targets.http),
     ]);
     rows.push([
       '  latency p50 / p99 (ms)',
@@ -105,7 +105,7 @@ export function renderReport(r: Report): string {
       `exact: ${taskq.exact ? 'yes' : 'NO'}`,
     ]);
   }
-  const drainCpuRow = (d: DrainResult, row: PeerResult['row']): void => {
+  const drainCpuRow = (d: DrainResult, row: PeerResult['row'], target: Target | undefined): void => {
     if (!d.pgCpu) return;
     const peers = (r.peers ?? [])
       .filter((p) => p.row === row && p.pgCpu)
@@ -114,7 +114,7 @@ export function renderReport(r: Report): string {
       '  PostgreSQL CPU per task, fill + drain',
       fmtPgCpu(d.pgCpu),
       `drain only ${fmtPgCpu(d.pgCpuDrain)}${peers.length > 0 ? `; peers (whole process) ${peers.join(', ')}` : ''}`,
-      '',
+      shown(target),
     ]);
   };
   if (r.drainC2) {
@@ -123,9 +123,9 @@ export function renderReport(r: Report): string {
       `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
       fmt(d.rate),
       `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}`,
-      `>= 20,000: ${mark(d.rate >= 20_000)}`,
+      shown(targets.drainC2),
     ]);
-    drainCpuRow(d, 'drain-c2');
+    drainCpuRow(d, 'drain-c2', targets.pgCpuC2);
   }
   if (r.drainC50) {
     const d = r.drainC50;
@@ -133,9 +133,9 @@ export function renderReport(r: Report): string {
       `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
       fmt(d.rate),
       `${fmt(d.ms)} ms; max held ${d.maxHeld}`,
-      '',
+      shown(targets.drainC50),
     ]);
-    drainCpuRow(d, 'drain-c50');
+    drainCpuRow(d, 'drain-c50', targets.pgCpuC50);
   }
   if (r.e2e) {
     const e = r.e2e;
@@ -152,13 +152,13 @@ export function renderReport(r: Report): string {
       `enqueue->start, ${l.count} tasks every ${l.gapMs} ms (ms)`,
       `p50 ${l.p50Ms} / p99 ${l.p99Ms}`,
       `max ${l.maxMs}; POST itself p50 ${l.postP50Ms} / p99 ${l.postP99Ms}; bare durable commit (floor) p50 ${l.commitP50Ms} / p99 ${l.commitP99Ms}`,
-      `p50 < 2 ms: ${mark(l.p50Ms < 2)}`,
+      shown(targets.latency),
     ]);
     rows.push([
       '  the same via TaskQueue.enqueue() (ms)',
       `p50 ${l.libraryP50Ms} / p99 ${l.libraryP99Ms}`,
       "in-process library call, like the peers' queue.add()",
-      '',
+      shown(targets.library),
     ]);
   }
   if (r.tracing) {
@@ -249,6 +249,7 @@ export function renderReport(r: Report): string {
     );
   if (r.memory) out.push('', `Memory: ${r.memory.source}.`);
   const verdicts = [
+    ...targetVerdicts(r, targets),
     ...(r.scalingChecks ?? []).map(
       (c) => `${c.pass === null ? 'N/A' : c.pass ? 'PASS' : 'FAIL'}: ${c.name}: ${c.detail}`,
     ),
