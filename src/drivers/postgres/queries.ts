@@ -33,8 +33,8 @@ export const sessionOptions = (schema: string) => `-c search_path=${schema} -c e
  * Added for the relaxed pool: its commits do not wait for the WAL flush (postgres-driver.ts says
  * why); and its statements (claims, lease renewals, announcements) are planned generic from their
  * first execution, as they are after their fifth anyway, rather than custom-planned five times on
- * every new connection (a claim is a statement of several branches, each custom plan a
- * millisecond or more).
+ * every new connection first (a claim's plan has several branches; planning the acks' statement
+ * for 1,000 rows took 0.9 ms).
  */
 export const RELAXED_SESSION_OPTIONS = '-c synchronous_commit=off -c plan_cache_mode=force_generic_plan';
 
