@@ -192,12 +192,22 @@ function unavailableError(err: unknown, busyTimeoutMs: number): unknown {
   return err;
 }
 
+/**
+ * How long a write waits for the lock once another connection has held it past the whole busy
+ * timeout (see `write`).
+ */
+export const LOCKED_WAIT_MS = 100;
+
+const isBusy = (err: unknown) => String((err as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY');
+
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
   readonly description: string;
   private readonly path: string;
   private readonly db: Database.Database;
   private readonly busyTimeoutMs: number;
+  /** A write waited out the whole busy timeout and none has taken the lock since. */
+  private lockHeldLong = false;
   private readonly events = new DriverEventBus();
   private readonly statements = new Map<QueryName, Database.Statement>();
   /** Filter statements by their combination of conditions and shape (shared/list-filter.ts). */
@@ -275,12 +285,25 @@ export class SqliteDriver implements QueueDriver {
    * `durableWrite` for what a client relies on. BEGIN/COMMIT are statements prepared once
    * (`db.transaction()` builds a new wrapper per call, which cost as much as a small claim).
    * Writes never nest, so no savepoints are needed.
+   *
+   * better-sqlite3 waits for the lock on the main thread, so every write that waits out the busy
+   * timeout blocks the event loop for all of it. While another connection holds the lock for
+   * long (a backup, an operator's shell), each overdue timer's write (claims, acks, heartbeats)
+   * would block it in turn, and a POST would wait behind several of them. So once one write has
+   * waited in vain for the whole timeout, the next ones wait only LOCKED_WAIT_MS and fail as
+   * unavailable (503, or a retry later) until one takes the lock again.
    */
   private write<T>(fn: () => T): T {
+    const shortWait = this.lockHeldLong;
+    if (shortWait) this.db.pragma(`busy_timeout = ${Math.min(LOCKED_WAIT_MS, this.busyTimeoutMs)}`);
     try {
       this.stmt('begin').run();
+      this.lockHeldLong = false;
     } catch (err) {
+      if (isBusy(err)) this.lockHeldLong = true;
       throw unavailableError(err, this.busyTimeoutMs);
+    } finally {
+      if (shortWait) this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     }
     try {
       const result = fn();
