@@ -96,7 +96,7 @@ it('a worker node turns unhealthy while it cannot claim from its SQLite file, an
   await eventually(async () => (await health(worker)).status === 200, 10_000);
 
   // Another process-like connection takes the write lock and keeps it: reads still work, so the
-  // database check stays ok, but every claim waits out busy_timeout and fails.
+  // database check stays ok, but every claim fails.
   const locker = new Database(db);
   cleanups.push(() => {
     if (locker.inTransaction) locker.exec('ROLLBACK');
@@ -112,8 +112,9 @@ it('a worker node turns unhealthy while it cannot claim from its SQLite file, an
     100,
   );
   expect(down.body.checks?.database).toBe('ok');
-  // Each write of this process (claims, the node heartbeat) waits out busy_timeout synchronously,
-  // SQLite's busy wait, so the first 503 may name the blocked event loop instead of the claims.
+  // The first write of this process to meet the lock (a claim, the node heartbeat) waits out
+  // busy_timeout synchronously, SQLite's busy wait, so the first 503 may name the blocked event
+  // loop instead of the claims (later writes wait only briefly: sqlite-driver.ts, `write`).
   expect(down.body.checks?.workers).toMatch(/cannot claim work|event loop blocked/);
 
   locker.exec('ROLLBACK');
