@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ACTION_RING_MINUTES } from '../../src/core/actions.js';
+import { TASK_STATUSES } from '../../src/core/task.js';
 import {
   ACTION_RING_COLUMNS,
   ACTION_RING_SHARDS,
@@ -26,8 +27,8 @@ export async function rebuildPostgresStats(client: pg.Client): Promise<void> {
     `status IN ('completed', 'failed') AND processed_at > ${now} - ${windowMinutes} * 60000`;
   await client.query('DELETE FROM task_counts');
   await client.query(`
-    INSERT INTO task_counts (action, shard, blocked, queued, running, completed, failed, cancelled)
-    SELECT action, seq % 64, ${COUNTED_STATUSES.map((s) => `count(*) FILTER (WHERE status = '${s}')`).join(', ')}
+    INSERT INTO task_counts (action, shard, ${TASK_STATUSES.join(', ')})
+    SELECT action, seq % 64, ${TASK_STATUSES.map((s) => `count(*) FILTER (WHERE status = '${s}')`).join(', ')}
       FROM tasks GROUP BY action, seq % 64`);
   await client.query('DELETE FROM task_throughput');
   await client.query(`
@@ -44,9 +45,6 @@ export async function rebuildPostgresStats(client: pg.Client): Promise<void> {
            ${runBucketCounts('processed_at - started_at').join(', ')}
       FROM tasks WHERE ${finished(ACTION_RING_MINUTES)} GROUP BY 1, 2, 3, 4`);
 }
-
-/** The statuses task_counts has a column for, in its column order. */
-const COUNTED_STATUSES = ['blocked', 'queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 
 export const log = (text: string) =>
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);

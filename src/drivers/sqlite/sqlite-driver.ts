@@ -153,6 +153,9 @@ const toRecord = (row: TaskRow): TaskRecord => toTaskRecord(row, DECODE);
 type ClaimedRow = GenericClaimedRow<string, number>;
 type DependencyFields = Omit<DependencyRow, 'seq'>;
 
+/** The error's SQLite result code (`SQLITE_BUSY`, ...), or '' for anything else. */
+const sqliteCode = (err: unknown): string => String((err as { code?: unknown }).code ?? '');
+
 /**
  * Switches the file to WAL mode. On a new file opened by several processes at once, the switch
  * can fail with SQLITE_BUSY at once: SQLite does not wait on its busy handler there (seen about
@@ -166,7 +169,7 @@ function enterWalMode(db: Database.Database, busyTimeoutMs: number): void {
       db.pragma(PRAGMA.walMode);
       return;
     } catch (err) {
-      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      if (sqliteCode(err) !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
     }
   }
@@ -179,7 +182,7 @@ function enterWalMode(db: Database.Database, busyTimeoutMs: number): void {
  * failed transaction is rolled back whole, and the next write simply tries again.
  */
 function unavailableError(err: unknown, busyTimeoutMs: number): unknown {
-  const code = String((err as { code?: unknown }).code ?? '');
+  const code = sqliteCode(err);
   if (code === 'SQLITE_FULL')
     return new QueueError('TQ_ERR_UNAVAILABLE', 'the database disk is full', { cause: err });
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
@@ -197,8 +200,6 @@ function unavailableError(err: unknown, busyTimeoutMs: number): unknown {
  * timeout (see `write`).
  */
 export const LOCKED_WAIT_MS = 100;
-
-const isBusy = (err: unknown) => String((err as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY');
 
 export class SqliteDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
@@ -300,7 +301,7 @@ export class SqliteDriver implements QueueDriver {
       this.stmt('begin').run();
       this.lockHeldLong = false;
     } catch (err) {
-      if (isBusy(err)) this.lockHeldLong = true;
+      if (sqliteCode(err).startsWith('SQLITE_BUSY')) this.lockHeldLong = true;
       throw unavailableError(err, this.busyTimeoutMs);
     } finally {
       if (shortWait) this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
