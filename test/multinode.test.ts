@@ -117,6 +117,21 @@ async function executions(sql: Sql, schema: string): Promise<Map<string, number>
   return new Map(rows.map((r) => [r.task_id, r.n]));
 }
 
+/** For each task with a lost lease in its history, the nodes that held those leases. */
+async function lostLeases(sql: Sql, schema: string): Promise<Map<string, string[]>> {
+  const { rows } = await sql.query<{ id: string; node: string }>(
+    `SELECT t.id, e->>'node' AS node
+       FROM "${schema}".tasks t, jsonb_array_elements(t.attempt_history) e
+      WHERE t.attempts > 1 AND e->>'outcome' = 'lease_lost'`,
+  );
+  const lost = new Map<string, string[]>();
+  for (const { id, node } of rows) lost.set(id, [...(lost.get(id) ?? []), node]);
+  return lost;
+}
+
+/** The process id in a node id (`host:pid:random`). */
+const nodePid = (node: string): number => Number(node.split(':').at(-2));
+
 test('every accepted task completes when a worker node is killed with SIGKILL mid-way', async () => {
   const started = Date.now();
   const { api, workers, schema, sql, changes } = await startCluster(['--lease-ms', '2000']);
@@ -160,13 +175,29 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
   const tasks = await expectAllCompleted(sql, schema, accepted, changes);
   expect(stranded.length).toBeGreaterThan(0);
   for (const { id } of stranded) expect(tasks.get(id)?.attempts, `task ${id}`).toBeGreaterThanOrEqual(2);
-  // At-least-once: only what the killed node held (running, prefetched, acks not yet written) ran twice.
+  // At-least-once: a task runs again only after the rescuer found its lease expired, which the
+  // attempt history records (`lease_lost`, with the node that held it). The killed node's leases
+  // cover at most what it held: running, prefetched, and finished with the ack not yet written.
+  // A surviving node loses a lease only when it stalls past it (a loaded machine can do that):
+  // allowed, and reported, but still each extra run must follow a recorded lost lease.
   const runs = await executions(sql, schema);
   expect(runs.size).toBe(TOTAL);
-  const repeated = [...runs.values()].filter((n) => n > 1).length;
-  expect(repeated).toBeLessThanOrEqual(4 + 8 + 50);
+  const lostBy = await lostLeases(sql, schema);
+  const lostByVictim = new Map<string, number>();
+  let repeated = 0;
+  for (const [id, n] of runs) {
+    if (n === 1) continue;
+    repeated++;
+    const holders = lostBy.get(id) ?? [];
+    expect(holders.length, `task ${id} ran ${n} times`).toBeGreaterThanOrEqual(n - 1);
+    for (const node of holders) if (nodePid(node) === victim.child.pid) lostByVictim.set(id, n);
+  }
+  expect(lostByVictim.size).toBeLessThanOrEqual(4 + 8 + 50);
+  const survivorsLost = [...lostBy.values()].flat().filter((node) => nodePid(node) !== victim.child.pid);
   console.log(
-    `multinode crash: ${TOTAL} tasks, ${stranded.length} stranded by the kill and rescued, ${repeated} ran twice, ${Date.now() - started} ms`,
+    `multinode crash: ${TOTAL} tasks, ${stranded.length} stranded by the kill and rescued, ${repeated} ran twice ` +
+      `(${lostByVictim.size} after the killed node's leases, ${survivorsLost.length} after a surviving node's), ` +
+      `${Date.now() - started} ms`,
   );
 });
 
