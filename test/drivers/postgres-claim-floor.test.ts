@@ -49,8 +49,12 @@ suite('PostgreSQL claim floor', () => {
     const admin = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
     await admin.connect();
     cleanups.unshift(() => admin.end());
-    // The driver LISTENs once someone subscribes; this returns when it hears the peer (with a
+    // The driver LISTENs while someone subscribes: this subscription keeps it listening for the
+    // whole case (a case's own short subscription would otherwise LISTEN again in the background,
+    // and could miss a NOTIFY sent meanwhile). untilHeard returns when it hears the peer (with a
     // task not due before the cases' claims, so it is never claimed).
+    const keepListening = driver.on('tasksQueued', () => {});
+    cleanups.unshift(async () => keepListening());
     await untilHeard(driver, () => peer.insertTasks({ tasks: [task(10 * 60_000)], now: T0 }));
     return { driver, peer, admin, clock };
   }
