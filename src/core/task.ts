@@ -243,6 +243,21 @@ export function newTaskRecord(task: NewTask, { id, seq }: { id: string; seq: num
   };
 }
 
+/** `record` as a claim by `owner` at `now` leaves it: running its first attempt, under a lease. */
+export function asClaimed(
+  record: TaskRecord,
+  { owner, now, leaseMs }: { owner: string; now: number; leaseMs: number },
+): TaskRecord {
+  return {
+    ...record,
+    status: 'running',
+    attempts: record.attempts + 1,
+    leaseOwner: owner,
+    leaseExpiresAt: now + leaseMs,
+    claimedAt: now,
+  };
+}
+
 /** Claim order: higher priority first, then earlier `runAt`, then insertion order. */
 export const compareClaimOrder = (a: TaskRecord, b: TaskRecord): number =>
   b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;

@@ -50,11 +50,30 @@ export type Unsubscribe = () => void;
 export interface InsertTasksParams {
   tasks: NewTask[];
   now: number;
+  /**
+   * A worker of this process takes some of the tasks as they are stored (LocalTaker in
+   * queue/queue.ts): `take[i]` inserts `tasks[i]` claimed by `owner` at `now` (running, attempt 1,
+   * under a lease of `leaseMs`), as a claim would leave it, unless its action is paused (then it
+   * is inserted queued). Only plain tasks: no dependencies or parent, no idempotency key.
+   */
+  claim?: InsertClaim;
 }
-/** One entry per input task, in order. `inserted` is false when an idempotency key matched. */
+export interface InsertClaim {
+  owner: string;
+  leaseMs: number;
+  take: readonly boolean[];
+  /** The claim's time (the worker's clock). */
+  now: number;
+}
+/**
+ * One entry per input task, in order: the task as accepted. `inserted` is false when an
+ * idempotency key matched. `claimed`: the same commit claimed it for InsertTasksParams.claim, so
+ * the row is what `asClaimed(task, claim)` (core/task.ts) says.
+ */
 export interface InsertedTask {
   task: TaskRecord;
   inserted: boolean;
+  claimed?: boolean;
 }
 
 export interface ListTasksParams {

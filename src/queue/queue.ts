@@ -12,6 +12,7 @@ import { QueueError } from '../core/errors.js';
 import { actionLimitsOf, type ActionLimits, type RateLimit } from '../core/flow.js';
 import type { TaskFilter } from '../core/filter.js';
 import {
+  asClaimed,
   hasGraph,
   isFinished,
   type DependencyFailurePolicy,
@@ -184,6 +185,27 @@ export function decodeCursor(cursor: string): number {
   return Number(match[1]);
 }
 
+/**
+ * A worker of this process that takes tasks as they are stored (the worker's producer): the
+ * insert stores those it takes already claimed by it, in the same commit, which saves the
+ * claim's round trip between a task's commit and its start. It decides which, and holds the room
+ * for them until `settle`.
+ */
+export interface LocalTaker {
+  readonly owner: string;
+  readonly leaseMs: number;
+  /** Which of `tasks` it takes, or null for none. */
+  reserve(tasks: readonly NewTask[]): Reservation | null;
+}
+export interface Reservation {
+  /** Per task of the insert: whether it is stored claimed by the taker. */
+  take: readonly boolean[];
+  /** The claim's time, on the taker's clock. */
+  now: number;
+  /** Called once the insert settles, with the tasks stored claimed (none if it failed). */
+  settle(claimed: TaskRecord[]): void;
+}
+
 /** Emitted after the change is committed; metrics count them. */
 export interface TaskQueueEvents {
   /** Newly stored tasks (idempotent replays are not included). */
@@ -201,6 +223,7 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   readonly bulk: BulkOperations;
   /** The operator actions' audit log (audit.ts). */
   readonly audit: AuditLog;
+  private taker: LocalTaker | null = null;
 
   constructor(private readonly options: QueueOptions) {
     super();
@@ -214,13 +237,46 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
       : (options.pollMs ?? POLL_MS_DEFAULT);
     this.watcher = new TaskWatcher(this.driver, fallbackMs);
     // The clock was read once per task, in prepare(): a batch is as late as its newest task.
-    this.inserts = new Batcher((tasks) => this.driver.insertTasks({ tasks, now: newestOf(tasks) }), {
+    this.inserts = new Batcher((tasks) => this.store(tasks), {
       maxBatch: options.maxInsertBatch ?? 500,
       delayMs: 0,
       // Several batches in flight: while one waits for its sync (SQLite) or its round trip
       // (PostgreSQL), the next is written, so the event loop never idles behind a disk flush.
       maxInFlight: 4,
     });
+  }
+
+  /**
+   * From now on `taker` (a worker of this process) takes what it has room for as it is stored,
+   * until the returned function is called. One taker at a time: the last one set.
+   */
+  handOffTo(taker: LocalTaker): () => void {
+    this.taker = taker;
+    return () => {
+      if (this.taker === taker) this.taker = null;
+    };
+  }
+
+  /** One insert of `tasks`, handing the local worker those it takes. */
+  private async store(tasks: NewTask[]): Promise<InsertedTask[]> {
+    const now = newestOf(tasks);
+    const taker = this.taker;
+    const reservation = taker?.reserve(tasks) ?? null;
+    if (!taker || !reservation) return this.driver.insertTasks({ tasks, now });
+    let claimed: TaskRecord[] = [];
+    try {
+      const claim = {
+        owner: taker.owner,
+        leaseMs: taker.leaseMs,
+        take: reservation.take,
+        now: reservation.now,
+      };
+      const results = await this.driver.insertTasks({ tasks, now, claim });
+      claimed = results.filter((r) => r.claimed).map((r) => asClaimed(r.task, claim));
+      return results;
+    } finally {
+      reservation.settle(claimed);
+    }
   }
 
   /** Checks an input and turns it into a row; throws QueueError for what the schema cannot see. */
@@ -297,7 +353,7 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   }
 
   private async insertMany(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    const results = await this.driver.insertTasks({ tasks, now: newestOf(tasks) });
+    const results = await this.store(tasks);
     const checked = results.map((result, i) => checkReplay(tasks[i] as NewTask, result));
     const inserted = checked.filter((r) => r.inserted).map((r) => r.task);
     if (inserted.length > 0) this.emit('enqueued', inserted);

@@ -30,6 +30,13 @@
  *   `cancelRequested` event). A cancelled running task is aborted; a cancelled buffered one is
  *   dropped and recorded cancelled, and never starts. Outcomes go through the task runner to
  *   the completer.
+ * - Hand-off (queue/queue.ts `LocalTaker`): a task enqueued in this process is stored already
+ *   claimed by this producer, saving the claim's round trip, when the producer is idle (no claim
+ *   in flight, and its last claim found nothing more: no older task waits) and has room for it
+ *   within the limits above. Only plain tasks: due now, no dependencies, parent, idempotency key
+ *   or concurrency key, of an action without flow-control limits; the insert leaves a paused
+ *   action's task queued. The room is reserved while the insert is in flight, so hand-offs and
+ *   claims together never hold more than `concurrency + prefetch`.
  * - Start times: a claim records when the task was claimed (`claimed_at`); when a buffered task
  *   starts, its record here gets `startedAt`, which reaches the database with its result or the
  *   next lease renewal (no write of its own), so buffer time never counts as running time.
@@ -38,9 +45,10 @@
  */
 import type { Logger } from 'pino';
 import { actionLimitsOf, type ActionLimits, type LimitedClaim, type RateLimit } from '../core/flow.js';
-import type { TaskRecord } from '../core/task.js';
+import { hasGraph, type NewTask, type TaskRecord } from '../core/task.js';
 import type { QueueDriver, Unsubscribe } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
+import type { LocalTaker, Reservation } from '../queue/queue.js';
 import type { DbHealth } from './db-health.js';
 import { TaskAbort, TaskAbortHandle } from './executor.js';
 import { giveBack } from './leases.js';
@@ -81,11 +89,15 @@ export interface ProducerEvents {
   claimSkipped: [reason: 'no_room' | 'buffer_above_half' | 'results_backlog'];
   /** A claim left ready tasks of these limited actions queued (rate limit or per-key cap). */
   claimLimited: [limited: LimitedClaim[]];
+  /** Tasks enqueued in this process were stored claimed by this producer (after `claimed`). */
+  handedOff: [tasks: TaskRecord[]];
 }
 
 const CANCELLED = 'cancelled by request';
 const CLAIM_RETRY_MIN_MS = 100;
 const CLAIM_RETRY_MAX_MS = 5000;
+
+const countOf = (counts: ReadonlyMap<string, number>, action: string): number => counts.get(action) ?? 0;
 
 interface RunningTask {
   task: TaskRecord;
@@ -93,8 +105,11 @@ interface RunningTask {
   done: Promise<void>;
 }
 
-export class Producer extends Signals<ProducerEvents> {
+export class Producer extends Signals<ProducerEvents> implements LocalTaker {
   private readonly buffer: TaskRecord[] = [];
+  /** Room promised to inserts in flight (hand-off), in all and of each limited action. */
+  private reserved = 0;
+  private readonly reservedByAction = new Map<string, number>();
   /** Per-action concurrency limits from the handlers (`concurrency` in a handler module). */
   private readonly actionLimits: Map<string, number>;
   /** Running + buffered tasks of each limited action. */
@@ -217,7 +232,87 @@ export class Producer extends Signals<ProducerEvents> {
   }
 
   private room(): number {
-    return this.options.concurrency + this.options.prefetch - this.running.size - this.buffer.length;
+    const { concurrency, prefetch } = this.options;
+    return concurrency + prefetch - this.running.size - this.buffer.length - this.reserved;
+  }
+
+  get owner(): string {
+    return this.options.owner;
+  }
+
+  get leaseMs(): number {
+    return this.options.leaseMs;
+  }
+
+  /** Which of `tasks`, about to be inserted, this producer takes (see Hand-off above). */
+  reserve(tasks: readonly NewTask[]): Reservation | null {
+    if (this.stopping || this.fetching || this.moreLikely || this.options.claimsPaused?.()) return null;
+    const now = this.options.now();
+    let room = this.room();
+    const byAction = new Map<string, number>();
+    const take = tasks.map((task) => {
+      if (room <= 0 || !this.canTake(task, now)) return false;
+      const limit = this.actionLimits.get(task.action);
+      if (limit !== undefined) {
+        if (this.heldOrReserved(task.action) + countOf(byAction, task.action) >= limit) return false;
+        byAction.set(task.action, countOf(byAction, task.action) + 1);
+      }
+      room--;
+      return true;
+    });
+    const count = take.filter(Boolean).length;
+    if (count === 0) return null;
+    const adjust = (sign: 1 | -1) => {
+      this.reserved += sign * count;
+      for (const [action, n] of byAction)
+        this.reservedByAction.set(action, countOf(this.reservedByAction, action) + sign * n);
+    };
+    adjust(1);
+    let settled = false;
+    return {
+      take,
+      now,
+      settle: (claimed) => {
+        if (settled) return;
+        settled = true;
+        adjust(-1);
+        this.adopt(claimed);
+      },
+    };
+  }
+
+  private canTake(task: NewTask, now: number): boolean {
+    return (
+      task.runAt <= now &&
+      !hasGraph(task) &&
+      task.uniqueKey === null &&
+      (task.concurrencyKey ?? null) === null &&
+      !this.flowLimits.some((l) => l.action === task.action)
+    );
+  }
+
+  /** Tasks of a limited action held (running or buffered) or reserved for inserts in flight. */
+  private heldOrReserved(action: string): number {
+    return countOf(this.heldByAction, action) + countOf(this.reservedByAction, action);
+  }
+
+  /** Tasks an insert stored claimed by this producer: held as if a claim had returned them. */
+  private adopt(claimed: TaskRecord[]): void {
+    if (claimed.length === 0) return;
+    void this.hold(claimed, null); // giving back never rejects (leases.ts)
+    this.emit('handedOff', claimed);
+  }
+
+  /**
+   * Claimed tasks (by a claim or a hand-off) join the buffer and start as slots free; those over
+   * their action's limit, or any while stopping, go back to the queue.
+   */
+  private async hold(claimed: TaskRecord[], cancelled: Set<string> | null): Promise<void> {
+    this.emit('claimed', claimed);
+    if (this.stopping) return this.giveBack(claimed);
+    const overflow = this.accept(claimed, cancelled);
+    this.dispatch();
+    await this.giveBack(overflow);
   }
 
   private async fetch(): Promise<void> {
@@ -267,16 +362,7 @@ export class Producer extends Signals<ProducerEvents> {
     const cancelled = this.cancelsDuringClaim;
     this.cancelsDuringClaim = null;
     if (claimed.length === limit) this.moreLikely = true;
-    if (claimed.length > 0) {
-      this.emit('claimed', claimed);
-      if (this.stopping) {
-        await this.giveBack(claimed);
-        return;
-      }
-      const overflow = this.accept(claimed, cancelled);
-      if (overflow.length > 0) await this.giveBack(overflow);
-      this.dispatch();
-    }
+    if (claimed.length > 0) await this.hold(claimed, cancelled);
     if (this.moreLikely) this.scheduleFetch();
   }
 
@@ -312,7 +398,7 @@ export class Producer extends Signals<ProducerEvents> {
   private actionsAtLimit(): string[] | undefined {
     if (this.actionLimits.size === 0) return undefined;
     return [...this.actionLimits]
-      .filter(([action, limit]) => (this.heldByAction.get(action) ?? 0) >= limit)
+      .filter(([action, limit]) => this.heldOrReserved(action) >= limit)
       .map(([a]) => a);
   }
 

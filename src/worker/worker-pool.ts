@@ -99,6 +99,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
   private leasesLost: { count: number; at: number } | null = null;
   private stopping = false;
   private started = false;
+  /** Where handlers enqueue, and whose enqueues this pool takes when it has room (hand-off). */
+  private readonly queue: TaskQueue;
+  private stopHandOff: () => void = () => {};
 
   constructor(private readonly options: WorkerPoolOptions) {
     super();
@@ -122,6 +125,9 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
       maxBacklog: options.resultsBacklogMax ?? RESULTS_BACKLOG_MAX_DEFAULT,
       now,
     });
+    this.queue =
+      options.queue ??
+      new TaskQueue({ driver, registry: options.registry, defaultMaxAttempts: MAX_ATTEMPTS_DEFAULT });
     const runner = new TaskRunner({
       driver,
       registry: options.registry,
@@ -131,9 +137,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
       taskTimeoutMs: options.taskTimeoutMs,
       backoff: options.backoff,
       now,
-      queue:
-        options.queue ??
-        new TaskQueue({ driver, registry: options.registry, defaultMaxAttempts: MAX_ATTEMPTS_DEFAULT }),
+      queue: this.queue,
     });
     this.producer = new Producer({
       driver,
@@ -274,6 +278,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
     this.leaseKeeper.start();
     this.rescuer.start();
     this.producer.start();
+    this.stopHandOff = this.queue.handOffTo(this.producer);
   }
 
   /** Something may be claimable: claim on the next turn of the event loop (coalescing many wakes). */
@@ -288,6 +293,7 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
   async stop({ graceMs }: { graceMs: number }): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
+    this.stopHandOff();
     this.rescuer.stop();
     await this.producer.stop({ graceMs });
     this.leaseKeeper.stop();

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTask as baseTask } from '../support/factories.js';
 import { untilHeard } from '../support/signals.js';
-import type { NewTask, TaskRecord } from '../../src/core/task.js';
+import { asClaimed, type NewTask, type TaskRecord } from '../../src/core/task.js';
 import type { ActionLimits, LimitedClaim } from '../../src/core/flow.js';
 import type {
   ClaimTasksParams,
@@ -269,6 +269,78 @@ export function describeDriverContract(name: string, options: ContractOptions): 
           expect(await next).toEqual({ count: 2, earliestRunAt: T0 });
           await looked;
           expect(visible[0]?.map((t) => t.id).sort()).toEqual(inserted.map((r) => r.task.id).sort());
+        });
+
+        it('inserts the tasks a local worker takes as a claim leaves them, in the same commit', async () => {
+          const queued = recorder(driver, 'tasksQueued');
+          const handoff = { owner: 'w1', leaseMs: LEASE, take: [true, false], now: T0 + 5 };
+          const [taken, left] = await driver.insertTasks({
+            tasks: [newTask(), newTask()],
+            now: T0,
+            claim: handoff,
+          });
+          // Each entry is the task as accepted; `claimed` says the same commit claimed it.
+          expect(taken).toMatchObject({ inserted: true, claimed: true, task: { status: 'queued' } });
+          expect(left?.claimed).toBeFalsy();
+          const stored = await driver.getTask({ id: taken!.task.id });
+          expect(stored).toEqual({ ...asClaimed(taken!.task, handoff), data: stored!.data });
+          expect(stored).toMatchObject({
+            status: 'running',
+            attempts: 1,
+            leaseOwner: 'w1',
+            claimedAt: T0 + 5,
+          });
+          expect(stored!.leaseExpiresAt).toBe(T0 + 5 + LEASE);
+          expect(await statusOf(left!.task.id)).toBe('queued');
+          // Counted running at once; announced (to wake claims) only what was queued.
+          expect((await driver.countTasks()).byStatus).toMatchObject({ queued: 1, running: 1 });
+          expect(queued.seen).toEqual([{ count: 1, earliestRunAt: T0 }]);
+          expect((await claim()).map((t) => t.id)).toEqual([left!.task.id]);
+          // The lease is a claim's: renewed and completed as one.
+          const renewed = await driver.extendLeases({
+            owner: 'w1',
+            seqs: [stored!.seq],
+            now: T0,
+            leaseMs: LEASE,
+          });
+          expect(renewed).toHaveLength(1);
+          await driver.completeTasks({ completions: [{ ...leaseOf(stored!), result: 'ok' }], now: T0 + 6 });
+          expect(await driver.getTask({ id: stored!.id })).toMatchObject({
+            status: 'completed',
+            result: 'ok',
+          });
+        });
+
+        it('leaves a task a local worker would take queued when its action is paused', async () => {
+          await driver.pauseAction({ action: 'echo', now: T0 });
+          const [paused, other] = await driver.insertTasks({
+            tasks: [newTask({ action: 'echo' }), newTask({ action: 'other' })],
+            now: T0,
+            claim: { owner: 'w1', leaseMs: LEASE, take: [true, true], now: T0 },
+          });
+          expect(paused?.claimed).toBeFalsy();
+          expect(await driver.getTask({ id: paused!.task.id })).toMatchObject({
+            status: 'queued',
+            attempts: 0,
+            leaseOwner: null,
+          });
+          expect(other?.claimed).toBe(true);
+          expect(await statusOf(other!.task.id)).toBe('running');
+        });
+
+        it('rescues a task a local worker took and never finished, as any claimed task', async () => {
+          const [taken] = await driver.insertTasks({
+            tasks: [newTask()],
+            now: T0,
+            claim: { owner: 'w1', leaseMs: LEASE, take: [true], now: T0 },
+          });
+          const result = await driver.rescueExpiredLeases({ now: T0 + LEASE + 1 });
+          expect(result.requeued).toEqual([taken!.task.id]);
+          expect(await driver.getTask({ id: taken!.task.id })).toMatchObject({
+            status: 'queued',
+            attempts: 1,
+          });
+          expect((await claimOne(T0 + LEASE + 1, 'w2')).id).toBe(taken!.task.id);
         });
 
         it('emits nothing when every task was deduplicated', async () => {

@@ -12,6 +12,8 @@ import { backoffCeilingMs } from '../../src/core/retry.js';
 import type { NewTask, TaskRecord, TaskStatus } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import type { HandlerDefinition } from '../../src/handlers/handler.js';
+import { HandlerRegistry } from '../../src/handlers/registry.js';
+import { TaskQueue } from '../../src/queue/queue.js';
 import type { WorkerPool } from '../../src/worker/worker-pool.js';
 import { newTask } from '../support/factories.js';
 import { Gates, nextSignal, testClock, watch } from '../support/signals.js';
@@ -186,6 +188,116 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
           status: 'completed',
           claimedAt,
           startedAt: claimedAt + 100,
+        });
+      });
+    });
+
+    // Hand-off (producer.ts): a task enqueued in the pool's own process is stored claimed by
+    // the pool when it is idle and has room, in the insert's commit, without a claim.
+    describe('hand-off', () => {
+      /** A pool and the queue of its process (the queue's clock is real time: the pool's is moved past it). */
+      const pooledQueue = async (
+        handlers: HandlerDefinition[],
+        settings: Parameters<typeof workerPool>[2] = {},
+      ) => {
+        const queue = new TaskQueue({
+          driver,
+          registry: new HandlerRegistry(handlers, true),
+          defaultMaxAttempts: 3,
+        });
+        const made = makePool(handlers, { queue, ...settings });
+        const idle = nextSignal(made.pool.producer, 'claimReturned');
+        made.pool.start();
+        await idle; // its first claim found nothing: the pool is idle
+        clock.advance(60_000);
+        return { queue, ...made };
+      };
+
+      it('takes a task enqueued in its process as it is stored, and runs it without a claim', async () => {
+        const { pool, queue, results } = await pooledQueue([{ action: 'echo', handle: (t) => t.data }]);
+        const handedOff = nextSignal(pool.producer, 'handedOff');
+        const claims = watch(pool.producer, 'claimReturned');
+        const { task } = await queue.enqueue({ action: 'echo', data: { n: 1 } });
+        expect(task.status).toBe('queued'); // as accepted (what POST answers)
+        const [taken] = await handedOff;
+        expect(taken.map((t) => t.id)).toEqual([task.id]);
+        await results.of(task.id, 'completed');
+        expect(await getTask(task.id)).toMatchObject({ status: 'completed', attempts: 1, result: { n: 1 } });
+        // No claim returned it (polls may have run meanwhile, finding nothing).
+        expect(claims.seen.every(([count]) => count === 0)).toBe(true);
+      });
+
+      it('holds concurrency + prefetch across hand-offs and claims; the rest is claimed later', async () => {
+        const gates = new Gates();
+        let maxHeld = 0;
+        const { pool, queue, results } = await pooledQueue([{ action: 'slow', handle: () => gates.pass() }]);
+        pool.on('claimed', (tasks) => {
+          maxHeld = Math.max(maxHeld, pool.held.running + pool.held.buffered + tasks.length);
+        });
+        const handedOff = watch(pool.producer, 'handedOff');
+        // One group commit of 20: the pool (2 + 5) takes 7 of them; 13 stay queued.
+        await Promise.all(Array.from({ length: 20 }, () => queue.enqueue({ action: 'slow' })));
+        expect(handedOff.seen.flatMap(([tasks]) => tasks)).toHaveLength(7);
+        await gates.entered(2);
+        expect(await countStatus('queued')).toBe(13);
+        for (let i = 0; i < 20; i++) {
+          await gates.entered(i + 1);
+          gates.open(i);
+        }
+        await results.count(20);
+        expect(await countStatus('completed')).toBe(20);
+        expect(maxHeld).toBe(7);
+      });
+
+      it('leaves to claims what it may not take: delayed, keyed, rate-limited, paused', async () => {
+        const handlers: HandlerDefinition[] = [
+          { action: 'echo', handle: () => 'ok' },
+          { action: 'limited', rateLimit: { perSecond: 1000 }, handle: () => 'ok' },
+          { action: 'paused', handle: () => 'ok' },
+        ];
+        const { pool, queue, results } = await pooledQueue(handlers);
+        await driver.pauseAction({ action: 'paused', now: clock.now() });
+        const handedOff = watch(pool.producer, 'handedOff');
+        const tasks = await Promise.all([
+          queue.enqueue({ action: 'echo', delayMs: 120_000 }), // due after the pool's clock
+          queue.enqueue({ action: 'echo', uniqueKey: 'k' }),
+          queue.enqueue({ action: 'echo', concurrencyKey: 'c' }),
+          queue.enqueue({ action: 'limited' }),
+          queue.enqueue({ action: 'paused' }),
+        ]);
+        // The insert stored none of them claimed; claims take them once due (the paused one stays
+        // queued).
+        await results.count(3);
+        clock.advance(120_000);
+        pool.wake();
+        await results.count(4);
+        expect(handedOff.seen).toEqual([]);
+        const paused = tasks[4]!.task;
+        expect(await getTask(paused.id)).toMatchObject({ status: 'queued', attempts: 0 });
+        for (const { task } of tasks.slice(0, 4))
+          expect(await getTask(task.id)).toMatchObject({ status: 'completed', attempts: 1 });
+      });
+
+      it('gives a taken task that never started back to the queue when the pool stops', async () => {
+        const gates = new Gates();
+        const { pool, queue } = await pooledQueue([{ action: 'slow', handle: () => gates.pass() }], {
+          concurrency: 1,
+          prefetch: 1,
+        });
+        const [first, second] = await Promise.all([
+          queue.enqueue({ action: 'slow' }),
+          queue.enqueue({ action: 'slow' }),
+        ]);
+        await gates.entered(1);
+        await holding(pool, { running: 1, buffered: 1 });
+        const stopped = pool.stop({ graceMs: 5000 });
+        gates.open(0);
+        await stopped;
+        expect(await getTask(first!.task.id)).toMatchObject({ status: 'completed' });
+        expect(await getTask(second!.task.id)).toMatchObject({
+          status: 'queued',
+          attempts: 0,
+          leaseOwner: null,
         });
       });
     });

@@ -524,7 +524,7 @@ export class PostgresDriver implements QueueDriver {
     }
   }
 
-  async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
+  async insertTasks({ tasks, now, claim }: InsertTasksParams): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
     // Each task's id encodes its seq (task-ids.ts), so the table needs no index on id; the seqs
     // come from the identity's sequence, fetched ahead (seq-reserve.ts).
@@ -547,6 +547,11 @@ export class PostgresDriver implements QueueDriver {
       tasks.map((t) => t.concurrencyKey ?? null),
       tasks.map((t) => t.traceparent),
       tasks.map((t) => t.tracestate),
+      // A worker of this process takes these as they are stored (InsertTasksParams.claim).
+      claim ? tasks.map((_, i) => claim.take[i] === true) : null,
+      claim?.owner ?? null,
+      claim ? claim.now + claim.leaseMs : null,
+      claim?.now ?? null,
     ];
     if (tasks.some(hasGraph))
       return this.transaction((run) => this.insertGraphTasks(run, tasks, records, now));
@@ -555,8 +560,9 @@ export class PostgresDriver implements QueueDriver {
     // With keys, expired keys are freed first and holders read back, all in one transaction.
     const insert = async (run: Run): Promise<TxResult<InsertedTask[]>> => {
       if (keys.length > 0) await run('expireUniqueKey', [keys, now]);
-      const inserted = await run<{ seq: number }>('insertTasks', columns);
+      const inserted = await run<{ seq: number; status: TaskStatus }>('insertTasks', columns);
       const stored = new Set(inserted.rows.map((r) => r.seq));
+      const claimed = new Set(inserted.rows.filter((r) => r.status === 'running').map((r) => r.seq));
       // Tasks whose key was taken (by an older task or one earlier in this batch) get that task.
       const byKey = new Map<string, TaskRecord>();
       if (stored.size < tasks.length) {
@@ -564,6 +570,7 @@ export class PostgresDriver implements QueueDriver {
         for (const row of holders.rows) byKey.set(row.unique_key as string, toRecord(row));
       }
       const value = records.map((task): InsertedTask => {
+        if (claimed.has(task.seq)) return { task, inserted: true, claimed: true };
         if (stored.has(task.seq)) return { task, inserted: true };
         const holder = task.uniqueKey === null ? undefined : byKey.get(task.uniqueKey);
         if (!holder)

@@ -30,7 +30,8 @@ export function statusAfterFailure(outcome: Failure['outcome']): TaskStatus {
 export const eventsOf = {
   /** An insert's newly queued tasks may be claimed (the earliest run_at among them is announced). */
   inserted: (results: readonly InsertedTask[]): PendingEvent[] => {
-    const runAts = results.filter((r) => r.inserted && r.task.status === 'queued').map((r) => r.task.runAt);
+    const queued = results.filter((r) => r.inserted && !r.claimed && r.task.status === 'queued');
+    const runAts = queued.map((r) => r.task.runAt);
     if (runAts.length === 0) return [];
     return [
       {

@@ -76,6 +76,7 @@ import type {
   GetTaskGraphParams,
   HeartbeatNodeParams,
   HeldTask,
+  InsertClaim,
   InsertedTask,
   InsertTasksParams,
   CreateOperationParams,
@@ -394,7 +395,7 @@ export class SqliteDriver implements QueueDriver {
     this.stmt('ping').get();
   }
 
-  async insertTasks({ tasks, now }: InsertTasksParams): Promise<InsertedTask[]> {
+  async insertTasks({ tasks, now, claim }: InsertTasksParams): Promise<InsertedTask[]> {
     const ids = this.ids();
     const out = this.write(() => {
       let lastSeq = (this.stmt('lastSeq').get() as { value: number }).value;
@@ -429,6 +430,7 @@ export class SqliteDriver implements QueueDriver {
         results.push({ inserted: true, task: newTaskRecord(task, { id, seq }) });
       }
       this.insertRows(rows);
+      if (claim) this.claimInserted(results, claim);
       return results;
     });
     // Workers may start on a committed task while its sync is under way: the producer is
@@ -486,6 +488,25 @@ export class SqliteDriver implements QueueDriver {
       error: start.error,
       processedAt: start.processedAt,
     };
+  }
+
+  /**
+   * The tasks of an insert that a worker of this process takes (InsertTasksParams.claim),
+   * claimed in the same transaction by the claim's own statement, which leaves paused actions
+   * queued.
+   */
+  private claimInserted(results: InsertedTask[], claim: InsertClaim): void {
+    const seqs = results.filter((r, i) => claim.take[i] && r.inserted).map((r) => r.task.seq);
+    if (seqs.length === 0) return;
+    const { owner, leaseMs, now } = claim;
+    const rows = this.stmt('claimSeqs').all({
+      owner,
+      now,
+      leaseUntil: now + leaseMs,
+      seqs: JSON.stringify(seqs),
+    }) as { seq: number }[];
+    const claimed = new Set(rows.map((r) => r.seq));
+    for (const r of results) if (claimed.has(r.task.seq)) r.claimed = true;
   }
 
   /** Writes rows in few statements: as many of 32 rows as fit, then one each of 16, 8, 4, 2, 1. */
