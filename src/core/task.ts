@@ -5,6 +5,8 @@
  * - action: the name of the handler that runs a task (`uppercase`, `sum`, ...).
  * - status: where a task is in its life; see `TaskStatus` and docs/architecture.md (States).
  * - claim: a worker takes queued tasks and marks them `running` under a lease.
+ * - hand-off: a task enqueued in a process whose worker is idle and has room is inserted
+ *   already claimed by that worker, in the same commit (`asClaimed`), instead of claimed after.
  * - lease: owner + expiry on a running task; renewed by heartbeats while the worker lives.
  *   A lease that expires (the worker died or stalled) returns the task to `queued`.
  * - prefetch: tasks claimed ahead of time and waiting in a worker's memory (`running`, with
