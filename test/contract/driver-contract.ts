@@ -1185,8 +1185,10 @@ export function describeDriverContract(name: string, options: ContractOptions): 
         it('reaches other processes when the driver can notify across processes', async (ctx) => {
           if (!driver.capabilities.crossProcessNotify) ctx.skip('the driver cannot notify across processes');
           const peer = await openPeer();
-          const queued = recorder(peer, 'tasksQueued');
+          // The peer's LISTENs run one at a time, in order: once it hears tasksQueued (the
+          // second), it is listening for cancel requests too.
           const requested = recorder(peer, 'cancelRequested');
+          const queued = recorder(peer, 'tasksQueued');
           await untilHeard(peer, () => insert());
           expect(queued.seen.length).toBeGreaterThan(0);
           const claimed = await claimOne();
