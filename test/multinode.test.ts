@@ -11,7 +11,7 @@ import { postLoad } from './support/load.js';
 import { dropSchema, postgresSkip, postgresTestUrl, randomSchema } from './support/postgres.js';
 import { runCli, startCli, type RunningService } from './support/process.js';
 import { PostgresDriver } from '../src/drivers/postgres/postgres-driver.js';
-import { eventually } from './support/service.js';
+import { eventually, http } from './support/service.js';
 import { checkedOn, type Subscribe } from './support/signals.js';
 
 const skip = postgresSkip();
@@ -29,8 +29,8 @@ afterEach(async () => {
   cleanup = undefined;
 });
 
-/** A schema with the side table, migrated once with `taskq migrate`, then one API and three worker nodes. */
-async function startCluster(workerArgs: string[]) {
+/** A schema with the side table, migrated once with `taskq migrate`; `start` starts a node on it. */
+async function openCluster() {
   const url = postgresTestUrl() as string;
   const schema = randomSchema();
   const sql = new pg.Pool({ connectionString: url, max: 2 });
@@ -68,10 +68,16 @@ async function startCluster(workerArgs: string[]) {
     running.push(node);
     return node;
   };
+  return { start, schema, sql, changes };
+}
+
+/** One API and three worker nodes. */
+async function startCluster(workerArgs: string[]) {
+  const { start, ...cluster } = await openCluster();
   const worker = ['--role', 'worker', '--concurrency', '4', '--prefetch', '8', ...workerArgs];
   const nodes = await Promise.all([start(['--role', 'api']), start(worker), start(worker), start(worker)]);
   const [api, ...workers] = nodes as [RunningService, ...RunningService[]];
-  return { api, workers, schema, sql, changes };
+  return { api, workers, ...cluster };
 }
 
 type Sql = pg.Pool;
@@ -221,4 +227,54 @@ test('without a crash, every task runs exactly once across three worker nodes', 
   const { rows } = await sql.query<{ worker: number }>(`SELECT DISTINCT worker FROM "${schema}".executions`);
   expect(rows.map((r) => r.worker).sort()).toEqual(workers.map((w) => w.child.pid).sort());
   console.log(`multinode exactly-once: ${TOTAL} tasks, ${Date.now() - started} ms`);
+});
+
+test('tasks a node took as they were stored (hand-off) are rescued by another node when it is killed', async () => {
+  const { start, schema, sql, changes } = await openCluster();
+  // No poll: nothing wakes its producer but what the test does, so it stays idle between POSTs.
+  const node = await start([
+    ...['--role', 'all', '--concurrency', '2', '--prefetch', '5', '--lease-ms', '2000'],
+    ...['--poll-ms', '600000', '--log-level', 'debug'],
+  ]);
+  // One at a time at light load: the idle node takes each task in the insert's commit. Their
+  // first attempts hang (the fixture's holdFirst), so the node holds them all when it dies.
+  const accepted = new Map<string, number>();
+  for (let n = 0; n < 5; n++) {
+    const res = await http(`${node.url}/tasks`, {
+      method: 'POST',
+      json: { action: 'record', data: { n, holdFirst: true } },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body.status).toBe('queued'); // the task as accepted
+    accepted.set(res.body.id, n);
+  }
+  const ids = [...accepted.keys()];
+  const held = async () => {
+    const { rows } = await sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${schema}".tasks WHERE status = 'running' AND lease_owner LIKE $1`,
+      [`%:${node.child.pid}:%`],
+    );
+    return rows[0]?.n === ids.length;
+  };
+  // The database announces neither claims nor hand-offs: polled.
+  await eventually(held, 10_000, 10);
+  // Its debug log names what it took at insert: usually every task, but one that came while the
+  // producer's first claim (at start) was in flight was claimed instead. Either way it held them.
+  const handedOff = node
+    .output()
+    .split('\n')
+    .filter((line) => line.includes('took tasks as they were stored'))
+    .flatMap((line) => (JSON.parse(line) as { tasks: string[] }).tasks);
+  expect(handedOff.length).toBeGreaterThan(0);
+
+  node.child.kill('SIGKILL');
+  expect(await node.exited).toBeNull();
+  await start(['--role', 'worker']);
+  const tasks = await expectAllCompleted(sql, schema, accepted, changes);
+  const lost = await lostLeases(sql, schema);
+  for (const id of ids) {
+    expect(tasks.get(id)?.attempts, `task ${id}`).toBe(2);
+    expect(lost.get(id)?.map(nodePid), `task ${id}`).toEqual([node.child.pid]);
+  }
+  console.log(`hand-off crash: ${handedOff.length} of ${ids.length} taken at insert, all rescued`);
 });

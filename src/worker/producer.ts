@@ -299,6 +299,7 @@ export class Producer extends Signals<ProducerEvents> implements LocalTaker {
   /** Tasks an insert stored claimed by this producer: held as if a claim had returned them. */
   private adopt(claimed: TaskRecord[]): void {
     if (claimed.length === 0) return;
+    this.options.logger.debug({ tasks: claimed.map((t) => t.id) }, 'took tasks as they were stored');
     void this.hold(claimed, null); // giving back never rejects (leases.ts)
     this.emit('handedOff', claimed);
   }
