@@ -258,14 +258,17 @@ test('tasks a node took as they were stored (hand-off) are rescued by another no
   };
   // The database announces neither claims nor hand-offs: polled.
   await eventually(held, 10_000, 10);
-  // Its debug log names what it took at insert: usually every task, but one that came while the
-  // producer's first claim (at start) was in flight was claimed instead. Either way it held them.
-  const handedOff = node
-    .output()
-    .split('\n')
+  // Its debug log names what it took at insert, each before the request's own log line (written
+  // once the 202 is sent): once all five of those are read, so are the hand-offs. Usually all five
+  // were taken so; the first ones may come while the producer's claims at start are still in
+  // flight and be claimed instead (on a loaded machine). Either way the node held them all.
+  const lines = () => node.output().split('\n');
+  await eventually(() => lines().filter((l) => l.includes('"url":"/tasks","status":202')).length === 5, 5000);
+  const handedOff = lines()
     .filter((line) => line.includes('took tasks as they were stored'))
     .flatMap((line) => (JSON.parse(line) as { tasks: string[] }).tasks);
   expect(handedOff.length).toBeGreaterThan(0);
+  for (const id of handedOff) expect(ids).toContain(id);
 
   node.child.kill('SIGKILL');
   expect(await node.exited).toBeNull();
