@@ -249,6 +249,30 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
         expect(maxHeld).toBe(7);
       });
 
+      it("holds a handler's own concurrency limit across hand-offs", async () => {
+        const gates = new Gates();
+        let running = 0;
+        let maxRunning = 0;
+        const handle = async () => {
+          maxRunning = Math.max(maxRunning, ++running);
+          await gates.pass();
+          running--;
+        };
+        const { pool, queue, results } = await pooledQueue([{ action: 'limited', concurrency: 1, handle }]);
+        const handedOff = watch(pool.producer, 'handedOff');
+        const tasks = await Promise.all([1, 2, 3].map(() => queue.enqueue({ action: 'limited' })));
+        // One group commit: the pool takes one (its limit for the action); claims take the rest
+        // one at a time, as each frees the action's slot.
+        expect(handedOff.seen.flatMap(([taken]) => taken).map((t) => t.id)).toEqual([tasks[0]!.task.id]);
+        for (let i = 0; i < 3; i++) {
+          await gates.entered(i + 1);
+          expect(pool.held).toEqual({ running: 1, buffered: 0 });
+          gates.open(i);
+        }
+        await results.count(3);
+        expect(maxRunning).toBe(1);
+      });
+
       it('leaves to claims what it may not take: delayed, keyed, rate-limited, paused', async () => {
         const handlers: HandlerDefinition[] = [
           { action: 'echo', handle: () => 'ok' },
