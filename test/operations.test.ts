@@ -175,6 +175,21 @@ describe('GET /metrics', () => {
     expect(text).toContain('process_cpu_user_seconds_total');
   });
 
+  it('counts the tasks its workers took as they were stored (hand-off)', async () => {
+    const { http, service } = await start();
+    const taken: string[] = [];
+    service.pool?.onHandedOff((tasks) => taken.push(...tasks.map((t) => t.id)));
+    // The pool takes a task at insert when it is idle; right after a result it may still be
+    // looking for more (one claim), so a few tasks may go the claim's way first.
+    for (let i = 0; i < 20 && taken.length === 0; i++) {
+      const id = await enqueue(http, { action: 'uppercase', data: { text: 'a' } });
+      expect(await endsAs(http, id)).toBe('completed');
+    }
+    expect(taken.length).toBeGreaterThan(0);
+    const text = (await http('/metrics')).body as string;
+    expect(text).toContain(`taskq_tasks_handed_off_total{action="uppercase"} ${taken.length}`);
+  });
+
   it('shows the flow-control limits per action and counts the claims they deferred', async () => {
     const limited: HandlerDefinition = {
       action: 'limited',

@@ -141,6 +141,11 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     ['action', 'reason'],
   );
   const deferredBy = seriesOf((action, reason) => deferred.labels(action, reason));
+  const handedOff = byAction(
+    'taskq_tasks_handed_off_total',
+    "Tasks this process's workers took as they were stored (hand-off), not by a claim",
+  );
+  const handedOffBy = seriesOf((action) => handedOff.labels(action));
   const resultWriteFailures = new Counter({
     name: 'taskq_result_write_failures_total',
     help: 'Failed writes of task results (each is retried)',
@@ -184,6 +189,9 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
     else if (outcome.abort.kind === 'cancel') cancelledBy(action).inc();
   };
   const onWriteFailed = () => resultWriteFailures.inc();
+  const onHandedOff = (tasks: TaskRecord[]) => {
+    for (const task of tasks) handedOffBy(task.action).inc();
+  };
   const onLimited = (limited: LimitedClaim[]) => {
     for (const l of limited) deferredBy(l.action, l.reason).inc();
   };
@@ -192,6 +200,7 @@ export function installMetrics(app: FastifyInstance, { queue, pool }: MetricsDep
         pool.onTaskFinished(onFinished),
         pool.onResultWriteFailed(onWriteFailed),
         pool.onClaimLimited(onLimited),
+        pool.onHandedOff(onHandedOff),
       ]
     : [];
   app.addHook('onClose', async () => {

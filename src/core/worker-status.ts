@@ -21,4 +21,6 @@ export interface WorkerStatus {
   onClaimLimited(listener: (limited: LimitedClaim[]) => void): () => void;
   /** Calls `listener` for every failed write of results (each is retried); returns the unsubscribe. */
   onResultWriteFailed(listener: () => void): () => void;
+  /** Calls `listener` with the tasks the workers took as they were stored (hand-off); returns the unsubscribe. */
+  onHandedOff(listener: (tasks: TaskRecord[]) => void): () => void;
 }

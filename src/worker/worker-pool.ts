@@ -270,6 +270,11 @@ export class WorkerPool extends Signals<WorkerPoolEvents> implements WorkerStatu
     return () => this.completer.off('writeFailed', listener);
   }
 
+  onHandedOff(listener: (tasks: TaskRecord[]) => void): () => void {
+    this.producer.on('handedOff', listener);
+    return () => this.producer.off('handedOff', listener);
+  }
+
   start(): void {
     if (this.started) return;
     this.started = true;
