@@ -25,6 +25,7 @@ import {
 import type {
   ActionStatsRead,
   GraphNode,
+  InsertClaim,
   InsertedTask,
   QueueDriver,
   ScheduleState,
@@ -192,16 +193,12 @@ export function decodeCursor(cursor: string): number {
  * for them until `settle`.
  */
 export interface LocalTaker {
-  readonly owner: string;
-  readonly leaseMs: number;
   /** Which of `tasks` it takes, or null for none. */
   reserve(tasks: readonly NewTask[]): Reservation | null;
 }
 export interface Reservation {
-  /** Per task of the insert: whether it is stored claimed by the taker. */
-  take: readonly boolean[];
-  /** The claim's time, on the taker's clock. */
-  now: number;
+  /** The insert's claim: the taker, its lease, and per task whether it is stored claimed. */
+  claim: InsertClaim;
   /** Called once the insert settles, with the tasks stored claimed (none if it failed). */
   settle(claimed: TaskRecord[]): void;
 }
@@ -260,17 +257,11 @@ export class TaskQueue extends EventEmitter<TaskQueueEvents> {
   /** One insert of `tasks`, handing the local worker those it takes. */
   private async store(tasks: NewTask[]): Promise<InsertedTask[]> {
     const now = newestOf(tasks);
-    const taker = this.taker;
-    const reservation = taker?.reserve(tasks) ?? null;
-    if (!taker || !reservation) return this.driver.insertTasks({ tasks, now });
+    const reservation = this.taker?.reserve(tasks) ?? null;
+    if (!reservation) return this.driver.insertTasks({ tasks, now });
+    const { claim } = reservation;
     let claimed: TaskRecord[] = [];
     try {
-      const claim = {
-        owner: taker.owner,
-        leaseMs: taker.leaseMs,
-        take: reservation.take,
-        now: reservation.now,
-      };
       const results = await this.driver.insertTasks({ tasks, now, claim });
       claimed = results.filter((r) => r.claimed).map((r) => asClaimed(r.task, claim));
       return results;

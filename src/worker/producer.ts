@@ -236,14 +236,6 @@ export class Producer extends Signals<ProducerEvents> implements LocalTaker {
     return concurrency + prefetch - this.running.size - this.buffer.length - this.reserved;
   }
 
-  get owner(): string {
-    return this.options.owner;
-  }
-
-  get leaseMs(): number {
-    return this.options.leaseMs;
-  }
-
   /** Which of `tasks`, about to be inserted, this producer takes (see Hand-off above). */
   reserve(tasks: readonly NewTask[]): Reservation | null {
     if (this.stopping || this.fetching || this.moreLikely || this.options.claimsPaused?.()) return null;
@@ -269,9 +261,9 @@ export class Producer extends Signals<ProducerEvents> implements LocalTaker {
     };
     adjust(1);
     let settled = false;
+    const { owner, leaseMs } = this.options;
     return {
-      take,
-      now,
+      claim: { owner, leaseMs, take, now },
       settle: (claimed) => {
         if (settled) return;
         settled = true;

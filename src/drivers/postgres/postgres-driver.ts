@@ -548,7 +548,7 @@ export class PostgresDriver implements QueueDriver {
       tasks.map((t) => t.traceparent),
       tasks.map((t) => t.tracestate),
       // A worker of this process takes these as they are stored (InsertTasksParams.claim).
-      claim ? tasks.map((_, i) => claim.take[i] === true) : null,
+      claim?.take ?? null,
       claim?.owner ?? null,
       claim ? claim.now + claim.leaseMs : null,
       claim?.now ?? null,
