@@ -205,7 +205,9 @@ export function describeWorkerContract(name: string, options: WorkerContractOpti
           registry: new HandlerRegistry(handlers, true),
           defaultMaxAttempts: 3,
         });
-        const made = makePool(handlers, { queue, ...settings });
+        // No poll: a poll's claim in flight would make an insert's tasks go the claim's way. The
+        // pool is woken by what a case does (inserts, written results, pool.wake()).
+        const made = makePool(handlers, { queue, pollMs: 600_000, ...settings });
         const idle = nextSignal(made.pool.producer, 'claimReturned');
         made.pool.start();
         await idle; // its first claim found nothing: the pool is idle
