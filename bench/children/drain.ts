@@ -6,6 +6,7 @@
  * parent can sample its memory over the drain alone (the memory scenario), and `DRAINED` after the
  * last completion. Usage:
  * node --import tsx bench/children/drain.ts '{"db":"...","n":20000,"concurrency":2,"prefetch":5}'
+ * or, compiled as `npm run bench` runs it, node .bench-build/bench/children/drain.js '{...}'
  */
 import { performance } from 'node:perf_hooks';
 import { resolveConfig } from '../../src/core/config.js';

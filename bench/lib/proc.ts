@@ -3,11 +3,29 @@
  * for any reason) kills it; nothing outlives a run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { peakRssMiB, sleep, waitUntil } from './util.js';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/**
+ * The tree this file runs from: the repository when run through tsx, `.bench-build/` when run
+ * compiled (`npm run bench` compiles the bench with tsconfig.bench.json and runs that).
+ */
+const TREE = fileURLToPath(new URL('../../', import.meta.url));
+/** Whether the bench runs compiled: then its children run compiled too. */
+const COMPILED = import.meta.url.endsWith('.js');
+
+/** The repository: the nearest folder at or above the tree with a package.json. */
+function repositoryRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir.endsWith('/') ? dir : `${dir}/`;
+    if (dirname(dir) === dir) throw new Error(`no package.json at or above ${from}`);
+  }
+}
+
+export const ROOT = repositoryRoot(TREE);
 export const TASKQ_BIN = `${ROOT}bin/taskq.js`;
 /** The V8 flags bin/taskq.js's shebang and `npm start` run taskq with. */
 export const TASKQ_NODE_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
@@ -70,7 +88,17 @@ export function startChild(args: string[], env: NodeJS.ProcessEnv = {}): Child {
 }
 
 /**
- * Runs a bench child script (TypeScript through tsx) to completion and returns its RESULT;
+ * The node arguments that run a bench script (a path under bench/, written with its .ts name):
+ * its compiled JavaScript when the bench runs compiled, else the TypeScript through tsx. Compiled
+ * is what `npm run bench` measures: tsx's transform wraps every function it creates in a naming
+ * helper, which cost the drain child a quarter of its CPU per task (docs/benchmarks.md).
+ */
+export function benchScript(path: string): string[] {
+  return COMPILED ? [join(TREE, path.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(ROOT, path)];
+}
+
+/**
+ * Runs a bench child script (bench/children/, see benchScript) to completion and returns its RESULT;
  * `watch` sees the child as soon as it is spawned.
  */
 export async function runChildScript<T>(
@@ -79,7 +107,7 @@ export async function runChildScript<T>(
   timeoutMs: number,
   watch: (child: Child) => void = () => undefined,
 ): Promise<T> {
-  const child = startChild(['--import', 'tsx', `${ROOT}bench/children/${script}`, JSON.stringify(config)]);
+  const child = startChild([...benchScript(`bench/children/${script}`), JSON.stringify(config)]);
   watch(child);
   const timer = setTimeout(() => void child.stop(1000), timeoutMs);
   const code = await child.exited;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPostgresUrl } from '../../src/core/config.js';
 import type { BenchOptions } from '../lib/options.js';
-import { ROOT, startChild } from '../lib/proc.js';
+import { benchScript, startChild } from '../lib/proc.js';
 
 export interface FilterRow {
   name: string;
@@ -28,9 +28,7 @@ export interface FiltersResult {
 
 async function runOne(db: string, rows: number, out: string): Promise<FiltersResult> {
   const child = startChild([
-    '--import',
-    'tsx',
-    `${ROOT}bench/filters-at-scale.ts`,
+    ...benchScript('bench/filters-at-scale.ts'),
     '--db',
     db,
     '--rows',

@@ -6,7 +6,7 @@
  * 202 count can be checked exactly against the tasks stored.
  */
 import autocannon, { type AutocannonResult } from 'autocannon';
-import { startChild, startTaskq, type Child } from '../lib/proc.js';
+import { benchScript, startChild, startTaskq, type Child } from '../lib/proc.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { freshDb, open, totalTasks } from '../lib/store.js';
 import { round, sleep, waitUntil } from '../lib/util.js';
@@ -87,7 +87,7 @@ export interface HttpResult {
 }
 
 async function startBare(): Promise<{ child: Child; url: string }> {
-  const child = startChild(['--import', 'tsx', 'bench/children/bare-http.ts', '0']);
+  const child = startChild([...benchScript('bench/children/bare-http.ts'), '0']);
   const ok = await waitUntil(() => /LISTENING \d+/.test(child.output()), { timeoutMs: 20_000 });
   const match = /LISTENING (\d+)/.exec(child.output());
   if (!ok || !match) throw new Error('bare node:http server did not start');
