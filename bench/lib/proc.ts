@@ -99,7 +99,8 @@ export function benchScript(path: string): string[] {
 
 /**
  * Runs a bench child script (bench/children/, see benchScript) to completion and returns its RESULT;
- * `watch` sees the child as soon as it is spawned.
+ * `watch` sees the child as soon as it is spawned. A child runs taskq's worker pool in its own
+ * process, so it runs with the V8 flags a `taskq` process has (TASKQ_NODE_FLAGS).
  */
 export async function runChildScript<T>(
   script: string,
@@ -107,7 +108,11 @@ export async function runChildScript<T>(
   timeoutMs: number,
   watch: (child: Child) => void = () => undefined,
 ): Promise<T> {
-  const child = startChild([...benchScript(`bench/children/${script}`), JSON.stringify(config)]);
+  const child = startChild([
+    ...TASKQ_NODE_FLAGS,
+    ...benchScript(`bench/children/${script}`),
+    JSON.stringify(config),
+  ]);
   watch(child);
   const timer = setTimeout(() => void child.stop(1000), timeoutMs);
   const code = await child.exited;
