@@ -121,6 +121,7 @@ export class TaskqNode {
               prefetch: config.prefetch,
               leaseMs: config.leaseMs,
               pollMs: config.pollMs,
+              ackDelayMs: config.ackDelayMs,
               rateLimits: config.rateLimits,
               taskTimeoutMs: config.taskTimeoutMs,
               backoff: { baseMs: config.backoffMs, maxMs: config.backoffMaxMs },

@@ -5,12 +5,13 @@
  * end through a service and GET /tasks/:id.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../src/core/config.js';
 import type { AttemptRecord, TaskRecord } from '../src/core/task.js';
 import type { QueueDriver } from '../src/drivers/driver.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
-import { BOTH_DRIVERS, BOTH_SERVICE_DBS } from './support/drivers.js';
+import { appsOn, BOTH_DRIVERS, BOTH_SERVICE_DBS } from './support/drivers.js';
 import { newTask } from './support/factories.js';
-import { finished, startTestApp, type TestApp } from './support/service.js';
+import { finished } from './support/service.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const LEASE_MS = 1000;
@@ -202,20 +203,9 @@ describe.each(BOTH_DRIVERS)('attempt history in the %s driver', (_name, open, sk
 });
 
 describe.each(BOTH_SERVICE_DBS)('attempt history over HTTP on %s', (_name, database, skip) => {
-  let app: TestApp | undefined;
-  let cleanup: () => Promise<void> = async () => {};
-  afterEach(async () => {
-    await app?.stop();
-    app = undefined;
-    await cleanup();
-  });
-
-  async function start(overrides: Record<string, string | number>, handlers: HandlerDefinition[]) {
-    const { db, cleanup: drop } = database();
-    cleanup = drop;
-    app = await startTestApp({ backoffMs: 0, ...(db === undefined ? {} : { db }), ...overrides }, handlers);
-    return app;
-  }
+  const startApp = appsOn(database);
+  const start = (overrides: ConfigInput, handlers: HandlerDefinition[]) =>
+    startApp({ backoffMs: 0, ...overrides }, handlers);
 
   const flaky: HandlerDefinition = {
     action: 'flaky',

@@ -156,6 +156,7 @@ export const MAX_ATTEMPTS_DEFAULT = 3;
 export const TASK_TIMEOUT_MS_DEFAULT = 60_000;
 export const LEASE_MS_DEFAULT = 10_000;
 export const POLL_MS_DEFAULT = 1000;
+export const ACK_DELAY_MS_DEFAULT = 10;
 export const BACKOFF_MS_DEFAULT = 1000;
 export const BACKOFF_MAX_MS_DEFAULT = 3_600_000;
 export const SHUTDOWN_GRACE_MS_DEFAULT = 10_000;
@@ -277,6 +278,14 @@ export const SETTINGS = Object.freeze({
     kind: int(10, 600_000),
     description:
       'idle workers look for work this often (new tasks in this process, or NOTIFY, wake them at once)',
+  }),
+  ackDelayMs: setting({
+    flag: '--ack-delay-ms',
+    env: ['TASKQ_ACK_DELAY_MS'],
+    default: ACK_DELAY_MS_DEFAULT,
+    kind: int(0, 10_000),
+    description:
+      'results are written in batches, each this long after its first result (at once when full): longer means fewer database commits and later results',
   }),
   backoffMs: setting({
     flag: '--backoff-ms',

@@ -74,6 +74,11 @@ export class Completer extends Signals<CompleterEvents> {
     await this.flush();
   }
 
+  /** How long a batch waits after its first result (`--ack-delay-ms`). */
+  get delayMs(): number {
+    return this.options.delayMs;
+  }
+
   get pending(): number {
     return this.completions.length + this.failures.length;
   }

@@ -22,7 +22,7 @@ import type { TaskRecord } from '../core/task.js';
 import type { WorkerStatus } from '../core/worker-status.js';
 import type { QueueDriver } from '../drivers/driver.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import { MAX_ATTEMPTS_DEFAULT } from '../core/config.js';
+import { ACK_DELAY_MS_DEFAULT, MAX_ATTEMPTS_DEFAULT } from '../core/config.js';
 import { TaskQueue } from '../queue/queue.js';
 import { Completer } from './completer.js';
 import { DbHealth } from './db-health.js';
@@ -35,7 +35,6 @@ import { Rescuer } from './rescuer.js';
 import { TaskRunner } from './runner.js';
 import { Signals } from './signals.js';
 
-export const ACK_DELAY_MS_DEFAULT = 10;
 /**
  * Results waiting to be written before claims pause: twice the largest ack batch (1000), so it is
  * never reached while writes succeed, and a bound on memory while they fail.
@@ -59,7 +58,7 @@ export interface WorkerPoolOptions {
   queue?: TaskQueue;
   /** Rate limits by action from the settings (`--rate-limit`); they win over the handlers' own. */
   rateLimits?: ReadonlyMap<string, RateLimit>;
-  /** How long acks wait to be batched. */
+  /** How long acks wait to be batched (`--ack-delay-ms`). @defaultValue ACK_DELAY_MS_DEFAULT */
   ackDelayMs?: number;
   /** Claims pause while this many results wait to be written. */
   resultsBacklogMax?: number;
