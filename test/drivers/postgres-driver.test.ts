@@ -13,10 +13,12 @@ import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_APPLIED } from '../../src/drivers/
 import { PostgresDriver } from '../../src/drivers/postgres/postgres-driver.js';
 import {
   claimStatement,
+  LIST_DIALECT,
   LITERAL_CLAIM_LIMIT_MAX,
   sessionOptions,
   SQL,
 } from '../../src/drivers/postgres/queries.js';
+import { listQuery, renderList } from '../../src/drivers/shared/list-filter.js';
 import { newTask } from '../contract/driver-contract.js';
 import { eventually } from '../support/service.js';
 import {
@@ -206,7 +208,7 @@ suite('PostgresDriver', () => {
     }
   });
 
-  it('seeks the oldest queued task through its index when the statistics say most tasks are queued', async () => {
+  it('seeks the oldest queued task and walks a status through their indexes when the statistics say most tasks are queued', async () => {
     // A table analyzed while it was filled, then drained: written as `status = 'queued' ORDER BY
     // seq`, the seek walked tasks_pkey and filtered, reading every finished task (queries.ts,
     // SEEK_EQUAL: 0.5-1.4 s per /stats at 1,000,000).
@@ -223,16 +225,29 @@ suite('PostgresDriver', () => {
       await client.query(`
         INSERT INTO task_counts (action, shard, blocked, queued, running, completed, failed, cancelled)
         VALUES ('noop', 0, 0, 1, 0, 4999, 0, 0)`);
-      const seeks: [string, string, RegExp][] = [
-        ['counts', SQL.countsFromCounters, /Index (Only )?Scan using tasks_status_seq on tasks/],
+      // GET /tasks?status=queued: the list walk (shared/list-filter.ts, seeksByRange).
+      const page = renderList(
+        listQuery({ status: 'queued', limit: 50 }, () => []),
+        LIST_DIALECT,
+        'rows',
+      );
+      const seeks: [string, string, unknown[], RegExp][] = [
+        ['counts', SQL.countsFromCounters, [], /Index (Only )?Scan using tasks_status_seq on tasks/],
         [
           'oldest by action',
           SQL.oldestQueuedByAction,
+          [],
           /Index (Only )?Scan using tasks_queued_action on tasks/,
         ],
+        [
+          'a page of queued tasks',
+          page.sql,
+          page.values,
+          /Index Scan Backward using tasks_status_seq on tasks/,
+        ],
       ];
-      for (const [name, text, index] of seeks) {
-        const plan = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`);
+      for (const [name, text, values, index] of seeks) {
+        const plan = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values);
         const lines = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
         expect(lines, name).toMatch(index);
         expect(lines, name).not.toMatch(/Scan using tasks_pkey on tasks/);

@@ -148,6 +148,23 @@ export interface ListDialect {
   placeholder(n: number): string;
   /** The columns a page of rows selects: every one but attempt_history (GET /tasks/:id has it). */
   columns: string;
+  /**
+   * Whether the walk names its index's order: the column the index leads with (status, or action)
+   * is compared as a range and the walk is ordered by it, then seq, so that only that index gives
+   * the order. PostgreSQL needs it (its queries.ts, SEEK_EQUAL, says why); SQLite names the index.
+   */
+  seeksByRange: boolean;
+}
+
+/** The condition an index walk leads with, when the dialect seeks by range (ListDialect.seeksByRange). */
+function leadingCondition(query: ListQuery): Condition | undefined {
+  const lead =
+    query.index === 'status'
+      ? 'status'
+      : query.index === 'action' || query.index === 'statusAction'
+        ? 'action'
+        : null;
+  return lead === null ? undefined : query.driving.find((c) => c.kind === lead);
 }
 
 /** What a statement selects: the rows, their seqs, the count of matches, or how far the window reached. */
@@ -171,7 +188,12 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
     values.push(value);
     return dialect.placeholder(values.length);
   };
+  const lead = dialect.seeksByRange ? leadingCondition(query) : undefined;
   const sqlOf = (c: Condition) => {
+    if (c === lead && 'value' in c) {
+      const value = bind(c.value);
+      return `${c.kind} >= ${value} AND ${c.kind} <= ${value}`;
+    }
     const plain = PLAIN_COMPARISONS[c.kind];
     return plain && 'value' in c
       ? `${plain} ${bind(c.value)}`
@@ -179,8 +201,9 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
   };
   const where = (conds: Condition[]) =>
     conds.length === 0 ? '' : ` WHERE ${conds.map(sqlOf).join(' AND ')}`;
+  const order = lead ? `${lead.kind} DESC, seq DESC` : 'seq DESC';
   const walk = (columns: string, conds: Condition[]) =>
-    `SELECT ${columns} ${dialect.from(query)}${where(conds)} ORDER BY seq DESC`;
+    `SELECT ${columns} ${dialect.from(query)}${where(conds)} ORDER BY ${order}`;
   const columns = shape === 'rows' ? dialect.columns : 'seq';
   if (shape === 'windowEnd') {
     const inner = `${walk('seq', query.driving)} LIMIT ${bind(query.window)}`;

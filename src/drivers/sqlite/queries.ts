@@ -529,6 +529,7 @@ const jsonPath = (path: readonly string[]) => `$${path.map((p) => `."${p}"`).joi
  */
 export const LIST_DIALECT: ListDialect = {
   columns: LISTED_COLUMNS,
+  seeksByRange: false,
   from: (query) => LIST_INDEXES[query.index](query),
   placeholder: () => '?',
   condition(c: DialectCondition, bind) {
