@@ -42,7 +42,7 @@ const layerRules = Object.entries(LAYERS).map(([layer, allowed]) => {
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.bench-build/**', 'node_modules/**', 'data/**'] },
+  { ignores: ['dist/**', '.bench-build/**', '.probe/**', 'node_modules/**', 'data/**'] },
   js.configs.recommended,
   {
     files: ['**/*.js', '**/*.mjs'],

@@ -16,12 +16,15 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { parseArgs } from 'node:util';
+import { isPostgresUrl } from '../src/core/config.js';
 import {
   claimStatement,
   RELAXED_SESSION_OPTIONS,
   sessionOptions,
   SQL,
 } from '../src/drivers/postgres/queries.js';
+import { withSchema } from '../test/support/postgres.js';
+import { schemaOf, withoutSchema } from './lib/fill.js';
 import { analyzeSchema, fill, open } from './lib/store.js';
 import { percentile } from './lib/util.js';
 
@@ -41,15 +44,13 @@ const { values } = parseArgs({
     help: { type: 'boolean', short: 'h' },
   },
 });
-if (values.help || !values.db?.startsWith('postgres')) {
+if (values.help || values.db === undefined || !isPostgresUrl(values.db)) {
   console.log(HELP);
   process.exit(values.help ? 0 : 2);
 }
-const url = new URL(values.db);
-const schema = url.searchParams.get('schema') ?? 'statement_costs';
-url.searchParams.delete('schema');
-const serverUrl = url.toString();
-const db = `${serverUrl}${serverUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+const schema = schemaOf(values.db, 'statement_costs');
+const serverUrl = withoutSchema(values.db);
+const db = withSchema(serverUrl, schema);
 const rows = Number(values.rows);
 const rounds = Number(values.rounds);
 const CLAIM_SIZES = [1, 7, 16];

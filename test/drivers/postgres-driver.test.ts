@@ -225,7 +225,7 @@ suite('PostgresDriver', () => {
       await client.query(`
         INSERT INTO task_counts (action, shard, blocked, queued, running, completed, failed, cancelled)
         VALUES ('noop', 0, 0, 1, 0, 4999, 0, 0)`);
-      // GET /tasks?status=queued: the list walk (shared/list-filter.ts, seeksByRange).
+      // GET /tasks?status=queued: the list walk (shared/list-filter.ts, seekEqual).
       const page = renderList(
         listQuery({ status: 'queued', limit: 50 }, () => []),
         LIST_DIALECT,

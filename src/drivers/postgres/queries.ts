@@ -845,7 +845,7 @@ const TASK_SQL = {
  */
 export const LIST_DIALECT: ListDialect = {
   columns: LISTED_COLUMNS,
-  seeksByRange: true,
+  seekEqual: SEEK_EQUAL,
   from: () => 'FROM tasks',
   placeholder: (n) => `$${n}`,
   condition(c: DialectCondition, bind) {

@@ -149,23 +149,19 @@ export interface ListDialect {
   /** The columns a page of rows selects: every one but attempt_history (GET /tasks/:id has it). */
   columns: string;
   /**
-   * Whether the walk names its index's order: the column the index leads with (status, or action)
-   * is compared as a range and the walk is ordered by it, then seq, so that only that index gives
-   * the order. PostgreSQL needs it (its queries.ts, SEEK_EQUAL, says why); SQLite names the index.
+   * `column = value` written so that only an index leading with the column gives the walk's order
+   * (PostgreSQL: a range, queries.ts SEEK_EQUAL says why); the walk is then ordered by the column,
+   * then seq. Absent: an equality, ordered by seq (SQLite names the index instead).
    */
-  seeksByRange: boolean;
+  seekEqual?: (column: string, value: string) => string;
 }
 
-/** The condition an index walk leads with, when the dialect seeks by range (ListDialect.seeksByRange). */
-function leadingCondition(query: ListQuery): Condition | undefined {
-  const lead =
-    query.index === 'status'
-      ? 'status'
-      : query.index === 'action' || query.index === 'statusAction'
-        ? 'action'
-        : null;
-  return lead === null ? undefined : query.driving.find((c) => c.kind === lead);
-}
+/** The column each index walk leads with (seq and ids walks lead with the key). */
+const LEADING_COLUMN: Partial<Record<ListIndex, 'status' | 'action'>> = {
+  status: 'status',
+  action: 'action',
+  statusAction: 'action',
+};
 
 /** What a statement selects: the rows, their seqs, the count of matches, or how far the window reached. */
 export type ListShape = 'rows' | 'seqs' | 'count' | 'windowEnd';
@@ -188,12 +184,10 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
     values.push(value);
     return dialect.placeholder(values.length);
   };
-  const lead = dialect.seeksByRange ? leadingCondition(query) : undefined;
+  const { seekEqual } = dialect;
+  const lead = seekEqual && query.driving.find((c) => c.kind === LEADING_COLUMN[query.index]);
   const sqlOf = (c: Condition) => {
-    if (c === lead && 'value' in c) {
-      const value = bind(c.value);
-      return `${c.kind} >= ${value} AND ${c.kind} <= ${value}`;
-    }
+    if (c === lead && seekEqual && 'value' in c) return seekEqual(c.kind, bind(c.value));
     const plain = PLAIN_COMPARISONS[c.kind];
     return plain && 'value' in c
       ? `${plain} ${bind(c.value)}`

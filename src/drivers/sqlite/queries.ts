@@ -529,7 +529,6 @@ const jsonPath = (path: readonly string[]) => `$${path.map((p) => `."${p}"`).joi
  */
 export const LIST_DIALECT: ListDialect = {
   columns: LISTED_COLUMNS,
-  seeksByRange: false,
   from: (query) => LIST_INDEXES[query.index](query),
   placeholder: () => '?',
   condition(c: DialectCondition, bind) {
