@@ -59,16 +59,21 @@ const pool = new WorkerPool({
 // Held tasks are sampled to check the policy (running <= concurrency, buffered <= prefetch).
 let maxHeld = 0;
 let written = 0;
+// Round trips per task: claims and result batches (what a claim's and an ack's fixed cost divide by).
+let claims = 0;
+let ackBatches = 0;
 let firstMs = 0;
 let resolveDone = (): void => undefined;
 const done = new Promise<void>((resolve) => (resolveDone = resolve));
 pool.on('claimed', (tasks) => {
   const { running, buffered } = pool.held;
   maxHeld = Math.max(maxHeld, running + buffered + tasks.length);
+  claims++;
 });
 pool.on('resultsWritten', (count) => {
   if (written === 0) firstMs = performance.now() - t0;
   written += count;
+  ackBatches++;
   if (written >= cfg.n) resolveDone();
 });
 
@@ -97,6 +102,8 @@ emitResult({
   cpuUsPerTask: round((cpu.user + cpu.system) / cfg.n, 1),
   completedInDb: completed,
   maxHeld,
+  tasksPerClaim: round(cfg.n / Math.max(1, claims), 2),
+  tasksPerAckBatch: round(written / Math.max(1, ackBatches), 1),
   peakRssMiB: round(process.resourceUsage().maxRSS / 1024),
   pgCpuDrain: pg0 && pg1 ? pgCpuFigure(pg0, pg1, cfg.n) : null,
   spans: tracing.spans(),

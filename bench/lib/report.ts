@@ -71,6 +71,10 @@ const fmt = (n: number | null | undefined, digits = 0): string =>
     ? '-'
     : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+/** Tasks per claim and per result batch: what each statement's fixed cost is shared by. */
+const roundTrips = (d: DrainResult): string =>
+  `${fmt(d.tasksPerClaim, 1)} tasks per claim, ${fmt(d.tasksPerAckBatch)} per result batch`;
+
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
@@ -122,7 +126,7 @@ export function renderReport(r: Report): string {
     rows.push([
       `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
       fmt(d.rate),
-      `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}`,
+      `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}; ${roundTrips(d)}`,
       shown(targets.drainC2),
     ]);
     drainCpuRow(d, 'drain-c2', targets.pgCpuC2);
@@ -132,7 +136,7 @@ export function renderReport(r: Report): string {
     rows.push([
       `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
       fmt(d.rate),
-      `${fmt(d.ms)} ms; max held ${d.maxHeld}`,
+      `${fmt(d.ms)} ms; max held ${d.maxHeld}; ${roundTrips(d)}`,
       shown(targets.drainC50),
     ]);
     drainCpuRow(d, 'drain-c50', targets.pgCpuC50);

@@ -18,6 +18,9 @@ export interface DrainResult {
   firstMs: number;
   completedInDb: number;
   maxHeld: number;
+  /** Tasks per claim statement and per result batch: what each statement's fixed cost divides by. */
+  tasksPerClaim: number;
+  tasksPerAckBatch: number;
   peakRssMiB: number;
   /** PostgreSQL cluster CPU from `pool.start()` to the last completion. */
   pgCpuDrain: PgCpuFigure | null;
