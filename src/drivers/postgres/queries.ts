@@ -808,7 +808,10 @@ const TASK_SQL = {
         last_run_at = greatest(coalesce(s.last_run_at, 0), excluded.last_run_at)`,
 
   // The audit log (migration 0012, queue/audit.ts): a page newest first from the index its
-  // filters name, and pruning by time.
+  // filters name, and pruning by time. The token and the action are ranges (SEEK_EQUAL): as
+  // equalities, a generic plan on a log that one token fills walked the primary key and filtered,
+  // reading every entry for a token that has few (106 ms at 1,000,000 entries, against 0.04).
+  // (A prepared statement turns generic after five executions when its generic plan looks as cheap.)
   /** $1..$8: at, token, method, route, action, target, detail (JSON text), status. */
   insertAuditEntry: `
     INSERT INTO taskq_audit_log (at, token, method, route, action, target, detail, status)
@@ -818,14 +821,17 @@ const TASK_SQL = {
     SELECT * FROM taskq_audit_log WHERE seq < $1 ORDER BY seq DESC LIMIT $2`,
   /** $1: before seq, $2: limit, $3: token. */
   listAuditByToken: `
-    SELECT * FROM taskq_audit_log WHERE token = $3 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
+    SELECT * FROM taskq_audit_log
+     WHERE ${SEEK_EQUAL('token', '$3')} AND seq < $1 ORDER BY token DESC, seq DESC LIMIT $2`,
   /** $1: before seq, $2: limit, $3: action. */
   listAuditByAction: `
-    SELECT * FROM taskq_audit_log WHERE action = $3 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
+    SELECT * FROM taskq_audit_log
+     WHERE ${SEEK_EQUAL('action', '$3')} AND seq < $1 ORDER BY action DESC, seq DESC LIMIT $2`,
   /** $1: before seq, $2: limit, $3: token, $4: action. */
   listAuditByTokenAction: `
     SELECT * FROM taskq_audit_log
-     WHERE token = $3 AND action = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2`,
+     WHERE ${SEEK_EQUAL('token', '$3')} AND ${SEEK_EQUAL('action', '$4')} AND seq < $1
+     ORDER BY token DESC, action DESC, seq DESC LIMIT $2`,
   /**
    * $1: before (epoch ms), $2: limit. The seqs as an array, so each is a probe of the primary key
    * (as `IN (SELECT ...)` the planner hashed them against a scan of the whole table).
