@@ -9,7 +9,10 @@ import type { ConfigInput } from '../src/core/config.js';
 import type { AttemptRecord, TaskRecord } from '../src/core/task.js';
 import type { QueueDriver } from '../src/drivers/driver.js';
 import type { HandlerDefinition } from '../src/handlers/handler.js';
+import pg from 'pg';
+import { PostgresDriver } from '../src/drivers/postgres/postgres-driver.js';
 import { appsOn, BOTH_DRIVERS, BOTH_SERVICE_DBS } from './support/drivers.js';
+import { dropSchema, postgresSkip, postgresTestUrl, randomSchema } from './support/postgres.js';
 import { newTask } from './support/factories.js';
 import { finished } from './support/service.js';
 
@@ -117,6 +120,27 @@ describe.each(BOTH_DRIVERS)('attempt history in the %s driver', (_name, open, sk
       expect(listed?.attemptHistory).toEqual([]);
     },
   );
+
+  it.skipIf(skip)('a task completed on its first try has that one attempt', async () => {
+    const id = await setup();
+    const t = await claimedTask('node-a', T0 + 10);
+    await driver.completeTasks({
+      completions: [{ ...lease(t, 'node-a'), startedAt: T0 + 11, result: { ok: true } }],
+      now: T0 + 14,
+    });
+    expect(await historyOf(id)).toEqual([
+      {
+        attempt: 1,
+        node: 'node-a',
+        claimed_at: T0 + 10,
+        started_at: T0 + 11,
+        finished_at: T0 + 14,
+        outcome: 'completed',
+        error: null,
+        stack: null,
+      },
+    ]);
+  });
 
   it.skipIf(skip)('records a cancel, and a stale lease writes no attempt', async () => {
     const id = await setup();
@@ -263,5 +287,71 @@ describe.each(BOTH_SERVICE_DBS)('attempt history over HTTP on %s', (_name, datab
     const failed = await finished(http, failsId);
     expect(failed.status).toBe('failed');
     expect((failed.attempt_history as { attempt: number }[]).map((a) => a.attempt)).toEqual([3, 4]);
+  });
+});
+
+/**
+ * How PostgreSQL stores a first-try completion (queries.ts, IMPLIED_COMPLETION): the node in
+ * `completed_by` and no history, from which the entry above is derived; a history that already
+ * has an entry is appended to as before; with no history kept, neither is written.
+ */
+describe.skipIf(postgresSkip() !== undefined)('a completion on PostgreSQL stores', () => {
+  const url = postgresTestUrl() ?? '';
+  const schema = randomSchema();
+  let driver: PostgresDriver | undefined;
+  afterEach(async () => {
+    await driver?.close();
+    await dropSchema(url, schema);
+  });
+
+  async function run(attemptHistoryMax: number, failFirst: boolean) {
+    driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema, attemptHistoryMax });
+    await driver.migrate();
+    const [inserted] = await driver.insertTasks({ tasks: [newTask({ maxAttempts: 5 }, T0)], now: T0 });
+    const { id } = (inserted as { task: TaskRecord }).task;
+    const claim = async (now: number) => {
+      const [t] = await driver!.claimTasks({ owner: 'node-a', limit: 1, now, leaseMs: LEASE_MS });
+      return { id, seq: t!.seq, owner: 'node-a', attempt: t!.attempts };
+    };
+    if (failFirst) {
+      const first = await claim(T0 + 1);
+      await driver.failTasks({
+        failures: [{ ...first, error: 'e', ended: 'error', outcome: 'retry', retryAt: T0 }],
+        now: T0 + 2,
+      });
+    }
+    const last = await claim(T0 + 3);
+    await driver.completeTasks({ completions: [{ ...last, startedAt: T0 + 4, result: {} }], now: T0 + 5 });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ history: number | null; completed_by: string | null }>(
+        `SELECT jsonb_array_length(attempt_history) AS history, completed_by FROM ${schema}.tasks`,
+      );
+      return { stored: rows[0], derived: (await driver.getTask({ id }))?.attemptHistory ?? [] };
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('only the node when the history was empty', async () => {
+    const { stored, derived } = await run(20, false);
+    expect(stored).toEqual({ history: null, completed_by: 'node-a' });
+    expect(derived.map((a) => [a.attempt, a.node, a.outcome])).toEqual([[1, 'node-a', 'completed']]);
+  });
+
+  it('the entry, appended, when the history had one', async () => {
+    const { stored, derived } = await run(20, true);
+    expect(stored).toEqual({ history: 2, completed_by: null });
+    expect(derived.map((a) => [a.attempt, a.outcome])).toEqual([
+      [1, 'error'],
+      [2, 'completed'],
+    ]);
+  });
+
+  it('nothing when no history is kept', async () => {
+    const { stored, derived } = await run(0, false);
+    expect(stored).toEqual({ history: null, completed_by: null });
+    expect(derived).toEqual([]);
   });
 });

@@ -466,4 +466,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX taskq_audit_log_at ON taskq_audit_log (at);
     `,
   },
+  {
+    version: 13,
+    name: '0013_implied_completion',
+    // PostgreSQL only: the node of a task that completed with an empty attempt history, whose one
+    // entry readers derive from the row (queries.ts, IMPLIED_COMPLETION says why). A column
+    // without a default: adding it rewrites nothing.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN completed_by text;
+    `,
+  },
 ];

@@ -170,7 +170,11 @@ const attemptEntry = (e: {
  * attempt_history with `entry` appended, keeping the newest `max` (a parameter), in the statement
  * that ends the attempt; below the bound (the common case) it is one concatenation.
  */
-const appendAttempt = (t: string, entry: string, max: string) => `attempt_history =
+const appendAttempt = (t: string, entry: string, max: string) =>
+  `attempt_history = ${appendedHistory(t, entry, max)}`;
+
+/** The value of appendAttempt's assignment. */
+const appendedHistory = (t: string, entry: string, max: string) => `
          CASE WHEN coalesce(jsonb_array_length(${t}attempt_history), 0) < ${max}
                 THEN coalesce(${t}attempt_history, '[]'::jsonb) || jsonb_build_array(${entry})
               ELSE (SELECT jsonb_agg(a.v ORDER BY a.i)
@@ -178,6 +182,19 @@ const appendAttempt = (t: string, entry: string, max: string) => `attempt_histor
                            WITH ORDINALITY AS a(v, i)
                      WHERE a.i > jsonb_array_length(${t}attempt_history) + 1 - ${max})
          END`;
+
+/**
+ * The completing ack's history: `entry` is appended (as appendAttempt does) only to a history
+ * that already has one; a task completing with an empty history keeps the node in `completed_by`
+ * instead, and readers derive its one entry from the row (shared/task-row.ts, historyOf). Every other field of that entry is a column the row keeps: attempts, claimed_at,
+ * started_at, processed_at (the entry's finished_at). Why: building and storing the entry was
+ * about a fifth of an ack's server CPU per row (bench/statement-costs.ts, docs/benchmarks.md), for
+ * the commonest task of all, one that succeeds on its first try. A completed task is final, so
+ * no later statement appends to that history. With `max` 0 (no history) nothing is kept.
+ */
+const IMPLIED_COMPLETION = (entry: string, max: string) => `attempt_history =
+         CASE WHEN t.attempt_history IS NULL THEN NULL ELSE ${appendedHistory('t.', entry, max)} END,
+         completed_by = CASE WHEN t.attempt_history IS NULL AND ${max} > 0 THEN t.lease_owner END`;
 
 /** What the rescuer leaves as the task's error. */
 const LEASE_EXPIRED_ERROR = `'lease expired: the worker running it stopped renewing (attempt ' || attempts || ')'`;
@@ -506,14 +523,15 @@ const TASK_SQL = {
    * guard, with no `status = 'running'` beside it: a task has a lease owner exactly while it is
    * running (every statement that ends a run clears it), and a status condition let the generic
    * plan walk the whole running range of tasks_status_seq, dead entries included, on every ack.
+   * A task whose history is still empty gets no entry: it keeps the node in `completed_by` and
+   * its entry is implied (IMPLIED_COMPLETION says why).
    */
   completeTasks: `
     WITH done AS (
     UPDATE tasks t
        SET status = 'completed', result = c.result::json, error = NULL, processed_at = $1,
            started_at = coalesce(c.started_at, t.started_at), lease_owner = NULL, lease_expires_at = NULL,
-           ${appendAttempt(
-             't.',
+           ${IMPLIED_COMPLETION(
              attemptEntry({
                t: 't.',
                outcome: `'completed'`,

@@ -45,6 +45,8 @@ export interface TaskRow<Json, Flag> {
   waits: number;
   /** Absent where a statement does not read it (claims, listings). */
   attempt_history?: Json | null;
+  /** PostgreSQL only: the node of a completion whose history entry is implied (historyOf). */
+  completed_by?: string | null;
 }
 
 export interface RowDecoders<Json, Flag> {
@@ -85,11 +87,33 @@ export function toTaskRecord<Json, Flag>(
     pendingDeps: row.pending_deps,
     onDependencyFailure: decode.flag(row.dep_failure_runs) ? 'run' : 'fail',
     waits: row.waits,
-    attemptHistory:
-      row.attempt_history === undefined || row.attempt_history === null
-        ? []
-        : attemptsOf(decode.json(row.attempt_history)),
+    attemptHistory: historyOf(row, decode),
   };
+}
+
+/**
+ * The history as stored, or the one entry a completion left implied: PostgreSQL's completing ack
+ * stores only the node (`completed_by`) when the history was empty, since every other field of
+ * the entry is a column of the row (postgres/queries.ts, IMPLIED_COMPLETION says why).
+ */
+function historyOf<Json, Flag>(row: TaskRow<Json, Flag>, decode: RowDecoders<Json, Flag>): AttemptRecord[] {
+  if (row.attempt_history === undefined) return [];
+  if (row.attempt_history !== null) return attemptsOf(decode.json(row.attempt_history));
+  if (row.status !== 'completed' || typeof row.completed_by !== 'string' || row.processed_at === null) {
+    return [];
+  }
+  return [
+    {
+      attempt: row.attempts,
+      node: row.completed_by,
+      claimed_at: row.claimed_at,
+      started_at: row.started_at,
+      finished_at: row.processed_at,
+      outcome: 'completed',
+      error: null,
+      stack: null,
+    },
+  ];
 }
 
 const numberOr = <T>(value: JsonValue | undefined, fallback: T): number | T =>
