@@ -560,7 +560,8 @@ export class PostgresDriver implements QueueDriver {
     // With keys, expired keys are freed first and holders read back, all in one transaction.
     const insert = async (run: Run): Promise<TxResult<InsertedTask[]>> => {
       if (keys.length > 0) await run('expireUniqueKey', [keys, now]);
-      const inserted = await run<{ seq: number; status: TaskStatus }>('insertTasks', columns);
+      const statement = keys.length > 0 ? 'insertTasks' : 'insertUnkeyedTasks';
+      const inserted = await run<{ seq: number; status: TaskStatus }>(statement, columns);
       const stored = new Set(inserted.rows.map((r) => r.seq));
       const claimed = new Set(inserted.rows.filter((r) => r.status === 'running').map((r) => r.seq));
       // Tasks whose key was taken (by an older task or one earlier in this batch) get that task.

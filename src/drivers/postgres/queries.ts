@@ -267,6 +267,35 @@ const CLAIM_FILTERS = {
 } as const;
 export type PlainClaim = keyof typeof CLAIM_FILTERS;
 
+/**
+ * The batch insert (TASK_SQL.insertTasks says what it takes), with `onKeyConflict` after its
+ * rows: the arbiter clause when the batch has idempotency keys, else nothing. Why two: an INSERT
+ * with ON CONFLICT inserts every row speculatively (a pre-check of the arbiter index, then a
+ * confirming WAL record per row), about 2 µs of server CPU per task for batches with no key at all
+ * (docs/benchmarks.md).
+ */
+const insertTasksSql = (onKeyConflict: string) => `
+    WITH changed AS (
+    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until,
+                       created_at, concurrency_key, traceparent, tracestate,
+                       attempts, lease_owner, lease_expires_at, claimed_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT t.seq, t.id, t.action, t.data::json, CASE WHEN c.claimed THEN 'running' ELSE 'queued' END,
+           t.priority, t.run_at, t.max_attempts, t.unique_key, t.unique_until, t.created_at,
+           t.concurrency_key, t.traceparent, t.tracestate, c.claimed::int,
+           CASE WHEN c.claimed THEN $15::text END, CASE WHEN c.claimed THEN $16::int8 END,
+           CASE WHEN c.claimed THEN $17::int8 END
+      FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int8[], $7::int[],
+                  $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::bool[])
+           WITH ORDINALITY AS t(seq, id, action, data, priority, run_at, max_attempts, unique_key,
+                                unique_until, created_at, concurrency_key, traceparent, tracestate, take, n)
+           CROSS JOIN LATERAL (SELECT t.take IS TRUE AND ${NOT_PAUSED('t.action')} AS claimed) c
+     ORDER BY t.n
+    ${onKeyConflict}
+    RETURNING seq, action, NULL::text AS old_status, status
+    ), ${COUNT_CHANGES}
+    SELECT seq, status FROM changed`;
+
 const TASK_SQL = {
   begin: `BEGIN`,
   commit: `COMMIT`,
@@ -287,27 +316,9 @@ const TASK_SQL = {
    * the claim statement leaves one, unless its action is paused. Returns the seqs stored (a taken
    * key skips its row) and their status.
    */
-  insertTasks: `
-    WITH changed AS (
-    INSERT INTO tasks (seq, id, action, data, status, priority, run_at, max_attempts, unique_key, unique_until,
-                       created_at, concurrency_key, traceparent, tracestate,
-                       attempts, lease_owner, lease_expires_at, claimed_at)
-    OVERRIDING SYSTEM VALUE
-    SELECT t.seq, t.id, t.action, t.data::json, CASE WHEN c.claimed THEN 'running' ELSE 'queued' END,
-           t.priority, t.run_at, t.max_attempts, t.unique_key, t.unique_until, t.created_at,
-           t.concurrency_key, t.traceparent, t.tracestate, c.claimed::int,
-           CASE WHEN c.claimed THEN $15::text END, CASE WHEN c.claimed THEN $16::int8 END,
-           CASE WHEN c.claimed THEN $17::int8 END
-      FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int8[], $7::int[],
-                  $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::bool[])
-           WITH ORDINALITY AS t(seq, id, action, data, priority, run_at, max_attempts, unique_key,
-                                unique_until, created_at, concurrency_key, traceparent, tracestate, take, n)
-           CROSS JOIN LATERAL (SELECT t.take IS TRUE AND ${NOT_PAUSED('t.action')} AS claimed) c
-     ORDER BY t.n
-    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-    RETURNING seq, action, NULL::text AS old_status, status
-    ), ${COUNT_CHANGES}
-    SELECT seq, status FROM changed`,
+  insertTasks: insertTasksSql('ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING'),
+  /** insertTasks for a batch without idempotency keys: nothing can conflict. */
+  insertUnkeyedTasks: insertTasksSql(''),
   // Dependencies and children (docs/workflows.md): inserts of tasks with dependencies or a
   // parent go task by task in one transaction; the plain batch above stays one statement.
   /**
