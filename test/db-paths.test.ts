@@ -38,11 +38,10 @@ interface Outcome {
 }
 
 const root = tempDir('taskq-db-paths-');
-beforeAll(async () => {
-  const help = await timedCli(['--help']);
-  LIMIT_MS = 2000 + help.ms;
-});
 chmodSync(root.dir, 0o755); // `nobody` must reach the folders below
+beforeAll(async () => {
+  LIMIT_MS = 2000 + (await timedCli(['--help'])).ms;
+});
 
 /** Runs the CLI in `root` and times it; a hang is killed at 10 s and shows as a slow failure. */
 function timedCli(args: string[], uid?: number): Promise<Outcome> {

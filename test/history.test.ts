@@ -305,30 +305,31 @@ describe.skipIf(postgresSkip() !== undefined)('a completion on PostgreSQL stores
   });
 
   async function run(attemptHistoryMax: number, failFirst: boolean) {
-    driver = new PostgresDriver({ connectionString: url, poolSize: 2, schema, attemptHistoryMax });
-    await driver.migrate();
-    const [inserted] = await driver.insertTasks({ tasks: [newTask({ maxAttempts: 5 }, T0)], now: T0 });
+    const store = new PostgresDriver({ connectionString: url, poolSize: 2, schema, attemptHistoryMax });
+    driver = store;
+    await store.migrate();
+    const [inserted] = await store.insertTasks({ tasks: [newTask({ maxAttempts: 5 }, T0)], now: T0 });
     const { id } = (inserted as { task: TaskRecord }).task;
     const claim = async (now: number) => {
-      const [t] = await driver!.claimTasks({ owner: 'node-a', limit: 1, now, leaseMs: LEASE_MS });
+      const [t] = await store.claimTasks({ owner: 'node-a', limit: 1, now, leaseMs: LEASE_MS });
       return { id, seq: t!.seq, owner: 'node-a', attempt: t!.attempts };
     };
     if (failFirst) {
       const first = await claim(T0 + 1);
-      await driver.failTasks({
+      await store.failTasks({
         failures: [{ ...first, error: 'e', ended: 'error', outcome: 'retry', retryAt: T0 }],
         now: T0 + 2,
       });
     }
     const last = await claim(T0 + 3);
-    await driver.completeTasks({ completions: [{ ...last, startedAt: T0 + 4, result: {} }], now: T0 + 5 });
+    await store.completeTasks({ completions: [{ ...last, startedAt: T0 + 4, result: {} }], now: T0 + 5 });
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
       const { rows } = await client.query<{ history: number | null; completed_by: string | null }>(
         `SELECT jsonb_array_length(attempt_history) AS history, completed_by FROM ${schema}.tasks`,
       );
-      return { stored: rows[0], derived: (await driver.getTask({ id }))?.attemptHistory ?? [] };
+      return { stored: rows[0], derived: (await store.getTask({ id }))?.attemptHistory ?? [] };
     } finally {
       await client.end();
     }

@@ -186,11 +186,12 @@ const appendedHistory = (t: string, entry: string, max: string) => `
 /**
  * The completing ack's history: `entry` is appended (as appendAttempt does) only to a history
  * that already has one; a task completing with an empty history keeps the node in `completed_by`
- * instead, and readers derive its one entry from the row (shared/task-row.ts, historyOf). Every other field of that entry is a column the row keeps: attempts, claimed_at,
- * started_at, processed_at (the entry's finished_at). Why: building and storing the entry was
- * about a fifth of an ack's server CPU per row (bench/statement-costs.ts, docs/benchmarks.md), for
- * the commonest task of all, one that succeeds on its first try. A completed task is final, so
- * no later statement appends to that history. With `max` 0 (no history) nothing is kept.
+ * instead, and readers derive its one entry from the row (shared/task-row.ts, historyOf). Every
+ * other field of that entry is a column the row keeps: attempts, claimed_at, started_at,
+ * processed_at (the entry's finished_at). Why: building and storing the entry was about a fifth of
+ * an ack's server CPU per row (docs/benchmarks.md), for the commonest task of all, one that
+ * succeeds on its first try. A completed task is final, so no later statement appends to that
+ * history. With `max` 0 (no history) nothing is kept.
  */
 const IMPLIED_COMPLETION = (entry: string, max: string) => `attempt_history =
          CASE WHEN t.attempt_history IS NULL THEN NULL ELSE ${appendedHistory('t.', entry, max)} END,
