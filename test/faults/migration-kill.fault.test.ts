@@ -5,7 +5,7 @@
  * - PostgreSQL runs every migration in one transaction. The test holds an uncommitted table of
  *   the name migration 0003 creates, so the migrator, with 0001 and 0002 done inside its
  *   transaction, provably waits on that lock when it is killed. Its backend then rolls back:
- *   the schema is left empty, and the next run applies all four.
+ *   the schema is left empty, and the next run applies all of them.
  * - SQLite commits each migration on its own. The migrator is killed as soon as a reader sees
  *   0001 recorded, which lands inside a later migration (or between two); a race lost to the
  *   migrator finishing first is run again on a fresh file. The next run applies exactly the
@@ -15,15 +15,19 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS } from '../../src/drivers/sqlite/migrations.js';
+import { MIGRATIONS as POSTGRES_MIGRATIONS } from '../../src/drivers/postgres/migrations.js';
+import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/drivers/sqlite/migrations.js';
 import { dropSchema, postgresSkip, postgresTestUrl, randomSchema, withSchema } from '../support/postgres.js';
 import { runCli, spawnCli, startCli, type RunningService } from '../support/process.js';
 import { eventually, http } from '../support/service.js';
 import { tempDir } from '../support/temp.js';
 
-// Versions may have gaps while migrations land out of order: count them, and name the last.
-const LATEST = (MIGRATIONS[MIGRATIONS.length - 1] as { version: number }).version;
-const pendingAfter = (version: number) => MIGRATIONS.filter((m) => m.version > version).length;
+// Each driver has its own list, and versions may have gaps while migrations land out of order:
+// count them, and name the last.
+type MigrationList = readonly { version: number }[];
+const latestOf = (migrations: MigrationList) =>
+  (migrations[migrations.length - 1] as { version: number }).version;
+const LATEST = latestOf(SQLITE_MIGRATIONS);
 let running: RunningService[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -34,12 +38,11 @@ afterEach(async () => {
 });
 
 /** The next `taskq migrate` applies what is missing, then a `taskq run` node completes a task. */
-async function migratesAndRuns(db: string, alreadyApplied: number): Promise<void> {
+async function migratesAndRuns(db: string, migrations: MigrationList, alreadyApplied: number): Promise<void> {
   const again = runCli(['migrate', '--db', db]);
   expect(again.code, again.stdout + again.stderr).toBe(0);
-  expect(again.stdout).toContain(
-    `applied ${pendingAfter(alreadyApplied)} migration(s), now at version ${LATEST}`,
-  );
+  const pending = migrations.filter((m) => m.version > alreadyApplied).length;
+  expect(again.stdout).toContain(`applied ${pending} migration(s), now at version ${latestOf(migrations)}`);
   const node = await startCli(['--db', db, '--log-level', 'info']);
   running.push(node);
   const posted = await http(`${node.url}/tasks`, {
@@ -83,7 +86,7 @@ describe('kill -9 in the middle of taskq migrate', () => {
       const applied = recorded();
       reader.close();
       if (exit.signal === 'SIGKILL' && applied >= 1 && applied < LATEST) {
-        await migratesAndRuns(path, applied);
+        await migratesAndRuns(path, SQLITE_MIGRATIONS, applied);
         console.log(
           `migration kill (sqlite): killed at version ${applied} of ${LATEST}, attempt ${attempt}, ${Date.now() - started} ms`,
         );
@@ -139,7 +142,7 @@ describe('kill -9 in the middle of taskq migrate', () => {
       );
       expect(tables, 'what the killed migration left').toEqual([]);
 
-      await migratesAndRuns(db, 0);
+      await migratesAndRuns(db, POSTGRES_MIGRATIONS, 0);
       console.log(`migration kill (postgres): ${Date.now() - started} ms`);
     },
   );
