@@ -127,6 +127,8 @@ export class Producer extends Signals<ProducerEvents> implements LocalTaker {
   private fetchScheduled = false;
   /** The last claim came back full, or something woke us since: more work is likely there. */
   private moreLikely = true;
+  /** Whether the last claim found nothing since tasks last came in (logged once per such change). */
+  private foundEmpty = false;
   private stopping = false;
   /** The wait before the next claim after a failed one, and the timer of that claim. */
   private claimRetryMs = CLAIM_RETRY_MIN_MS;
@@ -291,6 +293,7 @@ export class Producer extends Signals<ProducerEvents> implements LocalTaker {
   /** Tasks an insert stored claimed by this producer: held as if a claim had returned them. */
   private adopt(claimed: TaskRecord[]): void {
     if (claimed.length === 0) return;
+    this.noteEmpty(false);
     this.options.logger.debug({ tasks: claimed.map((t) => t.id) }, 'took tasks as they were stored');
     void this.hold(claimed, null); // giving back never rejects (leases.ts)
     this.emit('handedOff', claimed);
@@ -355,8 +358,18 @@ export class Producer extends Signals<ProducerEvents> implements LocalTaker {
     const cancelled = this.cancelsDuringClaim;
     this.cancelsDuringClaim = null;
     if (claimed.length === limit) this.moreLikely = true;
+    this.noteEmpty(claimed.length === 0);
     if (claimed.length > 0) await this.hold(claimed, cancelled);
     if (this.moreLikely) this.scheduleFetch();
+  }
+
+  /**
+   * Logs (debug) when claims start finding nothing, once until tasks come in again: from then on
+   * the producer waits to be woken, and an idle one takes tasks enqueued here as they are stored.
+   */
+  private noteEmpty(empty: boolean): void {
+    if (empty && !this.foundEmpty) this.options.logger.debug('claim found no task: idle until woken');
+    this.foundEmpty = empty;
   }
 
   /** A claim held tasks back: say so, and claim again when a rate-limited bucket has a token. */
