@@ -9,7 +9,7 @@
  * reports what such a cluster is bound by: the database server's CPU per completed task, over
  * the clock's phases (fill + drain) and over the workers' whole life (start, fill, drain, stop),
  * the scope a peer's figure has. `scalingChecks` compares the latter across rows and against
- * graphile-worker (batched) in the same run.
+ * graphile-worker (batched) in the same run, and the rows' rates with each other.
  */
 import { startTaskq, type Child } from '../lib/proc.js';
 import { openCheckpointedMeter, pgCpuFigure, type PgCpuFigure } from '../lib/pg-cpu.js';
@@ -98,10 +98,12 @@ export interface ScalingCheck {
 }
 
 /**
- * The two scale-out requirements on the whole-life figure: below graphile-worker batched's (same
- * run, same scope) in every row, and not growing with the worker processes (within
- * GROWTH_TOLERANCE of the one-process row, each row no worse than that over the previous one).
- * pass is null when a figure is missing (not PostgreSQL, or the peer did not run).
+ * The scale-out requirements. On the whole-life server CPU figure: below graphile-worker
+ * batched's (same run, same scope) in every row, and not growing with the worker processes.
+ * On the rate: not falling as processes are added (issue 9's "must not fall" read as
+ * throughput, which applies on either engine). "Growing" and "falling" allow GROWTH_TOLERANCE
+ * against the one-process row and against the previous row. pass is null when a figure is
+ * missing (not PostgreSQL, or the peer did not run) or there is one row only.
  */
 export function scalingChecks(
   rows: readonly ScalingRow[],
@@ -128,5 +130,19 @@ export function scalingChecks(
         : null,
     detail: `by worker processes ${list} µs`,
   };
-  return [vsPeer, growth];
+  const rates = rows.map((r) => r.rate);
+  const firstRate = rates[0];
+  const noFall: ScalingCheck = {
+    name: `tasks/s does not fall as worker processes are added (tolerance ${GROWTH_TOLERANCE * 100} %)`,
+    pass:
+      firstRate !== undefined && rows.length > 1
+        ? rates.every(
+            (r, i) =>
+              r >= firstRate * (1 - GROWTH_TOLERANCE) &&
+              (i === 0 || r >= (rates[i - 1] ?? 0) * (1 - GROWTH_TOLERANCE)),
+          )
+        : null,
+    detail: `by worker processes ${rows.map((r) => `${r.workers}: ${Math.round(r.rate)}`).join(', ')} tasks/s`,
+  };
+  return [vsPeer, growth, noFall];
 }
