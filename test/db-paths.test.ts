@@ -24,7 +24,7 @@ import { tempDir } from './support/temp.js';
  * beforeAll): on a slow shared VM the start alone neared 2 s, and the bound is about the failure
  * being fast, not about node's start-up.
  */
-let LIMIT_MS = 2000;
+let limitMs = 2000;
 const COMMANDS: Record<string, string[]> = {
   migrate: ['migrate'],
   run: ['run', '--port', '0', '--host', '127.0.0.1'],
@@ -40,7 +40,7 @@ interface Outcome {
 const root = tempDir('taskq-db-paths-');
 chmodSync(root.dir, 0o755); // `nobody` must reach the folders below
 beforeAll(async () => {
-  LIMIT_MS = 2000 + (await timedCli(['--help'])).ms;
+  limitMs = 2000 + (await timedCli(['--help'])).ms;
 });
 
 /** Runs the CLI in `root` and times it; a hang is killed at 10 s and shows as a slow failure. */
@@ -77,7 +77,7 @@ async function expectFastFailure(
   expect(lines[0], context).toMatch(/^taskq: /);
   expect(lines[0], context).toContain(options.names ?? db);
   expect(lines[0], context).toMatch(reason);
-  expect(out.ms, context).toBeLessThan(options.limitMs ?? LIMIT_MS);
+  expect(out.ms, context).toBeLessThan(options.limitMs ?? limitMs);
 }
 
 /** Mounts a 1 MiB tmpfs on `dir`; false (after one printed line) where that is not allowed. */
@@ -303,7 +303,7 @@ describe('unusable PostgreSQL URLs', () => {
     it('a server that never answers: within the 3 s connect timeout', async () => {
       await expectFastFailure(command, `postgres://postgres@127.0.0.1:${silentPort}/test`, /timeout/, {
         names: `127.0.0.1:${silentPort}/test`,
-        limitMs: 3000 + LIMIT_MS,
+        limitMs: 3000 + limitMs,
       });
     });
 

@@ -117,32 +117,31 @@ export function scalingChecks(
     pass: known && graphile ? figures.every((f) => (f ?? Infinity) < graphile.usPerTask) : null,
     detail: `taskq by worker processes ${list} µs; graphile c2 batched ${graphile?.usPerTask ?? '-'} µs`,
   };
-  const first = figures[0];
   const growth: ScalingCheck = {
     name: `PostgreSQL CPU per task does not grow with worker processes (tolerance ${GROWTH_TOLERANCE * 100} %)`,
-    pass:
-      known && first !== undefined && rows.length > 1
-        ? figures.every(
-            (f, i) =>
-              (f ?? Infinity) <= first * (1 + GROWTH_TOLERANCE) &&
-              (i === 0 || (f ?? Infinity) <= (figures[i - 1] ?? 0) * (1 + GROWTH_TOLERANCE)),
-          )
-        : null,
+    pass: steadyAcrossRows(figures, 1),
     detail: `by worker processes ${list} µs`,
   };
-  const rates = rows.map((r) => r.rate);
-  const firstRate = rates[0];
   const noFall: ScalingCheck = {
     name: `tasks/s does not fall as worker processes are added (tolerance ${GROWTH_TOLERANCE * 100} %)`,
-    pass:
-      firstRate !== undefined && rows.length > 1
-        ? rates.every(
-            (r, i) =>
-              r >= firstRate * (1 - GROWTH_TOLERANCE) &&
-              (i === 0 || r >= (rates[i - 1] ?? 0) * (1 - GROWTH_TOLERANCE)),
-          )
-        : null,
+    pass: steadyAcrossRows(
+      rows.map((r) => r.rate),
+      -1,
+    ),
     detail: `by worker processes ${rows.map((r) => `${r.workers}: ${Math.round(r.rate)}`).join(', ')} tasks/s`,
   };
   return [vsPeer, growth, noFall];
+}
+
+/**
+ * Whether no row is worse than the first row, or than the row before it, by more than
+ * GROWTH_TOLERANCE. `worse` says which way is worse: 1 when higher is, -1 when lower is. null
+ * with fewer than two rows or a figure missing.
+ */
+function steadyAcrossRows(values: readonly (number | undefined)[], worse: 1 | -1): boolean | null {
+  if (values.length < 2 || !values.every((v): v is number => v !== undefined)) return null;
+  const first = values[0] as number;
+  const within = (value: number, reference: number) =>
+    worse * value <= worse * reference * (1 + worse * GROWTH_TOLERANCE);
+  return values.every((v, i) => within(v, first) && (i === 0 || within(v, values[i - 1] as number)));
 }

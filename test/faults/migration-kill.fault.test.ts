@@ -25,8 +25,7 @@ import { tempDir } from '../support/temp.js';
 // Each driver has its own list, and versions may have gaps while migrations land out of order:
 // count them, and name the last.
 type MigrationList = readonly { version: number }[];
-const latestOf = (migrations: MigrationList) =>
-  (migrations[migrations.length - 1] as { version: number }).version;
+const latestOf = (migrations: MigrationList) => migrations.at(-1)?.version ?? 0;
 const LATEST = latestOf(SQLITE_MIGRATIONS);
 let running: RunningService[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
