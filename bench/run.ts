@@ -12,7 +12,7 @@ import { killAll, ROOT } from './lib/proc.js';
 import { parseOptions, wants, type BenchOptions } from './lib/options.js';
 import { machineInfo, renderReport, type Report } from './lib/report.js';
 import { watchdog } from './lib/util.js';
-import { runDrain } from './scenarios/drain.js';
+import { runDrain, runDrainPairs, type DrainResult } from './scenarios/drain.js';
 import { runE2e } from './scenarios/e2e.js';
 import { runHttp } from './scenarios/http.js';
 import { runLatency } from './scenarios/latency.js';
@@ -56,14 +56,24 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T | undefine
 
 if (wants(opts, 'http'))
   report.http = await step('http enqueue (taskq vs bare node:http)', () => runHttp(opts));
+// Peer tests run at most once a run (the scaling checks and the peers table may share one).
+const peerRuns = new Map<string, PeerResult>();
+// On PostgreSQL, with graphile-worker batched among the peers, each drain alternates with it.
+const pairsPeers = report.storage === 'postgresql' && wants(opts, 'peers') && peersInstalled();
+async function drain(concurrency: number, prefetch: number): Promise<DrainResult> {
+  const label = `graphile c${concurrency} batched`;
+  const peerTest = pairsPeers ? peerTests(opts).find((t) => t.label === label) : undefined;
+  if (!peerTest) return runDrain(opts, concurrency, prefetch);
+  const { drain, peer } = await runDrainPairs(opts, concurrency, prefetch, peerTest);
+  if (peer) peerRuns.set(label, peer);
+  return drain;
+}
 if (wants(opts, 'drain')) {
-  report.drainC2 = await step('drain c2/p5', () => runDrain(opts, 2, 5));
-  report.drainC50 = await step('drain c50/p100', () => runDrain(opts, 50, 100));
+  report.drainC2 = await step('drain c2/p5', () => drain(2, 5));
+  report.drainC50 = await step('drain c50/p100', () => drain(50, 100));
 }
 if (wants(opts, 'e2e')) report.e2e = await step('end to end', () => runE2e(opts));
 if (wants(opts, 'latency')) report.latency = await step('latency', () => runLatency(opts));
-// Peer tests run at most once a run (the scaling checks and the peers table may share one).
-const peerRuns = new Map<string, PeerResult>();
 async function peer(test: PeerTest): Promise<PeerResult> {
   const done = peerRuns.get(test.label);
   if (done) return done;

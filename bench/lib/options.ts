@@ -39,12 +39,14 @@ export interface BenchOptions {
   /** Alternating bare/taskq rounds of the HTTP test. */
   httpRounds: number;
   drainTasks: number;
+  /** Alternating taskq/graphile-worker rounds of each drain when graphile runs beside it. */
+  drainRounds: number;
   e2eTasks: number;
   latencyTasks: number;
   out: string | undefined;
 }
 
-const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--tracing] [--filters] [--filter-rows N] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--out FILE]`;
+const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--tracing] [--filters] [--filter-rows N] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--drain-rounds N] [--out FILE]`;
 
 /** Readers of the value after the flag at argv[i] (shared by the bench's and the soak's flags). */
 export function flagValues(argv: string[], usage: string) {
@@ -79,6 +81,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     httpSeconds: 10,
     httpRounds: 3,
     drainTasks: 20_000,
+    drainRounds: 3,
     e2eTasks: 20_000,
     latencyTasks: 200,
     out: undefined,
@@ -134,6 +137,9 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--drain-tasks':
         explicit.drainTasks = integer(i++, flag, 100, 10_000_000);
         break;
+      case '--drain-rounds':
+        explicit.drainRounds = integer(i++, flag, 1, 9);
+        break;
       case '--out':
         opts.out = value(i++, flag);
         break;
@@ -150,6 +156,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     opts.httpSeconds = 3;
     opts.httpRounds = 1;
     opts.drainTasks = 5_000;
+    opts.drainRounds = 1;
     opts.e2eTasks = 5_000;
     opts.latencyTasks = 100;
     opts.memoryTasks = 100_000;

@@ -75,6 +75,12 @@ const fmt = (n: number | null | undefined, digits = 0): string =>
 const roundTrips = (d: DrainResult): string =>
   `${fmt(d.tasksPerClaim, 1)} tasks per claim, ${fmt(d.tasksPerAckBatch)} per result batch`;
 
+/** The alternating rounds beside the peer, when there were any: which one the row shows. */
+const pairRounds = (d: DrainResult): string =>
+  d.pairs && d.pairs.length > 0
+    ? `; the median of ${d.pairs.length} rounds alternating with ${d.pairs[0]?.peer ?? 'the peer'} (ratio per round ${d.pairs.map((p) => `${fmt(p.ratio, 3)} x`).join(', ')})`
+    : '';
+
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
@@ -126,7 +132,7 @@ export function renderReport(r: Report): string {
     rows.push([
       `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
       fmt(d.rate),
-      `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}; ${roundTrips(d)}`,
+      `${fmt(d.ms)} ms; first ack ${d.firstMs} ms; max held ${d.maxHeld}; ${roundTrips(d)}${pairRounds(d)}`,
       shown(targets.drainC2),
     ]);
     drainCpuRow(d, 'drain-c2', targets.pgCpuC2);
@@ -136,7 +142,7 @@ export function renderReport(r: Report): string {
     rows.push([
       `drain ${fmt(d.n)}, c${d.concurrency} p${d.prefetch} (tasks/s)`,
       fmt(d.rate),
-      `${fmt(d.ms)} ms; max held ${d.maxHeld}; ${roundTrips(d)}`,
+      `${fmt(d.ms)} ms; max held ${d.maxHeld}; ${roundTrips(d)}${pairRounds(d)}`,
       shown(targets.drainC50),
     ]);
     drainCpuRow(d, 'drain-c50', targets.pgCpuC50);

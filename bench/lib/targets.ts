@@ -52,7 +52,7 @@ function drainVsGraphile(r: Report, d: DrainResult, label: string, factor: numbe
   const ratio = d.rate / rate;
   const held = d.maxHeld <= d.concurrency + d.prefetch;
   return {
-    goal: `>= ${factor} x ${label} (${ratio.toFixed(2)} x)${held ? '' : `; held ${d.maxHeld}`}`,
+    goal: `>= ${factor} x ${label} (${ratio.toFixed(3)} x)${held ? '' : `; held ${d.maxHeld}`}`,
     pass: ratio >= factor && held,
   };
 }
