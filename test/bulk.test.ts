@@ -105,9 +105,10 @@ describe.each(BOTH_DRIVERS)('%s', (_name, open, skip) => {
       const failedMail = await http('/tasks?status=failed&action=mail');
       expect(failedMail.body).toMatchObject({ scans: false, next_cursor: null });
       expect(ids(failedMail.body)).toEqual([f1]);
-      // queued tasks of one action have no (action, seq) index: a bounded scan, and it says so
+      // On SQLite queued tasks of one action have no (action, seq) index: a bounded scan, and it
+      // says so; PostgreSQL's key index holds every status (its migration 0014).
       const queuedSms = await http('/tasks?status=queued&action=sms');
-      expect(queuedSms.body.scans).toBe(true);
+      expect(queuedSms.body.scans).toBe(!driver.capabilities.actionIndexedStatuses.includes('queued'));
       expect(ids(queuedSms.body)).toEqual([q2]);
       const byPrefix = await http(`/tasks?id=${q1!.slice(0, 8)}`);
       expect(byPrefix.body.scans).toBe(true);

@@ -254,11 +254,18 @@ export function filterToParams(filter: TaskFilter): Record<string, string> {
  * status, action (with status only where a partial index holds it) and whole ids.
  * drivers/shared/list-filter.ts decides the same way; this is what the API shows as `scans`.
  */
-export function filterScans(filter: TaskFilter): boolean {
-  return filterResiduals(filter).length > 0;
+export function filterScans(
+  filter: TaskFilter,
+  actionIndexed: readonly TaskStatus[] = ACTION_INDEXED_STATUSES,
+): boolean {
+  return filterResiduals(filter, actionIndexed).length > 0;
 }
 
-/** The statuses whose tasks have an (action, seq) index of their own (migration 0010). */
+/**
+ * The statuses whose tasks have an (action, seq) index of their own on SQLite (its migration
+ * 0010); PostgreSQL's one key index covers every status (its migration 0014). A driver says which
+ * in `capabilities.actionIndexedStatuses`.
+ */
 export const ACTION_INDEXED_STATUSES: readonly TaskStatus[] = ['failed', 'cancelled'];
 
 export type Residual =
@@ -272,11 +279,14 @@ export type Residual =
   | 'finishedBefore';
 
 /** The conditions of `filter` that its index does not answer, so a scan must check them. */
-export function filterResiduals(filter: TaskFilter): Residual[] {
+export function filterResiduals(
+  filter: TaskFilter,
+  actionIndexed: readonly TaskStatus[] = ACTION_INDEXED_STATUSES,
+): Residual[] {
   const out: Residual[] = [];
   // Whole ids are read by key: the other conditions are checked on those few rows, no scan.
   if (filter.ids) return out;
-  if (filter.status && filter.action !== undefined && !ACTION_INDEXED_STATUSES.includes(filter.status))
+  if (filter.status && filter.action !== undefined && !actionIndexed.includes(filter.status))
     out.push('action');
   if (filter.idPrefix !== undefined) out.push('idPrefix');
   if (filter.data?.length) out.push('data');

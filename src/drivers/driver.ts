@@ -23,6 +23,11 @@ export interface DriverCapabilities {
   crossProcessNotify: boolean;
   /** Many processes may claim concurrently without blocking each other (SKIP LOCKED). */
   skipLocked: boolean;
+  /**
+   * The statuses whose tasks of one action a list walks by index (`?status=&action=` reads no
+   * other rows); with any other status the action is checked on the status's walk (core/filter.ts).
+   */
+  actionIndexedStatuses: readonly TaskStatus[];
 }
 
 /** Events a driver announces after the change is committed. */

@@ -84,7 +84,7 @@ export class BulkOperations extends EventEmitter<BulkEvents> {
 
   /** How many tasks match `filter` (see the top of this file for when it is exact). */
   async count(filter: TaskFilter): Promise<MatchCountResult> {
-    const scans = filterScans(filter);
+    const scans = filterScans(filter, this.driver.capabilities.actionIndexedStatuses);
     if (onlyStatusAndAction(filter))
       return { matched: countFromCounters(await this.driver.countTasks(), filter), exact: true, scans };
     const { count, exact } = await this.driver.countMatching({

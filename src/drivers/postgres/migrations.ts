@@ -476,4 +476,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN completed_by text;
     `,
   },
+  {
+    version: 14,
+    name: '0014_one_key_index',
+    // PostgreSQL only: one index on (action, status, seq) in place of tasks_status_seq,
+    // tasks_action_seq and the per-status (action, seq) indexes. Why: a status change is never a
+    // HOT update, so every row version a task goes through (insert, claim, ack) got an entry in
+    // each of them; with one index it gets one, about 10 % of the server's CPU per task
+    // (docs/benchmarks.md). A walk by status alone now merges the walks of each action, and one
+    // by action alone those of each status (shared/list-filter.ts keyIndex; queries.ts
+    // LIST_DIALECT), each a seek that stops at the page's limit.
+    sql: `
+      CREATE INDEX tasks_action_status_seq ON tasks (action, status, seq);
+      DROP INDEX tasks_status_seq, tasks_action_seq, tasks_queued_action, tasks_failed_action,
+                 tasks_cancelled_action;
+    `,
+  },
 ];

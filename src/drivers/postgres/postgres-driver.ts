@@ -36,6 +36,7 @@ import {
   hasGraph,
   jsonTextOf,
   newTaskRecord,
+  TASK_STATUSES,
   type NewTask,
 } from '../../core/task.js';
 import {
@@ -251,7 +252,12 @@ const statement = (name: QueryName, values?: unknown[]): pg.QueryConfig => ({
 });
 
 export class PostgresDriver implements QueueDriver {
-  readonly capabilities: DriverCapabilities = { crossProcessNotify: true, skipLocked: true };
+  readonly capabilities: DriverCapabilities = {
+    crossProcessNotify: true,
+    skipLocked: true,
+    // tasks_action_status_seq (migration 0014) holds every status.
+    actionIndexedStatuses: TASK_STATUSES,
+  };
   readonly description: string;
   /** Durable commits: inserts, results, operator actions. */
   private readonly pool: pg.Pool;
@@ -690,7 +696,7 @@ export class PostgresDriver implements QueueDriver {
   /** The walk of `params` (shared/list-filter.ts), whole ids decoded to their seqs. */
   private async query(params: ListTasksParams): Promise<ListQuery> {
     const ids = params.filter?.ids ? await this.ids() : null;
-    return listQuery(params, (id) => ids?.decode(id) ?? []);
+    return listQuery(params, (id) => ids?.decode(id) ?? [], this.capabilities.actionIndexedStatuses);
   }
 
   /** The statement of `query` in `shape`, on `client` (a transaction's) or the durable pool. */
@@ -784,7 +790,13 @@ export class PostgresDriver implements QueueDriver {
       if (!held) return { value: null, events: [] };
       const op = toOperationRecord(held);
       const ids = await this.ids();
-      const query = stepQuery(op, p.chunk, p.scanWindow, (id) => ids.decode(id));
+      const query = stepQuery(
+        op,
+        p.chunk,
+        p.scanWindow,
+        (id) => ids.decode(id),
+        this.capabilities.actionIndexedStatuses,
+      );
       const seqs = (await this.runList<{ seq: number }>(query, 'seqs', client)).map((r) => r.seq);
       const windowEnd =
         query.scans && seqs.length < query.limit

@@ -7,7 +7,13 @@
  * statement, so PostgreSQL parses and plans it once per connection rather than on every call.
  */
 import { ACTION_RING_MINUTES } from '../../core/actions.js';
-import { ATTEMPT_ERROR_MAX, ATTEMPT_STACK_MAX, BULK_STATUSES, RETRYABLE_STATUSES } from '../../core/task.js';
+import {
+  ATTEMPT_ERROR_MAX,
+  ATTEMPT_STACK_MAX,
+  BULK_STATUSES,
+  RETRYABLE_STATUSES,
+  TASK_STATUSES,
+} from '../../core/task.js';
 import { ACTION_RING_COLUMNS, ACTION_RING_SHARDS, runBucketCounts } from './migrations.js';
 import type { DialectCondition, ListDialect } from '../shared/list-filter.js';
 import { statusList } from '../shared/status-list.js';
@@ -149,6 +155,17 @@ const NOT_PAUSED = (column = 'action') =>
  * against 10 ms through the index (under 1 ms after VACUUM).
  */
 const SEEK_EQUAL = (column: string, value: string) => `${column} >= ${value} AND ${column} <= ${value}`;
+
+/**
+ * Per action with queued tasks (the counters say which), its oldest queued task's seq and
+ * creation time (`t`): one seek at the head of its queued range of tasks_action_status_seq.
+ */
+const OLDEST_QUEUED = `
+    SELECT c.action, h.seq, h.created_at AS t
+      FROM (SELECT action FROM task_counts GROUP BY action HAVING sum(queued) > 0) c
+      LEFT JOIN LATERAL (SELECT seq, created_at FROM tasks
+                          WHERE ${SEEK_EQUAL('action', 'c.action')} AND ${SEEK_EQUAL('status', "'queued'")}
+                          ORDER BY action, status, seq LIMIT 1) h ON true`;
 
 /**
  * The attempt ending now, as a jsonb object for its history, as in sqlite/queries.ts: `t` is
@@ -772,14 +789,14 @@ const TASK_SQL = {
     SELECT * FROM taskq_nodes WHERE coalesce(stopped_at, heartbeat_at) >= $1 ORDER BY started_at, id`,
 
   // Stats from the counters of migration 0003 (docs/stats.md): the cost does not grow with the
-  // table. Shards are summed (a shard alone may be negative). The oldest queued
-  // task is the one inserted first, found at the head of tasks_status_seq rather than by a scan
-  // (SEEK_EQUAL says why the status is a range). One statement, so counts and queue age come from
-  // one snapshot; with no counts, one row whose action is null still carries `t`.
+  // table. Shards are summed (a shard alone may be negative). The oldest queued task is the one
+  // inserted first: the first of the heads of each action's queued range of
+  // tasks_action_status_seq, for the actions the counters say have queued tasks (OLDEST_QUEUED),
+  // rather than a scan. One statement, so counts and queue age come from one snapshot; with no
+  // counts, one row whose action is null still carries `t`.
   countsFromCounters: `
     SELECT c.*, o.t
-      FROM (SELECT (SELECT created_at FROM tasks WHERE ${SEEK_EQUAL('status', "'queued'")}
-                     ORDER BY status, seq LIMIT 1) AS t) o
+      FROM (SELECT (SELECT q.t FROM (${OLDEST_QUEUED}) q ORDER BY q.seq LIMIT 1) AS t) o
       LEFT JOIN (SELECT action, sum(blocked)::int8 AS blocked, sum(queued)::int8 AS queued, sum(running)::int8 AS running,
                         sum(completed)::int8 AS completed, sum(failed)::int8 AS failed,
                         sum(cancelled)::int8 AS cancelled
@@ -812,15 +829,8 @@ const TASK_SQL = {
      WHERE minute >= ($1::int8 / 60000) * 60000
      GROUP BY action, minute HAVING sum(completed) + sum(failed) > 0
      ORDER BY action, minute`,
-  /**
-   * Per action with queued tasks (the counters say which), its oldest: one seek in
-   * tasks_queued_action (SEEK_EQUAL says why the action is a range).
-   */
-  oldestQueuedByAction: `
-    SELECT c.action, (SELECT created_at FROM tasks
-                       WHERE status = 'queued' AND ${SEEK_EQUAL('action', 'c.action')}
-                       ORDER BY action, seq LIMIT 1) AS t
-      FROM (SELECT action FROM task_counts GROUP BY action HAVING sum(queued) > 0) c`,
+  /** Per action with queued tasks (the counters say which), its oldest (OLDEST_QUEUED). */
+  oldestQueuedByAction: `SELECT action, t FROM (${OLDEST_QUEUED}) q`,
   scheduleStates: `SELECT name, paused_at, last_run_at, last_task_id FROM taskq_schedules ORDER BY name`,
   /** $1: name, $2: now when pausing (an earlier pause keeps its time), NULL when resuming. */
   setSchedulePaused: `
@@ -882,6 +892,15 @@ const TASK_SQL = {
 export const LIST_DIALECT: ListDialect = {
   columns: LISTED_COLUMNS,
   seekEqual: SEEK_EQUAL,
+  // tasks_action_status_seq (migration 0014): a walk by status merges over every action the
+  // counters know (a task's insert writes its action's counter row in the same statement, so no
+  // action with tasks is missing), a walk by action over every status.
+  keyIndex: {
+    branches: {
+      action: '(SELECT action FROM task_counts GROUP BY action) b',
+      status: `unnest(ARRAY[${statusList(TASK_STATUSES)}]::text[]) AS b(status)`,
+    },
+  },
   from: () => 'FROM tasks',
   placeholder: (n) => `$${n}`,
   condition(c: DialectCondition, bind) {

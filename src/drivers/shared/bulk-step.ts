@@ -9,6 +9,7 @@
  * operation, and a step that dies before its commit leaves the cursor where it was.
  */
 import { parseFilter } from '../../core/filter.js';
+import type { TaskStatus } from '../../core/task.js';
 import type { BulkOp, OperationRecord, OperationStatus } from '../driver.js';
 import { eventsOf, type PendingEvent } from './events.js';
 import { listQuery, type ListQuery } from './list-filter.js';
@@ -19,6 +20,7 @@ export function stepQuery(
   chunk: number,
   scanWindow: number | undefined,
   decodeId: (id: string) => number[],
+  actionIndexed?: readonly TaskStatus[],
 ): ListQuery {
   return listQuery(
     {
@@ -29,6 +31,7 @@ export function stepQuery(
       scanWindow,
     },
     decodeId,
+    actionIndexed,
   );
 }
 

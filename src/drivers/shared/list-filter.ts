@@ -68,7 +68,11 @@ function conditionsOf(filter: TaskFilter): Condition[] {
  * filter on whole ids reads those rows by key (ids issued before the ids encoded seqs, kept in
  * taskq_legacy_ids, are not found this way).
  */
-export function listQuery(params: ListTasksParams, decodeId: (id: string) => number[]): ListQuery {
+export function listQuery(
+  params: ListTasksParams,
+  decodeId: (id: string) => number[],
+  actionIndexed: readonly TaskStatus[] = ACTION_INDEXED_STATUSES,
+): ListQuery {
   // An empty status or action filters nothing, as before.
   const filter: TaskFilter = { ...params.filter };
   if (params.status) filter.status = params.status;
@@ -103,7 +107,7 @@ export function listQuery(params: ListTasksParams, decodeId: (id: string) => num
     ];
     return made('ids', byKey, all, false);
   }
-  const residualKinds = new Set<string>(filterResiduals(filter));
+  const residualKinds = new Set<string>(filterResiduals(filter, actionIndexed));
   const residual = all.filter((c) => residualKinds.has(c.kind));
   const driving = all.filter((c) => !residualKinds.has(c.kind));
   const kinds = new Set(driving.map((c) => c.kind));
@@ -154,6 +158,13 @@ export interface ListDialect {
    * then seq. Absent: an equality, ordered by seq (SQLite names the index instead).
    */
   seekEqual?: (column: string, value: string) => string;
+  /**
+   * Set where one index on `(action, status, seq)` serves every walk by status or by action
+   * (PostgreSQL, migration 0014), with seekEqual: a walk by one of the two columns reads each
+   * value of the other (`branches`: a FROM item aliased `b`, with that column) newest first and
+   * merges them, so each branch stops after the walk's limit. Absent: each walk has its own index.
+   */
+  keyIndex?: { branches: Record<'action' | 'status', string> };
 }
 
 /** The column each index walk leads with (seq and ids walks lead with the key). */
@@ -162,6 +173,9 @@ const LEADING_COLUMN: Partial<Record<ListIndex, 'status' | 'action'>> = {
   action: 'action',
   statusAction: 'action',
 };
+
+/** With a keyIndex, the column whose values a walk by the other one merges over. */
+const MERGED_OVER: Partial<Record<ListIndex, 'status' | 'action'>> = { status: 'action', action: 'status' };
 
 /** What a statement selects: the rows, their seqs, the count of matches, or how far the window reached. */
 export type ListShape = 'rows' | 'seqs' | 'count' | 'windowEnd';
@@ -186,8 +200,10 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
   };
   const { seekEqual } = dialect;
   const lead = seekEqual && query.driving.find((c) => c.kind === LEADING_COLUMN[query.index]);
+  const keyed = dialect.keyIndex && seekEqual && query.index in LEADING_COLUMN;
   const sqlOf = (c: Condition) => {
-    if (c === lead && seekEqual && 'value' in c) return seekEqual(c.kind, bind(c.value));
+    if ((c === lead || (keyed && (c.kind === 'status' || c.kind === 'action'))) && seekEqual && 'value' in c)
+      return seekEqual(c.kind, bind(c.value));
     const plain = PLAIN_COMPARISONS[c.kind];
     return plain && 'value' in c
       ? `${plain} ${bind(c.value)}`
@@ -196,22 +212,39 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
   const where = (conds: Condition[]) =>
     conds.length === 0 ? '' : ` WHERE ${conds.map(sqlOf).join(' AND ')}`;
   const order = lead ? `${lead.kind} DESC, seq DESC` : 'seq DESC';
-  const walk = (columns: string, conds: Condition[]) =>
-    `SELECT ${columns} ${dialect.from(query)}${where(conds)} ORDER BY ${order}`;
+  /** The walk's first `limit` rows (bound after the walk's conditions: SQLite's are positional). */
+  const walk = (columns: string, conds: Condition[], limit: number | string): string => {
+    const own = where(conds);
+    const n = typeof limit === 'string' ? limit : bind(limit);
+    if (!keyed || !dialect.keyIndex || !seekEqual)
+      return `SELECT ${columns} ${dialect.from(query)}${own} ORDER BY ${order} LIMIT ${n}`;
+    const keyOrder = 'ORDER BY action DESC, status DESC, seq DESC';
+    const other = MERGED_OVER[query.index];
+    if (!other) return `SELECT ${columns} FROM tasks${own} ${keyOrder} LIMIT ${n}`;
+    // The branches read seqs only (from the index alone), merged newest first; the rows of the
+    // first `limit` are then read by key, in that order, as far as the caller reads them.
+    // `own` holds the walk's own key (status or action), so it is never empty here.
+    const merged = `SELECT t.seq FROM ${dialect.keyIndex.branches[other]}
+                    CROSS JOIN LATERAL (SELECT seq FROM tasks${own} AND ${seekEqual(other, `b.${other}`)}
+                                         ${keyOrder} LIMIT ${n}) t
+                    ORDER BY t.seq DESC LIMIT ${n}`;
+    if (columns === 'seq') return merged;
+    return `SELECT ${columns} FROM (${merged}) w JOIN tasks USING (seq) ORDER BY seq DESC`;
+  };
   const columns = shape === 'rows' ? dialect.columns : 'seq';
   if (shape === 'windowEnd') {
-    const inner = `${walk('seq', query.driving)} LIMIT ${bind(query.window)}`;
+    const inner = walk('seq', query.driving, query.window);
     return { sql: `SELECT count(*) AS n, min(seq) AS last FROM (${inner}) w`, values };
   }
   if (!query.scans) {
     const conds = [...query.driving, ...query.residual];
     if (shape === 'count') {
-      const inner = `${walk('seq', conds)} LIMIT ${bind(query.limit)}`;
+      const inner = walk('seq', conds, query.limit);
       return { sql: `SELECT count(*) AS n FROM (${inner}) w`, values };
     }
-    return { sql: `${walk(columns, conds)} LIMIT ${bind(query.limit)}`, values };
+    return { sql: walk(columns, conds, query.limit), values };
   }
-  const inner = `${walk('*', query.driving)} LIMIT ${bind(query.window)}`;
+  const inner = walk('*', query.driving, query.window);
   const outerWhere = where(query.residual);
   if (shape === 'count') return { sql: `SELECT count(*) AS n FROM (${inner}) w${outerWhere}`, values };
   return {

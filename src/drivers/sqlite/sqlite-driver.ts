@@ -29,6 +29,7 @@ import {
   newTaskRecord,
   type NewTask,
 } from '../../core/task.js';
+import { ACTION_INDEXED_STATUSES } from '../../core/filter.js';
 import {
   cascadeStep,
   cycleError,
@@ -203,7 +204,11 @@ function unavailableError(err: unknown, busyTimeoutMs: number): unknown {
 export const LOCKED_WAIT_MS = 100;
 
 export class SqliteDriver implements QueueDriver {
-  readonly capabilities: DriverCapabilities = { crossProcessNotify: false, skipLocked: false };
+  readonly capabilities: DriverCapabilities = {
+    crossProcessNotify: false,
+    skipLocked: false,
+    actionIndexedStatuses: ACTION_INDEXED_STATUSES,
+  };
   readonly description: string;
   private readonly path: string;
   private readonly db: Database.Database;
