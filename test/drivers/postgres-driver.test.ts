@@ -240,7 +240,7 @@ suite('PostgresDriver', () => {
       const byStatus = pageOf({ status: 'queued' });
       const byAction = pageOf({ action: 'noop' });
       const byBoth = pageOf({ status: 'queued', action: 'noop' });
-      const keyIndex = /Index (Only )?Scan( Backward)? using tasks_action_status_seq on tasks/;
+      const keyIndex = /Index (Only )?Scan( Backward)? using tasks_status_action_seq on tasks/;
       const seeks: [string, string, unknown[], RegExp][] = [
         ['counts', SQL.countsFromCounters, [], keyIndex],
         ['oldest by action', SQL.oldestQueuedByAction, [], keyIndex],

@@ -479,15 +479,17 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 14,
     name: '0014_one_key_index',
-    // PostgreSQL only: one index on (action, status, seq) in place of tasks_status_seq,
+    // PostgreSQL only: one index on (status, action, seq) in place of tasks_status_seq,
     // tasks_action_seq and the per-status (action, seq) indexes. Why: a status change is never a
     // HOT update, so every row version a task goes through (insert, claim, ack) got an entry in
     // each of them; with one index it gets one, about 10 % of the server's CPU per task
     // (docs/benchmarks.md). A walk by status alone now merges the walks of each action, and one
     // by action alone those of each status (shared/list-filter.ts keyIndex; queries.ts
-    // LIST_DIALECT), each a seek that stops at the page's limit.
+    // LIST_DIALECT), each a seek that stops at the page's limit. The status leads: it is always
+    // an equality, and the action is written as a range (queries.ts SEEK_EQUAL), which fixes the
+    // start of a B-tree scan only in the last column it constrains.
     sql: `
-      CREATE INDEX tasks_action_status_seq ON tasks (action, status, seq);
+      CREATE INDEX tasks_status_action_seq ON tasks (status, action, seq);
       DROP INDEX tasks_status_seq, tasks_action_seq, tasks_queued_action, tasks_failed_action,
                  tasks_cancelled_action;
     `,

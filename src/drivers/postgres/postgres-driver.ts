@@ -255,7 +255,7 @@ export class PostgresDriver implements QueueDriver {
   readonly capabilities: DriverCapabilities = {
     crossProcessNotify: true,
     skipLocked: true,
-    // tasks_action_status_seq (migration 0014) holds every status.
+    // tasks_status_action_seq (migration 0014) holds every status.
     actionIndexedStatuses: TASK_STATUSES,
   };
   readonly description: string;

@@ -158,14 +158,14 @@ const SEEK_EQUAL = (column: string, value: string) => `${column} >= ${value} AND
 
 /**
  * Per action with queued tasks (the counters say which), its oldest queued task's seq and
- * creation time (`t`): one seek at the head of its queued range of tasks_action_status_seq.
+ * creation time (`t`): one seek at the head of its queued range of tasks_status_action_seq.
  */
 const OLDEST_QUEUED = `
     SELECT c.action, h.seq, h.created_at AS t
       FROM (SELECT action FROM task_counts GROUP BY action HAVING sum(queued) > 0) c
       LEFT JOIN LATERAL (SELECT seq, created_at FROM tasks
-                          WHERE ${SEEK_EQUAL('action', 'c.action')} AND ${SEEK_EQUAL('status', "'queued'")}
-                          ORDER BY action, status, seq LIMIT 1) h ON true`;
+                          WHERE status = 'queued' AND ${SEEK_EQUAL('action', 'c.action')}
+                          ORDER BY status, action, seq LIMIT 1) h ON true`;
 
 /**
  * The attempt ending now, as a jsonb object for its history, as in sqlite/queries.ts: `t` is
@@ -791,7 +791,7 @@ const TASK_SQL = {
   // Stats from the counters of migration 0003 (docs/stats.md): the cost does not grow with the
   // table. Shards are summed (a shard alone may be negative). The oldest queued task is the one
   // inserted first: the first of the heads of each action's queued range of
-  // tasks_action_status_seq, for the actions the counters say have queued tasks (OLDEST_QUEUED),
+  // tasks_status_action_seq, for the actions the counters say have queued tasks (OLDEST_QUEUED),
   // rather than a scan. One statement, so counts and queue age come from one snapshot; with no
   // counts, one row whose action is null still carries `t`.
   countsFromCounters: `
@@ -892,7 +892,7 @@ const TASK_SQL = {
 export const LIST_DIALECT: ListDialect = {
   columns: LISTED_COLUMNS,
   seekEqual: SEEK_EQUAL,
-  // tasks_action_status_seq (migration 0014): a walk by status merges over every action the
+  // tasks_status_action_seq (migration 0014): a walk by status merges over every action the
   // counters know (a task's insert writes its action's counter row in the same statement, so no
   // action with tasks is missing), a walk by action over every status.
   keyIndex: {

@@ -159,8 +159,8 @@ export interface ListDialect {
    */
   seekEqual?: (column: string, value: string) => string;
   /**
-   * Set where one index on `(action, status, seq)` serves every walk by status or by action
-   * (PostgreSQL, migration 0014), with seekEqual: a walk by one of the two columns reads each
+   * Set where one index on `(status, action, seq)` serves every walk by status or by action
+   * (PostgreSQL, migration 0014), with seekEqual for the action: a walk by one of the two reads each
    * value of the other (`branches`: a FROM item aliased `b`, with that column) newest first and
    * merges them, so each branch stops after the walk's limit. Absent: each walk has its own index.
    */
@@ -201,9 +201,10 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
   const { seekEqual } = dialect;
   const lead = seekEqual && query.driving.find((c) => c.kind === LEADING_COLUMN[query.index]);
   const keyed = dialect.keyIndex && seekEqual && query.index in LEADING_COLUMN;
+  // With the key index the status is an equality (its first column), the action a seek.
+  const sought = (c: Condition) => (keyed ? c.kind === 'action' : c === lead);
   const sqlOf = (c: Condition) => {
-    if ((c === lead || (keyed && (c.kind === 'status' || c.kind === 'action'))) && seekEqual && 'value' in c)
-      return seekEqual(c.kind, bind(c.value));
+    if (sought(c) && seekEqual && 'value' in c) return seekEqual(c.kind, bind(c.value));
     const plain = PLAIN_COMPARISONS[c.kind];
     return plain && 'value' in c
       ? `${plain} ${bind(c.value)}`
@@ -218,14 +219,14 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
     const n = typeof limit === 'string' ? limit : bind(limit);
     if (!keyed || !dialect.keyIndex || !seekEqual)
       return `SELECT ${columns} ${dialect.from(query)}${own} ORDER BY ${order} LIMIT ${n}`;
-    const keyOrder = 'ORDER BY action DESC, status DESC, seq DESC';
+    const keyOrder = 'ORDER BY status DESC, action DESC, seq DESC';
     const other = MERGED_OVER[query.index];
     if (!other) return `SELECT ${columns} FROM tasks${own} ${keyOrder} LIMIT ${n}`;
     // The branches read seqs only (from the index alone), merged newest first; the rows of the
     // first `limit` are then read by key, in that order, as far as the caller reads them.
     // `own` holds the walk's own key (status or action), so it is never empty here.
     const merged = `SELECT t.seq FROM ${dialect.keyIndex.branches[other]}
-                    CROSS JOIN LATERAL (SELECT seq FROM tasks${own} AND ${seekEqual(other, `b.${other}`)}
+                    CROSS JOIN LATERAL (SELECT seq FROM tasks${own} AND ${other === 'action' ? seekEqual('action', 'b.action') : 'status = b.status'}
                                          ${keyOrder} LIMIT ${n}) t
                     ORDER BY t.seq DESC LIMIT ${n}`;
     if (columns === 'seq') return merged;
