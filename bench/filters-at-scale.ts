@@ -22,17 +22,16 @@ import { TaskIdCodec } from '../src/drivers/task-ids.js';
 import { TaskqNode } from '../src/service.js';
 import { fillPostgres, fillSqlite, log, rebuildPostgresStats, schemaOf, withoutSchema } from './lib/fill.js';
 import type { FilterRow } from './scenarios/filters.js';
+import { scriptArgs } from './lib/script-args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const db = flag('db');
-if (!db) throw new Error('usage: bench/filters-at-scale.ts --db <sqlite path | postgres url> [--rows N]');
+const { db, flag, has } =
+  scriptArgs(`usage: node --import tsx bench/filters-at-scale.ts --db <sqlite path | postgres url>
+         [--rows 1000000] [--samples 100] [--keep] [--json FILE]
+Server times of GET /tasks with every filter and of bulk dry runs at --rows tasks
+(docs/benchmarks.md, "Filters at scale"). --keep keeps the filled database.`);
 const rows = Number(flag('rows') ?? 1_000_000);
 const samples = Number(flag('samples') ?? 100);
-const keep = args.includes('--keep');
+const keep = has('keep');
 const jsonOut = flag('json');
 const postgres = isPostgresUrl(db);
 

@@ -29,19 +29,19 @@ import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { openDriver } from '../src/drivers/open-driver.js';
 import { TaskqNode } from '../src/service.js';
 import { fillPostgres, fillSqlite, log, rebuildPostgresStats, schemaOf, withoutSchema } from './lib/fill.js';
+import { scriptArgs } from './lib/script-args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const db = flag('db');
-if (!db) throw new Error('usage: bench/stats-at-scale.ts --db <sqlite path | postgres url> --rows N');
+const { db, flag, has } =
+  scriptArgs(`usage: node --import tsx bench/stats-at-scale.ts --db <sqlite path | postgres url>
+         [--rows 1000000] [--samples 300] [--posters 4] [--keep] [--old]
+Times GET /stats, GET /metrics and the stats stream's read at --rows tasks while --posters
+clients POST tasks (docs/stats.md). --keep keeps the filled database, --old also times the
+full-table counts these replaced.`);
 const rows = Number(flag('rows') ?? 1_000_000);
 const samples = Number(flag('samples') ?? 300);
 const posters = Number(flag('posters') ?? 4);
-const keep = args.includes('--keep');
-const old = args.includes('--old');
+const keep = has('keep');
+const old = has('old');
 const postgres = isPostgresUrl(db);
 
 const CHUNK = postgres ? 1_000_000 : 250_000;
