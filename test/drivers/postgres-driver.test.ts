@@ -343,6 +343,55 @@ suite('PostgresDriver', () => {
     },
   );
 
+  it('replaces the five list indexes with the key index on a table that holds tasks (migration 0014)', async () => {
+    const { schema, driver } = await migratedDriver();
+    const inserted = await driver.insertTasks({
+      tasks: [
+        newTask({ action: 'mail' }),
+        newTask({ action: 'sms' }),
+        newTask({ action: 'mail' }),
+        newTask({ action: 'sms' }),
+      ],
+      now: 0,
+    });
+    const [mail1, sms1, mail2] = inserted.map((r) => r.task);
+    const now = mail1!.runAt;
+    const claimed = await driver.claimTasks({ owner: 'w', limit: 2, now, leaseMs: 60_000 });
+    expect(claimed.map((t) => t.id)).toEqual([mail1?.id, sms1?.id]);
+    await driver.completeTasks({
+      completions: [{ id: mail1!.id, seq: mail1!.seq, owner: 'w', attempt: 1, result: null }],
+      now: now + 1,
+    });
+    // Back to version 13: its indexes, and 0014 not applied.
+    const admin = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await admin.connect();
+    try {
+      await admin.query(`
+        DROP INDEX tasks_status_action_seq;
+        CREATE INDEX tasks_status_seq ON tasks (status, seq);
+        CREATE INDEX tasks_action_seq ON tasks (action, seq);
+        CREATE INDEX tasks_failed_action ON tasks (action, seq) WHERE status = 'failed';
+        CREATE INDEX tasks_cancelled_action ON tasks (action, seq) WHERE status = 'cancelled';
+        CREATE INDEX tasks_queued_action ON tasks (action, seq) WHERE status = 'queued';
+        DELETE FROM taskq_migrations WHERE version = 14;`);
+    } finally {
+      await admin.end();
+    }
+    const again = new PostgresDriver({ connectionString: url, poolSize: 2, schema });
+    toClose.push(again);
+    expect((await again.migrate()).applied).toEqual(['0014_one_key_index']);
+    const ids = async (params: { status?: 'queued' | 'running' | 'completed'; action?: string }) =>
+      (await again.listTasks({ ...params, limit: 10 })).map((t) => t.id);
+    expect(await ids({ status: 'queued' })).toEqual([inserted[3]?.task.id, mail2?.id]);
+    expect(await ids({ status: 'running' })).toEqual([sms1?.id]);
+    expect(await ids({ action: 'mail' })).toEqual([mail2?.id, mail1?.id]);
+    expect(await ids({ status: 'completed', action: 'mail' })).toEqual([mail1?.id]);
+    expect(await ids({ status: 'completed', action: 'sms' })).toEqual([]);
+    const counts = await again.countTasks();
+    expect(counts.byStatus.queued).toBe(2);
+    expect(counts.oldestQueuedAt).toBe(mail2?.createdAt);
+  });
+
   it('keeps tasks from before ids encoded seq findable by their random ids (migration 0004)', async () => {
     const schema = randomSchema();
     schemas.push(schema);
