@@ -251,13 +251,11 @@ export function filterToParams(filter: TaskFilter): Record<string, string> {
 
 /**
  * Whether the filter needs the bounded scan (a condition no index answers): everything but
- * status, action (with status only where a partial index holds it) and whole ids.
+ * status, action (with status only where the driver's index holds it: `actionIndexed`, its
+ * `capabilities.actionIndexedStatuses`) and whole ids.
  * drivers/shared/list-filter.ts decides the same way; this is what the API shows as `scans`.
  */
-export function filterScans(
-  filter: TaskFilter,
-  actionIndexed: readonly TaskStatus[] = ACTION_INDEXED_STATUSES,
-): boolean {
+export function filterScans(filter: TaskFilter, actionIndexed: readonly TaskStatus[]): boolean {
   return filterResiduals(filter, actionIndexed).length > 0;
 }
 
@@ -279,10 +277,7 @@ export type Residual =
   | 'finishedBefore';
 
 /** The conditions of `filter` that its index does not answer, so a scan must check them. */
-export function filterResiduals(
-  filter: TaskFilter,
-  actionIndexed: readonly TaskStatus[] = ACTION_INDEXED_STATUSES,
-): Residual[] {
+export function filterResiduals(filter: TaskFilter, actionIndexed: readonly TaskStatus[]): Residual[] {
   const out: Residual[] = [];
   // Whole ids are read by key: the other conditions are checked on those few rows, no scan.
   if (filter.ids) return out;

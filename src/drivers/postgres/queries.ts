@@ -896,9 +896,16 @@ export const LIST_DIALECT: ListDialect = {
   // counters know (a task's insert writes its action's counter row in the same statement, so no
   // action with tasks is missing), a walk by action over every status.
   keyIndex: {
+    order: 'status DESC, action DESC, seq DESC',
     branches: {
-      action: '(SELECT action FROM task_counts GROUP BY action) b',
-      status: `unnest(ARRAY[${statusList(TASK_STATUSES)}]::text[]) AS b(status)`,
+      action: {
+        from: '(SELECT action FROM task_counts GROUP BY action) b',
+        match: SEEK_EQUAL('action', 'b.action'),
+      },
+      status: {
+        from: `unnest(ARRAY[${statusList(TASK_STATUSES)}]::text[]) AS b(status)`,
+        match: 'status = b.status',
+      },
     },
   },
   from: () => 'FROM tasks',

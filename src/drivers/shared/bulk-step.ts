@@ -20,7 +20,7 @@ export function stepQuery(
   chunk: number,
   scanWindow: number | undefined,
   decodeId: (id: string) => number[],
-  actionIndexed?: readonly TaskStatus[],
+  actionIndexed: readonly TaskStatus[],
 ): ListQuery {
   return listQuery(
     {

@@ -10,7 +10,7 @@
  * are examined; a page that is not full by then ends there, and its cursor continues below the
  * last row examined (`scans: true` in the answer). Whole ids are found by their key.
  */
-import { ACTION_INDEXED_STATUSES, filterResiduals, type TaskFilter } from '../../core/filter.js';
+import { filterResiduals, type TaskFilter } from '../../core/filter.js';
 import type { TaskStatus } from '../../core/task.js';
 import type { ListTasksParams } from '../driver.js';
 
@@ -71,7 +71,7 @@ function conditionsOf(filter: TaskFilter): Condition[] {
 export function listQuery(
   params: ListTasksParams,
   decodeId: (id: string) => number[],
-  actionIndexed: readonly TaskStatus[] = ACTION_INDEXED_STATUSES,
+  actionIndexed: readonly TaskStatus[],
 ): ListQuery {
   // An empty status or action filters nothing, as before.
   const filter: TaskFilter = { ...params.filter };
@@ -122,9 +122,6 @@ export function listQuery(
   return made(index, driving, residual, residual.length > 0);
 }
 
-/** Whether a status has its own (action, seq) index (migration 0010). */
-export const hasActionIndex = (status: TaskStatus): boolean => ACTION_INDEXED_STATUSES.includes(status);
-
 /** The conditions whose SQL is a plain comparison, the same in both dialects: column and operator. */
 export const PLAIN_COMPARISONS: Partial<Record<ConditionKind, string>> = {
   action: 'action =',
@@ -159,12 +156,13 @@ export interface ListDialect {
    */
   seekEqual?: (column: string, value: string) => string;
   /**
-   * Set where one index on `(status, action, seq)` serves every walk by status or by action
-   * (PostgreSQL, migration 0014), with seekEqual for the action: a walk by one of the two reads each
-   * value of the other (`branches`: a FROM item aliased `b`, with that column) newest first and
-   * merges them, so each branch stops after the walk's limit. Absent: each walk has its own index.
+   * Set where one index serves every walk by status, by action or by both (PostgreSQL, migration
+   * 0014), with seekEqual for the action: every such walk is ordered `BY order`; one by a single
+   * column reads each value of the other (`branches`: a FROM item aliased `b`, and the condition
+   * that ties a row to it) newest first and merges them, so each branch stops after the walk's
+   * limit. Absent: each walk has its own index.
    */
-  keyIndex?: { branches: Record<'action' | 'status', string> };
+  keyIndex?: { order: string; branches: Record<'action' | 'status', { from: string; match: string }> };
 }
 
 /** The column each index walk leads with (seq and ids walks lead with the key). */
@@ -200,9 +198,9 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
   };
   const { seekEqual } = dialect;
   const lead = seekEqual && query.driving.find((c) => c.kind === LEADING_COLUMN[query.index]);
-  const keyed = dialect.keyIndex && seekEqual && query.index in LEADING_COLUMN;
+  const keyIndex = query.index in LEADING_COLUMN ? dialect.keyIndex : undefined;
   // With the key index the status is an equality (its first column), the action a seek.
-  const sought = (c: Condition) => (keyed ? c.kind === 'action' : c === lead);
+  const sought = (c: Condition) => (keyIndex ? c.kind === 'action' : c === lead);
   const sqlOf = (c: Condition) => {
     if (sought(c) && seekEqual && 'value' in c) return seekEqual(c.kind, bind(c.value));
     const plain = PLAIN_COMPARISONS[c.kind];
@@ -217,17 +215,16 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
   const walk = (columns: string, conds: Condition[], limit: number | string): string => {
     const own = where(conds);
     const n = typeof limit === 'string' ? limit : bind(limit);
-    if (!keyed || !dialect.keyIndex || !seekEqual)
-      return `SELECT ${columns} ${dialect.from(query)}${own} ORDER BY ${order} LIMIT ${n}`;
-    const keyOrder = 'ORDER BY status DESC, action DESC, seq DESC';
+    if (!keyIndex) return `SELECT ${columns} ${dialect.from(query)}${own} ORDER BY ${order} LIMIT ${n}`;
     const other = MERGED_OVER[query.index];
-    if (!other) return `SELECT ${columns} FROM tasks${own} ${keyOrder} LIMIT ${n}`;
+    if (!other) return `SELECT ${columns} FROM tasks${own} ORDER BY ${keyIndex.order} LIMIT ${n}`;
     // The branches read seqs only (from the index alone), merged newest first; the rows of the
     // first `limit` are then read by key, in that order, as far as the caller reads them.
     // `own` holds the walk's own key (status or action), so it is never empty here.
-    const merged = `SELECT t.seq FROM ${dialect.keyIndex.branches[other]}
-                    CROSS JOIN LATERAL (SELECT seq FROM tasks${own} AND ${other === 'action' ? seekEqual('action', 'b.action') : 'status = b.status'}
-                                         ${keyOrder} LIMIT ${n}) t
+    const branch = keyIndex.branches[other];
+    const merged = `SELECT t.seq FROM ${branch.from}
+                    CROSS JOIN LATERAL (SELECT seq FROM tasks${own} AND ${branch.match}
+                                         ORDER BY ${keyIndex.order} LIMIT ${n}) t
                     ORDER BY t.seq DESC LIMIT ${n}`;
     if (columns === 'seq') return merged;
     return `SELECT ${columns} FROM (${merged}) w JOIN tasks USING (seq) ORDER BY seq DESC`;

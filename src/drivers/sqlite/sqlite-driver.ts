@@ -613,7 +613,7 @@ export class SqliteDriver implements QueueDriver {
 
   /** The walk of `params` (shared/list-filter.ts); whole ids decode to their seqs. */
   private query(params: ListTasksParams): ListQuery {
-    return listQuery(params, (id) => this.ids().decode(id));
+    return listQuery(params, (id) => this.ids().decode(id), this.capabilities.actionIndexedStatuses);
   }
 
   /** Runs the statement of `query` in `shape`, prepared once per combination of conditions. */
@@ -692,7 +692,13 @@ export class SqliteDriver implements QueueDriver {
       const held = this.stmt('heldOperation').get({ id: p.id, owner: p.owner }) as OperationRow | undefined;
       if (!held) return undefined;
       const op = toOperationRecord(held);
-      const query = stepQuery(op, p.chunk, p.scanWindow, (id) => this.ids().decode(id));
+      const query = stepQuery(
+        op,
+        p.chunk,
+        p.scanWindow,
+        (id) => this.ids().decode(id),
+        this.capabilities.actionIndexedStatuses,
+      );
       const seqs = this.runList<{ seq: number }>(query, 'seqs').map((r) => r.seq);
       const windowEnd =
         query.scans && seqs.length < query.limit
