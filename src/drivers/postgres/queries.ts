@@ -547,11 +547,11 @@ const TASK_SQL = {
 
   /**
    * $1: now; $2..$6: arrays of seq, owner, attempt, result (JSON text), started_at; $7: attempts
-   * the history keeps. Rows are found by seq (the
-   * primary key); owner and attempt prove the lease is still this worker's. The lease is the
-   * guard, with no `status = 'running'` beside it: a task has a lease owner exactly while it is
-   * running (every statement that ends a run clears it), and a status condition let the generic
-   * plan walk the whole running range of tasks_status_seq, dead entries included, on every ack.
+   * the history keeps. Rows are found by seq (the primary key); owner and attempt prove the
+   * lease is still this worker's. The lease is the guard, with no `status = 'running'` beside it:
+   * a task has a lease owner exactly while it is running (every statement that ends a run clears
+   * it), and a status condition let the generic plan walk the whole running range of the status
+   * index (tasks_status_seq then, tasks_status_action_seq now), dead entries included, on every ack.
    * A task whose history is still empty gets no entry: it keeps the node in `completed_by` and
    * its entry is implied (IMPLIED_COMPLETION says why).
    */

@@ -217,13 +217,13 @@ export function renderList(query: ListQuery, dialect: ListDialect, shape: ListSh
     const n = typeof limit === 'string' ? limit : bind(limit);
     if (!keyIndex) return `SELECT ${columns} ${dialect.from(query)}${own} ORDER BY ${order} LIMIT ${n}`;
     const other = MERGED_OVER[query.index];
-    if (!other) return `SELECT ${columns} FROM tasks${own} ORDER BY ${keyIndex.order} LIMIT ${n}`;
+    if (!other) return `SELECT ${columns} ${dialect.from(query)}${own} ORDER BY ${keyIndex.order} LIMIT ${n}`;
     // The branches read seqs only (from the index alone), merged newest first; the rows of the
     // first `limit` are then read by key, in that order, as far as the caller reads them.
     // `own` holds the walk's own key (status or action), so it is never empty here.
     const branch = keyIndex.branches[other];
     const merged = `SELECT t.seq FROM ${branch.from}
-                    CROSS JOIN LATERAL (SELECT seq FROM tasks${own} AND ${branch.match}
+                    CROSS JOIN LATERAL (SELECT seq ${dialect.from(query)}${own} AND ${branch.match}
                                          ORDER BY ${keyIndex.order} LIMIT ${n}) t
                     ORDER BY t.seq DESC LIMIT ${n}`;
     if (columns === 'seq') return merged;
