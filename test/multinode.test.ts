@@ -181,11 +181,13 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
   const tasks = await expectAllCompleted(sql, schema, accepted, changes);
   expect(stranded.length).toBeGreaterThan(0);
   for (const { id } of stranded) expect(tasks.get(id)?.attempts, `task ${id}`).toBeGreaterThanOrEqual(2);
+  // What the kill stranded is at most what the node held: running, prefetched, and finished with
+  // the ack not yet written. (Its lost leases in all can be more: before the kill, a loaded machine
+  // can stall any node past its 2 s lease, and then the rescuer takes those tasks too.)
+  expect(stranded.length).toBeLessThanOrEqual(4 + 8 + 50);
   // At-least-once: a task runs again only after the rescuer found its lease expired, which the
-  // attempt history records (`lease_lost`, with the node that held it). The killed node's leases
-  // cover at most what it held: running, prefetched, and finished with the ack not yet written.
-  // A surviving node loses a lease only when it stalls past it (a loaded machine can do that):
-  // allowed, and reported, but still each extra run must follow a recorded lost lease.
+  // attempt history records (`lease_lost`, with the node that held it). A stall past a lease is
+  // allowed and reported, but still each extra run must follow a recorded lost lease.
   const runs = await executions(sql, schema);
   expect(runs.size).toBe(TOTAL);
   const lostBy = await lostLeases(sql, schema);
@@ -198,7 +200,6 @@ test('every accepted task completes when a worker node is killed with SIGKILL mi
     expect(holders.length, `task ${id} ran ${n} times`).toBeGreaterThanOrEqual(n - 1);
     for (const node of holders) if (nodePid(node) === victim.child.pid) lostByVictim.add(id);
   }
-  expect(lostByVictim.size).toBeLessThanOrEqual(4 + 8 + 50);
   const survivorsLost = [...lostBy.values()].flat().filter((node) => nodePid(node) !== victim.child.pid);
   console.log(
     `multinode crash: ${TOTAL} tasks, ${stranded.length} stranded by the kill and rescued, ${repeated} ran twice ` +
