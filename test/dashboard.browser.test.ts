@@ -203,6 +203,31 @@ describe.skipIf(!available && !required)('dashboard in Chromium', () => {
     await page.click('#detail-close');
   });
 
+  it('loads every file its pages ask for (the icon too), with no error on the console', async () => {
+    const errors: string[] = [];
+    const onConsole = (m: { type(): string; text(): string }) => {
+      if (m.type() === 'error') errors.push(m.text());
+    };
+    const onPageError = (err: Error) => errors.push(err.message);
+    page.on('console', onConsole);
+    page.on('pageerror', onPageError);
+    try {
+      await signedIn();
+      await page.goto(`${service.url}/docs`);
+      await page.locator('#docs section.card').first().waitFor(); // the OpenAPI document, rendered
+      const iconLink = "document.querySelector('link[rel=icon]')?.getAttribute('href') ?? null";
+      expect(await inPage<string | null>(iconLink)).toBe('/dashboard/icon.svg');
+      const icon = await api('/dashboard/icon.svg');
+      expect(icon.status).toBe(200);
+      expect(icon.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+      await signedIn(); // back on the dashboard, where the next tests start
+      expect(errors).toEqual([]);
+    } finally {
+      page.off('console', onConsole);
+      page.off('pageerror', onPageError);
+    }
+  });
+
   it('says in the console when the live stream drops, and reconnects', async () => {
     await page.locator('#live[data-state="on"]').waitFor();
     const warned = page.waitForEvent(
