@@ -1,4 +1,6 @@
 /** Command-line flags of `npm run bench -- ...`. */
+import { parseFlags, usageError, type FlagSpec } from './flags.js';
+
 export const SCENARIOS = [
   'http',
   'drain',
@@ -48,121 +50,87 @@ export interface BenchOptions {
 
 const USAGE = `npm run bench -- [--db postgres://...|DIR] [--only ${SCENARIOS.join(',')}] [--quick] [--peers] [--peers-only LABEL,...] [--workers N] [--memory] [--tracing] [--filters] [--filter-rows N] [--memory-tasks N] [--memory-seconds S] [--drain-tasks N] [--drain-rounds N] [--out FILE]`;
 
-/** Readers of the value after the flag at argv[i] (shared by the bench's and the soak's flags). */
-export function flagValues(argv: string[], usage: string) {
-  const value = (i: number, flag: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${usage}`);
-    return v;
-  };
-  const integer = (i: number, flag: string, min: number, max: number): number => {
-    const n = Number(value(i, flag));
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be ${min}..${max}`);
-    return n;
-  };
-  return { value, integer };
-}
+const FLAGS = {
+  db: { type: 'string' },
+  only: { type: 'string' },
+  quick: { type: 'boolean' },
+  peers: { type: 'boolean' },
+  'peers-only': { type: 'string' },
+  workers: { type: 'integer', min: 1, max: 16 },
+  memory: { type: 'boolean' },
+  tracing: { type: 'boolean' },
+  filters: { type: 'boolean' },
+  'filter-rows': { type: 'integer', min: 1000, max: 100_000_000 },
+  'memory-tasks': { type: 'integer', min: 1000, max: 10_000_000 },
+  'memory-seconds': { type: 'integer', min: 1, max: 3600 },
+  'drain-tasks': { type: 'integer', min: 100, max: 10_000_000 },
+  'drain-rounds': { type: 'integer', min: 1, max: 9 },
+  out: { type: 'string' },
+} as const satisfies Record<string, FlagSpec>;
+
+type Sizes = Pick<
+  BenchOptions,
+  | 'httpSeconds'
+  | 'httpRounds'
+  | 'drainTasks'
+  | 'drainRounds'
+  | 'e2eTasks'
+  | 'latencyTasks'
+  | 'memoryTasks'
+  | 'memoryHttpSeconds'
+>;
+
+const SIZES: Sizes = {
+  httpSeconds: 10,
+  httpRounds: 3,
+  drainTasks: 20_000,
+  drainRounds: 3,
+  e2eTasks: 20_000,
+  latencyTasks: 200,
+  memoryTasks: 1_000_000,
+  memoryHttpSeconds: 60,
+};
+
+/** `--quick`: a run of a minute or two, to try the bench out. */
+const QUICK_SIZES: Sizes = {
+  httpSeconds: 3,
+  httpRounds: 1,
+  drainTasks: 5_000,
+  drainRounds: 1,
+  e2eTasks: 5_000,
+  latencyTasks: 100,
+  memoryTasks: 100_000,
+  memoryHttpSeconds: 10,
+};
 
 export function parseOptions(argv: string[]): BenchOptions {
-  const opts: BenchOptions = {
-    db: undefined,
-    only: undefined,
-    quick: false,
-    peers: false,
-    peersOnly: undefined,
-    memory: false,
-    tracing: false,
-    filters: false,
-    filterRows: 1_000_000,
-    memoryTasks: 1_000_000,
-    memoryHttpSeconds: 60,
-    workers: 0,
+  const flags = parseFlags(argv, FLAGS, USAGE);
+  const only = flags.only?.split(',');
+  for (const name of only ?? [])
+    if (!(SCENARIOS as readonly string[]).includes(name)) usageError(`unknown scenario ${name}`, USAGE);
+  const quick = flags.quick ?? false;
+  const sizes = quick ? QUICK_SIZES : SIZES;
+  const peersOnly = flags['peers-only']?.split(',');
+  return {
+    db: flags.db,
+    only: only as ScenarioName[] | undefined,
+    quick,
+    peers: (flags.peers ?? false) || peersOnly !== undefined,
+    peersOnly,
+    memory: flags.memory ?? false,
+    tracing: flags.tracing ?? false,
+    filters: flags.filters ?? false,
+    filterRows: flags['filter-rows'] ?? 1_000_000,
+    workers: flags.workers ?? 0,
     connections: 50,
-    httpSeconds: 10,
-    httpRounds: 3,
-    drainTasks: 20_000,
-    drainRounds: 3,
-    e2eTasks: 20_000,
-    latencyTasks: 200,
-    out: undefined,
+    ...sizes,
+    // Sizes given on the command line win over --quick's.
+    memoryTasks: flags['memory-tasks'] ?? sizes.memoryTasks,
+    memoryHttpSeconds: flags['memory-seconds'] ?? sizes.memoryHttpSeconds,
+    drainTasks: flags['drain-tasks'] ?? sizes.drainTasks,
+    drainRounds: flags['drain-rounds'] ?? sizes.drainRounds,
+    out: flags.out,
   };
-  const { value, integer } = flagValues(argv, USAGE);
-  // Sizes given on the command line win over --quick's, whichever comes first.
-  const explicit: Partial<BenchOptions> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--db':
-        opts.db = value(i++, flag);
-        break;
-      case '--only': {
-        const names = value(i++, flag).split(',');
-        for (const n of names)
-          if (!(SCENARIOS as readonly string[]).includes(n))
-            throw new Error(`unknown scenario ${n}\n${USAGE}`);
-        opts.only = names as ScenarioName[];
-        break;
-      }
-      case '--quick':
-        opts.quick = true;
-        break;
-      case '--peers':
-        opts.peers = true;
-        break;
-      case '--peers-only':
-        opts.peers = true;
-        opts.peersOnly = value(i++, flag).split(',');
-        break;
-      case '--workers':
-        opts.workers = integer(i++, flag, 1, 16);
-        break;
-      case '--memory':
-        opts.memory = true;
-        break;
-      case '--filters':
-        opts.filters = true;
-        break;
-      case '--filter-rows':
-        opts.filterRows = integer(i++, flag, 1000, 100_000_000);
-        break;
-      case '--tracing':
-        opts.tracing = true;
-        break;
-      case '--memory-tasks':
-        explicit.memoryTasks = integer(i++, flag, 1000, 10_000_000);
-        break;
-      case '--memory-seconds':
-        explicit.memoryHttpSeconds = integer(i++, flag, 1, 3600);
-        break;
-      case '--drain-tasks':
-        explicit.drainTasks = integer(i++, flag, 100, 10_000_000);
-        break;
-      case '--drain-rounds':
-        explicit.drainRounds = integer(i++, flag, 1, 9);
-        break;
-      case '--out':
-        opts.out = value(i++, flag);
-        break;
-      case '--help':
-      case '-h':
-        console.log(USAGE);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown flag ${flag}\n${USAGE}`);
-    }
-  }
-  if (opts.quick) {
-    opts.httpSeconds = 3;
-    opts.httpRounds = 1;
-    opts.drainTasks = 5_000;
-    opts.drainRounds = 1;
-    opts.e2eTasks = 5_000;
-    opts.latencyTasks = 100;
-    opts.memoryTasks = 100_000;
-    opts.memoryHttpSeconds = 10;
-  }
-  return { ...opts, ...explicit };
 }
 
 /** Whether a scenario runs: --only wins; otherwise the defaults plus the opted-in ones. */

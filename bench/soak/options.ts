@@ -1,6 +1,6 @@
 /** Command-line flags of `npm run soak -- ...`. */
 import { join } from 'node:path';
-import { flagValues } from '../lib/options.js';
+import { parseFlags, type FlagSpec } from '../lib/flags.js';
 import { ROOT } from '../lib/proc.js';
 
 export interface SoakOptions {
@@ -48,53 +48,27 @@ verdict on whether every series stayed flat. Not part of npm test or CI.
 Flat: after the warm-up rows, the median of the last third of the rows is compared with the
 median of the first third; each series has a limit (docs/benchmarks.md, "Soak").`;
 
+const FLAGS = {
+  db: { type: 'string' },
+  minutes: { type: 'integer', min: 1, max: 24 * 60 },
+  rate: { type: 'integer', min: 1, max: 10_000 },
+  'read-rate': { type: 'integer', min: 0, max: 10_000 },
+  warmup: { type: 'integer', min: 0, max: 60 },
+  'row-seconds': { type: 'integer', min: 5, max: 3600 },
+  prefill: { type: 'integer', min: 0, max: 100_000_000 },
+  out: { type: 'string' },
+} as const satisfies Record<string, FlagSpec>;
+
 export function parseSoakOptions(argv: string[]): SoakOptions {
-  const opts: SoakOptions = {
-    db: undefined,
-    minutes: 30,
-    rate: 200,
-    readRate: 50,
-    warmup: 1,
-    rowSeconds: 60,
-    prefill: 0,
-    out: DEFAULT_OUT,
+  const flags = parseFlags(argv, FLAGS, USAGE);
+  return {
+    db: flags.db,
+    minutes: flags.minutes ?? 30,
+    rate: flags.rate ?? 200,
+    readRate: flags['read-rate'] ?? 50,
+    warmup: flags.warmup ?? 1,
+    rowSeconds: flags['row-seconds'] ?? 60,
+    prefill: flags.prefill ?? 0,
+    out: flags.out ?? DEFAULT_OUT,
   };
-  const { value, integer } = flagValues(argv, USAGE);
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case '--db':
-        opts.db = value(i++, flag);
-        break;
-      case '--minutes':
-        opts.minutes = integer(i++, flag, 1, 24 * 60);
-        break;
-      case '--rate':
-        opts.rate = integer(i++, flag, 1, 10_000);
-        break;
-      case '--read-rate':
-        opts.readRate = integer(i++, flag, 0, 10_000);
-        break;
-      case '--warmup':
-        opts.warmup = integer(i++, flag, 0, 60);
-        break;
-      case '--row-seconds':
-        opts.rowSeconds = integer(i++, flag, 5, 3600);
-        break;
-      case '--prefill':
-        opts.prefill = integer(i++, flag, 0, 100_000_000);
-        break;
-      case '--out':
-        opts.out = value(i++, flag);
-        break;
-      case '--help':
-      case '-h':
-        console.log(USAGE);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown flag ${flag}\n${USAGE}`);
-    }
-  }
-  return opts;
 }
