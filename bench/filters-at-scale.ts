@@ -20,19 +20,39 @@ import { pino } from 'pino';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { TaskIdCodec } from '../src/drivers/task-ids.js';
 import { TaskqNode } from '../src/service.js';
-import { fillPostgres, fillSqlite, log, rebuildPostgresStats, schemaOf, withoutSchema } from './lib/fill.js';
+import {
+  fillPostgres,
+  fillSqlite,
+  log,
+  rebuildPostgresStats,
+  schemaOf,
+  withDefaultSchema,
+  withoutSchema,
+} from './lib/fill.js';
 import type { FilterRow } from './scenarios/filters.js';
-import { scriptArgs } from './lib/script-args.js';
+import { parseFlags, usageError } from './lib/flags.js';
+import { percentile } from './lib/util.js';
 
-const { db, flag, has } =
-  scriptArgs(`usage: node --import tsx bench/filters-at-scale.ts --db <sqlite path | postgres url>
+const USAGE = `usage: node --import tsx bench/filters-at-scale.ts --db <sqlite path | postgres url>
          [--rows 1000000] [--samples 100] [--keep] [--json FILE]
 Server times of GET /tasks with every filter and of bulk dry runs at --rows tasks
-(docs/benchmarks.md, "Filters at scale"). --keep keeps the filled database.`);
-const rows = Number(flag('rows') ?? 1_000_000);
-const samples = Number(flag('samples') ?? 100);
-const keep = has('keep');
-const jsonOut = flag('json');
+(docs/benchmarks.md, "Filters at scale"). --keep keeps the filled database.`;
+const flags = parseFlags(
+  process.argv.slice(2),
+  {
+    db: { type: 'string' },
+    rows: { type: 'integer', min: 1000, max: 100_000_000 },
+    samples: { type: 'integer', min: 1, max: 100_000 },
+    keep: { type: 'boolean' },
+    json: { type: 'string' },
+  },
+  USAGE,
+);
+const db = flags.db ?? usageError('--db is required', USAGE);
+const rows = flags.rows ?? 1_000_000;
+const samples = flags.samples ?? 100;
+const keep = flags.keep ?? false;
+const jsonOut = flags.json;
 const postgres = isPostgresUrl(db);
 
 const CHUNK = 50_000;
@@ -143,15 +163,7 @@ const fillSqliteRows = (path: string) =>
     },
   });
 
-const pct = (xs: number[], p: number) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-};
-
-const dbSetting =
-  postgres && !new URL(db).searchParams.has('schema')
-    ? `${db}${db.includes('?') ? '&' : '?'}schema=filters_bench`
-    : db;
+const dbSetting = withDefaultSchema(db, 'filters_bench');
 const config = resolveConfig(
   { db: dbSetting, role: 'api', port: 0, host: '127.0.0.1', logLevel: 'silent' },
   {},
@@ -217,8 +229,8 @@ for (const c of cases) {
   const body = JSON.parse(last) as { count?: number; matched?: number; scans?: boolean };
   const row = {
     name: c.name,
-    p50: pct(times, 50),
-    p99: pct(times, 99),
+    p50: percentile(times, 50),
+    p99: percentile(times, 99),
     max: Math.max(...times),
     rows: body.count ?? body.matched ?? null,
     scans: body.scans ?? false,

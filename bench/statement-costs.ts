@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { parseArgs } from 'node:util';
+import { parseFlags, usageError } from './lib/flags.js';
 import { isPostgresUrl } from '../src/core/config.js';
 import {
   claimStatement,
@@ -36,23 +36,21 @@ backend that runs them (/proc/<pid>/schedstat: the server must run on this machi
   --rows N      tasks filled per round (default 20000)
   --rounds N    rounds; figures are medians (default 3)`;
 
-const { values } = parseArgs({
-  options: {
+const flags = parseFlags(
+  process.argv.slice(2),
+  {
     db: { type: 'string' },
-    rows: { type: 'string', default: '20000' },
-    rounds: { type: 'string', default: '3' },
-    help: { type: 'boolean', short: 'h' },
+    rows: { type: 'integer', min: 100, max: 10_000_000 },
+    rounds: { type: 'integer', min: 1, max: 99 },
   },
-});
-if (values.help || values.db === undefined || !isPostgresUrl(values.db)) {
-  console.log(HELP);
-  process.exit(values.help ? 0 : 2);
-}
-const schema = schemaOf(values.db, 'statement_costs');
-const serverUrl = withoutSchema(values.db);
+  HELP,
+);
+if (flags.db === undefined || !isPostgresUrl(flags.db)) usageError('--db must be a postgres:// URL', HELP);
+const schema = schemaOf(flags.db, 'statement_costs');
+const serverUrl = withoutSchema(flags.db);
 const db = withSchema(serverUrl, schema);
-const rows = Number(values.rows);
-const rounds = Number(values.rounds);
+const rows = flags.rows ?? 20_000;
+const rounds = flags.rounds ?? 3;
 const CLAIM_SIZES = [1, 7, 16];
 const ACK_SIZES = [7, 100];
 const HISTORY_MAX = 10;

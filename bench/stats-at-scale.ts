@@ -28,20 +28,42 @@ import { readStats } from '../src/queue/stats.js';
 import { isPostgresUrl, resolveConfig } from '../src/core/config.js';
 import { openDriver } from '../src/drivers/open-driver.js';
 import { TaskqNode } from '../src/service.js';
-import { fillPostgres, fillSqlite, log, rebuildPostgresStats, schemaOf, withoutSchema } from './lib/fill.js';
-import { scriptArgs } from './lib/script-args.js';
+import {
+  fillPostgres,
+  fillSqlite,
+  log,
+  rebuildPostgresStats,
+  schemaOf,
+  withDefaultSchema,
+  withoutSchema,
+} from './lib/fill.js';
+import { parseFlags, usageError } from './lib/flags.js';
+import { percentile } from './lib/util.js';
 
-const { db, flag, has } =
-  scriptArgs(`usage: node --import tsx bench/stats-at-scale.ts --db <sqlite path | postgres url>
-         [--rows 1000000] [--samples 300] [--posters 4] [--keep] [--old]
+const USAGE = `usage: node --import tsx bench/stats-at-scale.ts --db <sqlite path | postgres url>
+         [--rows 1000000] [--samples 300] [--posters 4] [--baseline-ms 5000] [--keep] [--old]
 Times GET /stats, GET /metrics and the stats stream's read at --rows tasks while --posters
 clients POST tasks (docs/stats.md). --keep keeps the filled database, --old also times the
-full-table counts these replaced.`);
-const rows = Number(flag('rows') ?? 1_000_000);
-const samples = Number(flag('samples') ?? 300);
-const posters = Number(flag('posters') ?? 4);
-const keep = has('keep');
-const old = has('old');
+full-table counts these replaced.`;
+const flags = parseFlags(
+  process.argv.slice(2),
+  {
+    db: { type: 'string' },
+    rows: { type: 'integer', min: 1000, max: 100_000_000 },
+    samples: { type: 'integer', min: 1, max: 100_000 },
+    posters: { type: 'integer', min: 0, max: 64 },
+    'baseline-ms': { type: 'integer', min: 0, max: 600_000 },
+    keep: { type: 'boolean' },
+    old: { type: 'boolean' },
+  },
+  USAGE,
+);
+const db = flags.db ?? usageError('--db is required', USAGE);
+const rows = flags.rows ?? 1_000_000;
+const samples = flags.samples ?? 300;
+const posters = flags.posters ?? 4;
+const keep = flags.keep ?? false;
+const old = flags.old ?? false;
 const postgres = isPostgresUrl(db);
 
 const CHUNK = postgres ? 1_000_000 : 250_000;
@@ -149,16 +171,8 @@ async function timeOldCounts(): Promise<Record<string, number>> {
   return out;
 }
 
-const pct = (xs: number[], p: number) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-};
-
 // 1. schema (through the service's own migrate), then the fill
-const dbSetting =
-  postgres && !new URL(db).searchParams.has('schema')
-    ? `${db}${db.includes('?') ? '&' : '?'}schema=stats_bench`
-    : db;
+const dbSetting = withDefaultSchema(db, 'stats_bench');
 const config = resolveConfig(
   { db: dbSetting, role: 'api', port: 0, host: '127.0.0.1', logLevel: 'silent' },
   {},
@@ -223,7 +237,7 @@ await takeLatencies('mark');
 // machine) cause.
 const baseline = monitorEventLoopDelay({ resolution: 1 });
 baseline.enable();
-await new Promise((resolve) => setTimeout(resolve, Number(flag('baseline-ms') ?? 5000)));
+await new Promise((resolve) => setTimeout(resolve, flags['baseline-ms'] ?? 5000));
 baseline.disable();
 const baselinePostLatencies = await takeLatencies('mark');
 
@@ -274,7 +288,7 @@ console.log('| measurement                     |     p50 ms |     p99 ms |     m
 console.log('|---------------------------------|-----------:|-----------:|-----------:|');
 const row = (label: string, xs: number[]) =>
   console.log(
-    `| ${label.padEnd(31)} | ${pct(xs, 50).toFixed(2).padStart(10)} | ${pct(xs, 99).toFixed(2).padStart(10)} | ${Math.max(
+    `| ${label.padEnd(31)} | ${percentile(xs, 50).toFixed(2).padStart(10)} | ${percentile(xs, 99).toFixed(2).padStart(10)} | ${Math.max(
       ...xs,
     )
       .toFixed(2)

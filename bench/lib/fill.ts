@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ACTION_RING_MINUTES } from '../../src/core/actions.js';
+import { isPostgresUrl } from '../../src/core/config.js';
 import { TASK_STATUSES } from '../../src/core/task.js';
 import {
   ACTION_RING_COLUMNS,
@@ -52,6 +53,14 @@ export const log = (text: string) =>
 /** The schema a bench's `?schema=` names, or its own default. */
 export function schemaOf(url: string, fallback: string): string {
   return new URL(url).searchParams.get('schema') ?? fallback;
+}
+
+/** `db` with `?schema=fallback` if it is a PostgreSQL URL that names no schema; a SQLite path as it is. */
+export function withDefaultSchema(db: string, fallback: string): string {
+  if (!isPostgresUrl(db)) return db;
+  const url = new URL(db);
+  if (!url.searchParams.has('schema')) url.searchParams.set('schema', fallback);
+  return url.toString();
 }
 
 /** The URL without taskq's `?schema=` (node-postgres does not know it). */
