@@ -23,20 +23,15 @@ export function parseFlags<S extends Record<string, FlagSpec>>(
   specs: S,
   usage: string,
 ): FlagValues<S> {
-  const options = Object.fromEntries(
+  const options: Record<string, { type: 'boolean' | 'string' }> = Object.fromEntries(
     Object.entries(specs).map(([name, spec]) => [
       name,
       { type: spec.type === 'boolean' ? 'boolean' : 'string' },
     ]),
-  ) as Record<string, { type: 'boolean' | 'string' }>;
+  );
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
-    }) as {
-      values: Record<string, string | boolean | undefined>;
-    });
+    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     return usageError((err as Error).message, usage);
   }

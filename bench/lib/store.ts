@@ -14,6 +14,7 @@ import type { NewTask } from '../../src/core/task.js';
 import type { QueueDriver } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/open-driver.js';
 import pg from 'pg';
+import { withDefaultSchema } from './fill.js';
 import { plainPgUrl, taskqSchema } from './pg-cpu.js';
 import { now, waitUntil } from './util.js';
 
@@ -38,10 +39,9 @@ process.on('exit', () => {
  */
 export async function freshDb(base: string | undefined, defaultSchema = BENCH_SCHEMA): Promise<string> {
   if (base && isPostgresUrl(base)) {
-    const url = new URL(base);
-    if (!url.searchParams.has('schema')) url.searchParams.set('schema', defaultSchema);
-    await recreateSchema(url.toString());
-    return url.toString();
+    const url = withDefaultSchema(base, defaultSchema);
+    await recreateSchema(url);
+    return url;
   }
   const dir = mkdtempSync(join(base ?? tmpdir(), 'taskq-bench-'));
   tempDirs.push(dir);
